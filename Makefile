@@ -1,0 +1,41 @@
+# carscope: `make demo` runs the whole pipeline on the CPU; `make test` runs the tests.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: install demo test test-fast lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium with apt-get"; \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null || \
+		echo "apt-get could not install chromium"; \
+	fi
+	@if [ ! -x $(CHROMIUM) ]; then $(BIN)/python -m playwright install chromium || \
+		echo "warning: no Chromium available; browser tests will be skipped"; fi
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/carscope demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/carscope bench all --scale small
+
+clean:
+	rm -rf build *.egg-info .pytest_cache demo-work

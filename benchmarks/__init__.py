@@ -1,0 +1,1 @@
+"""Benchmarks of every stage (`carscope bench ...`), JSON + Markdown + PNG under benchmarks/results/."""

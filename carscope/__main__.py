@@ -1,0 +1,5 @@
+import sys
+
+from carscope.cli import main
+
+sys.exit(main())

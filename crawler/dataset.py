@@ -1,0 +1,242 @@
+"""The dataset format written by `carscope crawl` and read by `carscope train` (the contract; no heavy imports).
+
+    dataset/
+      specs.parquet       one row per model-year, cleaned typed columns (SPECS_COLUMNS)
+      specs_raw.parquet   long format (model_id, key, value) exactly as scraped
+      images.parquet      one row per stored image (IMAGES_COLUMNS)
+      images/<sha[:2]>/<sha>.jpg   content-addressed photos
+      failures.parquet    url, kind, reason, status, attempts, last_error_at
+      crawl.sqlite        frontier and progress (the crawler's own business)
+      stats.json          counts, rates, status histogram, durations
+
+    python -c "from crawler.dataset import load; d = load('dataset'); print(d.images.head())"
+
+pandas/pyarrow are imported inside the functions that need them, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from carscope.errors import CarscopeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+FORMAT_VERSION = 1
+
+SPECS_FILE = "specs.parquet"
+SPECS_RAW_FILE = "specs_raw.parquet"
+IMAGES_FILE = "images.parquet"
+FAILURES_FILE = "failures.parquet"
+STATS_FILE = "stats.json"
+FRONTIER_FILE = "crawl.sqlite"
+IMAGES_DIR = "images"
+
+VIEWS = ("exterior", "interior", "unknown")
+
+# column -> pandas dtype. Nullable dtypes: a spec a page did not give is <NA>, never 0 or "".
+SPECS_COLUMNS: dict[str, str] = {
+    "model_id": "string",  # e.g. 2023_acme_roadster: year, make and model slugs joined
+    "make": "string",
+    "model": "string",
+    "year": "Int64",
+    "msrp_usd": "Int64",
+    "body_style": "string",
+    "epa_class": "string",
+    "drivetrain": "string",  # AWD / 4WD / FWD / RWD
+    "engine": "string",  # as written, e.g. "2.0L I4 Turbo Gas"
+    "displacement_l": "Float64",
+    "cylinders": "Int64",
+    "fuel": "string",
+    "horsepower": "Int64",
+    "horsepower_rpm": "Int64",
+    "mpg_city": "Int64",
+    "mpg_highway": "Int64",
+    "length_in": "Float64",
+    "width_in": "Float64",
+    "height_in": "Float64",
+    "wheelbase_in": "Float64",
+    "seats": "Int64",
+    "doors": "Int64",
+    "wheel_size_in": "Float64",
+    "page_url": "string",
+    "crawled_at": "datetime64[ns, UTC]",
+}
+SPECS_RAW_COLUMNS: dict[str, str] = {"model_id": "string", "key": "string", "value": "string"}
+IMAGES_COLUMNS: dict[str, str] = {
+    "sha256": "string",
+    "path": "string",  # relative to the dataset dir: images/ab/ab12....jpg
+    "model_id": "string",
+    "view_hint": "string",  # exterior / interior / unknown (from the page, never guessed)
+    "width": "Int64",
+    "height": "Int64",
+    "bytes": "Int64",
+    "source_url": "string",
+    "page_url": "string",
+    "crawled_at": "datetime64[ns, UTC]",
+}
+FAILURES_COLUMNS: dict[str, str] = {
+    "url": "string",
+    "kind": "string",  # page / image / robots / ...
+    "reason": "string",  # short machine-friendly reason: http_404, timeout, corrupt_image, too_small, ...
+    "status": "Int64",  # last HTTP status, <NA> when there was none
+    "attempts": "Int64",
+    "last_error_at": "datetime64[ns, UTC]",
+}
+TABLES = {
+    SPECS_FILE: SPECS_COLUMNS,
+    SPECS_RAW_FILE: SPECS_RAW_COLUMNS,
+    IMAGES_FILE: IMAGES_COLUMNS,
+    FAILURES_FILE: FAILURES_COLUMNS,
+}
+
+
+def image_relpath(sha256: str, ext: str = "jpg") -> str:
+    """Content-addressed path of an image, relative to the dataset directory."""
+    return f"{IMAGES_DIR}/{sha256[:2]}/{sha256}.{ext}"
+
+
+def make_model_id(year: int | str, make: str, model: str) -> str:
+    """`2023`, `Acme`, `Road Star` -> `2023_acme_road_star`."""
+    return "_".join([str(int(year)), slugify(make), slugify(model)])
+
+
+def slugify(text: str) -> str:
+    out, prev_sep = [], True
+    for ch in str(text).lower():
+        if ch.isalnum():
+            out.append(ch)
+            prev_sep = False
+        elif not prev_sep:
+            out.append("_")
+            prev_sep = True
+    return "".join(out).strip("_")
+
+
+def conform(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """Return `df` with exactly the contract's columns first (missing ones added as <NA>) and typed.
+
+    Extra columns are kept after the contract's (a site may scrape more specs than we type)."""
+    import pandas as pd
+
+    df = df.copy()
+    for name, dtype in columns.items():
+        if name not in df.columns:
+            df[name] = pd.Series(pd.NA, index=df.index, dtype="object")
+        if dtype.startswith("datetime64"):
+            df[name] = pd.to_datetime(df[name], utc=True)
+        else:
+            df[name] = df[name].astype(dtype)
+    extra = [c for c in df.columns if c not in columns]
+    return df[list(columns) + extra].reset_index(drop=True)
+
+
+def empty(columns: dict[str, str]) -> pd.DataFrame:
+    import pandas as pd
+
+    return conform(pd.DataFrame({c: [] for c in columns}), columns)
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike, columns: dict[str, str] | None = None) -> None:
+    """Write a parquet table atomically (temp file in the same directory, fsync, rename)."""
+    path = Path(path)
+    if columns is None:
+        columns = TABLES.get(path.name)
+    if columns is not None:
+        df = conform(df, columns)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(obj, path: str | os.PathLike) -> None:
+    """Write JSON atomically."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_table(path: str | os.PathLike, columns: dict[str, str] | None = None) -> pd.DataFrame:
+    import pandas as pd
+
+    path = Path(path)
+    if columns is None:
+        columns = TABLES.get(path.name)
+    if not path.exists():
+        if columns is None:
+            raise CarscopeError(f"{path} does not exist")
+        return empty(columns)
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises a zoo of types for a broken file
+        raise CarscopeError(f"{path} is not a readable parquet file ({type(exc).__name__})") from exc
+    if columns is not None:
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise CarscopeError(f"{path} lacks required columns: {', '.join(missing)}")
+        df = conform(df, columns)
+    return df
+
+
+@dataclass
+class Dataset:
+    """A dataset directory, loaded. `images` rows whose file is missing are dropped (and counted)."""
+
+    root: Path
+    specs: pd.DataFrame
+    images: pd.DataFrame
+    missing_files: int = 0
+
+    def image_path(self, relpath: str) -> Path:
+        return self.root / relpath
+
+    @property
+    def specs_raw(self) -> pd.DataFrame:
+        return read_table(self.root / SPECS_RAW_FILE)
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        return read_table(self.root / FAILURES_FILE)
+
+    @property
+    def stats(self) -> dict:
+        p = self.root / STATS_FILE
+        return json.loads(p.read_text()) if p.exists() else {}
+
+
+def load(root: str | os.PathLike, *, check_files: bool = True) -> Dataset:
+    """Load a dataset directory for reading; raises CarscopeError with a one-line reason when it is not one."""
+    root = Path(root)
+    if not root.is_dir():
+        raise CarscopeError(f"dataset {root} does not exist or is not a directory")
+    for name in (SPECS_FILE, IMAGES_FILE):
+        if not (root / name).exists():
+            raise CarscopeError(f"{root} is not a carscope dataset: {name} is missing (run `carscope crawl` first)")
+    specs = read_table(root / SPECS_FILE)
+    images = read_table(root / IMAGES_FILE)
+    missing = 0
+    if check_files and len(images):
+        exists = images["path"].map(lambda p: (root / p).is_file())
+        missing = int((~exists).sum())
+        images = images[exists].reset_index(drop=True)
+    return Dataset(root=root, specs=specs, images=images, missing_files=missing)

@@ -1,0 +1,1 @@
+"""A self-contained car-catalog website with procedurally drawn photos (`carscope showroom`)."""
