@@ -1,14 +1,265 @@
-"""`carscope demo`: showroom -> crawl -> train -> export -> serve, on the CPU."""
+"""`carscope demo`: showroom -> crawl -> train -> export -> serve, on the CPU, on the embedded showroom.
+
+    carscope demo                      # the demo size; then open http://127.0.0.1:8080
+    carscope demo --scale tiny --check # a minute-long smoke run that ends with one checked prediction
+
+Every stage runs as its own `carscope` command (so what the demo does is exactly what a user would type) and
+writes into --workdir. A stage is recorded in `<workdir>/demo-state.json` only once its command exited 0,
+and every command writes its artifact atomically, so a Ctrl-C at any point leaves nothing half-written and
+a re-run picks up where it stopped (the crawl resumes; finished stages are reused unless --fresh).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# The scales: the showroom's size and the training budget. "demo" is sized to reach a serving app in well
+# under 15 minutes on a 2-core laptop; "tiny" is for the end-to-end test.
+SCALES = {
+    "demo": {"makes": 6, "models_per_make": 4, "years": "2022-2023", "photos": 24,
+             "view_epochs": 4, "model_epochs": 30, "img_size": 128},
+    "tiny": {"makes": 2, "models_per_make": 2, "years": "2023-2023", "photos": 10,
+             "view_epochs": 2, "model_epochs": 8, "img_size": 64},
+}
+
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("demo", help="run the whole pipeline on the embedded showroom", description=__doc__)
-    p.add_argument("--workdir", default="demo-work")
+    p = sub.add_parser("demo", help="run the whole pipeline on the embedded showroom", description=__doc__,
+                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("--workdir", default="demo-work", help="where the dataset, runs and bundle go (default: %(default)s)")
+    p.add_argument("--scale", choices=sorted(SCALES), default="demo")
+    p.add_argument("--fresh", action="store_true", help="start over instead of reusing finished stages")
+    p.add_argument("--host", default="127.0.0.1", help="address the web app listens on")
+    p.add_argument("--port", type=int, default=8080, help="port of the web app (default: %(default)s)")
+    p.add_argument("--browser", choices=["auto", "always", "never"], default="auto",
+                   help="crawl galleries with Chromium (auto: when the site needs it and a browser is present)")
+    p.add_argument("--arch", default=None, help="architecture for both classifiers (default: the CPU default)")
+    p.add_argument("--check", action="store_true",
+                   help="after the app is up, send it one photo, check the answer, stop and exit (0 if right)")
+    p.add_argument("--no-serve", action="store_true", help="stop after the export")
 
 
 def run(args) -> int:
     from carscope.errors import CarscopeError
 
-    raise CarscopeError("the demo is not built yet")
+    if not args.no_serve:
+        _require_free_port(args.host, args.port)
+    work = Path(args.workdir)
+    if args.fresh and work.exists():
+        shutil.rmtree(work)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CarscopeError(f"cannot create work directory {work}: {exc.strerror}") from None
+    scale = SCALES[args.scale]
+    settings = {"scale": args.scale, "arch": args.arch, **scale}
+    state = _State(work / "demo-state.json", settings)
+
+    dataset, view_run, model_run, bundle = work / "dataset", work / "runs" / "view", work / "runs" / "model", work / "bundle"
+    t_start = time.perf_counter()
+    stages = [
+        ("crawl", lambda: _crawl(args, scale, dataset, state)),
+        ("train view", lambda: _carscope("train", "view", "--data", dataset, "--out", view_run,
+                                         "--epochs", scale["view_epochs"], "--img-size", scale["img_size"],
+                                         "--device", "cpu", *_arch(args), fresh_dir=view_run)),
+        ("train model", lambda: _carscope("train", "model", "--data", dataset, "--out", model_run,
+                                          "--view-run", view_run, "--epochs", scale["model_epochs"],
+                                          "--img-size", scale["img_size"], "--device", "cpu", *_arch(args),
+                                          fresh_dir=model_run)),
+        ("export", lambda: _carscope("export", "--view-run", view_run, "--model-run", model_run, "--data", dataset,
+                                     "--out", bundle, "--int8", fresh_dir=bundle)),
+    ]
+    for i, (name, step) in enumerate(stages, 1):
+        if state.done(name):
+            _say(f"[{i}/{len(stages) + 1}] {name}: done before, reusing (use --fresh to redo)")
+            continue
+        _say(f"[{i}/{len(stages) + 1}] {name} ...")
+        t0 = time.perf_counter()
+        step()
+        state.mark(name, seconds=round(time.perf_counter() - t0, 1))
+        _say(f"[{i}/{len(stages) + 1}] {name}: finished in {time.perf_counter() - t0:.0f} s")
+    _say(f"pipeline ready in {time.perf_counter() - t_start:.0f} s; artifacts under {work}/")
+    _summarise(view_run, model_run, bundle)
+    if args.no_serve:
+        return 0
+    _say(f"[{len(stages) + 1}/{len(stages) + 1}] serve")
+    return _serve(args, bundle, model_run, dataset)
+
+
+class _State:
+    """Which stages finished, for which settings; a change of settings starts over."""
+
+    def __init__(self, path: Path, settings: dict):
+        self.path, self.settings = path, settings
+        data = json.loads(path.read_text()) if path.exists() else {}
+        if data.get("settings") != settings:
+            if data:
+                _say("demo settings changed since the last run: starting over")
+                for sub in ("dataset", "runs", "bundle"):
+                    shutil.rmtree(path.parent / sub, ignore_errors=True)
+            data = {"settings": settings, "stages": {}}
+        self.data = data
+
+    def done(self, name: str) -> bool:
+        return name in self.data["stages"]
+
+    def mark(self, name: str, **info) -> None:
+        self.data["stages"][name] = info
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2) + "\n")
+        os.replace(tmp, self.path)
+
+
+def _arch(args) -> list[str]:
+    return ["--arch", args.arch] if args.arch else []
+
+
+def _say(msg: str) -> None:
+    print(f"demo: {msg}", flush=True)
+
+
+def _carscope(*argv, fresh_dir: Path | None = None, check: bool = True) -> int:
+    """Run one `carscope` command in a child process; a failure stops the demo with its exit status."""
+    from carscope.errors import CarscopeError
+
+    if fresh_dir is not None and fresh_dir.exists():  # a stage that did not finish: redo it from scratch
+        shutil.rmtree(fresh_dir)
+    if fresh_dir is not None:
+        fresh_dir.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "carscope", *map(str, argv)]
+    proc = subprocess.run(cmd)
+    if check and proc.returncode != 0:
+        if proc.returncode in (130, -2):
+            raise KeyboardInterrupt
+        raise CarscopeError(f"`carscope {argv[0]}` failed with exit status {proc.returncode}; see its message above",
+                            exit_code=proc.returncode if proc.returncode > 0 else 1)
+    return proc.returncode
+
+
+def _crawl(args, scale: dict, dataset: Path, state: _State) -> None:
+    """Start the showroom on a free loopback port, crawl it (resuming an interrupted crawl), stop it."""
+    port = _free_port()
+    showroom = subprocess.Popen(
+        [sys.executable, "-m", "carscope", "showroom", "--port", str(port), "--makes", str(scale["makes"]),
+         "--models-per-make", str(scale["models_per_make"]), "--years", scale["years"],
+         "--photos", str(scale["photos"]), "--seed", "0"],
+        stdout=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_http(base + "/", 60, proc=showroom, what="the showroom")
+        _say(f"showroom serving {scale['makes']} makes x {scale['models_per_make']} models x {scale['years']} at {base}")
+        resume = ["--resume"] if (dataset / "crawl.sqlite").exists() else []
+        _carscope("crawl", "--start-url", base + "/", "--out", dataset, "--browser", args.browser,
+                  "--delay", "0", *resume)
+    finally:
+        showroom.terminate()
+        try:
+            showroom.wait(10)
+        except subprocess.TimeoutExpired:
+            showroom.kill()
+
+
+def _serve(args, bundle: Path, model_run: Path, dataset: Path) -> int:
+    url = f"http://{args.host}:{args.port}"
+    cmd = [sys.executable, "-m", "carscope", "serve", "--bundle", str(bundle), "--host", args.host,
+           "--port", str(args.port)]
+    proc = subprocess.Popen(cmd)
+    try:
+        _wait_http(url + "/readyz", 120, proc=proc, what="the web app")
+        _say(f"the web app is up: open {url}/ and upload a car photo")
+        _say(f"  try a photo from {dataset}/images/, or the API: curl -F image=@PHOTO.jpg {url}/api/v1/predict")
+        if args.check:
+            return _check_prediction(url, model_run, dataset)
+        _say("Ctrl-C to stop")
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _check_prediction(url: str, model_run: Path, dataset: Path) -> int:
+    """POST one exterior photo of a served class and compare the top-1 with its label."""
+    import pandas as pd
+
+    splits = pd.read_parquet(model_run / "splits.parquet")
+    split = "test" if (splits["split"] == "test").any() else "train"
+    row = splits[splits["split"] == split].iloc[0]
+    photo = dataset / row["path"]
+    answer = _post_image(url + "/api/v1/predict", photo)
+    top1 = answer["model"]["top"][0]["label"]
+    ok = top1 == row["label"]
+    _say(f"check: a {split}-split photo of {row['label']} -> {top1} "
+         f"({answer['model']['top'][0]['confidence']:.0%}): {'right' if ok else 'WRONG'}")
+    return 0 if ok else 1
+
+
+def _post_image(url: str, path: Path) -> dict:
+    import urllib.request
+    import uuid
+
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"photo.jpg\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def _summarise(view_run: Path, model_run: Path, bundle: Path) -> None:
+    for name, run in (("view", view_run), ("model", model_run)):
+        report = run / "report.json"
+        if report.exists():
+            r = json.loads(report.read_text())
+            test = r.get("test", r)
+            acc = test.get("top1", test.get("accuracy"))
+            if acc is not None:
+                _say(f"{name} classifier: test top-1 {acc:.1%} on {test.get('n', '?')} held-out photos")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _require_free_port(host: str, port: int) -> None:
+    from carscope.errors import CarscopeError
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise CarscopeError(f"port {port} on {host} is busy; stop what uses it or pass --port") from None
+
+
+def _wait_http(url: str, timeout_s: float, *, proc: subprocess.Popen, what: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    from carscope.errors import CarscopeError
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise CarscopeError(f"{what} exited with status {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise CarscopeError(f"{what} was not ready within {timeout_s:.0f} s")
