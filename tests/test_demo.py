@@ -1,0 +1,42 @@
+"""The whole pipeline at a tiny scale: showroom -> crawl -> train -> export -> serve -> one checked prediction."""
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_demo_tiny_end_to_end(tmp_path):
+    work = tmp_path / "work"
+    cmd = [sys.executable, "-m", "carscope", "demo", "--scale", "tiny", "--workdir", str(work), "--check",
+           "--port", str(_free_port()), "--browser", "never"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "check:" in proc.stdout and ": right" in proc.stdout
+    for artifact in ("dataset/images.parquet", "runs/view/best.pt", "runs/model/best.pt", "bundle/bundle.json",
+                     "bundle/model.int8.onnx"):
+        assert (work / artifact).exists(), artifact
+    # a second run reuses every finished stage
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.count("done before, reusing") == 4
+
+
+def test_demo_busy_port_is_one_line_exit_2(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "carscope", "demo", "--workdir", str(tmp_path / "w"),
+                               "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "busy" in proc.stderr
+    assert not (tmp_path / "w").exists()  # refused before it touched anything
