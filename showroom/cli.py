@@ -1,21 +1,127 @@
-"""`carscope showroom`: serve the local car-catalog website."""
+"""`carscope showroom`: serve the local car-catalog website (the embedded default data source).
+
+    carscope showroom                                   # 6 makes x 4 models x 2 years on http://127.0.0.1:8700
+    carscope showroom --makes 2 --photos 8 --faults 5xx=0.05,429=0.03,truncate=0.02 --port 0
+    carscope showroom --dump-truth truth.json           # write the ground truth and exit
+
+URL map and fault semantics: showroom/SITE.md. Ctrl-C stops it.
+"""
 
 from __future__ import annotations
 
+import argparse
+
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("showroom", help="serve the local car-catalog website", description=__doc__)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8700)
-    p.add_argument("--makes", type=int, default=6)
-    p.add_argument("--models-per-make", type=int, default=4)
-    p.add_argument("--years", default="2022-2023")
-    p.add_argument("--photos", type=int, default=24)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--faults", default="")
+    p = sub.add_parser("showroom", help="serve the local car-catalog website", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8700, help="port (0: any free port; default: %(default)s)")
+    p.add_argument("--makes", type=int, default=6, help="number of makes (default: %(default)s)")
+    p.add_argument("--models-per-make", type=int, default=4, help="models per make (default: %(default)s)")
+    p.add_argument("--years", default="2022-2023", help="model years A-B (default: %(default)s)")
+    p.add_argument("--photos", type=int, default=24,
+                   help="exterior photos per model-year; interiors are a third of that (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="everything the site serves follows from it")
+    p.add_argument("--faults", default="",
+                   help="e.g. 5xx=0.05,429=0.03,slow=0.02,truncate=0.02,corrupt=0.02,redirect=0.05,dup=0.1")
+    p.add_argument("--crawl-delay", type=float, default=0.0, help="Crawl-delay announced in robots.txt")
+    p.add_argument("--slow-s", type=float, default=0.5, help="delay of a 'slow' fault (default: %(default)s)")
+    p.add_argument("--cache-dir", default=None, help="keep rendered photos here too (survives restarts)")
+    p.add_argument("--prerender", action="store_true", help="render every photo before serving")
+    p.add_argument("--dump-truth", metavar="FILE", default=None,
+                   help="write the ground truth JSON (as /__truth.json) to FILE and exit")
+
+
+def config_from_args(args):
+    from showroom.config import ShowroomConfig, parse_faults, parse_years
+
+    return ShowroomConfig(makes=args.makes, models_per_make=args.models_per_make, years=parse_years(args.years),
+                          photos=args.photos, seed=args.seed, faults=parse_faults(args.faults),
+                          crawl_delay=args.crawl_delay, slow_s=args.slow_s, cache_dir=args.cache_dir)
 
 
 def run(args) -> int:
+    import asyncio
+
     from carscope.errors import CarscopeError
 
-    raise CarscopeError("the showroom is not built yet")
+    config = config_from_args(args)  # raises CarscopeError on bad input: exit 2, one line
+    if not 0 <= args.port <= 65535:
+        raise CarscopeError(f"--port must be in 0..65535, not {args.port}")
+    if args.dump_truth:
+        return _dump_truth(config, args.dump_truth)
+    return asyncio.run(_serve(config, args.host, args.port, args.prerender))
+
+
+def _dump_truth(config, path: str) -> int:
+    import json
+    import os
+    from pathlib import Path
+
+    from carscope.errors import CarscopeError
+    from showroom.catalog import build_catalog, truth
+    from showroom.render import PhotoStore, prerender
+
+    out = Path(path)
+    if not out.parent.is_dir():
+        raise CarscopeError(f"cannot write {out}: directory {out.parent} does not exist")
+    catalog = build_catalog(config)
+    store = PhotoStore(catalog, config.cache_dir)
+    prerender(store)
+    shas = {pid: store.sha256(pid) for pid in catalog.photos}
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(truth(catalog, shas), indent=1) + "\n")
+    os.replace(tmp, out)
+    print(f"wrote the ground truth of {len(catalog.model_years)} model-years and {len(shas)} photos to {out}")
+    return 0
+
+
+async def _serve(config, host: str, port: int, prerender_first: bool) -> int:
+    import asyncio
+    import signal
+    import time
+
+    from aiohttp import web
+
+    from carscope.errors import CarscopeError
+    from showroom.server import create_app, showroom_state
+
+    app = create_app(config)
+    state = showroom_state(app)
+    cat = state.catalog
+    if prerender_first:
+        from showroom.render import prerender
+
+        t0 = time.perf_counter()
+        seconds = await asyncio.get_running_loop().run_in_executor(None, prerender, state.store)
+        print(f"prerendered {len(cat.photos)} photos in {seconds:.1f} s ({time.perf_counter() - t0:.1f} s)")
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise CarscopeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        bound_host, bound_port = runner.addresses[0][:2]
+        url = f"http://{bound_host if ':' not in bound_host else f'[{bound_host}]'}:{bound_port}"
+        n_photos = len(cat.photos)
+        n_dups = sum(p.dup for p in cat.photos.values())
+        print(f"showroom: serving {len(cat.makes)} makes, {len(cat.models)} models, {len(cat.model_years)} "
+              f"model-years, {n_photos} photos (+{n_dups} under /cdn/), seed {config.seed}", flush=True)
+        if config.faults.spec():
+            print(f"showroom: faults {config.faults.spec()}", flush=True)
+        print(f"showroom: {url}/  (truth: {url}/__truth.json, stats: {url}/__stats; Ctrl-C stops)", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread / Windows
+                pass
+        await stop.wait()
+        print("showroom: stopped", flush=True)
+        return 0
+    finally:
+        await runner.cleanup()
