@@ -1,17 +1,42 @@
-"""`carscope export`: trained runs -> ONNX bundle."""
+"""`carscope export`: two trained runs -> a checked ONNX serving bundle.
+
+    carscope export --view-run runs/view --model-run runs/model --data dataset --out bundle --int8
+
+Exits 0 with the bundle written, 2 on bad input (one line), 1 when the exported graph does not match PyTorch
+(the parity numbers in the message). Nothing is left at --out unless the export succeeded.
+"""
 
 from __future__ import annotations
 
+import argparse
+
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("export", help="export trained runs to an ONNX bundle", description=__doc__)
-    p.add_argument("--view-run", required=True)
-    p.add_argument("--model-run", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
+    p = sub.add_parser("export", help="export trained runs to an ONNX bundle", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--view-run", required=True, help="run directory of `carscope train view`")
+    p.add_argument("--model-run", required=True, help="run directory of `carscope train model`")
+    p.add_argument("--data", required=True, help="the dataset both runs were trained on")
+    p.add_argument("--out", required=True, help="bundle directory to write (an earlier bundle there is replaced)")
+    p.add_argument("--int8", action="store_true", help="also write static-QDQ int8 variants (CPU)")
+    p.add_argument("--fp16", action="store_true", help="also write float16 variants (CUDA provider)")
+    p.add_argument("--force", action="store_true",
+                   help="keep an int8/fp16 variant even when it costs more accuracy than allowed")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18; at least 18)")
+    p.add_argument("--eval-photos", type=int, default=1000,
+                   help="at most this many test-split photos for parity and int8 accuracy (default: %(default)s)")
+    p.add_argument("--calib-photos", type=int, default=128,
+                   help="train-split photos to calibrate int8 on, at least 100 (default: %(default)s)")
+    p.add_argument("--thumbs", type=int, default=3, help="thumbnails per class and view (default: %(default)s)")
+    p.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto",
+                   help="ONNX exporter (auto: dynamo, falling back to TorchScript with the reason recorded)")
 
 
 def run(args) -> int:
-    from carscope.errors import CarscopeError
+    from export.pipeline import export_bundle
 
-    raise CarscopeError("export is not built yet")
+    export_bundle(args.view_run, args.model_run, args.data, args.out, int8=args.int8, fp16=args.fp16,
+                  force=args.force, opset=args.opset, eval_photos=args.eval_photos,
+                  calib_photos=args.calib_photos, thumbs_per_view=args.thumbs, exporter=args.exporter,
+                  log=lambda msg: print(msg, flush=True))
+    return 0

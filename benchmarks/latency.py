@@ -1,0 +1,261 @@
+"""`carscope bench latency`: PyTorch eager vs onnxruntime fp32 / int8 (CPU) and fp16 (CUDA), both models, one run.
+
+    carscope bench latency --bundle demo-work/bundle --out benchmarks/results/mine
+
+For each model of the bundle: p50/p90/p99 at batch 1 and throughput at batch 8 and 32 for
+  torch eager   the run's checkpoint (recorded in bundle.json, or --view-run/--model-run), torch.inference_mode
+  ort fp32      the bundle's graph, CPUExecutionProvider
+  ort int8      the bundle's int8 variant, CPUExecutionProvider
+  ort fp16 cuda the fp16 variant with IO binding (inputs and outputs stay on the GPU), where a GPU is lent
+all with the same thread count, in the same process, after a warm-up. Each figure is also given as a fraction of
+the compute ceiling: the model's FLOPs per photo over the peak GFLOP/s of a large fp32 matrix product measured
+on this CPU in the same run. Targets checked: ort fp32 p50 <= 0.6x torch eager; int8 p50 <= 0.35x torch eager
+with >= 99% top-1 agreement with fp32 on the test split (re-measured when the dataset is there).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+TARGET_FP32 = 0.6
+TARGET_INT8 = 0.35
+TARGET_INT8_AGREEMENT = 0.99
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--bundle", required=True, help="bundle directory (carscope export)")
+    p.add_argument("--view-run", default=None, help="view run for the torch baseline (default: recorded)")
+    p.add_argument("--model-run", default=None, help="model run for the torch baseline (default: recorded)")
+    p.add_argument("--data", default=None, help="dataset, for int8 agreement on the test split (default: recorded)")
+    p.add_argument("--runs", type=int, default=200, help="timed calls at batch 1 (default: %(default)s)")
+    p.add_argument("--batches", default="8,32", help="batch sizes for throughput (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="threads for torch and onnxruntime (default: all cores)")
+    p.add_argument("--max-seconds", type=float, default=20.0, help="time cap per measured case (default: %(default)s)")
+    p.add_argument("--models", default="view,model", help="which bundle models (default: %(default)s)")
+
+
+def run(args, out_dir) -> tuple[dict[str, Any], str]:
+    import torch
+
+    from carscope.errors import CarscopeError
+    from export.bundle import load as load_bundle
+
+    bundle = load_bundle(args.bundle)
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    try:
+        sizes = [int(b) for b in args.batches.split(",") if b.strip()]
+    except ValueError:
+        raise CarscopeError(f"--batches wants comma-separated integers, got {args.batches!r}") from None
+    keys = [k.strip() for k in args.models.split(",") if k.strip()]
+    for k in keys:
+        if k not in bundle.models:
+            raise CarscopeError(f"--models: unknown model '{k}' (have: {', '.join(bundle.models)})")
+    peak = matmul_peak_gflops(threads)
+    gpu = _gpu_name()
+    result: dict[str, Any] = {"bundle": str(Path(args.bundle).resolve()), "threads": threads, "runs": args.runs,
+                              # other processes' load skews every figure on a small machine: say how busy it was
+                              "loadavg_1m_before": os.getloadavg()[0],
+                              "batches": sizes, "peak_matmul_gflops": peak, "gpu": gpu, "models": {}}
+    md = [f"## latency: {args.bundle} ({threads} threads; CPU fp32 matmul peak {peak['gflops']:.0f} GFLOP/s"
+          f"{'; GPU ' + gpu if gpu else ''})", "",
+          "| model | engine | p50 ms | p90 ms | p99 ms | " + " | ".join(f"b{b} img/s" for b in sizes)
+          + " | p50 vs torch | % of ceiling (b1) |",
+          "|---|---|---:|---:|---:|" + "---:|" * len(sizes) + "---:|---:|"]
+    for key in keys:
+        res = _bench_model(bundle, key, args, sizes, threads, peak["gflops"])
+        result["models"][key] = res
+        base = res["engines"]["torch_eager"]["batch1"]["p50_ms"]
+        for engine, r in res["engines"].items():
+            if "skipped" in r:
+                md.append(f"| {key} | {engine} | skipped: {r['skipped']} |" + " |" * (4 + len(sizes)))
+                continue
+            tp = " | ".join(f"{r['throughput'][str(b)]['img_per_s']:.0f}" for b in sizes)
+            b1 = r["batch1"]
+            md.append(f"| {key} | {engine} | {b1['p50_ms']:.2f} | {b1['p90_ms']:.2f} | {b1['p99_ms']:.2f} | {tp} | "
+                      f"{b1['p50_ms'] / base:.2f}x | {r['ceiling_fraction_b1']:.1%} |")
+    result["loadavg_1m_after"] = os.getloadavg()[0]
+    md += ["", f"Load average (1 min) before/after: {result['loadavg_1m_before']:.2f}/{result['loadavg_1m_after']:.2f} "
+           f"on {os.cpu_count()} cores.", "", "Targets (p50 at batch 1, against torch eager in the same run):"]
+    for key, res in result["models"].items():
+        for name, t in res["targets"].items():
+            md.append(f"- {key} {name}: {t['text']} -> {'met' if t['met'] else 'NOT met'}")
+    return result, "\n".join(md) + "\n"
+
+
+def _bench_model(bundle, key: str, args, sizes, threads: int, peak_gflops: float) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    from train.checkpoint import load_run
+    from train.models import model_from_checkpoint
+
+    entry = bundle.models[key]
+    run_dir = getattr(args, f"{key}_run") or entry.meta.get("source", {}).get("run")
+    state = load_run(run_dir, task=key) if run_dir else None
+    size = int(entry.input_spec["crop"])
+    rng = np.random.default_rng(0)
+    inputs = {b: rng.standard_normal((b, 3, size, size), dtype=np.float32) for b in [1, *sizes]}
+    res: dict[str, Any] = {"arch": entry.meta.get("arch"), "img_size": size, "engines": {}}
+    model = model_from_checkpoint(state) if state is not None else None
+    flops = model_flops(model, size) if model is not None else None
+    res["gflops_per_image"] = flops / 1e9 if flops else None
+
+    engines: dict[str, Any] = {}
+    if model is not None:
+        tensors = {b: torch.from_numpy(x) for b, x in inputs.items()}
+
+        with torch.inference_mode():  # the serving setting: no autograd bookkeeping
+            engines["torch_eager"] = _measure(lambda b: (lambda: model(tensors[b])), sizes, args)
+    else:
+        from carscope.errors import CarscopeError
+
+        raise CarscopeError(f"no run for the torch baseline of '{key}'; pass --{key}-run")
+    for variant, name in (("fp32", "ort_fp32"), ("int8", "ort_int8")):
+        if variant not in entry.variants():
+            engines[name] = {"skipped": f"bundle has no {variant} variant"}
+            continue
+        from export.onnx_export import cpu_session
+
+        sess = cpu_session(entry.path(variant), threads=threads)
+        iname = sess.get_inputs()[0].name
+        engines[name] = _measure(lambda b, s=sess, n=iname: (lambda: s.run(None, {n: inputs[b]})), sizes, args)
+        del sess
+    engines["ort_fp16_cuda_iobinding"] = _cuda_fp16(entry, inputs, sizes, args)
+    for r in engines.values():
+        if "batch1" in r and flops:
+            r["ceiling_fraction_b1"] = flops / (r["batch1"]["p50_ms"] / 1000) / (peak_gflops * 1e9)
+            for b in sizes:
+                t = r["throughput"][str(b)]
+                t["ceiling_fraction"] = flops * t["img_per_s"] / (peak_gflops * 1e9)
+        elif "batch1" in r:
+            r["ceiling_fraction_b1"] = float("nan")
+    res["engines"] = engines
+    res["targets"] = _targets(entry, engines, args, bundle)
+    return res
+
+
+def _measure(make_call, sizes, args) -> dict[str, Any]:
+    """Batch-1 percentiles and throughput at each batch size; `make_call(b)` returns a no-argument callable."""
+    from benchmarks.common import percentiles, time_calls
+
+    out: dict[str, Any] = {}
+    b1 = time_calls(make_call(1), warmup=10, repeat=args.runs, max_seconds=args.max_seconds)
+    out["batch1"] = percentiles(b1)
+    out["throughput"] = {}
+    for b in sizes:
+        ts = time_calls(make_call(b), warmup=2, repeat=max(5, args.runs // 10), max_seconds=args.max_seconds)
+        med = percentiles(ts)["p50_ms"] / 1000
+        out["throughput"][str(b)] = {"img_per_s": b / med, "p50_ms": med * 1000, "n": len(ts)}
+    return out
+
+
+def _cuda_fp16(entry, inputs, sizes, args) -> dict[str, Any]:
+    """fp16 on the CUDA provider with IO binding: the input is copied to the GPU once, outside the timing."""
+    if "fp16" not in entry.variants():
+        return {"skipped": "bundle has no fp16 variant"}
+    from export.quantize import cuda_session
+
+    sess, why = cuda_session(entry.path("fp16"))
+    if sess is None:
+        return {"skipped": why.replace("not validated: ", "")}
+    import onnxruntime as ort
+
+    iname, oname = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+    bindings = {}
+    for b, x in inputs.items():
+        binding = sess.io_binding()
+        binding.bind_ortvalue_input(iname, ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
+        binding.bind_output(oname, "cuda", 0)  # outputs stay on the device: no copy back inside the timing
+        bindings[b] = binding
+
+    def call(b):
+        def f():
+            sess.run_with_iobinding(bindings[b])
+            bindings[b].synchronize_outputs()  # the clock stops only when the GPU is done
+        return f
+
+    return _measure(call, sizes, args)
+
+
+def _targets(entry, engines, args, bundle) -> dict[str, Any]:
+    base = engines["torch_eager"]["batch1"]["p50_ms"]
+    out: dict[str, Any] = {}
+    if "batch1" in engines.get("ort_fp32", {}):
+        r = engines["ort_fp32"]["batch1"]["p50_ms"] / base
+        out["ort_fp32"] = {"ratio": r, "target": TARGET_FP32, "met": r <= TARGET_FP32,
+                           "text": f"ort fp32 p50 = {r:.2f}x torch eager (target <= {TARGET_FP32}x)"}
+    if "batch1" in engines.get("ort_int8", {}):
+        r = engines["ort_int8"]["batch1"]["p50_ms"] / base
+        agreement, source = _int8_agreement(entry, args, bundle)
+        met = r <= TARGET_INT8 and agreement is not None and agreement >= TARGET_INT8_AGREEMENT
+        agree_txt = f"{agreement:.2%}" if agreement is not None else "unknown"
+        out["ort_int8"] = {"ratio": r, "target": TARGET_INT8, "agreement_vs_fp32": agreement,
+                           "agreement_source": source, "met": met,
+                           "text": f"ort int8 p50 = {r:.2f}x torch eager (target <= {TARGET_INT8}x), top-1 "
+                                   f"agreement with fp32 {agree_txt} ({source}; target >= {TARGET_INT8_AGREEMENT:.0%})"}
+    return out
+
+
+def _int8_agreement(entry, args, bundle) -> tuple[float | None, str]:
+    """Top-1 agreement int8 vs fp32 on the test split: re-measured when the photos are here, else as exported."""
+
+    recorded = entry.meta["variants"]["int8"].get("metrics", {}).get("top1_agreement_vs_fp32")
+    data = args.data or bundle.meta.get("source", {}).get("data")
+    splits = entry.meta.get("source", {}).get("splits")
+    if not data or not splits or not Path(data).is_dir() or not Path(splits).is_file():
+        return recorded, "recorded at export"
+    from crawler.dataset import load as load_dataset
+    from export.onnx_export import cpu_session
+    from export.photos import batches, split_photos
+
+    test = split_photos(splits, load_dataset(data), "test", entry.labels)
+    if test.empty:
+        return recorded, "recorded at export"
+    fp32, int8 = cpu_session(entry.path("fp32")), cpu_session(entry.path("int8"))
+    name = fp32.get_inputs()[0].name
+    agree = n = 0
+    for x in batches(test["file"].tolist(), entry.input_spec):
+        a = fp32.run(None, {name: x})[0].argmax(1)
+        b = int8.run(None, {name: x})[0].argmax(1)
+        agree += int((a == b).sum())
+        n += len(a)
+    return agree / n, f"{n} test photos"
+
+
+def model_flops(model, size: int) -> float | None:
+    """FLOPs of one photo's forward pass (a multiply-add counts 2), by torch's FLOP counter."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(torch.zeros(1, 3, size, size))
+    return float(counter.get_total_flops()) or None
+
+
+def matmul_peak_gflops(threads: int, n: int = 2048, repeat: int = 8) -> dict[str, Any]:
+    """The compute ceiling: best fp32 GFLOP/s of an n x n matrix product on this CPU with `threads` threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)  # warm-up: thread pool and oneDNN kernels
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return {"gflops": 2 * n**3 / best / 1e9, "n": n, "best_s": best, "dtype": "float32"}
+
+
+def _gpu_name() -> str | None:
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception:  # a broken driver is "no GPU" for a benchmark
+        return None

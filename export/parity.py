@@ -1,0 +1,57 @@
+"""How close two sets of logits are: the numbers a bundle records for every exported graph.
+
+    python -c "import numpy as np; from export.parity import compare; a = np.eye(3); print(compare(a, a + 1e-6))"
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+FP32_MAX_REL_ERROR = 1e-3  # fp32 graphs differ from eager PyTorch by kernel order only (~1e-6 relative)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits.astype(np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray, *, temperature: float = 1.0,
+            targets: np.ndarray | None = None) -> dict[str, Any]:
+    """max |Δlogit|, relative error (per photo |Δ|∞ / |reference|∞, worst photo), probability error,
+    top-1 agreement, and both top-1 accuracies when `targets` are given."""
+    reference = np.asarray(reference, dtype=np.float64)
+    candidate = np.asarray(candidate, dtype=np.float64)
+    if reference.shape != candidate.shape:
+        raise ValueError(f"logit shapes differ: {reference.shape} vs {candidate.shape}")
+    n = len(reference)
+    diff = np.abs(reference - candidate)
+    scale = np.maximum(np.abs(reference).max(axis=1), 1e-12)
+    top_ref, top_cand = reference.argmax(axis=1), candidate.argmax(axis=1)
+    out: dict[str, Any] = {
+        "photos": n,
+        "max_abs_logit_diff": float(diff.max()) if n else 0.0,
+        "mean_abs_logit_diff": float(diff.mean()) if n else 0.0,
+        "max_rel_error": float((diff.max(axis=1) / scale).max()) if n else 0.0,
+        "max_abs_prob_diff": float(np.abs(softmax(reference, temperature) - softmax(candidate, temperature)).max())
+        if n else 0.0,
+        "top1_agreement": float((top_ref == top_cand).mean()) if n else 1.0,
+        "top1_disagreements": int((top_ref != top_cand).sum()),
+    }
+    if targets is not None and n:
+        targets = np.asarray(targets)
+        out["top1_reference"] = float((top_ref == targets).mean())
+        out["top1_candidate"] = float((top_cand == targets).mean())
+    return out
+
+
+def summary(p: dict[str, Any]) -> str:
+    """One line for logs and errors."""
+    s = (f"{p['photos']} photos, top-1 agreement {p['top1_agreement']:.2%} ({p['top1_disagreements']} differ), "
+         f"max |Δlogit| {p['max_abs_logit_diff']:.2e}, max rel. error {p['max_rel_error']:.2e}")
+    if "top1_reference" in p:
+        s += f", top-1 {p['top1_reference']:.2%} -> {p['top1_candidate']:.2%}"
+    return s

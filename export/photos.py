@@ -1,0 +1,120 @@
+"""The photos an export checks itself on: a run's splits resolved against a dataset, preprocessed in batches.
+
+    python -c "from export.photos import split_photos; from train.checkpoint import load_run; \
+from crawler.dataset import load; print(split_photos('runs/model', load('dataset'), 'test', \
+load_run('runs/model')['labels']).head())"
+
+The tensors fed to PyTorch and onnxruntime come from train's eval transform (`train/presets.py`), the one
+definition of preprocessing; serve's numpy version is held against it by tests/export/test_preprocess_parity.py.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from carscope.errors import CarscopeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pandas as pd
+
+    from crawler.dataset import Dataset
+
+SPLITS_FILE = "splits.parquet"
+SPLITS_COLUMNS = ("sha256", "label", "split")
+MIN_MATCH = 0.5  # below this share of a run's photos found in the dataset, it is not the run's dataset
+
+
+def read_splits(run_dir: str | os.PathLike) -> pd.DataFrame:
+    """The run's splits.parquet (`run_dir` may also name the file itself), checked for the columns export needs."""
+    import pandas as pd
+
+    path = Path(run_dir)
+    if path.suffix != ".parquet":
+        path = path / SPLITS_FILE
+    if not path.is_file():
+        raise CarscopeError(f"run {run_dir} has no {SPLITS_FILE}; it was not written by `carscope train`")
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types for a broken file
+        raise CarscopeError(f"{path} is not a readable parquet file ({type(exc).__name__})") from exc
+    missing = [c for c in SPLITS_COLUMNS if c not in df.columns]
+    if missing:
+        raise CarscopeError(f"{path} lacks columns: {', '.join(missing)}")
+    return df
+
+
+def split_photos(run_dir: str | os.PathLike, dataset: Dataset, split: str, labels: list[str],
+                 splits: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Rows of `split` with `file` (absolute path in `dataset`) and `target` (index into `labels`).
+
+    Photos are matched by sha256, not by path, so a dataset that was moved or merged still matches. A run
+    whose photos are mostly absent from `dataset` was trained on another dataset: CarscopeError."""
+    if splits is None:
+        splits = read_splits(run_dir)
+    rows = splits[splits["split"].astype(str) == split]
+    if rows.empty:
+        return rows.assign(file=[], target=[])
+    by_sha = dict(zip(dataset.images["sha256"].astype(str), dataset.images["path"].astype(str), strict=True))
+    found = rows["sha256"].astype(str).map(by_sha)
+    n, k = len(rows), int(found.notna().sum())
+    if k < MIN_MATCH * n:
+        raise CarscopeError(f"dataset {dataset.root} does not match run {run_dir}: only {k} of its {n} "
+                            f"{split}-split photos are in the dataset")
+    index = {label: i for i, label in enumerate(labels)}
+    rows = rows.assign(file=[str(dataset.root / p) if isinstance(p, str) else None for p in found],
+                       target=rows["label"].astype(str).map(index))
+    rows = rows[rows["file"].notna() & rows["target"].notna()]
+    # sorted by hash: the same photos in the same order on every export of the same run
+    return rows.assign(target=rows["target"].astype(int)).sort_values("sha256").reset_index(drop=True)
+
+
+def eval_transform(spec: dict[str, Any]) -> Callable[[Any], Any]:
+    """PIL RGB image -> float32 CHW tensor, as train evaluates (train/presets.py when it is there)."""
+    try:
+        from train import presets  # the one definition, written by the training stage
+    except ImportError:
+        presets = None
+    if presets is not None:
+        for name in ("eval_transform", "make_eval_transform", "build_eval_transform"):
+            if hasattr(presets, name):
+                return getattr(presets, name)(spec)
+        if hasattr(presets, "ClassificationPresetEval"):
+            return presets.ClassificationPresetEval(spec)
+    return _spec_transform(spec)
+
+
+def _spec_transform(spec: dict[str, Any]):
+    """The checkpoint spec spelled out with torchvision (used only until train/presets.py exists)."""
+    from torchvision import transforms as T
+
+    interp = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC,
+              "nearest": T.InterpolationMode.NEAREST}[spec.get("interpolation", "bilinear")]
+    return T.Compose([T.Resize(int(spec["resize"]), interpolation=interp, antialias=True),
+                      T.CenterCrop(int(spec["crop"])), T.ToTensor(),
+                      T.Normalize(mean=spec["mean"], std=spec["std"])])
+
+
+def open_rgb(path: str | os.PathLike):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def batches(files: list[str], spec: dict[str, Any], batch_size: int = 32) -> Iterator[np.ndarray]:
+    """float32 NCHW arrays of preprocessed photos, `batch_size` at a time, in the order of `files`."""
+    import numpy as np
+
+    transform = eval_transform(spec)
+    for start in range(0, len(files), batch_size):
+        chunk = []
+        for f in files[start:start + batch_size]:
+            try:
+                chunk.append(np.asarray(transform(open_rgb(f)), dtype=np.float32))
+            except OSError as exc:  # Pillow's UnidentifiedImageError is an OSError
+                raise CarscopeError(f"photo {f} cannot be read ({type(exc).__name__})") from None
+        yield np.ascontiguousarray(np.stack(chunk))

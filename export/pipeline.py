@@ -1,0 +1,359 @@
+"""Two trained runs -> a checked serving bundle (`export_bundle`, what `carscope export` and the demo call).
+
+    python -c "from export.pipeline import export_bundle; export_bundle('runs/view', 'runs/model', 'dataset', \
+'bundle', int8=True)"
+
+An export is done only when it has proven itself: each graph passes onnx.checker, its onnxruntime logits
+match PyTorch's on the run's held-out test photos (every top-1 the same), an int8 variant keeps accuracy within
+1 point of fp32 (or is refused, with the numbers, unless `force`), and the finished bundle re-reads and
+verifies through export/bundle.py. Everything is built in a temporary directory beside `out` and renamed into
+place at the end, so a failed or interrupted export leaves no half bundle.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from carscope.errors import CarscopeError
+from export.bundle import BUNDLE_JSON, FORMAT_VERSION, Bundle, load, sha256_file, write_meta
+
+INT8_MAX_DROP_POINTS = 1.0  # int8 may cost at most this much test top-1 (percentage points) without --force
+FP16_MIN_AGREEMENT = 0.99
+MIN_CALIB_PHOTOS = 100
+THUMB_SIZE = 192  # longest side, px: the result page shows them small
+PREPROCESS_KEYS = ("resize", "crop", "mean", "std")
+
+
+class ExportFailed(CarscopeError):
+    """The export ran but did not prove itself (parity): exit status 1, the numbers in the message."""
+
+    def __init__(self, message: str):
+        super().__init__(message, exit_code=1)
+
+
+def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, data: str | os.PathLike,
+                  out: str | os.PathLike, *, int8: bool = False, fp16: bool = False, force: bool = False,
+                  opset: int | None = None, eval_photos: int = 1000, calib_photos: int = 128,
+                  thumbs_per_view: int = 3, exporter: str = "auto",
+                  log: Callable[[str], Any] = print) -> Bundle:
+    """Export the view and model runs trained on `data` into the bundle directory `out`; returns it, loaded.
+
+    `eval_photos` caps the test-split photos used for parity and int8 accuracy; `calib_photos` is the number of
+    train-split photos int8 is calibrated on (all of them when the split is smaller). Raises CarscopeError
+    (exit 2) for bad input and ExportFailed (exit 1) when the exported graph does not match PyTorch."""
+    from crawler import dataset as dsmod
+    from export.onnx_export import DEFAULT_OPSET, MIN_OPSET
+    from export.photos import read_splits, split_photos
+    from train.checkpoint import VIEW_LABELS, load_run
+
+    opset = DEFAULT_OPSET if opset is None else int(opset)
+    if opset < MIN_OPSET:
+        raise CarscopeError(f"--opset {opset} is too old; carscope exports opset {MIN_OPSET} or newer")
+    if calib_photos < MIN_CALIB_PHOTOS:
+        raise CarscopeError(f"int8 calibration needs at least {MIN_CALIB_PHOTOS} photos (got {calib_photos})")
+    if eval_photos < 1:
+        raise CarscopeError("eval_photos must be at least 1")
+    out = Path(out)
+    _check_out(out)
+    runs = {"view": Path(view_run), "model": Path(model_run)}
+    if runs["view"].resolve() == runs["model"].resolve():
+        raise CarscopeError("--view-run and --model-run are the same run")
+    dataset = dsmod.load(data)
+    states = {key: load_run(path, task=key) for key, path in runs.items()}
+    for state in states.values():
+        missing = [k for k in PREPROCESS_KEYS if k not in state["preprocess"]]
+        if missing:
+            raise CarscopeError(f"{state['path']} has an incomplete preprocessing spec (no {', '.join(missing)})")
+    if sorted(states["view"]["labels"]) != sorted(VIEW_LABELS):
+        raise CarscopeError(f"{runs['view']} does not classify {' / '.join(VIEW_LABELS)} "
+                            f"(its labels: {', '.join(states['view']['labels'][:5])})")
+    known = set(dataset.specs["model_id"].astype(str))
+    absent = [label for label in states["model"]["labels"] if label not in known]
+    if absent:
+        raise CarscopeError(f"dataset {dataset.root} does not match run {runs['model']}: {len(absent)} of its "
+                            f"{len(states['model']['labels'])} classes are not in specs.parquet (e.g. {absent[0]})")
+    photos: dict[str, dict[str, Any]] = {}
+    for key, state in states.items():
+        splits = read_splits(runs[key])
+        test = split_photos(runs[key], dataset, "test", state["labels"], splits)
+        if test.empty:
+            raise CarscopeError(f"run {runs[key]} has no test-split photos in {dataset.root} to check the export on")
+        train = split_photos(runs[key], dataset, "train", state["labels"], splits)
+        photos[key] = {"test": test, "train": train}
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    work = tmp / ".work"
+    work.mkdir()
+    t0 = time.perf_counter()
+    try:
+        models = {}
+        for key in ("view", "model"):
+            models[key] = _export_model(key, states[key], runs[key], photos[key], tmp, work, log=log,
+                                        opset=opset, exporter=exporter, int8=int8, fp16=fp16, force=force,
+                                        eval_photos=eval_photos, calib_photos=calib_photos)
+        log("thumbnails and specs")
+        thumbs = _write_thumbs(photos["model"]["train"], dataset, tmp, models["view"], states["view"],
+                               thumbs_per_view)
+        specs = dataset.specs[dataset.specs["model_id"].astype(str).isin(states["model"]["labels"])]
+        dsmod.write_table(specs, tmp / "specs.parquet", dsmod.SPECS_COLUMNS)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "tools": _tool_versions(),
+            "models": models,
+            "thumbs": thumbs,
+            "specs": "specs.parquet",
+            "source": {"data": str(dataset.root.resolve()),
+                       "images": int(len(dataset.images))},
+            "options": {"int8": int8, "fp16": fp16, "force": force, "opset": opset, "exporter": exporter,
+                        "eval_photos": eval_photos, "calib_photos": calib_photos},
+            "export_s": round(time.perf_counter() - t0, 2),
+        }
+        shutil.rmtree(work)
+        write_meta(meta, tmp)
+        load(tmp, verify=True)  # the bundle must read back through the contract module before it is published
+        _publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"bundle written to {out} in {time.perf_counter() - t0:.1f}s")
+    return load(out, verify=False)
+
+
+def _check_out(out: Path) -> None:
+    """Replacing an earlier bundle is fine; writing over some other directory is not."""
+    if out.exists():
+        if not out.is_dir():
+            raise CarscopeError(f"--out {out} exists and is not a directory")
+        if any(out.iterdir()) and not (out / BUNDLE_JSON).is_file():
+            raise CarscopeError(f"--out {out} is a non-empty directory that is not a bundle; choose another path")
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Rename `tmp` to `out`; an old bundle there is moved aside first and removed only once the new one is in."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / "bundle")
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old / "bundle", out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path, work: Path, *, log, opset: int,
+                  exporter: str, int8: bool, fp16: bool, force: bool, eval_photos: int,
+                  calib_photos: int) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    from export.onnx_export import INPUT_NAME, OUTPUT_NAME, choose_graph, cpu_session, export_onnx
+    from export.parity import FP32_MAX_REL_ERROR, compare, summary
+    from export.photos import SPLITS_FILE, batches
+    from train.models import model_from_checkpoint
+
+    spec = dict(state["preprocess"])
+    size = int(spec["crop"])
+    labels = list(state["labels"])
+    temperature = float(state["temperature"])
+    try:
+        model = model_from_checkpoint(state)
+    except (RuntimeError, KeyError, TypeError) as exc:  # state dict does not fit the arch it names
+        raise CarscopeError(f"{state['path']}: weights do not fit arch '{state['arch']}' "
+                            f"({str(exc).strip().splitlines()[0][:120]})") from None
+
+    raw = work / f"{key}.raw.onnx"
+    info = export_onnx(model, size, raw, opset, exporter)
+    how = info["exporter"] + (f" (dynamo failed: {info['fallback_reason']})" if info["fallback_reason"] else "")
+    log(f"{key}: {state['arch']} exported with {how}, opset {opset}, in {info['export_s']:.1f}s; onnx.checker ok")
+    fname = f"{key}.onnx"
+    graph = choose_graph(raw, tmp / fname, size, work_dir=work)
+    m = graph["measured"]
+    log(f"{key}: shipping the {graph['chosen'].replace('_', ' ')} graph (load+optimise "
+        f"{m['optimise_at_load']['load_ms']:.0f} ms, p50 {m['optimise_at_load']['p50_ms']:.2f} ms; offline "
+        f"{m['offline_optimised']['load_ms']:.0f} ms, p50 {m['offline_optimised']['p50_ms']:.2f} ms)")
+
+    test = photos["test"].iloc[:eval_photos]
+    files, targets = test["file"].tolist(), test["target"].to_numpy()
+    session = cpu_session(tmp / fname)
+    eager, fp32 = [], []
+    with torch.inference_mode():
+        for x in batches(files, spec):
+            eager.append(model(torch.from_numpy(x)).float().numpy())
+            fp32.append(session.run(None, {INPUT_NAME: x})[0])
+        first = next(batches(files[:1], spec))
+        single = session.run(None, {INPUT_NAME: first})[0]
+    eager, fp32 = np.concatenate(eager), np.concatenate(fp32).astype(np.float32)
+    parity = compare(eager, fp32, temperature=temperature, targets=targets)
+    parity.update(provider="CPUExecutionProvider", split="test",
+                  batch1_max_abs_logit_diff=float(np.abs(single[0] - fp32[0]).max()))
+    if parity["top1_agreement"] < 1.0 or parity["max_rel_error"] > FP32_MAX_REL_ERROR:
+        raise ExportFailed(f"{key}: onnxruntime fp32 does not match PyTorch: {summary(parity)} "
+                           f"(needs every top-1 equal and max rel. error <= {FP32_MAX_REL_ERROR:g})")
+    log(f"{key}: parity fp32 vs PyTorch: {summary(parity)}")
+
+    run_files = {name: run_dir / name for name in (SPLITS_FILE, "config.json", "report.json")}
+    entry: dict[str, Any] = {
+        "file": fname, "sha256": sha256_file(tmp / fname), "task": key, "arch": state["arch"],
+        "arch_kwargs": _jsonable(state.get("arch_kwargs", {})), "labels": labels,
+        "input": {"name": INPUT_NAME, **_jsonable(spec), "shape": ["batch", 3, size, size]},
+        "output": {"name": OUTPUT_NAME, "kind": "logits"},
+        "temperature": temperature,
+        "metrics": _jsonable(state.get("metrics", {})), "epoch": _jsonable(state.get("epoch")),
+        "parity": parity, "export": info, "graph": graph, "variants": {}, "refused": {},
+        "source": {"run": str(run_dir.resolve()), "checkpoint": str(Path(state["path"]).resolve()),
+                   "checkpoint_sha256": sha256_file(state["path"]),
+                   **{f"{Path(n).stem}": str(p.resolve()) for n, p in run_files.items() if p.is_file()},
+                   "splits_sha256": sha256_file(run_files[SPLITS_FILE])},
+    }
+
+    if int8:
+        from export.quantize import to_int8
+
+        train = photos["train"].sample(frac=1.0, random_state=0) if len(photos["train"]) else photos["train"]
+        calib = train["file"].tolist()[:calib_photos]
+        if not calib:
+            raise CarscopeError(f"run {run_dir} has no train-split photos in the dataset to calibrate int8 on")
+        q_file = f"{key}.int8.onnx"
+        quant = to_int8(raw, tmp / q_file, batches(calib, spec, 16))
+        q_session = cpu_session(tmp / q_file)
+        q_logits = np.concatenate([q_session.run(None, {INPUT_NAME: x})[0] for x in batches(files, spec)])
+        vs = compare(fp32, q_logits, temperature=temperature, targets=targets)
+        drop = (vs["top1_reference"] - vs["top1_candidate"]) * 100
+        metrics = {"split": "test", "photos": vs["photos"], "top1_fp32": vs["top1_reference"],
+                   "top1_int8": vs["top1_candidate"], "top1_drop_points": round(drop, 4),
+                   "top1_agreement_vs_fp32": vs["top1_agreement"], "max_abs_logit_diff": vs["max_abs_logit_diff"],
+                   "max_abs_prob_diff": vs["max_abs_prob_diff"]}
+        line = (f"{key}: int8 on {vs['photos']} test photos: top-1 {vs['top1_reference']:.2%} fp32 -> "
+                f"{vs['top1_candidate']:.2%} int8 (drop {drop:.2f} points), agreement with fp32 "
+                f"{vs['top1_agreement']:.2%}, calibrated on {quant['calibration']['photos']} train photos")
+        if drop > INT8_MAX_DROP_POINTS and not force:
+            (tmp / q_file).unlink()
+            entry["refused"]["int8"] = {"reason": f"top-1 drops {drop:.2f} points > {INT8_MAX_DROP_POINTS:g}",
+                                        "metrics": metrics, "quantization": quant}
+            log(f"{line}: REFUSED (more than {INT8_MAX_DROP_POINTS:g} point; --force keeps it)")
+        else:
+            forced = drop > INT8_MAX_DROP_POINTS
+            entry["variants"]["int8"] = {"file": q_file, "sha256": sha256_file(tmp / q_file), "metrics": metrics,
+                                         "quantization": quant, "forced": forced}
+            log(line + (" (kept by --force)" if forced else ""))
+
+    if fp16:
+        from export.quantize import cuda_session, to_fp16
+
+        h_file = f"{key}.fp16.onnx"
+        conv = to_fp16(raw, tmp / h_file)
+        sess, reason = cuda_session(tmp / h_file)
+        variant = {"file": h_file, "provider": "CUDAExecutionProvider", "conversion": conv}
+        if sess is None:
+            variant["validation"] = {"validated": False, "reason": reason}
+            log(f"{key}: fp16 written, {reason}")
+        else:
+            h_logits = np.concatenate([sess.run(None, {INPUT_NAME: x})[0] for x in batches(files, spec)])
+            vs = compare(eager, h_logits, temperature=temperature, targets=targets)
+            variant["validation"] = {"validated": True, "vs": "pytorch fp32", **vs}
+            log(f"{key}: fp16 on CUDA vs PyTorch fp32: {summary(vs)}")
+            if vs["top1_agreement"] < FP16_MIN_AGREEMENT and not force:
+                (tmp / h_file).unlink()
+                entry["refused"]["fp16"] = {"reason": f"top-1 agreement {vs['top1_agreement']:.2%} < "
+                                                      f"{FP16_MIN_AGREEMENT:.0%}", "validation": vs}
+                variant = None
+        if variant is not None:
+            variant["sha256"] = sha256_file(tmp / h_file)
+            entry["variants"]["fp16"] = variant
+    return entry
+
+
+def _write_thumbs(train, dataset, tmp: Path, view_entry: dict, view_state: dict, per_view: int) -> dict:
+    """A few small train-split photos per served class and view. The view comes from the page's hint; photos
+    from mixed, unlabelled galleries are sorted by the exported view model."""
+    import numpy as np
+
+    from export.onnx_export import INPUT_NAME, cpu_session
+    from export.photos import batches, open_rgb
+
+    if per_view <= 0 or train.empty:
+        return {}
+    hints = dict(zip(dataset.images["sha256"].astype(str), dataset.images["view_hint"].astype(str), strict=True))
+    train = train.assign(view=train["sha256"].astype(str).map(hints).fillna("unknown"))
+    unsure = []
+    for _, group in train.groupby("label", sort=True):
+        counts = group["view"].value_counts()
+        if min(counts.get("exterior", 0), counts.get("interior", 0)) < per_view:
+            unsure.append(group[group["view"] == "unknown"].head(4 * per_view))
+    if unsure:
+        import pandas as pd
+
+        unknown = pd.concat(unsure)
+        if len(unknown):
+            session = cpu_session(tmp / view_entry["file"])
+            logits = np.concatenate([session.run(None, {INPUT_NAME: x})[0]
+                                     for x in batches(unknown["file"].tolist(), view_state["preprocess"])])
+            predicted = [view_entry["labels"][i] for i in logits.argmax(axis=1)]
+            train.loc[unknown.index, "view"] = predicted
+    thumbs: dict[str, dict[str, list[str]]] = {}
+    for label, group in train.groupby("label", sort=True):
+        folder = _safe_name(str(label))
+        for view in ("exterior", "interior"):
+            rows = group[group["view"] == view].head(per_view)
+            for n, f in enumerate(rows["file"]):
+                rel = f"thumbs/{folder}/{view}_{n}.jpg"
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                im = open_rgb(f)
+                im.thumbnail((THUMB_SIZE, THUMB_SIZE))
+                im.save(tmp / rel, "JPEG", quality=82, optimize=True)
+                thumbs.setdefault(str(label), {}).setdefault(view, []).append(rel)
+    return thumbs
+
+
+def _safe_name(label: str) -> str:
+    """A label as a folder name: model_ids are slugs already; anything else is slugified (never a path)."""
+    from crawler.dataset import slugify
+
+    if label and all(c.isalnum() or c in "_-" for c in label):
+        return label
+    return slugify(label) or "label"
+
+
+def _tool_versions() -> dict[str, str]:
+    import platform
+
+    import numpy
+    import onnx
+    import onnxruntime
+    import torch
+
+    versions = {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+                "numpy": numpy.__version__, "python": platform.python_version()}
+    try:
+        import onnxscript
+
+        versions["onnxscript"] = onnxscript.__version__
+    except ImportError:  # only the dynamo exporter needs it
+        pass
+    return versions
+
+
+def _jsonable(obj):
+    """Checkpoint values as JSON: tensors and numpy scalars become numbers/lists; anything else a string."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)

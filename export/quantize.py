@@ -1,0 +1,101 @@
+"""The int8 and fp16 variants of an exported fp32 graph.
+
+    python -c "from export.quantize import to_fp16; to_fp16('model.onnx', 'model.fp16.onnx')"
+
+int8 is static QDQ with per-channel weights: activations uint8 and weights int8 (onnxruntime's recommended
+U8S8 for x86 CPUs), calibrated with MinMax on train-split photos, after `quant_pre_process` (shape inference
+and graph optimisation, which quantisation needs for good scales).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from carscope.errors import CarscopeError
+
+
+def to_int8(fp32: str | os.PathLike, dest: str | os.PathLike, calibration: Iterable, *,
+            per_channel: bool = True) -> dict[str, Any]:
+    """Quantise `fp32` to `dest`; `calibration` yields float32 NCHW arrays (the train-split photos)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
+
+    from export.onnx_export import INPUT_NAME
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, arrays):
+            self.arrays, self.n = iter(arrays), 0
+
+        def get_next(self):
+            a = next(self.arrays, None)
+            if a is None:
+                return None
+            self.n += len(a)
+            return {INPUT_NAME: a}
+
+    reader = Reader(calibration)
+    dest = Path(dest)
+    # the quantisation tools log per-node chatter at INFO on the root logger
+    previous = logging.getLogger().level
+    logging.getLogger().setLevel(logging.WARNING)
+    try:
+        with tempfile.TemporaryDirectory(prefix="carscope-quant-", dir=dest.parent) as tmp:
+            pre = Path(tmp) / "pre.onnx"
+            quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+            quantize_static(str(pre), str(dest), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={"CalibTensorRangeSymmetric": False})
+    finally:
+        logging.getLogger().setLevel(previous)
+    if reader.n == 0:
+        raise CarscopeError("int8 calibration got no photos")
+    return {"format": "QDQ", "per_channel": per_channel, "activations": "uint8", "weights": "int8",
+            "calibration": {"method": "MinMax", "photos": reader.n, "split": "train"}}
+
+
+def to_fp16(fp32: str | os.PathLike, dest: str | os.PathLike) -> dict[str, Any]:
+    """A float16 graph for the CUDA provider; inputs and outputs stay float32 so callers need not change."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(fp32))
+    half = convert_float_to_float16(model, keep_io_types=True)
+    onnx.save(half, str(dest))
+    return {"io_types": "float32", "weights": "float16"}
+
+
+def cuda_session(path: str | os.PathLike):
+    """A CUDA-provider session, or None with the reason when this machine cannot run one."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return None, "not validated: onnxruntime has no CUDA provider"
+    try:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    except Exception:  # a broken CUDA install should read as "no CUDA", not crash the export
+        has_gpu = False
+    if not has_gpu:
+        return None, "not validated: no CUDA"
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(str(path), so, providers=["CUDAExecutionProvider"])
+    except Exception as exc:  # missing cuDNN etc.
+        return None, f"not validated: CUDA session failed ({type(exc).__name__})"
+    if sess.get_providers()[0] != "CUDAExecutionProvider":
+        return None, "not validated: CUDA provider did not load"
+    return sess, None

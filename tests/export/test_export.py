@@ -1,0 +1,243 @@
+"""`carscope export` on tiny runs: the bundle it writes, the numbers it records, and how it refuses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from carscope.cli import main
+from carscope.errors import CarscopeError
+from export import bundle as bmod
+
+from .conftest import make_dataset
+
+
+def _leftovers(parent: Path) -> list[str]:
+    return [p.name for p in parent.iterdir() if p.name.startswith(".")]
+
+
+def _ort(path: Path):
+    from export.onnx_export import cpu_session
+
+    return cpu_session(path, threads=1)
+
+
+def test_bundle_is_complete_and_reads_back(bundle, tiny):
+    out, _ = bundle
+    data, view_run, model_run = tiny
+    b = bmod.load(out)  # verifies every file's sha256
+    from train.checkpoint import load_run
+
+    for key, run in (("view", view_run), ("model", model_run)):
+        state = load_run(run)
+        entry = b.models[key]
+        assert entry.labels == state["labels"]
+        assert entry.temperature == pytest.approx(1.5)
+        assert {k: entry.input_spec[k] for k in state["preprocess"]} == state["preprocess"]
+        assert entry.meta["export"]["exporter"] == "dynamo" and entry.meta["export"]["fallback_reason"] is None
+        assert entry.meta["graph"]["chosen"] in ("optimise_at_load", "offline_optimised")
+        assert set(entry.meta["graph"]["measured"]) == {"optimise_at_load", "offline_optimised"}
+        assert entry.meta["source"]["splits_sha256"] == bmod.sha256_file(Path(run) / "splits.parquet")
+        # dynamic batch: the shipped graph answers 1 and 5 photos alike
+        size = entry.input_spec["crop"]
+        sess = _ort(entry.path())
+        x = np.random.default_rng(0).standard_normal((5, 3, size, size), dtype=np.float32)
+        five = sess.run(None, {"input": x})[0]
+        one = sess.run(None, {"input": x[:1]})[0]
+        assert five.shape == (5, len(entry.labels))
+        np.testing.assert_allclose(one[0], five[0], atol=1e-5)
+    assert set(b.meta["tools"]) >= {"torch", "onnx", "onnxruntime"}
+    specs = b.specs()
+    assert sorted(specs["model_id"]) == sorted(b.models["model"].labels)
+    for label in b.models["model"].labels:
+        thumbs = b.thumbs(label)
+        assert len(thumbs["exterior"]) == 3 and len(thumbs["interior"]) == 3
+        from PIL import Image
+
+        with Image.open(out / thumbs["interior"][0]) as im:
+            assert max(im.size) <= 192
+    assert not _leftovers(out.parent)
+
+
+def test_parity_numbers_in_bundle_json(bundle, tiny):
+    out, logs = bundle
+    data, _, model_run = tiny
+    meta = json.loads((out / "bundle.json").read_text())
+    n_test = int((pd.read_parquet(Path(model_run) / "splits.parquet")["split"] == "test").sum())
+    for key in ("view", "model"):
+        p = meta["models"][key]["parity"]
+        assert p["provider"] == "CPUExecutionProvider" and p["split"] == "test"
+        assert p["top1_agreement"] == 1.0 and p["top1_disagreements"] == 0
+        assert 0 <= p["max_abs_logit_diff"] < 1e-3 and 0 <= p["max_rel_error"] < 1e-3
+    assert meta["models"]["model"]["parity"]["photos"] == n_test
+    assert any("parity fp32 vs PyTorch" in line for line in logs)
+
+
+def test_recorded_parity_bounds_an_independent_check(bundle, tiny):
+    """Re-run one test photo through PyTorch and the shipped graph: it is within the recorded max |Δlogit|."""
+    import torch
+
+    from export.photos import batches, split_photos
+    from train.checkpoint import load_run
+    from train.models import model_from_checkpoint
+
+    out, _ = bundle
+    data, _, model_run = tiny
+    from crawler.dataset import load as load_dataset
+
+    entry = bmod.load(out).models["model"]
+    state = load_run(model_run)
+    test = split_photos(model_run, load_dataset(data), "test", state["labels"])
+    x = next(batches(test["file"].tolist()[:4], state["preprocess"]))
+    with torch.inference_mode():
+        ref = model_from_checkpoint(state)(torch.from_numpy(x)).numpy()
+    got = _ort(entry.path()).run(None, {"input": x})[0]
+    assert np.abs(ref - got).max() <= entry.meta["parity"]["max_abs_logit_diff"] + 1e-6
+    assert (ref.argmax(1) == got.argmax(1)).all()
+
+
+def test_int8_variant_is_quantised_and_measured(bundle):
+    import onnx
+
+    out, logs = bundle
+    b = bmod.load(out)
+    for key in ("view", "model"):
+        v = b.models[key].meta["variants"]["int8"]
+        m = v["metrics"]
+        assert m["split"] == "test" and m["photos"] == b.models[key].meta["parity"]["photos"]
+        assert m["top1_drop_points"] == pytest.approx((m["top1_fp32"] - m["top1_int8"]) * 100, abs=1e-3)
+        assert m["top1_drop_points"] <= 1.0 and v["forced"] is False
+        assert 0 < v["quantization"]["calibration"]["photos"] <= 128
+        graph = onnx.load(str(b.models[key].path("int8"))).graph
+        ops = {n.op_type for n in graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+        inits = {i.name: i for i in graph.initializer}
+        # per-channel: some weight's DequantizeLinear has one scale per output channel
+        scales = [inits[n.input[1]] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[1] in inits]
+        assert any(len(s.dims) == 1 and s.dims[0] > 1 for s in scales)
+        assert b.models[key].path("int8").stat().st_size < 0.5 * b.models[key].path().stat().st_size
+    assert any("int8 on" in line for line in logs)
+
+
+def test_fp16_variant_recorded_as_unvalidated_without_cuda(bundle):
+    import onnx
+
+    out, _ = bundle
+    b = bmod.load(out)
+    v = b.models["model"].meta["variants"]["fp16"]
+    model = onnx.load(str(b.models["model"].path("fp16")))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # io kept float32
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        cuda = False
+    if not cuda:
+        assert v["validation"] == {"validated": False, "reason": "not validated: no CUDA"}
+    else:  # pragma: no cover - GPU machines
+        assert v["validation"]["validated"] and v["validation"]["top1_agreement"] >= 0.99
+
+
+def test_tampered_onnx_is_caught_by_sha256(bundle, tmp_path, capsys):
+    out, _ = bundle
+    copy = tmp_path / "bundle"
+    shutil.copytree(out, copy)
+    raw = bytearray((copy / "model.onnx").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (copy / "model.onnx").write_bytes(bytes(raw))
+    with pytest.raises(CarscopeError, match="model.onnx does not match its sha256"):
+        bmod.load(copy)
+    code = main(["bench", "accuracy", "--bundle", str(copy), "--out", str(tmp_path / "res")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "sha256" in err
+
+
+def _cli(capsys, *argv) -> tuple[int, str]:
+    code = main(["export", *map(str, argv)])
+    return code, capsys.readouterr().err.strip()
+
+
+def test_bad_inputs_one_line_exit_2(tiny, tmp_path, capsys):
+    data, view_run, model_run = tiny
+    out = tmp_path / "b"
+    empty_run = tmp_path / "empty_run"
+    empty_run.mkdir()
+    other = make_dataset(tmp_path / "other", models=["2022_zeta_one", "2022_zeta_two"], seed=5)
+    same_specs = make_dataset(tmp_path / "reshot", seed=9)  # same model-years, other photos
+    nonbundle = tmp_path / "notes"
+    nonbundle.mkdir()
+    (nonbundle / "x.txt").write_text("mine")
+    cases = [
+        ((empty_run, model_run, data, out), "has no checkpoint"),
+        ((tmp_path / "nope", model_run, data, out), "does not exist"),
+        ((model_run, model_run, data, out), "same run"),
+        ((model_run, view_run, data, out), "is a 'model' run, expected a 'view' run"),
+        ((view_run, model_run, other, out), "does not match"),
+        ((view_run, model_run, same_specs, out), "does not match"),
+        ((view_run, model_run, tmp_path / "missing", out), "does not exist"),
+        ((view_run, model_run, data, nonbundle), "not a bundle"),
+    ]
+    for (v, m, d, o), expected in cases:
+        code, err = _cli(capsys, "--view-run", v, "--model-run", m, "--data", d, "--out", o)
+        assert code == 2, (expected, err)
+        assert len(err.splitlines()) == 1 and expected in err, (expected, err)
+        assert err.startswith("carscope export: error:")
+    code, err = _cli(capsys, "--view-run", view_run, "--model-run", model_run, "--data", data, "--out", out,
+                     "--opset", 17)
+    assert code == 2 and "opset" in err
+    assert not out.exists() and (nonbundle / "x.txt").exists()
+    assert not _leftovers(tmp_path)
+
+
+def test_broken_checkpoint_and_splits_exit_2(tiny, tmp_path, capsys):
+    data, view_run, model_run = tiny
+    broken = tmp_path / "broken"
+    shutil.copytree(model_run, broken)
+    (broken / "best.pt").write_bytes(b"not a checkpoint")
+    code, err = _cli(capsys, "--view-run", view_run, "--model-run", broken, "--data", data, "--out", tmp_path / "o")
+    assert code == 2 and "not a readable carscope checkpoint" in err
+    nosplits = tmp_path / "nosplits"
+    shutil.copytree(model_run, nosplits)
+    (nosplits / "splits.parquet").unlink()
+    code, err = _cli(capsys, "--view-run", view_run, "--model-run", nosplits, "--data", data, "--out", tmp_path / "o")
+    assert code == 2 and "splits.parquet" in err and len(err.splitlines()) == 1
+
+
+def test_parity_failure_fails_export_and_leaves_nothing(tiny, tmp_path, capsys, monkeypatch):
+    """A graph that disagrees with PyTorch must not become a bundle; the numbers are printed."""
+    import export.parity
+
+    data, view_run, model_run = tiny
+    monkeypatch.setattr(export.parity, "FP32_MAX_REL_ERROR", -1.0)  # any difference at all now fails
+    out = tmp_path / "b"
+    code, err = _cli(capsys, "--view-run", view_run, "--model-run", model_run, "--data", data, "--out", out)
+    assert code == 1, err
+    assert "does not match PyTorch" in err and "max |Δlogit|" in err and "top-1 agreement" in err
+    assert not out.exists() and not _leftovers(tmp_path)
+
+
+@pytest.mark.slow
+def test_int8_refusal_and_force(tiny, tmp_path, monkeypatch):
+    """Above the allowed accuracy drop int8 is refused (numbers recorded, no file); --force keeps it."""
+    import export.pipeline as pipeline
+
+    data, view_run, model_run = tiny
+    monkeypatch.setattr(pipeline, "INT8_MAX_DROP_POINTS", -1.0)  # a drop of 0 points is now too much
+    logs: list[str] = []
+    b = pipeline.export_bundle(view_run, model_run, data, tmp_path / "a", int8=True, log=logs.append)
+    entry = b.models["model"]
+    assert "int8" not in entry.variants() and not (tmp_path / "a" / "model.int8.onnx").exists()
+    refused = entry.meta["refused"]["int8"]
+    assert "top1_drop_points" in refused["metrics"] and "points" in refused["reason"]
+    assert any("REFUSED" in line for line in logs)
+    b = pipeline.export_bundle(view_run, model_run, data, tmp_path / "a", int8=True, force=True, log=logs.append)
+    assert b.models["model"].meta["variants"]["int8"]["forced"] is True
+    b.verify(("int8",))
+    assert not _leftovers(tmp_path)  # the second export replaced the first in place
