@@ -1,0 +1,100 @@
+"""The dataset writer: image files (aiofiles, temp name then rename) and parquet snapshots of crawl.sqlite.
+
+    python -c "from crawler.writer import snapshot; snapshot('dataset')"   # rewrite the parquet files
+
+The SQLite file is the crawl's source of truth (rows are committed together with the frontier state, see
+crawler/frontier.py); the parquet tables of crawler/dataset.py are snapshots of it, written with
+`dataset.write_table` (atomic) every `flush_interval` seconds and at the end. A snapshot reads through its
+own connection, so it can run in a thread while the crawl goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from pathlib import Path
+
+from crawler import dataset as ds
+
+TEMP_SUFFIX = ".part"
+
+
+async def store_file(root: Path, relpath: str, data: bytes) -> bool:
+    """Write `data` at `root/relpath` unless it exists (content-addressed: same name, same bytes).
+
+    Written to a hidden temp name in the same directory and renamed, so a reader or a crash never sees a
+    half-written image; a leftover temp file is swept by `sweep_temp` on the next start. True if written."""
+    import aiofiles
+    import aiofiles.os
+
+    final = root / relpath
+    if final.exists():
+        return False
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    try:
+        async with aiofiles.open(tmp, "wb") as f:
+            await f.write(data)
+        await aiofiles.os.replace(tmp, final)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
+    return True
+
+
+def sweep_temp(root: Path) -> int:
+    """Remove temp files a killed crawl left behind (images and parquet). Returns how many."""
+    n = 0
+    patterns = [(root / ds.IMAGES_DIR, f"*/.*{TEMP_SUFFIX}"), (root, ".*.tmp")]
+    for base, pattern in patterns:
+        if not base.is_dir():
+            continue
+        for p in base.glob(pattern):
+            try:
+                p.unlink()
+                n += 1
+            except OSError:
+                pass
+    return n
+
+
+def _epoch_to_utc(series):
+    import pandas as pd
+
+    return pd.to_datetime(series.astype("float64"), unit="s", utc=True).astype("datetime64[ns, UTC]")
+
+
+def snapshot(root: str | os.PathLike, db_path: str | os.PathLike | None = None) -> dict[str, int]:
+    """Write specs, specs_raw, images and failures parquet from crawl.sqlite; returns row counts."""
+    import pandas as pd
+
+    from crawler.specs import clean_specs
+
+    root = Path(root)
+    db_path = Path(db_path) if db_path else root / ds.FRONTIER_FILE
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        con.execute("BEGIN")  # one read transaction: all four tables from the same committed state
+        pages = pd.read_sql_query("SELECT model_id, make, model, year, page_url, crawled_at FROM specs "
+                                  "ORDER BY model_id", con)
+        raw = pd.read_sql_query("SELECT model_id, key, value FROM specs_raw ORDER BY model_id, idx", con)
+        images = pd.read_sql_query(
+            "SELECT sha256, path, model_id, view_hint, width, height, bytes, source_url, page_url, crawled_at, "
+            "source_sha256 FROM images ORDER BY model_id, sha256", con)
+        failures = pd.read_sql_query("SELECT url, kind, reason, status, attempts, last_error_at FROM failures "
+                                     "ORDER BY url", con)
+    finally:
+        con.close()
+    pages["crawled_at"] = _epoch_to_utc(pages["crawled_at"])
+    images["crawled_at"] = _epoch_to_utc(images["crawled_at"])
+    failures["last_error_at"] = _epoch_to_utc(failures["last_error_at"])
+    specs = clean_specs(raw, pages)
+    ds.write_table(specs, root / ds.SPECS_FILE)
+    ds.write_table(raw, root / ds.SPECS_RAW_FILE)
+    ds.write_table(images, root / ds.IMAGES_FILE)  # source_sha256 rides along as an extra column
+    ds.write_table(failures, root / ds.FAILURES_FILE)
+    return {"specs": len(specs), "specs_raw": len(raw), "images": len(images), "failures": len(failures)}
