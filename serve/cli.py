@@ -1,14 +1,74 @@
-"""`carscope serve`: serve a bundle over HTTP."""
+"""`carscope serve`: serve a bundle over HTTP (Flask app, onnxruntime, run by waitress).
+
+    carscope serve --bundle demo-work/bundle --port 8080
+    curl -F image=@car.jpg localhost:8080/api/v1/predict
+
+--port 0 lets the OS pick a free port; the first line on stdout says which ("listening on http://...").
+"""
 
 from __future__ import annotations
 
+import argparse
+
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("serve", help="serve a bundle over HTTP", description=__doc__)
-    p.add_argument("--bundle", required=True)
+    p = sub.add_parser("serve", help="serve a bundle over HTTP", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bundle", required=True, help="bundle directory written by `carscope export`")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8080, help="port (default: %(default)s; 0 = any free port)")
+    p.add_argument("--threads", type=int, default=16,
+                   help="waitress worker threads, i.e. requests handled at once (default: %(default)s)")
+    p.add_argument("--providers", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="onnxruntime providers; auto = CUDA when usable, else CPU (default: %(default)s)")
+    p.add_argument("--max-batch", type=int, default=16, help="largest micro-batch (default: %(default)s)")
+    p.add_argument("--max-wait-ms", type=float, default=2.0,
+                   help="longest a batch is held open for requests known to be coming (default: %(default)s)")
+    p.add_argument("--variant", choices=("fp32", "int8", "fp16"), default="fp32",
+                   help="which export of the model classifier to run (default: %(default)s)")
+    p.add_argument("--min-confidence", type=float, default=0.5,
+                   help="calibrated top-1 confidence under which the answer is 'not sure' (default: %(default)s)")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, help="upload size cap (default: %(default)s)")
+    p.add_argument("--ort-threads", type=int, default=0,
+                   help="onnxruntime intra-op threads per session; 0 = one per core (default: %(default)s)")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
 
 def run(args) -> int:
-    from carscope.errors import CarscopeError
+    import logging
+    import signal
+    import sys
+    import threading
 
-    raise CarscopeError("serving is not built yet")
+    from serve.config import ServeConfig
+
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" is normal under load
+    config = ServeConfig.from_any({
+        "providers": args.providers, "variant": args.variant, "max_batch": args.max_batch,
+        "max_wait_ms": args.max_wait_ms, "min_confidence": args.min_confidence,
+        "max_upload_mb": args.max_upload_mb, "intra_op_threads": args.ort_threads,
+    })
+    from serve.app import create_app
+    from serve.server import make_server
+
+    app = create_app(args.bundle, config)  # verifies sha256s and warms the sessions; CarscopeError -> exit 2
+    predictor = app.extensions["carscope"]
+    server = make_server(app, host=args.host, port=args.port, threads=args.threads)
+    print(f"listening on http://{server.effective_host}:{server.effective_port}", flush=True)
+
+    def on_sigterm(signum, frame):  # a container stop: leave like Ctrl-C does
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        predictor.close()
+    print("stopped", file=sys.stderr)
+    return 0

@@ -1,0 +1,185 @@
+"""Dynamic micro-batching: concurrent requests coalesced into one model call (Triton's dynamic batcher, small).
+
+    python -c "from serve.batcher import Batcher; b = Batcher(lambda xs: [x * 2 for x in xs]); b.start(); \\
+               print(b.submit(21).result()); b.stop()"
+
+One worker thread owns the model. Request threads `submit()` an item and wait on a Future. The worker takes
+the oldest item and everything queued behind it (up to `max_batch`) and runs them as one batch. While a batch
+runs, new requests queue up, so under load batches fill by themselves.
+
+The wait is what usually makes a dynamic batcher cost latency at low load: a fixed `max_wait` is paid by every
+lonely request. Here the worker waits only for requests it knows are coming: a request thread `announce()`s
+itself when it starts decoding its upload, and the worker holds a batch open (at most `max_wait_ms` after its
+oldest item arrived) only while announced requests have not been submitted yet. At concurrency 1 nobody else
+is announced, so a request goes straight to the model: the batcher costs a queue hand-off, not `max_wait_ms`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("carscope.serve")
+
+
+@dataclass
+class BatchInfo:
+    """What a request learns about the batch it rode in (for timings and metrics)."""
+
+    size: int
+    queue_s: float  # submit -> batch start
+    run_s: float  # the model call for the whole batch
+
+
+class Ticket:
+    """A request that will submit soon (it is decoding). Submit once, or cancel; both are idempotent."""
+
+    __slots__ = ("_batcher", "_open")
+
+    def __init__(self, batcher: Batcher):
+        self._batcher = batcher
+        self._open = True
+
+    def submit(self, item: Any) -> Future:
+        return self._batcher._submit(item, self)
+
+    def cancel(self) -> None:
+        self._batcher._close_ticket(self)
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cancel()
+
+
+class BatcherStopped(RuntimeError):
+    pass
+
+
+class Batcher:
+    def __init__(self, fn: Callable[[list[Any]], Sequence[Any]], *, max_batch: int = 16, max_wait_ms: float = 2.0,
+                 on_batch: Callable[[int, float], None] | None = None, name: str = "batcher"):
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        if max_wait_ms < 0:
+            raise ValueError("max_wait_ms must be >= 0")
+        self.fn = fn
+        self.max_batch = int(max_batch)
+        self.max_wait_s = float(max_wait_ms) / 1000.0
+        self.on_batch = on_batch  # called (batch_size, run_seconds) after each batch, e.g. for metrics
+        self.name = name
+        self._cv = threading.Condition()
+        self._queue: deque[tuple[Any, Future, float]] = deque()
+        self._announced = 0  # tickets open and not yet submitted
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # -- request side -----------------------------------------------------------------------------------
+    def announce(self) -> Ticket:
+        """Tell the worker a request is on its way; use the ticket to submit (or as a context manager)."""
+        with self._cv:
+            self._announced += 1
+        return Ticket(self)
+
+    def submit(self, item: Any) -> Future:
+        """Submit without announcing first (the worker will not wait for anyone on its account)."""
+        return self._submit(item, None)
+
+    def _submit(self, item: Any, ticket: Ticket | None) -> Future:
+        fut: Future = Future()
+        with self._cv:
+            if ticket is not None and ticket._open:
+                ticket._open = False
+                self._announced -= 1
+            if self._stopping or self._thread is None:
+                fut.set_exception(BatcherStopped(f"{self.name} is not running"))
+                return fut
+            self._queue.append((item, fut, time.perf_counter()))
+            self._cv.notify_all()
+        return fut
+
+    def _close_ticket(self, ticket: Ticket) -> None:
+        with self._cv:
+            if ticket._open:
+                ticket._open = False
+                self._announced -= 1
+                self._cv.notify_all()  # the worker may be holding a batch open for this request
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def start(self) -> Batcher:
+        with self._cv:
+            if self._thread is None:
+                self._stopping = False
+                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+                self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish what is queued, then end the worker. Later submits fail with BatcherStopped."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        with self._cv:
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def queued(self) -> int:
+        with self._cv:
+            return len(self._queue)
+
+    # -- worker -----------------------------------------------------------------------------------------
+    def _take(self) -> list[tuple[Any, Future, float]] | None:
+        with self._cv:
+            while not self._queue and not self._stopping:
+                self._cv.wait()
+            if not self._queue:
+                return None  # stopping and drained
+            deadline = self._queue[0][2] + self.max_wait_s
+            while len(self._queue) < self.max_batch and self._announced > 0 and not self._stopping:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                self._cv.wait(remaining)
+            n = min(len(self._queue), self.max_batch)
+            return [self._queue.popleft() for _ in range(n)]
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            # A Future cancelled by its waiter is skipped; set_running also makes its result un-cancellable.
+            batch = [b for b in batch if b[1].set_running_or_notify_cancel()]
+            if not batch:
+                continue
+            t0 = time.perf_counter()
+            try:
+                outputs = self.fn([item for item, _, _ in batch])
+                if len(outputs) != len(batch):
+                    raise RuntimeError(f"batch function returned {len(outputs)} results for {len(batch)} items")
+            except BaseException as exc:  # noqa: B036 - every waiter must hear about the failure
+                log.exception("%s: batch of %d failed", self.name, len(batch))
+                for _, fut, _ in batch:
+                    fut.set_exception(exc)
+                continue
+            run_s = time.perf_counter() - t0
+            for (_, fut, t_in), out in zip(batch, outputs, strict=True):
+                fut.set_result((out, BatchInfo(len(batch), t0 - t_in, run_s)))
+            if self.on_batch is not None:
+                try:
+                    self.on_batch(len(batch), run_s)
+                except Exception:  # metrics must never take the worker down
+                    log.exception("%s: on_batch callback failed", self.name)

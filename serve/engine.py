@@ -1,0 +1,171 @@
+"""onnxruntime sessions for the bundle's two models, created once, warmed up, run as one batched pass (no torch).
+
+    python -c "from export.bundle import load; from serve.engine import Engine; \\
+               e = Engine(load('bundle')); e.load(); print(e.providers, e.max_batch)"
+
+`providers`: "cpu", "cuda" (refuses to start without a usable GPU) or "auto" (CUDA when it works, else the
+CPU with one log line). onnxruntime-gpu lists CUDAExecutionProvider even on a machine without a GPU, so "works"
+is decided by creating the session and asking it which providers it actually got.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from carscope.errors import CarscopeError
+
+log = logging.getLogger("carscope.serve")
+
+PROVIDER_CHOICES = ("auto", "cpu", "cuda")
+VARIANTS = ("fp32", "int8", "fp16")
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+def _session_options(intra_op_threads: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # One batch at a time runs (the batcher's worker), so all cores go to intra-op parallelism.
+    so.intra_op_num_threads = int(intra_op_threads)  # 0 = onnxruntime's default: one per physical core
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3  # errors only: a failed CUDA probe on a CPU box is reported by us, once
+    return so
+
+
+def create_session(path: os.PathLike | str, providers: str = "auto", intra_op_threads: int = 0,
+                   _state: dict[str, Any] | None = None):
+    """An InferenceSession on the requested providers; see the module docstring for the fallback rule."""
+    import onnxruntime as ort
+
+    if providers not in PROVIDER_CHOICES:
+        raise CarscopeError(f"--providers must be one of {', '.join(PROVIDER_CHOICES)}, not '{providers}'")
+    state = _state if _state is not None else {}
+    so = _session_options(intra_op_threads)
+    name = os.path.basename(str(path))
+    if providers in ("auto", "cuda") and not state.get("cuda_failed"):
+        reason = "onnxruntime has no CUDAExecutionProvider"
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            # The probe's failure is ours to report (one line below); silence onnxruntime's multi-line account.
+            ort.set_default_logger_severity(4)
+            try:
+                session = ort.InferenceSession(str(path), so, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+                if session.get_providers()[0] == "CUDAExecutionProvider":
+                    return session
+                reason = "the CUDA provider did not initialise (no GPU or CUDA libraries)"
+            except Exception as exc:  # a broken CUDA install raises instead of falling back
+                reason = f"the CUDA provider failed ({type(exc).__name__})"
+            finally:
+                ort.set_default_logger_severity(3)
+        if providers == "cuda":
+            raise CarscopeError(f"--providers cuda: {reason}; use --providers auto or cpu")
+        state["cuda_failed"] = True
+        log.warning("CUDA is not usable (%s); running on the CPU", reason)
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise CarscopeError(f"onnxruntime cannot load {name}: {msg}") from None
+
+
+class _Model:
+    """One session with its input/output contract."""
+
+    def __init__(self, key: str, session, temperature: float, labels: list[str]):
+        self.key = key
+        self.session = session
+        self.temperature = float(temperature) if temperature and temperature > 0 else 1.0
+        self.labels = labels
+        inp = session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_dtype = _ORT_DTYPES.get(inp.type, np.float32)
+        batch_dim = inp.shape[0] if inp.shape else None
+        self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
+        self.output_name = session.get_outputs()[0].name
+        self.input_shape = list(inp.shape)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if x.dtype != self.input_dtype:
+            x = x.astype(self.input_dtype)
+        out = self.session.run([self.output_name], {self.input_name: x})[0]
+        if out.ndim != 2 or out.shape[1] != len(self.labels):
+            raise RuntimeError(f"{self.key} model returned shape {out.shape}, expected (N, {len(self.labels)})")
+        return out.astype(np.float32, copy=False)
+
+
+class Engine:
+    """The view and model sessions. `infer(view_batch, model_batch)` -> (view_logits, model_logits)."""
+
+    def __init__(self, bundle, *, providers: str = "auto", variant: str = "fp32", intra_op_threads: int = 0,
+                 max_batch: int = 16):
+        if variant not in VARIANTS:
+            raise CarscopeError(f"--variant must be one of {', '.join(VARIANTS)}, not '{variant}'")
+        model_entry = bundle.models["model"]
+        if variant not in model_entry.variants():
+            raise CarscopeError(f"the bundle has no {variant} model (it has: {', '.join(model_entry.variants())})")
+        self.bundle = bundle
+        self.providers_choice = providers
+        self.variant = variant
+        self.intra_op_threads = intra_op_threads
+        self.requested_max_batch = max_batch
+        self.max_batch = max_batch
+        self.models: dict[str, _Model] = {}
+        self.load_seconds: float | None = None
+
+    @property
+    def providers(self) -> list[str]:
+        return self.models["model"].session.get_providers() if self.models else []
+
+    def load(self, warmup: bool = True) -> None:
+        t0 = time.perf_counter()
+        state: dict[str, Any] = {}
+        for key in ("view", "model"):
+            entry = self.bundle.models[key]
+            variant = self.variant if self.variant in entry.variants() else "fp32"  # view may have no variants
+            session = create_session(entry.path(variant), self.providers_choice, self.intra_op_threads, state)
+            self.models[key] = _Model(key, session, entry.temperature, entry.labels)
+        fixed = [m.fixed_batch for m in self.models.values() if m.fixed_batch]
+        if fixed and min(fixed) < self.max_batch:
+            self.max_batch = min(fixed)
+            log.warning("a model was exported with a fixed batch size of %d; batches are capped there", self.max_batch)
+        if warmup:
+            self.warm_up()
+        self.load_seconds = time.perf_counter() - t0
+
+    def input_shape(self, key: str) -> tuple[int, int, int]:
+        spec = self.bundle.models[key].input_spec
+        crop = spec["crop"]
+        h, w = (crop, crop) if isinstance(crop, int) else (crop[0], crop[1])
+        return (3, int(h), int(w))
+
+    def warm_up(self) -> None:
+        """First runs allocate memory arenas and pick kernels; do them now, not on a user's request. A few batch
+        sizes up to max_batch, so the arena has grown to the largest batch before traffic arrives."""
+        for n in sorted({1, 2, 4, 8, self.max_batch} & set(range(1, self.max_batch + 1))):
+            self.infer(np.zeros((n, *self.input_shape("view")), np.float32),
+                       np.zeros((n, *self.input_shape("model")), np.float32))
+
+    def infer(self, view_batch: np.ndarray, model_batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.models["view"].run(view_batch), self.models["model"].run(model_batch)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "providers": self.providers,
+            "max_batch": self.max_batch,
+            "load_seconds": self.load_seconds,
+        }
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Calibrated probabilities softmax(logits / T), in float64 so that tiny confidences do not underflow."""
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)

@@ -1,0 +1,290 @@
+"""From upload bytes to an answer: decode, preprocess, batched view + model inference, calibrated top-k, specs.
+
+    python -c "from serve.predictor import Predictor; from serve.config import ServeConfig; \\
+               p = Predictor('bundle', ServeConfig()); p.start(); \\
+               print(p.predict(open('car.jpg', 'rb').read())['prediction']); p.close()"
+
+The web layer (serve/app.py) only maps HTTP to `Predictor.predict` and its exceptions to status codes.
+Reads the bundle through export/bundle.py and nothing else; never imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from carscope.errors import CarscopeError
+from export.bundle import load as load_bundle
+from serve.batcher import Batcher, BatcherStopped
+from serve.config import ServeConfig
+from serve.engine import Engine, softmax
+from serve.imageio import DecodeLimits, ImageRejected, decode_image, preview_data_uri
+from serve.metrics import Metrics
+from serve.preprocess import Preprocessor
+
+log = logging.getLogger("carscope.serve")
+
+INTERIOR_NOTE = ("This looks like an interior photo. The model-year guess below is less reliable from inside the "
+                 "car; an exterior photo gives a better answer.")
+
+
+class NotReady(Exception):
+    """503: the models are not loaded (yet), or the server is shutting down or overloaded."""
+
+    def __init__(self, message: str, code: str = "not_ready"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class Predictor:
+    def __init__(self, bundle_dir: str | Path, config: ServeConfig | None = None, metrics: Metrics | None = None):
+        self.config = config or ServeConfig()
+        self.metrics = metrics or Metrics()
+        self.bundle = load_bundle(bundle_dir, verify=self.config.verify)  # sha256 mismatch -> CarscopeError
+        self.view_pre = Preprocessor(self.bundle.models["view"].input_spec)
+        self.model_pre = Preprocessor(self.bundle.models["model"].input_spec)
+        self.shared_input = self.view_pre.key == self.model_pre.key  # usually: preprocess once, feed both
+        self.view_labels = self.bundle.models["view"].labels
+        self.labels = self.bundle.models["model"].labels
+        if len(self.labels) < 2 or len(self.view_labels) < 2:
+            raise CarscopeError("the bundle's models need at least two labels each")
+        self.interior_index = self.view_labels.index("interior") if "interior" in self.view_labels else None
+        self.specs = self._load_specs()
+        self.thumb_files = self._thumb_files()
+        self.limits = DecodeLimits(max_pixels=self.config.max_pixels)
+        self.engine = Engine(self.bundle, providers=self.config.providers, variant=self.config.variant,
+                             intra_op_threads=self.config.intra_op_threads, max_batch=self.config.max_batch)
+        self.batcher: Batcher | None = None
+        self.ready = threading.Event()
+        self.load_error: str | None = None
+        self._closed = False
+
+    # -- start-up ----------------------------------------------------------------------------------------
+    def _load_specs(self) -> dict[str, dict[str, Any]]:
+        try:
+            df = self.bundle.specs()
+        except Exception as exc:
+            raise CarscopeError(f"the bundle's specs table cannot be read ({type(exc).__name__})") from None
+        if df.empty or "model_id" not in df.columns:
+            log.warning("the bundle has no specs table; answers will carry no specifications")
+            return {}
+        out = {}
+        for row in df.to_dict(orient="records"):
+            out[str(row["model_id"])] = {k: _json_value(v) for k, v in row.items()}
+        missing = [label for label in self.labels if label not in out]
+        if missing:
+            log.warning("%d of %d classes have no specs row (e.g. %s)", len(missing), len(self.labels), missing[0])
+        return out
+
+    def _thumb_files(self) -> dict[str, Path]:
+        """The example photos the bundle lists: the only files under the bundle the app will ever serve."""
+        root = self.bundle.root.resolve()
+        files = {}
+        for views in self.bundle.meta.get("thumbs", {}).values():
+            for paths in views.values():
+                for rel in paths:
+                    path = (root / rel).resolve()
+                    if path.is_relative_to(root) and path.is_file():
+                        files[str(rel)] = path
+        return files
+
+    def start(self, background: bool | None = None) -> None:
+        """Create and warm the sessions, then start the batcher. In the background, errors land in load_error."""
+        background = self.config.background_load if background is None else background
+        if not background:
+            self._load()
+            return
+
+        def target():
+            try:
+                self._load()
+            except Exception as exc:  # reported by /readyz and the CLI; never a silent hang
+                self.load_error = str(exc) if isinstance(exc, CarscopeError) else f"{type(exc).__name__}: {exc}"
+                log.error("loading the models failed: %s", self.load_error)
+
+        threading.Thread(target=target, name="carscope-load", daemon=True).start()
+
+    def _load(self) -> None:
+        self.engine.load(warmup=self.config.warmup)
+        self.batcher = Batcher(self._run_batch, max_batch=self.engine.max_batch, max_wait_ms=self.config.max_wait_ms,
+                               on_batch=lambda n, s: self.metrics.batch_size.observe(n), name="carscope-batcher")
+        self.batcher.start()
+        if self._closed:  # closed while loading
+            self.batcher.stop()
+            return
+        self.ready.set()
+        self.metrics.ready.set(1)
+        log.info("models ready on %s (%s, max batch %d) in %.1f s", ", ".join(self.engine.providers),
+                 self.engine.variant, self.engine.max_batch, self.engine.load_seconds or 0.0)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """True once ready; raises CarscopeError if loading failed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.ready.is_set():
+            if self.load_error:
+                raise CarscopeError(self.load_error)
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            self.ready.wait(0.05)
+        return True
+
+    def close(self) -> None:
+        self._closed = True
+        self.ready.clear()
+        self.metrics.ready.set(0)
+        if self.batcher is not None:
+            self.batcher.stop()
+
+    # -- the batched forward pass (batcher worker thread) -------------------------------------------------
+    def _run_batch(self, items: list[tuple[np.ndarray, np.ndarray | None]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        view_x = np.stack([v for v, _ in items])
+        model_x = view_x if self.shared_input else np.stack([m for _, m in items])
+        t0 = time.perf_counter()
+        view_logits = self.engine.models["view"].run(view_x)
+        t1 = time.perf_counter()
+        model_logits = self.engine.models["model"].run(model_x)
+        t2 = time.perf_counter()
+        self.metrics.inference.labels("view").observe(t1 - t0)
+        self.metrics.inference.labels("model").observe(t2 - t1)
+        return list(zip(view_logits, model_logits, strict=True))
+
+    # -- one request ---------------------------------------------------------------------------------------
+    def predict(self, data: bytes, *, preview: bool = False) -> dict[str, Any]:
+        """Upload bytes -> the answer (see docs in serve/openapi.py). Raises ImageRejected or NotReady."""
+        if not self.ready.is_set() or self.batcher is None:
+            raise NotReady(self.load_error and "the models failed to load" or "the models are still loading")
+        t0 = time.perf_counter()
+        # Announce before decoding, so a batch forming now waits for this request rather than leaving without it.
+        with self.batcher.announce() as ticket:
+            decoded = decode_image(data, self.limits)
+            t1 = time.perf_counter()
+            view_x = self.view_pre(decoded.image)
+            model_x = None if self.shared_input else self.model_pre(decoded.image)
+            t2 = time.perf_counter()
+            future = ticket.submit((view_x, model_x))
+        try:
+            (view_logits, model_logits), info = future.result(timeout=self.config.request_timeout_s)
+        except FutureTimeout:
+            future.cancel()
+            raise NotReady("the server is overloaded; try again shortly", code="overloaded") from None
+        except BatcherStopped:
+            raise NotReady("the server is shutting down", code="shutting_down") from None
+        t3 = time.perf_counter()
+        self.metrics.queue_wait.observe(info.queue_s)
+        result = self._answer(view_logits, model_logits)
+        if decoded.frames:
+            result["notes"].append("The image has several frames; the first one was used.")
+        result["image"] = {"format": decoded.format, "width": decoded.image.width, "height": decoded.image.height,
+                           "mode": decoded.original_mode}
+        if preview:
+            result["preview"] = preview_data_uri(decoded.image)
+        t4 = time.perf_counter()
+        result["timings_ms"] = {
+            "decode": _ms(t1 - t0), "preprocess": _ms(t2 - t1), "queue": _ms(info.queue_s),
+            "inference": _ms(info.run_s), "postprocess": _ms(t4 - t3), "total": _ms(t4 - t0),
+        }
+        result["batch_size"] = info.size
+        self.metrics.predictions.labels("sure" if result["model"]["sure"] else "not_sure").inc()
+        return result
+
+    def _answer(self, view_logits: np.ndarray, model_logits: np.ndarray) -> dict[str, Any]:
+        view_probs = softmax(view_logits, self.engine.models["view"].temperature)
+        probs = softmax(model_logits, self.engine.models["model"].temperature)
+        vi = int(np.argmax(view_probs))
+        interior = self.interior_index is not None and vi == self.interior_index
+        k = min(self.config.top_k, len(self.labels))
+        order = np.argsort(-probs, kind="stable")[:k]
+        top = [self.describe_label(self.labels[i], float(probs[i])) for i in order]
+        sure = top[0]["confidence"] >= self.config.min_confidence
+        notes = []
+        if interior:
+            notes.append(INTERIOR_NOTE)
+        if not sure:
+            notes.append(f"Not sure: the best guess has {top[0]['confidence']:.0%} confidence, under the "
+                         f"{self.config.min_confidence:.0%} threshold. The photo may not show a car, or shows a "
+                         "model this service does not know. The candidates are listed instead of an answer.")
+        best = top[0]["label"]
+        return {
+            "view": {"label": self.view_labels[vi], "confidence": float(view_probs[vi]), "interior": bool(interior),
+                     "probabilities": {lab: float(p) for lab, p in zip(self.view_labels, view_probs, strict=True)}},
+            "model": {"sure": bool(sure), "prediction": top[0] if sure else None, "top": top,
+                      "min_confidence": self.config.min_confidence},
+            "specs": self.specs.get(best) if sure else None,
+            "thumbs": self.bundle.thumbs(best) if sure else {},
+            "notes": notes,
+        }
+
+    def describe_label(self, label: str, confidence: float | None = None) -> dict[str, Any]:
+        row = self.specs.get(label, {})
+        parts = [row.get("year"), row.get("make"), row.get("model")]
+        name = " ".join(str(p) for p in parts if p not in (None, "")) if any(parts) else label.replace("_", " ")
+        out: dict[str, Any] = {"label": label, "name": name}
+        for key in ("make", "model", "year"):
+            if row.get(key) is not None:
+                out[key] = row[key]
+        if confidence is not None:
+            out["confidence"] = confidence
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """GET /api/v1/models."""
+        models = {}
+        for key, entry in self.bundle.models.items():
+            meta = entry.meta
+            models[key] = {
+                "task": meta.get("task", key),
+                "arch": meta.get("arch"),
+                "labels": entry.labels,
+                "num_classes": len(entry.labels),
+                "input": entry.input_spec,
+                "temperature": entry.temperature,
+                "variants": entry.variants(),
+                "metrics": meta.get("metrics", {}),
+                "parity": meta.get("parity", {}),
+            }
+        return {
+            "models": models,
+            "classes": [self.describe_label(label) for label in self.labels],
+            "serving": {**self.engine.describe(), "ready": self.ready.is_set(), "max_wait_ms": self.config.max_wait_ms,
+                        "min_confidence": self.config.min_confidence, "top_k": self.config.top_k,
+                        "max_upload_bytes": self.config.max_upload_bytes, "max_pixels": self.config.max_pixels},
+            "bundle": {"format_version": self.bundle.meta.get("format_version"),
+                       "created_at": self.bundle.meta.get("created_at"), "tools": self.bundle.meta.get("tools", {})},
+        }
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)
+
+
+def _json_value(v: Any) -> Any:
+    """pandas/numpy scalars -> plain JSON values (<NA>/NaN -> None, Timestamp -> ISO string)."""
+    if v is None:
+        return None
+    try:
+        import pandas as pd
+
+        if v is pd.NA or v is pd.NaT:
+            return None
+        if isinstance(v, pd.Timestamp):
+            return v.isoformat()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if isinstance(v, (str, int, float, bool)):
+        return v
+    return str(v)
+
+
+__all__ = ["Predictor", "NotReady", "ImageRejected", "INTERIOR_NOTE"]

@@ -1,0 +1,403 @@
+"""The Flask app through app.test_client(): pages, API, ops routes, every bad-input class, security."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from carscope.errors import CarscopeError
+from serve.predictor import INTERIOR_NOTE
+from tests.serve import images
+from tests.serve.tinybundle import CLASSES, EXPECTED, LABELS, TEMPERATURE, photo
+
+
+def upload(client, data: bytes, path: str = "/api/v1/predict", field: str = "image", filename: str = "car.jpg"):
+    return client.post(path, data={field: (io.BytesIO(data), filename)}, content_type="multipart/form-data")
+
+
+def error_of(resp):
+    body = resp.get_json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    return body["error"]["code"]
+
+
+# -- API: right answers -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("colour", sorted(EXPECTED))
+def test_predict_is_correct(client, colour):
+    r = upload(client, photo(colour, seed=3))
+    assert r.status_code == 200 and r.mimetype == "application/json"
+    j = r.get_json()
+    assert j["model"]["sure"] is True
+    assert j["model"]["prediction"]["label"] == EXPECTED[colour]
+    assert j["view"] == {**j["view"], "label": "exterior", "interior": False}
+    top = j["model"]["top"]
+    assert len(top) == 5 and [t["confidence"] for t in top] == sorted((t["confidence"] for t in top), reverse=True)
+    assert sum(t["confidence"] for t in top) == pytest.approx(1.0)  # 5 classes: top-5 is everything
+    assert j["specs"]["model_id"] == EXPECTED[colour]
+    assert set(j["timings_ms"]) >= {"decode", "preprocess", "queue", "inference", "total"}
+    assert j["thumbs"]["exterior"] == [f"/bundle/thumbs/{EXPECTED[colour]}/exterior_0.jpg"]
+
+
+def test_specs_and_names_come_from_the_bundle(client):
+    j = upload(client, photo("red")).get_json()
+    assert j["model"]["prediction"]["name"] == "2023 Acme Roadster"
+    assert j["specs"]["msrp_usd"] == 34500 and j["specs"]["make"] == "Acme"
+    j = upload(client, photo("magenta")).get_json()
+    assert j["specs"]["msrp_usd"] is None and j["specs"]["horsepower"] is None  # <NA> -> null, not NaN
+
+
+def test_confidences_are_calibrated_softmax(client, bundle_dir):
+    """The API's confidence is softmax(logits / T) with the bundle's temperature (T = 2 here)."""
+    import onnxruntime as ort
+    from PIL import Image
+
+    from serve.preprocess import Preprocessor
+    from tests.serve.tinybundle import SPEC
+
+    data = photo("orange" if False else (200, 110, 40), seed=1)
+    x = Preprocessor(SPEC)(Image.open(io.BytesIO(data)).convert("RGB"))[None]
+    sess = ort.InferenceSession(str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    logits = sess.run(None, {"input": x})[0][0].astype(np.float64)
+    p = np.exp(logits / TEMPERATURE - (logits / TEMPERATURE).max())
+    p /= p.sum()
+    top = upload(client, data).get_json()["model"]["top"]
+    got = {t["label"]: t["confidence"] for t in top}
+    assert got == pytest.approx({label: float(p[i]) for i, label in enumerate(LABELS)}, abs=1e-5)
+
+
+def test_grey_photo_is_not_sure_and_shows_candidates(client):
+    j = upload(client, photo("grey")).get_json()
+    assert j["model"]["sure"] is False and j["model"]["prediction"] is None and j["specs"] is None
+    assert len(j["model"]["top"]) == 5 and j["model"]["top"][0]["confidence"] < 0.5
+    assert any(n.startswith("Not sure") for n in j["notes"])
+
+
+def test_interior_photo_is_flagged_and_still_classified(client):
+    j = upload(client, photo("dark")).get_json()
+    assert j["view"]["label"] == "interior" and j["view"]["interior"] is True
+    assert INTERIOR_NOTE in j["notes"]
+    assert len(j["model"]["top"]) == 5
+
+
+@pytest.mark.parametrize("make,note", [(lambda: photo("red", fmt="JPEG", mode="CMYK"), None),
+                                       (lambda: photo("red", fmt="PNG", mode="RGBA"), None),
+                                       (lambda: photo("red", fmt="PNG", mode="P"), None),
+                                       (lambda: images.animated_gif(), "first one was used")])
+def test_unusual_photos_are_converted_end_to_end(client, make, note):
+    j = upload(client, make()).get_json()
+    assert j["model"]["prediction"]["label"] == EXPECTED["red"]
+    if note:
+        assert any(note in n for n in j["notes"])
+
+
+# -- API: every bad input -------------------------------------------------------------------------------------
+BAD = [
+    ("empty", lambda: b"", 400, "empty_file"),
+    ("text", lambda: images.NOT_IMAGES["text"], 415, "not_an_image"),
+    ("pdf", lambda: images.NOT_IMAGES["pdf"], 415, "not_an_image"),
+    ("svg", lambda: images.NOT_IMAGES["svg"], 415, "not_an_image"),
+    ("heic", images.heic_header, 415, "unsupported_format"),
+    ("truncated", images.truncated_jpeg, 422, "corrupt_image"),
+    ("corrupt", images.corrupt_png, 422, "corrupt_image"),
+    ("broken header", images.broken_header_jpeg, 422, "corrupt_image"),
+    ("bomb", lambda: images.png_header_only(100_000, 100_000), 422, "too_many_pixels"),
+    ("60 MP", lambda: images.png_header_only(10_000, 6_000), 422, "too_many_pixels"),
+    ("too thin", lambda: images.png_header_only(3000, 60), 422, "bad_dimensions"),
+    ("too small", lambda: images.png_header_only(5, 5), 422, "bad_dimensions"),
+]
+
+
+@pytest.mark.parametrize("name,make,status,code", BAD, ids=[b[0] for b in BAD])
+def test_bad_upload_api(client, bundle_dir, name, make, status, code):
+    r = upload(client, make())
+    assert r.status_code == status and r.mimetype == "application/json"
+    assert error_of(r) == code
+    assert str(bundle_dir) not in r.get_data(as_text=True) and "Traceback" not in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("name,make,status,code", BAD, ids=[b[0] for b in BAD])
+def test_bad_upload_page_is_readable(client, name, make, status, code):
+    r = upload(client, make(), path="/")
+    assert r.status_code == status and r.mimetype == "text/html"
+    html = r.get_data(as_text=True)
+    assert 'role="alert"' in html and code in html and "<form" in html  # the message, and the form to try again
+    assert "Traceback" not in html
+
+
+def test_no_file_field_is_400(client):
+    r = client.post("/api/v1/predict", data={"photo": (io.BytesIO(photo("red")), "x.jpg")})
+    assert r.status_code == 400 and error_of(r) == "no_file"
+    r = client.post("/api/v1/predict", json={"image": "not a file"})
+    assert r.status_code == 400 and error_of(r) == "no_file"
+    r = client.post("/", data={})
+    assert r.status_code == 400 and "no photo was sent" in r.get_data(as_text=True)
+
+
+def test_oversized_upload_is_413(client):
+    big = photo("red") + b"\0" * (1024 * 1024 + 100_000)  # the fixture's cap is 1 MB
+    r = upload(client, big)
+    assert r.status_code == 413 and error_of(r) == "too_large"
+    r = upload(client, big, path="/")
+    assert r.status_code == 413 and "limit" in r.get_data(as_text=True)
+
+
+def test_oversized_upload_is_refused_before_the_body_is_read(app):
+    """A Content-Length over the cap is answered 413 without reading a byte of the body."""
+    from werkzeug.test import create_environ, run_wsgi_app
+
+    class Untouchable(io.RawIOBase):
+        reads = 0
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            Untouchable.reads += 1
+            raise AssertionError("the body was read")
+
+    env = create_environ("/api/v1/predict", method="POST", content_type="multipart/form-data; boundary=x")
+    env["CONTENT_LENGTH"] = str(10**9)
+    env["wsgi.input"] = Untouchable()
+    body, status, headers = run_wsgi_app(app.wsgi_app, env)
+    assert status.startswith("413") and Untouchable.reads == 0
+    assert b"too_large" in b"".join(body)
+
+
+def test_unknown_routes_and_methods_are_json_on_the_api(client):
+    r = client.get("/api/v1/nope")
+    assert r.status_code == 404 and error_of(r) == "not_found"
+    r = client.get("/api/v1/predict")
+    assert r.status_code == 405 and error_of(r) == "method_not_allowed"
+    r = client.get("/no/such/page")
+    assert r.status_code == 404 and r.mimetype == "text/html"
+
+
+def test_unexpected_errors_are_500_without_details(client, app, monkeypatch):
+    predictor = app.extensions["carscope"]
+
+    def explode(*a, **k):
+        raise RuntimeError("secret /etc/shadow detail")
+
+    monkeypatch.setattr(predictor, "predict", explode)
+    for path in ("/api/v1/predict", "/"):
+        r = upload(client, photo("red"), path=path)
+        text = r.get_data(as_text=True)
+        assert r.status_code == 500 and "secret" not in text and "/etc" not in text and "Traceback" not in text
+
+
+# -- pages ----------------------------------------------------------------------------------------------------
+def test_upload_page_works_without_javascript(client):
+    r = client.get("/")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert re.search(r'<form[^>]*method="post"[^>]*enctype="multipart/form-data"', html)
+    assert '<label for="image"' in html and 'id="image" name="image" type="file"' in html
+    assert '<button type="submit"' in html and 'lang="en"' in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)  # every asset is local
+
+
+def test_result_page(client):
+    r = upload(client, photo("red"), path="/")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+    assert "2023 Acme Roadster" in html and 'data-best' in html
+    assert 'src="data:image/jpeg;base64,' in html  # the photo, from memory
+    assert html.count("<meter") == 5  # top-5 with confidence bars
+    assert '<table class="specs">' in html and "$34,500" in html and "Coupe" in html
+    assert 'src="/bundle/thumbs/2023_acme_roadster/exterior_0.jpg"' in html
+    assert 'src="/bundle/thumbs/2023_acme_roadster/interior_0.jpg"' in html
+    assert re.search(r'<img[^>]+alt="Example exterior photo of the 2023 Acme Roadster"', html)
+    assert all('alt="' in tag for tag in re.findall(r"<img[^>]*>", html))
+
+
+def test_result_page_not_sure_and_interior(client):
+    html = upload(client, photo("grey"), path="/").get_data(as_text=True)
+    assert "Not sure" in html and "Candidates" in html and '<table class="specs">' not in html
+    html = upload(client, photo("dark"), path="/").get_data(as_text=True)
+    assert "Interior" in html and "less reliable" in html
+
+
+def test_thumbs_are_served_and_nothing_else_from_the_bundle(client):
+    r = client.get("/bundle/thumbs/2023_acme_roadster/exterior_0.jpg")
+    assert r.status_code == 200 and r.mimetype == "image/jpeg" and r.data[:3] == b"\xff\xd8\xff"
+    for path in ("/bundle/bundle.json", "/bundle/model.onnx", "/bundle/../bundle.json",
+                 "/bundle/thumbs/../model.onnx", "/bundle/%2e%2e/bundle.json", "/bundle//etc/passwd"):
+        assert client.get(path, follow_redirects=True).status_code == 404, path
+
+
+def test_static_assets(client):
+    for name, mime in (("style.css", "text/css"), ("app.js", "text/javascript")):
+        r = client.get(f"/static/{name}")
+        assert r.status_code == 200 and r.mimetype == mime
+
+
+def test_security_headers(client):
+    for path in ("/", "/api/v1/models", "/nope"):
+        h = client.get(path).headers
+        assert "frame-ancestors 'none'" in h["Content-Security-Policy"]
+        assert "script-src 'self'" in h["Content-Security-Policy"]
+        assert h["X-Content-Type-Options"] == "nosniff" and h["X-Frame-Options"] == "DENY"
+
+
+def test_no_debug(app):
+    assert not app.debug and not app.config["PROPAGATE_EXCEPTIONS"]
+
+
+# -- ops routes -------------------------------------------------------------------------------------------------
+def test_models_and_openapi(client):
+    j = client.get("/api/v1/models").get_json()
+    assert j["models"]["model"]["labels"] == LABELS and j["models"]["model"]["num_classes"] == 5
+    assert j["models"]["model"]["temperature"] == TEMPERATURE
+    assert j["models"]["view"]["labels"] == ["exterior", "interior"]
+    assert j["models"]["model"]["input"]["crop"] == 64
+    assert j["serving"]["providers"] == ["CPUExecutionProvider"] and j["serving"]["ready"] is True
+    assert [c["name"] for c in j["classes"]][0] == "2023 Acme Roadster"
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    assert {"/api/v1/predict", "/api/v1/models", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
+    assert set(spec["paths"]["/api/v1/predict"]["post"]["responses"]) >= {"200", "400", "413", "415", "422", "503"}
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.get_json()["status"] == "ready"
+
+
+def test_metrics(client):
+    upload(client, photo("blue"))
+    upload(client, b"not an image")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert re.search(r'carscope_http_requests_total\{method="POST",route="/api/v1/predict",status="200"\} \d', text)
+    assert re.search(r'carscope_http_requests_total\{method="POST",route="/api/v1/predict",status="415"\} \d', text)
+    assert re.search(r'carscope_http_request_duration_seconds_count\{route="/api/v1/predict"\} \d', text)
+    assert re.search(r"carscope_batch_size_count \d", text)
+    assert re.search(r'carscope_inference_seconds_count\{model="model"\} \d', text)
+    assert 'carscope_rejected_uploads_total{code="not_an_image"}' in text
+    assert "carscope_ready 1.0" in text
+
+
+# -- start-up ---------------------------------------------------------------------------------------------------
+def test_readyz_is_503_until_warm(bundle_dir, monkeypatch):
+    from serve.app import create_app
+    from serve.engine import Engine
+
+    gate = threading.Event()
+    real = Engine.warm_up
+
+    def slow_warm_up(self):
+        gate.wait(10)
+        real(self)
+
+    monkeypatch.setattr(Engine, "warm_up", slow_warm_up)
+    app = create_app(bundle_dir, {"providers": "cpu", "background_load": True})
+    try:
+        c = app.test_client()
+        r = c.get("/readyz")
+        assert r.status_code == 503 and error_of(r) == "not_ready" and r.headers["Retry-After"]
+        r = upload(c, photo("red"))
+        assert r.status_code == 503 and error_of(r) == "not_ready"
+        assert upload(c, photo("red"), path="/").status_code == 503
+        assert c.get("/healthz").status_code == 200  # alive while not ready
+        gate.set()
+        assert app.extensions["carscope"].wait_ready(10)
+        assert c.get("/readyz").status_code == 200
+        assert upload(c, photo("red")).status_code == 200
+    finally:
+        gate.set()
+        app.extensions["carscope"].close()
+
+
+def test_failed_background_load_reports_on_readyz(bundle_dir, monkeypatch):
+    from serve.app import create_app
+    from serve.engine import Engine
+
+    def broken(self, warmup=True):
+        raise CarscopeError("no such luck")
+
+    monkeypatch.setattr(Engine, "load", broken)
+    app = create_app(bundle_dir, {"providers": "cpu", "background_load": True})
+    with pytest.raises(CarscopeError):
+        app.extensions["carscope"].wait_ready(10)
+    r = app.test_client().get("/readyz")
+    assert r.status_code == 503 and error_of(r) == "load_failed"
+
+
+@pytest.fixture
+def tampered_bundle(bundle_dir, tmp_path):
+    root = tmp_path / "tampered"
+    shutil.copytree(bundle_dir, root)
+    data = bytearray((root / "model.onnx").read_bytes())
+    data[-1] ^= 0x01
+    (root / "model.onnx").write_bytes(bytes(data))
+    return root
+
+
+def test_sha256_mismatch_refuses_to_start(tampered_bundle):
+    from serve.app import create_app
+
+    with pytest.raises(CarscopeError, match="sha256"):
+        create_app(tampered_bundle, {"providers": "cpu"})
+
+
+def test_cli_refuses_tampered_bundle_with_one_line_exit_2(tampered_bundle):
+    proc = subprocess.run([sys.executable, "-m", "carscope", "serve", "--bundle", str(tampered_bundle), "--port", "0",
+                           "--providers", "cpu"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "sha256" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_variants_and_settings(bundle_dir):
+    from serve.app import create_app
+
+    app = create_app(bundle_dir, {"providers": "cpu", "variant": "int8"})
+    try:
+        assert app.extensions["carscope"].engine.describe()["variant"] == "int8"
+        assert upload(app.test_client(), photo("red")).get_json()["model"]["prediction"]["label"] == EXPECTED["red"]
+    finally:
+        app.extensions["carscope"].close()
+    with pytest.raises(CarscopeError, match="fp16"):
+        create_app(bundle_dir, {"providers": "cpu", "variant": "fp16"})
+    for bad in ({"max_batch": 0}, {"min_confidence": 2}, {"providers": "tpu"}, {"nonsense": 1}):
+        with pytest.raises(CarscopeError):
+            create_app(bundle_dir, bad)
+
+
+def test_min_confidence_threshold(bundle_dir):
+    from serve.app import create_app
+
+    app = create_app(bundle_dir, {"providers": "cpu", "min_confidence": 0.0})
+    try:
+        j = upload(app.test_client(), photo("grey")).get_json()
+        assert j["model"]["sure"] is True and j["specs"] is not None
+    finally:
+        app.extensions["carscope"].close()
+
+
+def test_serving_never_imports_torch(bundle_dir):
+    code = f"""
+import io, sys
+import serve.app, serve.cli, serve.server
+assert "onnxruntime" not in sys.modules, "onnxruntime imported at import time"
+from serve.app import create_app
+from tests.serve.tinybundle import photo
+app = create_app({str(bundle_dir)!r}, {{"providers": "cpu"}})
+r = app.test_client().post("/api/v1/predict", data={{"image": (io.BytesIO(photo("red")), "x.jpg")}})
+assert r.status_code == 200, r.status_code
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_classes_in_fixture_have_distinct_colours():
+    assert len({c for c, _ in CLASSES.values()}) == len(CLASSES)
