@@ -93,19 +93,15 @@ def _evaluate_model(entry, key: str, dataset, override, args, out_dir: Path) -> 
 
 
 def _batches(files, spec):
-    """The served preprocessing (serve/preprocess.py) when it exists, else train's eval transform."""
-    try:
-        from serve import preprocess as serve_pre
-    except ImportError:
-        serve_pre = None
-    fn = getattr(serve_pre, "preprocess_batch", None) if serve_pre is not None else None
-    if fn is None:
-        from export.photos import batches
+    """Photos as served: serve/preprocess.py's numpy/Pillow preprocessing (held to train's by a test)."""
+    import numpy as np
 
-        yield from batches(files, spec)
-        return
+    from export.photos import open_rgb
+    from serve.preprocess import Preprocessor
+
+    pre = Preprocessor(spec)
     for start in range(0, len(files), 32):
-        yield fn(files[start:start + 32], spec)
+        yield np.stack([pre(open_rgb(f)) for f in files[start:start + 32]])
 
 
 def _session(entry, variant: str, threads):

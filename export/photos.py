@@ -73,29 +73,10 @@ def split_photos(run_dir: str | os.PathLike, dataset: Dataset, split: str, label
 
 
 def eval_transform(spec: dict[str, Any]) -> Callable[[Any], Any]:
-    """PIL RGB image -> float32 CHW tensor, as train evaluates (train/presets.py when it is there)."""
-    try:
-        from train import presets  # the one definition, written by the training stage
-    except ImportError:
-        presets = None
-    if presets is not None:
-        for name in ("eval_transform", "make_eval_transform", "build_eval_transform"):
-            if hasattr(presets, name):
-                return getattr(presets, name)(spec)
-        if hasattr(presets, "ClassificationPresetEval"):
-            return presets.ClassificationPresetEval(spec)
-    return _spec_transform(spec)
+    """PIL image -> float32 CHW tensor: train's eval transform (train/presets.py), the one definition."""
+    from train.presets import eval_transform as train_eval_transform
 
-
-def _spec_transform(spec: dict[str, Any]):
-    """The checkpoint spec spelled out with torchvision (used only until train/presets.py exists)."""
-    from torchvision import transforms as T
-
-    interp = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC,
-              "nearest": T.InterpolationMode.NEAREST}[spec.get("interpolation", "bilinear")]
-    return T.Compose([T.Resize(int(spec["resize"]), interpolation=interp, antialias=True),
-                      T.CenterCrop(int(spec["crop"])), T.ToTensor(),
-                      T.Normalize(mean=spec["mean"], std=spec["std"])])
+    return train_eval_transform(spec)
 
 
 def open_rgb(path: str | os.PathLike):

@@ -179,7 +179,7 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
     how = info["exporter"] + (f" (dynamo failed: {info['fallback_reason']})" if info["fallback_reason"] else "")
     log(f"{key}: {state['arch']} exported with {how}, opset {opset}, in {info['export_s']:.1f}s; onnx.checker ok")
     fname = f"{key}.onnx"
-    graph = choose_graph(raw, tmp / fname, size, work_dir=work)
+    graph = choose_graph(raw, tmp / fname, size, work_dir=work, threads=torch.get_num_threads())
     m = graph["measured"]
     log(f"{key}: shipping the {graph['chosen'].replace('_', ' ')} graph (load+optimise "
         f"{m['optimise_at_load']['load_ms']:.0f} ms, p50 {m['optimise_at_load']['p50_ms']:.2f} ms; offline "
@@ -187,7 +187,7 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
 
     test = photos["test"].iloc[:eval_photos]
     files, targets = test["file"].tolist(), test["target"].to_numpy()
-    session = cpu_session(tmp / fname)
+    session = cpu_session(tmp / fname, threads=torch.get_num_threads())
     eager, fp32 = [], []
     with torch.inference_mode():
         for x in batches(files, spec):
@@ -228,7 +228,7 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
             raise CarscopeError(f"run {run_dir} has no train-split photos in the dataset to calibrate int8 on")
         q_file = f"{key}.int8.onnx"
         quant = to_int8(raw, tmp / q_file, batches(calib, spec, 16))
-        q_session = cpu_session(tmp / q_file)
+        q_session = cpu_session(tmp / q_file, threads=torch.get_num_threads())
         q_logits = np.concatenate([q_session.run(None, {INPUT_NAME: x})[0] for x in batches(files, spec)])
         vs = compare(fp32, q_logits, temperature=temperature, targets=targets)
         drop = (vs["top1_reference"] - vs["top1_candidate"]) * 100
@@ -298,7 +298,7 @@ def _write_thumbs(train, dataset, tmp: Path, view_entry: dict, view_state: dict,
 
         unknown = pd.concat(unsure)
         if len(unknown):
-            session = cpu_session(tmp / view_entry["file"])
+            session = cpu_session(tmp / view_entry["file"], threads=_threads())
             logits = np.concatenate([session.run(None, {INPUT_NAME: x})[0]
                                      for x in batches(unknown["file"].tolist(), view_state["preprocess"])])
             predicted = [view_entry["labels"][i] for i in logits.argmax(axis=1)]
@@ -316,6 +316,13 @@ def _write_thumbs(train, dataset, tmp: Path, view_entry: dict, view_state: dict,
                 im.save(tmp / rel, "JPEG", quality=82, optimize=True)
                 thumbs.setdefault(str(label), {}).setdefault(view, []).append(rel)
     return thumbs
+
+
+def _threads() -> int:
+    """onnxruntime gets the thread budget torch was given (set once by the caller: CLI default or a test)."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _safe_name(label: str) -> str:

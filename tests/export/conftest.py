@@ -117,7 +117,7 @@ def make_run(run_dir: Path, task: str, data: Path, *, steps: int = 60, seed: int
 def _modest_threads():
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # the machine is shared; one thread also avoids OpenMP stalls under load
 
 
 @pytest.fixture(scope="session")

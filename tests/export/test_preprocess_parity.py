@@ -1,0 +1,74 @@
+"""Preprocessing is one definition: serve's numpy/Pillow version equals train's eval transform (within 1e-5),
+and the input contract a bundle carries is the checkpoint's spec, so serve preprocesses what train evaluated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+serve_preprocess = pytest.importorskip("serve.preprocess")
+presets = pytest.importorskip("train.presets")
+
+from train.checkpoint import make_preprocess_spec  # noqa: E402
+
+
+def _random_photos(rng, n: int):
+    """Photos of awkward shapes and modes: portrait, landscape, smaller than the crop, grey, RGBA, palette."""
+    for i in range(n):
+        w, h = int(rng.integers(20, 400)), int(rng.integers(20, 400))
+        if i % 7 == 0:
+            w, h = int(rng.integers(8, 40)), int(rng.integers(8, 40))  # smaller than the crop: padding path
+        pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        # smooth parts too: resampling errors hide in noise and show on gradients
+        pixels[: h // 2] = np.linspace(0, 255, w, dtype=np.uint8)[None, :, None]
+        img = Image.fromarray(pixels)
+        yield img.convert(("RGB", "L", "RGBA", "P", "CMYK")[i % 5])
+
+
+@pytest.mark.parametrize("img_size", [32, 128, 224])
+def test_serve_preprocess_matches_train_eval_transform(img_size):
+    spec = make_preprocess_spec(img_size)
+    served = serve_preprocess.Preprocessor(spec)
+    trained = presets.eval_transform(spec)
+    worst = 0.0
+    for img in _random_photos(np.random.default_rng(img_size), 24):
+        a = served(img.convert("RGB"))
+        b = trained(img).numpy()
+        assert a.shape == b.shape == (3, spec["crop"], spec["crop"]) and a.dtype == np.float32
+        worst = max(worst, float(np.abs(a - b).max()))
+    assert worst <= 1e-5, worst
+
+
+def test_export_feeds_models_through_train_eval_transform(tmp_path):
+    """The tensors export checks parity and int8 on are train's eval transform of the photo."""
+    from export.photos import batches
+
+    spec = make_preprocess_spec(32)
+    rng = np.random.default_rng(1)
+    files = []
+    for i, img in enumerate(_random_photos(rng, 5)):
+        files.append(str(tmp_path / f"{i}.png"))
+        img.convert("RGB").save(files[-1])
+    got = np.concatenate(list(batches(files, spec, batch_size=2)))
+    want = np.stack([presets.eval_transform(spec)(Image.open(f)).numpy() for f in files])
+    assert got.shape == (5, 3, 32, 32)
+    np.testing.assert_array_equal(got, want)
+    served = np.stack([serve_preprocess.Preprocessor(spec)(Image.open(f).convert("RGB")) for f in files])
+    assert np.abs(served - got).max() <= 1e-5
+
+
+def test_bundle_input_contract_is_the_checkpoint_spec(bundle, tiny):
+    """What serve reads from bundle.json builds the same preprocessing as the run's checkpoint."""
+    from export.bundle import load
+    from train.checkpoint import load_run
+
+    out, _ = bundle
+    _, view_run, model_run = tiny
+    b = load(out)
+    img = next(_random_photos(np.random.default_rng(3), 1))
+    for key, run in (("view", view_run), ("model", model_run)):
+        spec = load_run(run)["preprocess"]
+        a = serve_preprocess.Preprocessor(b.models[key].input_spec)(img)
+        c = presets.eval_transform(spec)(img).numpy()
+        assert np.abs(a - c).max() <= 1e-5
