@@ -35,6 +35,7 @@ def add_arguments(p) -> None:
     p.add_argument("--threads", type=int, default=None, help="threads for torch and onnxruntime (default: all cores)")
     p.add_argument("--max-seconds", type=float, default=20.0, help="time cap per measured case (default: %(default)s)")
     p.add_argument("--models", default="view,model", help="which bundle models (default: %(default)s)")
+    p.add_argument("--peak-size", type=int, default=2048, help="matrix size of the peak-FLOPs probe (default: %(default)s)")
 
 
 def run(args, out_dir) -> tuple[dict[str, Any], str]:
@@ -54,7 +55,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     for k in keys:
         if k not in bundle.models:
             raise CarscopeError(f"--models: unknown model '{k}' (have: {', '.join(bundle.models)})")
-    peak = matmul_peak_gflops(threads)
+    peak = matmul_peak_gflops(threads, n=args.peak_size)
     gpu = _gpu_name()
     result: dict[str, Any] = {"bundle": str(Path(args.bundle).resolve()), "threads": threads, "runs": args.runs,
                               # other processes' load skews every figure on a small machine: say how busy it was
