@@ -51,11 +51,19 @@ def run(args) -> int:
         "max_upload_mb": args.max_upload_mb, "intra_op_threads": args.ort_threads,
     })
     from serve.app import create_app
-    from serve.server import make_server
+    from serve.server import loading_app, make_server
 
-    app = create_app(args.bundle, config)  # verifies sha256s and warms the sessions; CarscopeError -> exit 2
+    # Bind first: a busy port is reported at once, not after the models have loaded. Until the app exists,
+    # waitress does not serve (connections wait in the backlog); then it serves the real app.
+    server = make_server(loading_app, host=args.host, port=args.port, threads=args.threads,
+                         max_request_body=config.max_upload_bytes)
+    try:
+        app = create_app(args.bundle, config)  # verifies sha256s, warms the sessions; CarscopeError -> exit 2
+    except BaseException:
+        server.close()
+        raise
+    server.application = app
     predictor = app.extensions["carscope"]
-    server = make_server(app, host=args.host, port=args.port, threads=args.threads)
     print(f"listening on http://{server.effective_host}:{server.effective_port}", flush=True)
 
     def on_sigterm(signum, frame):  # a container stop: leave like Ctrl-C does

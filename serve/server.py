@@ -21,6 +21,14 @@ from carscope.errors import CarscopeError
 log = logging.getLogger("carscope.serve")
 
 
+def loading_app(environ, start_response):
+    """The WSGI app a server holds before the real one exists: 503 with the API's error shape."""
+    body = b'{"error": {"code": "not_ready", "message": "the models are still loading"}}'
+    start_response("503 Service Unavailable", [("Content-Type", "application/json"), ("Retry-After", "2"),
+                                               ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def make_server(app, *, host: str = "127.0.0.1", port: int = 8080, threads: int = 16, max_request_body: int | None = None):
     """A waitress server bound to host:port (not yet serving). A busy port -> CarscopeError (one line, exit 2)."""
     from waitress import create_server
@@ -29,7 +37,7 @@ def make_server(app, *, host: str = "127.0.0.1", port: int = 8080, threads: int 
         raise CarscopeError(f"--threads must be between 1 and 1024, not {threads}")
     if not 0 <= int(port) <= 65535:
         raise CarscopeError(f"--port must be between 0 and 65535, not {port}")
-    body_cap = max_request_body or app.config.get("MAX_CONTENT_LENGTH") or 16 * 2**20
+    body_cap = max_request_body or getattr(app, "config", {}).get("MAX_CONTENT_LENGTH") or 16 * 2**20
     try:
         return create_server(
             app, host=host, port=int(port), threads=int(threads),

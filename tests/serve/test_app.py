@@ -50,7 +50,7 @@ def test_specs_and_names_come_from_the_bundle(client):
     assert j["model"]["prediction"]["name"] == "2023 Acme Roadster"
     assert j["specs"]["msrp_usd"] == 34500 and j["specs"]["make"] == "Acme"
     j = upload(client, photo("magenta")).get_json()
-    assert j["specs"]["msrp_usd"] is None and j["specs"]["horsepower"] is None  # <NA> -> null, not NaN
+    assert j["specs"]["drivetrain"] is None and j["specs"]["horsepower"] is None  # <NA> -> null, not NaN
 
 
 def test_confidences_are_calibrated_softmax(client, bundle_dir):

@@ -41,9 +41,9 @@ CLASSES = {
     "2023_bolt_sedan": ((220, 200, 40), {"make": "Bolt", "model": "Sedan", "year": 2023, "msrp_usd": 28150,
                                          "body_style": "Sedan", "drivetrain": "FWD", "engine": "Electric",
                                          "horsepower": 215, "seats": 5, "doors": 4}),
-    "2023_zenith_van": ((190, 40, 180), {"make": "Zenith", "model": "Van", "year": 2023, "msrp_usd": None,
+    "2023_zenith_van": ((190, 40, 180), {"make": "Zenith", "model": "Van", "year": 2023, "msrp_usd": 38900,
                                          "body_style": "Van", "drivetrain": None, "engine": "2.5L I4 Hybrid",
-                                         "horsepower": None, "seats": 8, "doors": 4}),
+                                         "horsepower": None, "seats": 8, "doors": 4, "length_in": 203.7}),
 }
 LABELS = list(CLASSES)
 COLOURS = {"red": CLASSES[LABELS[0]][0], "green": CLASSES[LABELS[1]][0], "blue": CLASSES[LABELS[2]][0],
@@ -103,8 +103,10 @@ def photo(colour: str | tuple, size: tuple[int, int] = (160, 120), *, seed: int 
     return buf.getvalue()
 
 
-def make_tiny_bundle(root: str | Path, *, with_thumbs: bool = True, int8: bool = False) -> Path:
-    """Write the bundle into `root` (created) and return it."""
+def make_tiny_bundle(root: str | Path, *, with_thumbs: bool = True, int8: bool = False,
+                     thumb_photos: dict[str, dict[str, list[bytes]]] | None = None) -> Path:
+    """Write the bundle into `root` (created) and return it. `thumb_photos` (label -> view -> JPEG bytes)
+    replaces the plain colour thumbnails, e.g. with showroom photos for a screenshot."""
     import pandas as pd
 
     root = Path(root)
@@ -133,10 +135,13 @@ def make_tiny_bundle(root: str | Path, *, with_thumbs: bool = True, int8: bool =
         for label, (rgb, _) in CLASSES.items():
             d = root / "thumbs" / label
             d.mkdir(parents=True, exist_ok=True)
-            (d / "exterior_0.jpg").write_bytes(photo(rgb, (120, 90)))
-            (d / "interior_0.jpg").write_bytes(photo(COLOURS["dark"], (120, 90)))
-            thumbs[label] = {"exterior": [f"thumbs/{label}/exterior_0.jpg"],
-                             "interior": [f"thumbs/{label}/interior_0.jpg"]}
+            given = (thumb_photos or {}).get(label) or {"exterior": [photo(rgb, (120, 90))],
+                                                        "interior": [photo(COLOURS["dark"], (120, 90))]}
+            thumbs[label] = {}
+            for view, blobs in given.items():
+                for i, blob in enumerate(blobs):
+                    (d / f"{view}_{i}.jpg").write_bytes(blob)
+                    thumbs[label].setdefault(view, []).append(f"thumbs/{label}/{view}_{i}.jpg")
 
     def entry(key: str, labels: list[str], temperature: float) -> dict:
         path = root / f"{key}.onnx"

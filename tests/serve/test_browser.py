@@ -1,0 +1,90 @@
+"""A real Chromium (Playwright) uses the upload page served by waitress on loopback; saves docs/screenshot.png."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from serve.server import serve_in_thread
+from tests.serve.http import Client
+from tests.serve.tinybundle import LABELS, make_tiny_bundle
+
+pytestmark = pytest.mark.browser
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def _chromium() -> str | None:
+    for path in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or ""):
+        if path and os.path.exists(path):
+            return path
+    return None  # Playwright's own browser, if installed
+
+
+@pytest.fixture(scope="module")
+def showroom_bundle(tmp_path_factory):
+    """The tiny bundle, with showroom photos as its example thumbnails; plus one showroom photo to upload."""
+    from showroom.testing import iter_photos, tiny_config
+
+    by_model: dict[str, dict[str, list[bytes]]] = {}
+    for info, jpeg in iter_photos(tiny_config()):
+        by_model.setdefault(info["model_id"], {}).setdefault(info["view"], []).append(jpeg)
+    models = list(by_model)
+    upload = by_model[models[0]]["exterior"][0]
+    thumbs = {label: {"exterior": by_model[m]["exterior"][:3], "interior": by_model[m].get("interior", [])[:1]}
+              for label, m in zip(LABELS, models, strict=False)}
+    root = make_tiny_bundle(tmp_path_factory.mktemp("browser") / "bundle", thumb_photos=thumbs)
+    path = root.parent / "showroom-photo.jpg"
+    path.write_bytes(upload)
+    return root, path
+
+
+def test_upload_a_showroom_photo_in_chromium(showroom_bundle):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    bundle, photo_path = showroom_bundle
+    # min_confidence 0: the tiny model's guess for a showroom photo is arbitrary but must be shown as an answer.
+    with serve_in_thread(bundle, {"providers": "cpu", "min_confidence": 0.0}, threads=4) as server:
+        client = Client(server.url)
+        status, expected = client.predict(photo_path.read_bytes())
+        client.close()
+        assert status == 200
+        with sync_api.sync_playwright() as p:
+            try:
+                browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+            except Exception as exc:  # no Chromium at all on this machine
+                pytest.skip(f"no Chromium to drive ({type(exc).__name__})")
+            try:
+                page = browser.new_page(viewport={"width": 1200, "height": 900})
+                problems: list[str] = []
+                page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: problems.append(str(e)))
+                page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+
+                page.goto(server.url + "/")
+                page.get_by_label("Choose a photo of a car").set_input_files(str(photo_path))
+                page.wait_for_selector("[data-preview]:not([hidden])")  # the JS preview ran
+                assert page.locator("[data-preview-img]").evaluate("img => img.src.startsWith('blob:')")
+                page.get_by_role("button", name="Identify the car").click()
+                page.wait_for_selector("[data-best]")
+
+                name = expected["model"]["prediction"]["name"]
+                assert page.inner_text("[data-best]").strip() == name  # the model-year
+                specs = page.locator("table.specs")
+                assert specs.is_visible() and page.locator("table.specs tr").count() >= 5
+                assert "Engine" in specs.inner_text() and expected["specs"]["make"] in specs.inner_text()
+                assert page.locator("ol.top li").count() == 5
+                assert page.locator("img.photo").evaluate("img => img.complete && img.naturalWidth > 0")
+                loaded = page.eval_on_selector_all("ul.thumbs img", "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)")
+                assert loaded and all(loaded)
+                assert not problems, problems  # CSP violations and broken assets show up here
+
+                out = REPO / "docs" / "screenshot.png"
+                out.parent.mkdir(exist_ok=True)
+                page.screenshot(path=str(out), full_page=True)
+                assert out.stat().st_size > 10_000
+            finally:
+                browser.close()

@@ -1,0 +1,139 @@
+"""waitress on loopback: the app under concurrent load, the CLI, start-up failures and clean shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from carscope.errors import CarscopeError
+from serve.server import make_server, serve_in_thread
+from tests.serve.http import Client
+from tests.serve.tinybundle import EXPECTED, photo
+
+COLOURS = sorted(EXPECTED)
+
+
+@pytest.fixture(scope="module")
+def server(bundle_dir):
+    with serve_in_thread(bundle_dir, {"providers": "cpu", "max_upload_mb": 1}, threads=16) as handle:
+        yield handle
+
+
+def test_sixteen_threads_by_fifty_requests_all_correct(server):
+    photos = {c: photo(c, (160, 120), seed=i) for i, c in enumerate(COLOURS)}
+    failures, answers = [], []
+    lock = threading.Lock()
+
+    def worker(k: int):
+        client = Client(server.url)
+        try:
+            for i in range(50):
+                colour = COLOURS[(k + i) % len(COLOURS)]
+                status, body = client.predict(photos[colour])
+                ok = status == 200 and body["model"]["prediction"]["label"] == EXPECTED[colour]
+                with lock:
+                    answers.append(body.get("batch_size", 0) if status == 200 else 0)
+                    if not ok:
+                        failures.append((k, i, status, str(body)[:200]))
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(16)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    elapsed = time.perf_counter() - t0
+    assert not failures, failures[:3]
+    assert len(answers) == 800
+    assert max(answers) > 1, "16 concurrent clients never shared a batch"
+    print(f"800 requests in {elapsed:.1f} s, largest batch {max(answers)}")
+
+
+def test_error_answers_over_http(server):
+    c = Client(server.url)
+    try:
+        status, body = c.predict(b"definitely not an image")
+        assert status == 415 and body["error"]["code"] == "not_an_image"
+        status, body = c.predict(photo("red") + b"\0" * (1024 * 1024 + 100_000))
+        assert status == 413 and body["error"]["code"] == "too_large"
+        # the connection is still usable after an error
+        status, body = c.predict(photo("blue"))
+        assert status == 200 and body["model"]["prediction"]["label"] == EXPECTED["blue"]
+        status, headers, data = c.request("GET", "/metrics")
+        assert status == 200 and b"carscope_http_requests_total" in data
+    finally:
+        c.close()
+
+
+def test_serve_in_thread_always_stops(bundle_dir):
+    with serve_in_thread(bundle_dir, {"providers": "cpu"}, threads=2) as handle:
+        url, port = handle.url, handle.port
+        assert urllib.request.urlopen(url + "/readyz", timeout=5).status == 200
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    assert not handle.predictor.batcher.running
+
+
+def test_busy_port_is_a_one_line_error(app):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(CarscopeError, match="already in use"):
+            make_server(app, port=port)
+        proc = subprocess.run([sys.executable, "-m", "carscope", "serve", "--bundle", str(app.extensions["carscope"]
+                               .bundle.root), "--port", str(port), "--providers", "cpu"],
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "already in use" in lines[0]
+
+
+def test_cli_serves_and_stops_on_sigterm(bundle_dir):
+    proc = subprocess.Popen([sys.executable, "-m", "carscope", "serve", "--bundle", str(bundle_dir), "--port", "0",
+                             "--providers", "cpu", "--threads", "4", "--max-batch", "4", "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("listening on http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() else "")
+        url = line.split()[-1]
+        assert json.loads(urllib.request.urlopen(url + "/readyz", timeout=10).read())["max_batch"] == 4
+        c = Client(url)
+        status, body = c.predict(photo("green"))
+        c.close()
+        assert status == 200 and body["model"]["prediction"]["label"] == EXPECTED["green"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_cli_rejects_bad_options(bundle_dir, tmp_path):
+    cases = [
+        (["--bundle", str(tmp_path / "nope")], "not a carscope bundle"),
+        (["--bundle", str(bundle_dir), "--max-batch", "0"], "--max-batch"),
+        (["--bundle", str(bundle_dir), "--min-confidence", "1.5"], "--min-confidence"),
+        (["--bundle", str(bundle_dir), "--providers", "cpu", "--variant", "fp16"], "fp16"),
+        (["--bundle", str(bundle_dir), "--providers", "cpu", "--port", "70000"], "--port"),
+    ]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    for args, needle in cases:
+        proc = subprocess.run([sys.executable, "-m", "carscope", "serve", *args], capture_output=True, text=True,
+                              timeout=60, env=env)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], (args, proc.stderr)
