@@ -71,6 +71,13 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
         missing = [k for k in PREPROCESS_KEYS if k not in state["preprocess"]]
         if missing:
             raise CarscopeError(f"{state['path']} has an incomplete preprocessing spec (no {', '.join(missing)})")
+    for state in states.values():
+        try:
+            t = float(state["temperature"])
+        except (TypeError, ValueError):
+            t = float("nan")
+        if not 0 < t < float("inf"):  # NaN fails this too
+            raise CarscopeError(f"{state['path']} has temperature {state['temperature']!r}; it must be positive")
     if sorted(states["view"]["labels"]) != sorted(VIEW_LABELS):
         raise CarscopeError(f"{runs['view']} does not classify {' / '.join(VIEW_LABELS)} "
                             f"(its labels: {', '.join(states['view']['labels'][:5])})")
@@ -88,8 +95,11 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
         train = split_photos(runs[key], dataset, "train", state["labels"], splits)
         photos[key] = {"test": test, "train": train}
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as exc:
+        raise CarscopeError(f"cannot write a bundle next to {out}: {exc.strerror}") from None
     work = tmp / ".work"
     work.mkdir()
     t0 = time.perf_counter()
