@@ -130,8 +130,14 @@ def load_adapter(site: str) -> Adapter:
         # tomllib says "... (at line N, column M)"; lead with file:line like a compiler does
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
-        where = f"{path}:{m.group(1)}" if m else str(path)
-        raise CarscopeError(f"{where}: TOML syntax error: {re.sub(r' ?[(]at line.*', '', msg)}") from None
+        if m:
+            where = f"{path}:{m.group(1)}"
+        elif "end of document" in msg:
+            where = f"{path}:{max(1, len(text.splitlines()))}"
+        else:
+            where = str(path)
+        msg = re.sub(r" ?[(]at (line|end of document).*", "", msg)
+        raise CarscopeError(f"{where}: TOML syntax error: {msg}") from None
     return _build(data, path, text)
 
 

@@ -43,7 +43,7 @@ class CrawlConfig:
     # fetch limits
     timeout: float = 30.0
     connect_timeout: float = 10.0
-    max_redirects: int = 5
+    max_redirects: int = 10  # browsers allow ~20; fault-injected chains on retries can reach 6
     max_page_bytes: int = 5 * 2**20
     max_image_bytes: int = 25 * 2**20
 

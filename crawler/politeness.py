@@ -146,6 +146,7 @@ class Politeness:
                     delay = hs.robots.crawl_delay(self.config.user_agent)
                     if delay:
                         hs.delay = max(hs.delay, float(delay))
+                        hs.next_start = max(hs.next_start, time.monotonic() + hs.delay)  # robots.txt counts too
             elif status is not None and 400 <= status < 500:
                 hs.robots = ALLOW_ALL
             else:

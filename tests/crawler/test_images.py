@@ -1,0 +1,66 @@
+import hashlib
+import io
+
+import pytest
+from PIL import Image
+
+from crawler.images import ImageRules, process_image
+
+
+def jpeg(size=(200, 150), color=(200, 30, 30), **save):
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "JPEG", **save)
+    return buf.getvalue()
+
+
+def test_a_fitting_rgb_jpeg_is_kept_byte_for_byte():
+    data = jpeg()
+    got = process_image(data, ImageRules())
+    assert got.ok and got.data == data and got.sha256 == hashlib.sha256(data).hexdigest()
+    assert (got.width, got.height) == (200, 150)
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9])
+def test_truncated_and_corrupt_bodies_are_rejected(cut):
+    data = jpeg((320, 240))
+    assert process_image(data[: int(len(data) * cut)], ImageRules()).reason == "corrupt_image"
+    garbage = data[:200] + bytes(len(data) - 200)
+    assert not process_image(garbage, ImageRules()).ok
+    assert process_image(b"<html>not an image</html>", ImageRules()).reason == "corrupt_image"
+
+
+def test_size_and_aspect_filters():
+    assert process_image(jpeg((40, 40)), ImageRules(min_side=64)).reason == "too_small"
+    assert process_image(jpeg((1000, 100)), ImageRules(min_side=64, max_aspect=4)).reason == "bad_aspect"
+
+
+def test_png_with_alpha_becomes_rgb_jpeg_and_large_images_shrink():
+    buf = io.BytesIO()
+    Image.new("RGBA", (2000, 1000), (0, 0, 255, 0)).save(buf, "PNG")
+    got = process_image(buf.getvalue(), ImageRules(max_side=500))
+    assert got.ok and got.ext == "jpg" and (got.width, got.height) == (500, 250)
+    with Image.open(io.BytesIO(got.data)) as im:
+        assert im.format == "JPEG" and im.mode == "RGB"
+        assert im.getpixel((10, 10))[0] > 240  # transparency flattened onto white
+
+
+def test_exif_orientation_is_applied():
+    im = Image.new("RGB", (300, 100), (10, 200, 10))
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", exif=exif)
+    got = process_image(buf.getvalue(), ImageRules())
+    assert got.ok and (got.width, got.height) == (100, 300)
+    assert got.source_sha256 == hashlib.sha256(buf.getvalue()).hexdigest() != got.sha256
+
+
+def test_keep_original_stores_the_downloaded_bytes():
+    buf = io.BytesIO()
+    Image.new("RGB", (300, 200)).save(buf, "PNG")
+    got = process_image(buf.getvalue(), ImageRules(keep_original=True))
+    assert got.ok and got.data == buf.getvalue() and got.ext == "png"
+
+
+def test_decompression_bombs_are_refused_before_decoding():
+    assert process_image(jpeg((3000, 3000)), ImageRules(max_pixels=1_000_000)).reason == "too_many_pixels"
