@@ -21,6 +21,19 @@ bundle.json:
      "thumbs": {"<label>": {"exterior": ["thumbs/..jpg", ...], "interior": [...]}},
      "specs": "specs.parquet"}
 
+What export/pipeline.py records besides (readers may ignore any of it):
+    per model   "parity": {"photos", "split": "test", "provider", "max_abs_logit_diff", "mean_abs_logit_diff",
+                           "max_rel_error", "max_abs_prob_diff", "top1_agreement", "top1_disagreements",
+                           "top1_reference", "top1_candidate", "batch1_max_abs_logit_diff"}   # ORT fp32 vs PyTorch
+                "export": {"exporter": "dynamo" | "torchscript", "fallback_reason", "opset", "dynamic_batch", ...}
+                "graph": {"chosen": "optimise_at_load" | "offline_optimised", "measured": {...}}
+                "source": {"run", "checkpoint", "checkpoint_sha256", "splits", "splits_sha256", ...}
+                "refused": {"int8": {"reason", "metrics"}}      # a variant asked for but not kept
+    int8        "metrics": {"split": "test", "photos", "top1_fp32", "top1_int8", "top1_drop_points",
+                            "top1_agreement_vs_fp32", ...}, "quantization": {...}, "forced": bool
+    fp16        "validation": {"validated": false, "reason": "not validated: no CUDA"} or the parity numbers
+    top level   "source": {"data", ...}, "options": {...}, "export_s"
+
     python -c "from export.bundle import load; print(load('bundle').models['model'].labels[:5])"
 """
 

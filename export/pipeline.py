@@ -110,7 +110,7 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
                                         opset=opset, exporter=exporter, int8=int8, fp16=fp16, force=force,
                                         eval_photos=eval_photos, calib_photos=calib_photos)
         log("thumbnails and specs")
-        thumbs = _write_thumbs(photos["model"]["train"], dataset, tmp, models["view"], states["view"],
+        thumbs = _write_thumbs(photos, dataset, tmp, models["view"], states["view"], states["model"]["labels"],
                                thumbs_per_view)
         specs = dataset.specs[dataset.specs["model_id"].astype(str).isin(states["model"]["labels"])]
         dsmod.write_table(specs, tmp / "specs.parquet", dsmod.SPECS_COLUMNS)
@@ -286,39 +286,44 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
     return entry
 
 
-def _write_thumbs(train, dataset, tmp: Path, view_entry: dict, view_state: dict, per_view: int) -> dict:
-    """A few small train-split photos per served class and view. The view comes from the page's hint; photos
-    from mixed, unlabelled galleries are sorted by the exported view model."""
+def _write_thumbs(photos: dict, dataset, tmp: Path, view_entry: dict, view_state: dict, served: list[str],
+                  per_view: int) -> dict:
+    """A few small train-split photos per served class and view.
+
+    Candidates are the train splits of both runs: the model run trains on exterior photos only, so interior
+    ones come from the view run's split, their model-year from the dataset. The view is the page's hint;
+    photos from mixed, unlabelled galleries are sorted by the exported view model."""
     import numpy as np
+    import pandas as pd
 
     from export.onnx_export import INPUT_NAME, cpu_session
     from export.photos import batches, open_rgb
 
-    if per_view <= 0 or train.empty:
+    if per_view <= 0:
         return {}
-    hints = dict(zip(dataset.images["sha256"].astype(str), dataset.images["view_hint"].astype(str), strict=True))
-    train = train.assign(view=train["sha256"].astype(str).map(hints).fillna("unknown"))
+    images = dataset.images.drop_duplicates("sha256")
+    model_of = dict(zip(images["sha256"].astype(str), images["model_id"].astype(str), strict=True))
+    hint_of = dict(zip(images["sha256"].astype(str), images["view_hint"].astype(str), strict=True))
+    cand = pd.concat([photos["model"]["train"][["sha256", "file"]], photos["view"]["train"][["sha256", "file"]]])
+    cand = cand.assign(sha256=cand["sha256"].astype(str)).drop_duplicates("sha256").sort_values("sha256")
+    cand = cand.assign(model_id=cand["sha256"].map(model_of), view=cand["sha256"].map(hint_of).fillna("unknown"))
+    cand = cand[cand["model_id"].isin(set(served))].reset_index(drop=True)
     unsure = []
-    for _, group in train.groupby("label", sort=True):
+    for _, group in cand.groupby("model_id", sort=True):
         counts = group["view"].value_counts()
         if min(counts.get("exterior", 0), counts.get("interior", 0)) < per_view:
             unsure.append(group[group["view"] == "unknown"].head(4 * per_view))
-    if unsure:
-        import pandas as pd
-
-        unknown = pd.concat(unsure)
-        if len(unknown):
-            session = cpu_session(tmp / view_entry["file"], threads=_threads())
-            logits = np.concatenate([session.run(None, {INPUT_NAME: x})[0]
-                                     for x in batches(unknown["file"].tolist(), view_state["preprocess"])])
-            predicted = [view_entry["labels"][i] for i in logits.argmax(axis=1)]
-            train.loc[unknown.index, "view"] = predicted
+    unknown = pd.concat(unsure) if unsure else cand.iloc[:0]
+    if len(unknown):
+        session = cpu_session(tmp / view_entry["file"], threads=_threads())
+        logits = np.concatenate([session.run(None, {INPUT_NAME: x})[0]
+                                 for x in batches(unknown["file"].tolist(), view_state["preprocess"])])
+        cand.loc[unknown.index, "view"] = [view_entry["labels"][i] for i in logits.argmax(axis=1)]
     thumbs: dict[str, dict[str, list[str]]] = {}
-    for label, group in train.groupby("label", sort=True):
+    for label, group in cand.groupby("model_id", sort=True):
         folder = _safe_name(str(label))
         for view in ("exterior", "interior"):
-            rows = group[group["view"] == view].head(per_view)
-            for n, f in enumerate(rows["file"]):
+            for n, f in enumerate(group.loc[group["view"] == view, "file"].head(per_view)):
                 rel = f"thumbs/{folder}/{view}_{n}.jpg"
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                 im = open_rgb(f)

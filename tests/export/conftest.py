@@ -78,7 +78,8 @@ def make_run(run_dir: Path, task: str, data: Path, *, steps: int = 60, seed: int
         images = images[images["view_hint"].isin(checkpoint.VIEW_LABELS)]
         labels = list(checkpoint.VIEW_LABELS)
         label_col = images["view_hint"].astype(str)
-    else:
+    else:  # like train: the model-year classifier learns from exterior (and unlabelled) photos only
+        images = images[images["view_hint"] != "interior"]
         labels = sorted(images["model_id"].astype(str).unique())
         label_col = images["model_id"].astype(str)
     rng = np.random.default_rng(seed)

@@ -57,11 +57,21 @@ def test_bundle_is_complete_and_reads_back(bundle, tiny):
     for label in b.models["model"].labels:
         thumbs = b.thumbs(label)
         assert len(thumbs["exterior"]) == 3 and len(thumbs["interior"]) == 3
-        from PIL import Image
-
-        with Image.open(out / thumbs["interior"][0]) as im:
-            assert max(im.size) <= 192
+    _check_thumbs(out, b)
     assert not _leftovers(out.parent)
+
+
+def _check_thumbs(out: Path, b) -> None:
+    """Every thumbnail is small and shows its view: the drawn interiors are dark, the exteriors sky-bright."""
+    from PIL import Image
+
+    for label in b.models["model"].labels:
+        for view, files in b.thumbs(label).items():
+            for rel in files:
+                with Image.open(out / rel) as im:
+                    assert max(im.size) <= 192
+                    brightness = float(np.asarray(im.convert("L")).mean())
+                assert (brightness < 90) == (view == "interior"), (rel, brightness)
 
 
 def test_parity_numbers_in_bundle_json(bundle, tiny):
@@ -231,7 +241,11 @@ def test_int8_refusal_and_force(tiny, tmp_path, monkeypatch):
     data, view_run, model_run = tiny
     monkeypatch.setattr(pipeline, "INT8_MAX_DROP_POINTS", -1.0)  # a drop of 0 points is now too much
     logs: list[str] = []
-    b = pipeline.export_bundle(view_run, model_run, data, tmp_path / "a", int8=True, log=logs.append)
+    # 8 thumbs per view is more than the hinted train photos of a class: unlabelled ones get sorted by the view model
+    b = pipeline.export_bundle(view_run, model_run, data, tmp_path / "a", int8=True, thumbs_per_view=8,
+                               log=logs.append)
+    _check_thumbs(tmp_path / "a", b)
+    assert max(len(b.thumbs(label).get("exterior", [])) for label in b.models["model"].labels) == 8
     entry = b.models["model"]
     assert "int8" not in entry.variants() and not (tmp_path / "a" / "model.int8.onnx").exists()
     refused = entry.meta["refused"]["int8"]
