@@ -111,7 +111,7 @@ def _session(entry, variant: str, threads):
         from export.quantize import cuda_session
 
         sess, why = cuda_session(entry.path("fp16"))
-        return sess, "CUDAExecutionProvider", why
+        return sess, "CUDAExecutionProvider", why and why.replace("not validated: ", "")
     return cpu_session(entry.path(variant), threads=threads or os.cpu_count()), "CPUExecutionProvider", None
 
 

@@ -90,6 +90,11 @@ def cuda_session(path: str | os.PathLike):
         has_gpu = False
     if not has_gpu:
         return None, "not validated: no CUDA"
+    if hasattr(ort, "preload_dlls"):  # CUDA/cuDNN from the pip wheels torch brought, when not on the loader path
+        try:
+            ort.preload_dlls()
+        except Exception:  # best effort: the session below says whether CUDA really works
+            pass
     so = ort.SessionOptions()
     so.log_severity_level = 3
     try:

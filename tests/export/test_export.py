@@ -227,7 +227,8 @@ def test_parity_failure_fails_export_and_leaves_nothing(tiny, tmp_path, capsys, 
     data, view_run, model_run = tiny
     monkeypatch.setattr(export.parity, "FP32_MAX_REL_ERROR", -1.0)  # any difference at all now fails
     out = tmp_path / "b"
-    code, err = _cli(capsys, "--view-run", view_run, "--model-run", model_run, "--data", data, "--out", out)
+    code, err = _cli(capsys, "--view-run", view_run, "--model-run", model_run, "--data", data, "--out", out,
+                     "--exporter", "torchscript")  # the quicker exporter: the parity gate is the same
     assert code == 1, err
     assert "does not match PyTorch" in err and "max |Δlogit|" in err and "top-1 agreement" in err
     assert not out.exists() and not _leftovers(tmp_path)
@@ -242,8 +243,9 @@ def test_int8_refusal_and_force(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "INT8_MAX_DROP_POINTS", -1.0)  # a drop of 0 points is now too much
     logs: list[str] = []
     # 8 thumbs per view is more than the hinted train photos of a class: unlabelled ones get sorted by the view model
+    # the TorchScript exporter only to save time: the int8 decision does not depend on how the graph was made
     b = pipeline.export_bundle(view_run, model_run, data, tmp_path / "a", int8=True, thumbs_per_view=8,
-                               log=logs.append)
+                               exporter="torchscript", log=logs.append)
     _check_thumbs(tmp_path / "a", b)
     assert max(len(b.thumbs(label).get("exterior", [])) for label in b.models["model"].labels) == 8
     entry = b.models["model"]
@@ -251,7 +253,9 @@ def test_int8_refusal_and_force(tiny, tmp_path, monkeypatch):
     refused = entry.meta["refused"]["int8"]
     assert "top1_drop_points" in refused["metrics"] and "points" in refused["reason"]
     assert any("REFUSED" in line for line in logs)
-    b = pipeline.export_bundle(view_run, model_run, data, tmp_path / "a", int8=True, force=True, log=logs.append)
+    b = pipeline.export_bundle(view_run, model_run, data, tmp_path / "a", int8=True, force=True,
+                               exporter="torchscript", log=logs.append)
+    assert b.models["model"].meta["export"]["exporter"] == "torchscript"
     assert b.models["model"].meta["variants"]["int8"]["forced"] is True
     b.verify(("int8",))
     assert not _leftovers(tmp_path)  # the second export replaced the first in place
