@@ -377,12 +377,18 @@ def _build_catalog(config: ShowroomConfig) -> Catalog:
             body = bodies[j]
             models.append(Model(make, j, name, url_slug(name), body,
                                 _proportions(seed, make.index, j, body, j // len(BODY_TYPES))))
+    all_ids = [model_id_for(y, m.make.name, m.name) for m in models for y in config.year_list]
+    # exactly round(fraction * n) mixed galleries (at least one when there are several), picked by hash, so
+    # that even a tiny showroom has both layouts
+    n_mixed = round(config.mixed_fraction * len(all_ids))
+    if config.mixed_fraction > 0 and len(all_ids) > 1:
+        n_mixed = max(1, n_mixed)
+    mixed = set(sorted(all_ids, key=lambda i: _rng(seed, "layout", i).random())[:n_mixed])
     model_years, photos = [], {}
     for model in models:
         for yi, year in enumerate(config.year_list):
             mid = model_id_for(year, model.make.name, model.name)
-            r = _rng(seed, "layout", mid)
-            layout = "mixed" if r.random() < config.mixed_fraction else "tabs"
+            layout = "mixed" if mid in mixed else "tabs"
             plist = []
             for view, n in (("exterior", config.photos), ("interior", config.interiors)):
                 for k in range(n):

@@ -199,8 +199,8 @@ async def faults_middleware(request: web.Request, handler):
         ra = (formatdate(time.time() + cfg.retry_after_s + 1, usegmt=True) if fault.http_date
               else str(cfg.retry_after_s))
         return web.Response(text="Too many requests, slow down.\n", status=429, headers={"Retry-After": ra})
-    if fault.kind == "redirect":
-        raise web.HTTPFound(f"/redirect/{fault.hops}?to={quote(url, safe='')}")
+    if fault.kind == "redirect":  # a chain of `hops` redirects in all, ending at the URL itself
+        raise web.HTTPFound(url if fault.hops == 1 else f"/redirect/{fault.hops - 1}?to={quote(url, safe='')}")
     if fault.kind == "slow":
         await asyncio.sleep(cfg.slow_s)  # longer than a client's timeout (tests set it below slow_s)
         return await handler(request)

@@ -126,9 +126,9 @@ def get_json(url: str, timeout: float = 60):
         return json.loads(r.read())
 
 
-def fetch_truth(base_url: str) -> dict:
-    """The site's ground truth (`/__truth.json`, photo sha256s included)."""
-    return get_json(base_url.rstrip("/") + "/__truth.json")
+def fetch_truth(base_url: str, sha256: bool = True) -> dict:
+    """The site's ground truth (`/__truth.json`). `sha256=False` skips the photo hashes (no rendering)."""
+    return get_json(base_url.rstrip("/") + "/__truth.json" + ("" if sha256 else "?sha256=0"))
 
 
 def fetch_stats(base_url: str) -> dict:

@@ -1,0 +1,57 @@
+"""The photos page in a real Chromium: the script builds the gallery, and images load as they scroll in."""
+
+import os
+import shutil
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def page():
+    playwright = pytest.importorskip("playwright.sync_api")
+    exe = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
+    with playwright.sync_playwright() as p:
+        try:
+            browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS) if exe else \
+                p.chromium.launch(args=CHROMIUM_ARGS)
+        except Exception as exc:  # no browser on this machine
+            pytest.skip(f"no Chromium: {type(exc).__name__}")
+        pg = browser.new_page(viewport={"width": 800, "height": 600})
+        yield pg
+        browser.close()
+
+
+def test_gallery_is_built_by_script_and_lazy_loaded(showroom_site, page):
+    truth = showroom_site.truth
+    for layout in ("tabs", "mixed"):
+        my = next(m for m in truth["model_years"] if m["layout"] == layout)
+        page.goto(showroom_site.base_url + my["photos_url"])
+        page.wait_for_selector("#gallery.ready", timeout=15000)
+        want = [p for p in truth["photos"] if p["model_id"] == my["model_id"]]
+        srcs = page.eval_on_selector_all("img.photo", "els => els.map(e => e.getAttribute('data-src'))")
+        n_entries = len(want) + sum(bool(p["dup_urls"]) for p in want)
+        assert len(srcs) == n_entries
+        assert {s for s in srcs if s.startswith("/photos/")} == {p["url"] for p in want}
+        if layout == "tabs":
+            assert page.locator("div.gallery.tabbed button.tab[data-view=interior]").count() == 1
+            views = page.eval_on_selector_all("img.photo", "els => els.map(e => e.dataset.view)")
+            assert set(views) == {"exterior", "interior"}
+            page.click("button.tab[data-view=interior]")
+            assert page.locator("div.panel[data-view=interior]").is_visible()
+        else:
+            assert page.locator("div.gallery.mixed").count() == 1
+            assert page.locator("img.photo[data-view]").count() == 0
+        # scroll to the end: every visible image gets its real src and srcset from the data attributes
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('img.photo')].filter(e => e.offsetParent)"
+            ".every(e => e.complete && e.naturalWidth > 1)", timeout=15000)
+        loaded = page.eval_on_selector_all(
+            "img.photo", "els => els.filter(e => e.offsetParent).map(e => [e.currentSrc, e.getAttribute('srcset')])")
+        assert loaded and all("-320.jpg" in s or "-640.jpg" in s for s, _ in loaded)
+        assert all(ss and "320w" in ss and "640w" in ss for _, ss in loaded)

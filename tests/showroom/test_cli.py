@@ -1,0 +1,76 @@
+"""`carscope showroom`: bad input is one line and exit 2; a real start prints the URL and stops on Ctrl-C."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from carscope.cli import main
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--faults", "5xx=0.5,boom=1"], "unknown fault 'boom'"),
+    (["--faults", "5xx=2"], "outside [0, 1]"),
+    (["--years", "2024-2020"], "runs backwards"),
+    (["--years", "soon"], "bad --years"),
+    (["--makes", "0"], "--makes"),
+    (["--port", "70000"], "--port"),
+])
+def test_bad_input_is_one_line_exit_2(argv, message, capsys):
+    assert main(["showroom", *argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_busy_port_is_one_line_exit_2(capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert main(["showroom", "--makes", "1", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"cannot listen on 127.0.0.1:{port}" in err
+
+
+def test_dump_truth_writes_the_ground_truth(tmp_path, capsys):
+    out = tmp_path / "truth.json"
+    assert main(["showroom", "--makes", "1", "--models-per-make", "1", "--years", "2023", "--photos", "2",
+                 "--dump-truth", str(out)]) == 0
+    truth = json.loads(out.read_text())
+    assert len(truth["model_years"]) == 1 and len(truth["photos"]) == 3
+    assert all(len(p["sha256"]) == 64 for p in truth["photos"])
+    assert main(["showroom", "--dump-truth", str(tmp_path / "no" / "such" / "dir.json")]) == 2
+
+
+def test_serves_prints_its_url_and_stops_cleanly_on_ctrl_c():
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "carscope", "showroom", "--port", "0", "--makes", "1",
+                             "--models-per-make", "1", "--photos", "2", "--faults", "5xx=0.1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url, lines = None, []
+        deadline = time.time() + 30
+        while url is None and time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "http://" in line:
+                url = line.split()[1].rstrip("/")
+        assert url, lines
+        assert any("1 makes" in ln for ln in lines) and any("5xx=0.1" in ln for ln in lines)
+        assert b"make-link" in urllib.request.urlopen(url + "/", timeout=10).read()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0, err
+        assert "stopped" in out and "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
