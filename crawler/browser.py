@@ -42,7 +42,7 @@ BLOCKED_TYPES = frozenset({"font", "media", "image", "imageset", "texttrack", "m
 CACHED_TYPES = frozenset({"script", "stylesheet"})
 
 SCROLL_JS = """async (steps) => {
-  let last = -1;
+  let last = document.body ? document.body.scrollHeight : 0;
   for (let i = 0; i < steps; i++) {
     window.scrollTo(0, document.body ? document.body.scrollHeight : 0);
     await new Promise(r => setTimeout(r, 60));
@@ -86,6 +86,7 @@ def browser_available(explicit: str | None = None) -> bool:
 class _Slot:
     def __init__(self):
         self.context = None
+        self.page = None
         self.pages_done = 0
 
 
@@ -104,6 +105,7 @@ class BrowserPool:
         self._pw = self._browser = None
         self._slots: asyncio.Queue | None = None
         self._all_slots: list[_Slot] = []
+        self._driver_pids: list[int] = []
         self._documents: dict[str, str] = {}  # url -> HTML the crawler already fetched, served from memory
         self._asset_cache: OrderedDict[str, tuple[int, dict, bytes]] = OrderedDict()
         self._started = False
@@ -124,12 +126,16 @@ class BrowserPool:
         async with self._start_lock:
             if self._started:
                 return
+            import psutil
             from playwright.async_api import Error as PWError
             from playwright.async_api import async_playwright
 
             exe = find_chromium(self.chromium_path)
+            before = {c.pid for c in psutil.Process().children()}
             try:
                 self._pw = await async_playwright().start()
+                # the driver is the child process that appeared now; the browser runs under it
+                self._driver_pids = [c.pid for c in psutil.Process().children() if c.pid not in before]
                 self._browser = await self._pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS,
                                                                 headless=True, timeout=60_000)
             except PWError as exc:
@@ -191,16 +197,13 @@ class BrowserPool:
 
         await self.start()
         slot: _Slot = await self._slots.get()
-        page = None
+        healthy = False
         try:
             if slot.context is None or slot.pages_done >= self.recycle_after:
-                if slot.context is not None:
-                    await _quietly(slot.context.close(), 10)
-                slot.context, slot.pages_done = await self._new_context(), 0
+                await self._reset_slot(slot)
             slot.pages_done += 1
+            page = slot.page  # one page per slot, navigated again and again: a new page costs a renderer
             self._documents[url] = html
-            page = await slot.context.new_page()
-            page.set_default_timeout(self.timeout_ms)
             try:
                 await page.goto(url, wait_until="domcontentloaded", timeout=self.timeout_ms)
             finally:
@@ -214,26 +217,42 @@ class BrowserPool:
                 await page.evaluate(SCROLL_JS, self.scroll_steps)
             content = await page.content()
             self.rendered += 1
+            healthy = True
             return Rendered(url, content)
         except PWTimeout:
             return Rendered(url, None, "render_timeout")
         except PWError as exc:
             return Rendered(url, None, "browser_closed" if "closed" in str(exc).lower() else "render_error")
         finally:
-            if page is not None:
-                await _quietly(page.close(), 10)
+            if not healthy:  # a page in an unknown state is not reused
+                slot.pages_done = self.recycle_after
             self._slots.put_nowait(slot)
 
+    async def _reset_slot(self, slot: _Slot) -> None:
+        if slot.context is not None:
+            await _quietly(slot.context.close(), 10)  # closes its page too; the renderer's memory goes with it
+            slot.context = slot.page = None
+        slot.context = await self._new_context()
+        slot.page = await slot.context.new_page()
+        slot.page.set_default_timeout(self.timeout_ms)
+        slot.pages_done = 0
+
     def memory_rss(self) -> int:
-        """Resident memory of the driver and the browser's processes (all children of this process), bytes."""
+        """Resident memory of the Playwright driver and the browser processes it started, in bytes."""
         import psutil
 
         total = 0
-        for child in psutil.Process().children(recursive=True):
+        for pid in self._driver_pids:
             try:
-                total += child.memory_info().rss
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                pass
+                root = psutil.Process(pid)
+                procs = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for proc in procs:
+                try:
+                    total += proc.memory_info().rss
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
         return total
 
     async def close(self) -> None:

@@ -19,6 +19,7 @@ import shutil
 import signal
 import sys
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -98,7 +99,7 @@ class Crawler:
         self.hard_stop = False
         self.inflight = 0
         self.inflight_by_kind = {PAGE: 0, IMAGE: 0}
-        self.wake = None  # asyncio.Event, created in run()
+        self._idle: deque = deque()  # futures of workers waiting for work (woken one per new URL)
         self.browser_pool = None
         self.use_browser_for: set[str] = set()
         self.notes: list[str] = []
@@ -189,7 +190,6 @@ class Crawler:
 
         t0 = time.time()
         self.loop = asyncio.get_running_loop()
-        self.wake = asyncio.Event()
         self._check_resume()
         self.base_counters = self.frontier.get_meta("counters", {}) or {}
         self.prev_elapsed = float(self.frontier.get_meta("elapsed_s", 0.0) or 0.0)
@@ -256,8 +256,7 @@ class Crawler:
             self._note(f"{reason}: finishing {self.inflight} in-flight items, then saving (again to stop now)")
         else:
             self.hard_stop = True
-        if self.wake is not None:
-            self.wake.set()
+        self._notify_all()
 
     async def _supervise(self, workers: list[asyncio.Task]) -> None:
         pending = set(workers)
@@ -289,21 +288,42 @@ class Crawler:
             kinds.append(IMAGE)
         return tuple(kinds)
 
+    def _notify(self, n: int = 1) -> None:
+        """Wake up to `n` idle workers (one per new URL: no thundering herd on the frontier)."""
+        while n > 0 and self._idle:
+            fut = self._idle.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                n -= 1
+
+    def _notify_all(self) -> None:
+        self._notify(len(self._idle))
+
+    async def _idle_wait(self, timeout: float) -> None:
+        fut = self.loop.create_future()
+        self._idle.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            try:
+                self._idle.remove(fut)
+            except ValueError:
+                pass
+
     async def _worker(self, wid: int) -> None:
         while self.stop_reason is None:
             kinds = self._claimable_kinds()
             item = self.frontier.claim(kinds=kinds) if kinds else None
             if item is None:
-                if self.inflight == 0 and (not kinds or self.frontier.pending_count(kinds) == 0):  # nothing left
-                    self.wake.set()  # let the others see the end too
+                if self.inflight == 0 and (not kinds or self.frontier.pending_count(kinds) == 0):
+                    self._notify_all()  # nothing left anywhere: let the others see the end too
                     return
-                self.wake.clear()
                 next_at = self.frontier.next_ready_at(kinds) if kinds else None
-                wait = 0.25 if next_at is None else min(0.25, max(0.005, next_at - time.time()))
-                try:
-                    await asyncio.wait_for(self.wake.wait(), wait)
-                except asyncio.TimeoutError:
-                    pass
+                # new URLs wake a worker at once; the timeout only covers retries coming due
+                wait = 1.0 if next_at is None else min(1.0, max(0.005, next_at - time.time()))
+                await self._idle_wait(wait)
                 continue
             self.inflight += 1
             self.inflight_by_kind[item.kind] += 1
@@ -327,7 +347,10 @@ class Crawler:
                 self.inflight -= 1
                 self.inflight_by_kind[item.kind] -= 1
                 self.frontier.commit()
-                self.wake.set()
+                if self.inflight == 0:
+                    self._notify_all()  # maybe the end; idle workers check
+                elif self._claimable_kinds() != kinds:
+                    self._notify(1)  # a limit's room opened again
 
     def _after_failure(self, item: Item, resp, verdict) -> None:
         if verdict.action == "retry":
@@ -399,8 +422,9 @@ class Crawler:
                 target = canonicalize(photo.url, url)
                 if target is None or not await self._allowed(target, IMAGE):
                     continue
-                self.frontier.add(target, IMAGE, depth=item.depth + 1,
-                                  meta={"model_id": model_id, "view_hint": photo.view_hint, "page_url": url})
+                if self.frontier.add(target, IMAGE, depth=item.depth + 1,
+                                     meta={"model_id": model_id, "view_hint": photo.view_hint, "page_url": url}):
+                    self._notify(1)
             self._count("photos_found", len(parsed.photos))
         self.frontier.done(item, resp.status)
         self.progress.page_done()
@@ -426,25 +450,26 @@ class Crawler:
                 self._count("skipped_max_depth")
                 continue
             if self.frontier.add(url, PAGE, page_type=page_type, depth=item.depth + 1):
-                self.wake.set()
+                self._notify(1)
 
     async def _handle_image(self, item: Item) -> None:
         from crawler.images import process_image
         from crawler.politeness import Verdict
         from crawler.writer import store_file
 
-        resp = await self.http.fetch(item.url, kind="image", hash_body=True)
+        resp = await self.http.fetch(item.url, kind="image")
         verdict = self.politeness.classify(resp, item.attempts + 1)
         if verdict.action != "ok":
             self._after_failure(item, resp, verdict)
             return
         self._count("bytes_downloaded", len(resp.body))
-        if self.frontier.has_source(resp.sha256):
+        # hashing and decoding both run on the CPU pool (they release the GIL); a duplicate costs one decode
+        processed = await self.loop.run_in_executor(self.cpu, process_image, resp.body, self.rules, None)
+        if self.frontier.has_source(processed.source_sha256):
             self._count("duplicates")
             self.frontier.done(item, resp.status)
             self.progress.image_dup()
             return
-        processed = await self.loop.run_in_executor(self.cpu, process_image, resp.body, self.rules, resp.sha256)
         if not processed.ok:
             # a body cut short without a Content-Length looks exactly like a corrupt file: one more try
             retry = processed.reason == "corrupt_image" and item.attempts == 0 and self.config.max_attempts > 1
@@ -453,11 +478,6 @@ class Crawler:
             return
         if self.config.max_images is not None and self.progress.images_stored >= self.config.max_images:
             self.frontier.release(item)  # over the limit: left for a later --resume with a higher one
-            return
-        if self.frontier.has_image(processed.sha256):
-            self._count("duplicates")
-            self.frontier.done(item, resp.status)
-            self.progress.image_dup()
             return
         relpath = ds.image_relpath(processed.sha256, processed.ext)
         await store_file(self.root, relpath, processed.data)

@@ -141,13 +141,14 @@ class Frontier:
         """The next ready URL (images first, then pages in discovery order), marked in-flight."""
         now = time.time() if now is None else now
         marks = ",".join("?" * len(kinds))
+        # one statement (UPDATE ... RETURNING): the hot path pays for one round through SQLite, not two
         row = self.db.execute(
-            f"SELECT id, url, kind, page_type, depth, attempts, meta FROM urls "
-            f"WHERE state=? AND not_before<=? AND kind IN ({marks}) ORDER BY prio, id LIMIT 1",
-            (PENDING, now, *kinds)).fetchone()
+            f"UPDATE urls SET state=?, updated=? WHERE id = (SELECT id FROM urls "
+            f"WHERE state=? AND not_before<=? AND kind IN ({marks}) ORDER BY prio, id LIMIT 1) "
+            f"RETURNING id, url, kind, page_type, depth, attempts, meta",
+            (INFLIGHT, now, PENDING, now, *kinds)).fetchone()
         if row is None:
             return None
-        self.db.execute("UPDATE urls SET state=?, updated=? WHERE id=?", (INFLIGHT, now, row[0]))
         return Item(id=row[0], url=row[1], kind=row[2], page_type=row[3], depth=row[4], attempts=row[5],
                     meta=json.loads(row[6] or "{}"))
 

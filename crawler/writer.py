@@ -18,6 +18,7 @@ from pathlib import Path
 from crawler import dataset as ds
 
 TEMP_SUFFIX = ".part"
+_MADE_DIRS: set[Path] = set()
 
 
 async def store_file(root: Path, relpath: str, data: bytes) -> bool:
@@ -31,7 +32,9 @@ async def store_file(root: Path, relpath: str, data: bytes) -> bool:
     final = root / relpath
     if final.exists():
         return False
-    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.parent not in _MADE_DIRS:  # at most 256 fan-out folders: create each once per process
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _MADE_DIRS.add(final.parent)
     tmp = final.parent / f".{final.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
     try:
         async with aiofiles.open(tmp, "wb") as f:
