@@ -75,7 +75,7 @@ def _shade(c, f):
 
 
 def _mix(a, b, t):
-    return tuple(int(x + (y - x) * t) for x, y in zip(a, b))
+    return tuple(int(x + (y - x) * t) for x, y in zip(a, b, strict=False))
 
 
 # ---------------------------------------------------------------- backgrounds
@@ -108,7 +108,7 @@ def _background(rng: random.Random, kind: str) -> tuple[Image.Image, int]:
         for k in range(1, 6):
             y = horizon + (H - horizon) * (k / 6) ** 1.7
             d.line([(0, y), (W, y)], fill=_shade(floor, 0.72), width=1)
-        for k in range(rng.randint(2, 4)):
+        for _ in range(rng.randint(2, 4)):
             x = rng.uniform(0, W)
             d.ellipse((x - 40, 10, x + 40, 34), fill=_shade(wall, 1.15))
     elif kind == "road":
@@ -271,41 +271,51 @@ def _trim_color(kind: str, paint):
 
 
 def _draw_car(my: ModelYear, rng: random.Random, pose: str, paint) -> Image.Image:
-    """The car on a transparent layer, drawn at SS x scale, front facing right (mirroring happens later)."""
+    """The car on a transparent layer, drawn at SS x scale, front facing right (mirroring happens later).
+
+    Three-quarter views are an oblique projection: the side is foreshortened and the far side is offset
+    up and to the right, so the roof, the hood and the front (or, for rear34, the rear) face show as
+    parallelograms next to the side.
+    """
     model, design, fl = my.model, my.make.design, my.facelift
     body = model.body
     prof = PROFILES[body]
     s = SS
     h_ratio = model.proportions["h_ratio"]
-    side_frac = 1.0 if pose == "side" else 0.74  # foreshortened side in three-quarter views
+    three_q = pose != "side"
     L = 460 * s  # the layer is drawn at a fixed size; scale is applied when compositing
     Hc = L * h_ratio
-    Ls = L * side_frac
-    face_w = (L * 0.40 * (model.proportions["width_in"] / 74.0)) if pose != "side" else 0
+    Ls = L * (0.80 if three_q else 1.0)  # seen at about 35 degrees: cos for the side, sin for the width
+    fw = L * 0.27 * (model.proportions["width_in"] / 74.0) if three_q else 0.0
+    off = (fw, -fw * 0.30)  # where the far side appears, relative to the near side (screen x right, y down)
     margin = 14 * s
-    lw, lh = int(Ls + face_w + 2 * margin), int(Hc * 1.08 + 2 * margin)
+    lw, lh = int(Ls + fw + 2 * margin), int(Hc * 1.02 + fw * 0.30 + 2 * margin)
     layer = Image.new("RGBA", (lw, lh), (0, 0, 0, 0))
     d = ImageDraw.Draw(layer)
     ground = lh - margin
     rear_view = pose == "rear34"
-    x_side0 = margin
 
     def P(u, v):  # profile coords -> layer pixels (the rear view flips the side so the rear meets the face)
         uu = (1 - u) if rear_view else u
-        return (x_side0 + uu * Ls, ground - v * Hc)
+        return (margin + uu * Ls, ground - v * Hc)
 
-    # shadow
-    d.ellipse((x_side0 - 6 * s, ground - 10 * s, x_side0 + Ls + face_w + 6 * s, ground + 8 * s), fill=(0, 0, 0, 90))
+    def far(p, k=1.0):  # a point moved toward the far side
+        return (p[0] + off[0] * k, p[1] + off[1] * k)
+
+    # shadow under the whole footprint
+    d.ellipse((margin - 6 * s, ground - 10 * s + off[1] * 0.5, margin + Ls + fw + 6 * s, ground + 8 * s),
+              fill=(0, 0, 0, 90))
     outline = _shade(paint, 0.55)
     pts = [P(u, v) for u, v in prof["body"]]
-    d.polygon(pts, fill=paint + (255,), outline=outline)
-    # lower body shading (gives volume) and the year's lower trim (bumper/sill)
     clr = CLEARANCE[body]
-    sill = [P(0, clr), P(1, clr), P(1, clr + .07), P(0, clr + .07)]
-    d.polygon(sill, fill=_trim_color(fl["lower_trim"], paint))
+    belt = prof["belt"]
+    if three_q:
+        _draw_extrusion(d, prof, pts, P, far, paint, outline, rear_view, design, body)
+    d.polygon(pts, fill=paint + (255,), outline=outline)
+    # the year's lower trim (bumper/sill)
+    d.polygon([P(0, clr), P(1, clr), P(1, clr + .07), P(0, clr + .07)], fill=_trim_color(fl["lower_trim"], paint))
     # make stripe
     stripe, acc = design["stripe"], tuple(design["badge_color"])
-    belt = prof["belt"]
     if stripe == "single":
         d.polygon([P(.02, belt - .13), P(.98, belt - .13), P(.98, belt - .17), P(.02, belt - .17)], fill=acc,
                   outline=DARK)
@@ -325,101 +335,132 @@ def _draw_car(my: ModelYear, rng: random.Random, pose: str, paint) -> Image.Imag
     top = max(v for _, v in prof["glass"])
     for u in prof["pillars"]:
         d.polygon([P(u - .012, belt), P(u + .012, belt), P(u + .012, top), P(u - .012, top)], fill=(30, 30, 32))
-    # a highlight on the glass
-    gx = [p[0] for p in gpts]
-    d.line([(min(gx) + (max(gx) - min(gx)) * .6, gpts[0][1] - 4 * s), (min(gx) + (max(gx) - min(gx)) * .7,
-           pts[4][1] + 8 * s)], fill=(110, 126, 140), width=int(4 * s))
+    gx = [p[0] for p in gpts]  # a reflection across the glass
+    d.line([(min(gx) + (max(gx) - min(gx)) * .6, gpts[0][1] - 4 * s),
+            (min(gx) + (max(gx) - min(gx)) * .7, P(0, top)[1] + 8 * s)], fill=(110, 126, 140), width=int(4 * s))
     # door cut lines and handles
     for u in prof["doors"]:
         d.line([P(u, belt), P(u, clr + .08)], fill=outline, width=max(1, int(s)))
     for u in prof["doors"][:-1]:
-        a, b = P(u + .06, belt - .08), P(u + .11, belt - .08)
-        d.line([a, b], fill=_shade(paint, 0.45), width=int(3 * s))
+        d.line([P(u + .06, belt - .08), P(u + .11, belt - .08)], fill=_shade(paint, 0.45), width=int(3 * s))
     # wheel arches and wheels
     r = model.proportions["wheel_r"] * L * 0.75
     wb = model.proportions["wheelbase"]
     front_u = 1 - 0.17 - (0.03 if body in ("van", "hatchback") else 0)
+    body_bottom = ground - clr * Hc
     for u in (front_u, front_u - wb):
         cx, cy = P(u, 0)[0], ground - r
         ar = r * 1.16
         if design["arches"] == "clad":
-            d.ellipse((cx - ar * 1.14, cy - ar * 1.14, cx + ar * 1.14, cy + ar * 1.14), fill=(34, 34, 36))
+            ac = ar * 1.14
+            d.pieslice((cx - ac, cy - ac, cx + ac, cy + ac), 180, 360, fill=(34, 34, 36))
+            d.rectangle((cx - ac, cy, cx + ac, body_bottom), fill=(34, 34, 36))
         if design["arches"] == "flat":
-            d.polygon([(cx - ar, ground - clr * Hc), (cx - ar * .8, cy - ar), (cx + ar * .8, cy - ar),
-                       (cx + ar, ground - clr * Hc), (cx + ar, ground), (cx - ar, ground)], fill=(14, 14, 16))
+            d.polygon([(cx - ar, max(body_bottom, cy)), (cx - ar * .8, cy - ar), (cx + ar * .8, cy - ar),
+                       (cx + ar, max(body_bottom, cy))], fill=(14, 14, 16))
         else:
             d.pieslice((cx - ar, cy - ar, cx + ar, cy + ar), 180, 360, fill=(14, 14, 16))
-            d.rectangle((cx - ar, cy, cx + ar, ground), fill=(14, 14, 16))
+        if body_bottom > cy:
+            d.rectangle((cx - ar, cy, cx + ar, body_bottom), fill=(14, 14, 16))
         _wheel(d, cx, cy, r, fl["wheel"], rng.uniform(0, 2 * math.pi), s)
     # side lamps at each end (the make's lamp shape, seen edge-on)
     lamp = design["lamp"]
     head_v, tail_v = prof["body"][-3][1], prof["body"][2][1]
     hx0, hy = P(.955, head_v - .08)
-    _lamp(d, lamp, "plain", (min(hx0, P(1, 0)[0]) - 2 * s, hy - 0.05 * Hc, max(hx0, P(1, 0)[0]) + 2 * s,
-          hy + 0.05 * Hc), (236, 236, 220), s)
+    hx1 = P(1, 0)[0]
+    _lamp(d, lamp, "plain", (min(hx0, hx1) - 2 * s, hy - 0.05 * Hc, max(hx0, hx1) + 2 * s, hy + 0.05 * Hc),
+          (236, 236, 220), s)
     tx0, ty = P(.0, min(tail_v, .55) - .06)
     tx1 = P(.05, 0)[0]
     _lamp(d, lamp, "plain", (min(tx0, tx1) - 2 * s, ty - 0.05 * Hc, max(tx0, tx1), ty + 0.05 * Hc), (200, 20, 24), s)
-    # side badge on the front fender
+    # side badge on the front fender, mirror
     bx, by = P(.86, belt - .12)
     bs = 0.07 * Hc
     _poly_shape(d, design["badge"], (bx - bs, by - bs, bx + bs, by + bs), fill=acc, outline=DARK)
-    # mirror
     mx, my_ = P(.70, belt + .03)
     d.polygon([(mx - 10 * s, my_), (mx + 8 * s, my_ - 2 * s), (mx + 8 * s, my_ + 10 * s), (mx - 8 * s, my_ + 10 * s)],
               fill=_shade(paint, .85), outline=outline)
-
-    if pose != "side":
-        _draw_face(d, my, pose, paint, x_side0 + Ls, ground, face_w, Hc, prof, s)
+    if three_q:
+        _draw_face(d, my, pose, paint, P, far, Hc, fw, prof, s)
     return layer
 
 
-def _draw_face(d, my: ModelYear, pose: str, paint, x0, ground, fw, Hc, prof, s):
-    """The front (or rear) face panel next to the side in three-quarter views: grille/tail lamps, badge."""
+def _draw_extrusion(d, prof, pts, P, far, paint, outline, rear_view, design, body):
+    """Roof, hood, glass and end faces: each profile edge facing the viewer, swept toward the far side."""
+    prof_pts = prof["body"]
+    belt = prof["belt"]
+    ox, oy = far((0, 0))
+    sign = -1 if rear_view else 1  # the mirrored profile runs the other way round
+    trim = CHROME if design["window_trim"] == "chrome" else (30, 30, 32)
+    for i in range(len(pts) - 1):  # the last edge (front bottom -> rear bottom) is the underside
+        (x1, y1), (x2, y2) = pts[i], pts[i + 1]
+        nx, ny = sign * (y2 - y1), -sign * (x2 - x1)  # outward normal (screen coordinates, y down)
+        if nx * ox + ny * oy <= 0:
+            continue  # faces away from the viewer
+        v1, v2 = prof_pts[i][1], prof_pts[i + 1][1]
+        up = abs(y2 - y1) < abs(x2 - x1)  # mostly horizontal: lit from above
+        quad = [pts[i], pts[i + 1], far(pts[i + 1]), far(pts[i])]
+        if body == "pickup" and abs(v1 - .63) < .01 and abs(v2 - .63) < .01:
+            d.polygon(quad, fill=(38, 38, 40) + (255,), outline=outline)  # the open bed
+            continue
+        d.polygon(quad, fill=_shade(paint, 1.12 if up else 0.86) + (255,), outline=outline)
+        lo, hi = min(v1, v2), max(v1, v2)
+        if not up and hi > belt + 0.15 and hi - lo > 0.12:  # windshield / rear window above the belt line
+            vb = max(lo, belt)
+            a, b = (pts[i], pts[i + 1]) if v1 < v2 else (pts[i + 1], pts[i])
+            k = (vb - lo) / (hi - lo)
+            base = _lerp(a, b, k + 0.04)
+            topp = _lerp(a, b, 0.96)
+            glass = [_lerp(base, far(base), .06), _lerp(topp, far(topp), .06), _lerp(far(topp), topp, .06),
+                     _lerp(far(base), base, .06)]
+            d.polygon(glass, fill=GLASS, outline=trim)
+
+
+def _lerp(a, b, t):
+    return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
+
+
+def _draw_face(d, my: ModelYear, pose: str, paint, P, far, Hc, fw, prof, s):
+    """Grille, lamps, badge and bumper on the front face (or tail lamps, plate and badge on the rear face)."""
     design, fl = my.make.design, my.facelift
     front = pose == "front34"
     clr = CLEARANCE[my.model.body]
-    top_v = (prof["body"][-3][1] if front else prof["body"][2][1]) + 0.02
-    roof_v = 1.0
-    y_top, y_bot = ground - top_v * Hc, ground - clr * Hc
-    x1 = x0 + fw
-    outline = _shade(paint, 0.5)
-    # the face, slightly lit differently from the side
-    d.polygon([(x0, y_bot), (x0, y_top), (x1, y_top + 4 * s), (x1, y_bot)], fill=_shade(paint, 0.88) + (255,),
-              outline=outline)
-    # the windshield / rear window above it, receding
-    glass_top = ground - roof_v * Hc * 0.97
-    inset = fw * 0.16
-    d.polygon([(x0 + 2 * s, y_top), (x0 + inset * 0.5, glass_top), (x1 - inset, glass_top + 3 * s), (x1 - 2 * s, y_top + 4 * s)],
-              fill=_shade(paint, 0.75) + (255,))
-    d.polygon([(x0 + inset * 0.4, y_top - 3 * s), (x0 + inset * 0.8, glass_top + 6 * s), (x1 - inset * 1.2, glass_top + 8 * s),
-               (x1 - inset * 0.6, y_top + 1 * s)], fill=GLASS)
-    fh = y_bot - y_top
-    cx = (x0 + x1) / 2
+    end_v = prof["body"][-2][1] if front else prof["body"][1][1]  # top of the vertical end face
+    u_end = 1.0 if front else 0.0
+
+    def F(t, v):  # a point on the end face: t in [0, 1] across the width, v as in the profile
+        return far(P(u_end, v), t)
+
     acc = tuple(design["badge_color"])
+    outline = _shade(paint, 0.5)
     # bumper (the year's lower trim)
-    d.rectangle((x0 + 2 * s, y_bot - fh * .22, x1 - 2 * s, y_bot), fill=_trim_color(fl["lower_trim"], paint),
-                outline=outline)
-    lamp_w, lamp_h = fw * 0.22, fh * 0.22
-    ly = y_top + fh * 0.18
+    d.polygon([F(0, clr), F(1, clr), F(1, clr + .08), F(0, clr + .08)], fill=_trim_color(fl["lower_trim"], paint),
+              outline=outline)
+    face_h = (end_v - clr) * Hc
+    lamp_w, lamp_h = fw * 0.24, max(face_h * 0.2, 6 * s)
+    lamp_v = end_v - 0.07
     if front:
-        gw, gh = fw * 0.44 * design["grille_scale"], fh * 0.42
-        if design["grille"] in ("slot",):
+        gx, gy = F(0.5, (clr + .08 + lamp_v) / 2)
+        gw = fw * 0.46 * design["grille_scale"]
+        gh = min(face_h * 0.46, (lamp_v - clr - .08) * Hc * 1.1)
+        if design["grille"] == "slot":
             gh *= 0.5
-        _grille(d, design["grille"], fl["grille_pattern"], (cx - gw / 2, ly + fh * .05, cx + gw / 2, ly + fh * .05 + gh), s)
+        _grille(d, design["grille"], fl["grille_pattern"], (gx - gw / 2, gy - gh / 2, gx + gw / 2, gy + gh / 2), s)
         color = (240, 240, 228)
+        badge_at = F(0.5, lamp_v + 0.02)
     else:
-        d.rectangle((cx - fw * .16, y_bot - fh * .5, cx + fw * .16, y_bot - fh * .3), fill=(236, 236, 236),
+        px, py = F(0.5, clr + .08 + (lamp_v - clr - .08) * 0.45)
+        d.rectangle((px - fw * .15, py - face_h * .1, px + fw * .15, py + face_h * .1), fill=(236, 236, 236),
                     outline=DARK)  # licence plate
         color = (206, 22, 26)
-    for side in (-1, 1):
-        lx = cx + side * fw * 0.36
-        _lamp(d, design["lamp"], fl["lamp_variant"], (lx - lamp_w / 2, ly, lx + lamp_w / 2, ly + lamp_h), color, s)
-    bs = fh * 0.09
-    by = ly + fh * 0.02 if front else y_top + fh * 0.35
-    _poly_shape(d, design["badge"], (cx - bs, by - bs, cx + bs, by + bs), fill=acc, outline=DARK)
-    if design["stripe"] in ("single", "double") and front:  # racing stripes continue over the hood
-        d.rectangle((cx - fw * .05, y_top, cx + fw * .05, y_top + fh * .05), fill=acc)
+        badge_at = F(0.5, lamp_v)
+    for t in (0.16, 0.84):
+        lx, ly = F(t, lamp_v)
+        _lamp(d, design["lamp"], fl["lamp_variant"], (lx - lamp_w / 2, ly - lamp_h / 2, lx + lamp_w / 2, ly + lamp_h / 2),
+              color, s)
+    bs = max(face_h * 0.1, 5 * s)
+    bx, by = badge_at
+    _poly_shape(d, design["badge"], (bx - bs, by - bs, bx + bs, by + bs), fill=acc, outline=DARK)
 
 
 # ---------------------------------------------------------------- interiors
@@ -459,7 +500,7 @@ def _interior(my: ModelYear, rng: random.Random, pose: str) -> Image.Image:
         d.rectangle((0, 0, W, H * .18), fill=(196, 192, 184))  # roof lining
         d.polygon([(0, H * .18), (W * .3, H * .16), (W * .3, H * .5), (0, H * .55)], fill=_shade(trim, .8))
         d.rectangle((0, H * .78, W, H), fill=_shade(trim, .55))  # floor
-        for k, sx in enumerate((W * .28, W * .66)):
+        for sx in (W * .28, W * .66):
             _seat(d, sx, H * .30, 170, 260, trim, design["quilt"], acc)
         d.rectangle((W * .46, H * .62, W * .50, H * .86), fill=DARK)  # console between seats
     else:  # console close-up

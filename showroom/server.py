@@ -127,7 +127,7 @@ class Showroom:
             ids = list(self.catalog.photos)
             loop = asyncio.get_running_loop()
             shas = await asyncio.gather(*[loop.run_in_executor(self.executor, self.store.sha256, i) for i in ids])
-            self._truth_sha = dict(zip(ids, shas))
+            self._truth_sha = dict(zip(ids, shas, strict=False))
         return truth(self.catalog, self._truth_sha if with_sha else None)
 
 

@@ -17,9 +17,9 @@ import asyncio
 import json
 import threading
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from showroom.config import ShowroomConfig
 

@@ -50,7 +50,7 @@ def test_models_of_a_make_have_distinct_bodies_and_years_distinct_facelifts():
     assert len(designs) == 6
     for model in cat.models:
         fls = [my.facelift for my in cat.model_years if my.model is model]
-        for a, b in zip(fls, fls[1:]):  # consecutive years differ in every facelift element
+        for a, b in zip(fls, fls[1:], strict=False):  # consecutive years differ in every facelift element
             assert all(a[k] != b[k] for k in ("wheel", "lamp_variant", "grille_pattern"))
 
 

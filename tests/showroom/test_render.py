@@ -32,7 +32,7 @@ def test_two_sizes_decode_and_the_small_one_is_the_big_one_downscaled(catalog):
     small = Image.open(io.BytesIO(render_dataset_photo(catalog, p.id, 320)))
     assert big.size == (640, 480) and small.size == (320, 240) and big.format == small.format == "JPEG"
     diff = sum(abs(a - b) for a, b in zip(big.convert("L").resize((32, 24)).getdata(),
-                                          small.convert("L").resize((32, 24)).getdata())) / (32 * 24)
+                                          small.convert("L").resize((32, 24)).getdata(), strict=False)) / (32 * 24)
     assert diff < 6  # same picture
 
 
