@@ -562,8 +562,8 @@ class Crawler:
             "politeness": {"concurrency": self.config.concurrency, "per_host": self.config.per_host,
                            "delay_s": self.config.delay, "max_inflight": self.politeness.max_inflight,
                            "hosts": self.politeness.host_report(),
-                           "retry_after_waits": len(self.politeness.retry_after_waits),
-                           "retry_after_max_s": max(self.politeness.retry_after_waits, default=0.0)},
+                           "retry_after_waits": self.politeness.retry_after_waits,
+                           "retry_after_max_s": round(self.politeness.retry_after_max, 3)},
             "notes": self.notes,
         }
         if self.browser_pool is not None:

@@ -89,7 +89,8 @@ class Politeness:
         self.rng = random.Random()
         self.max_inflight = 0
         self.inflight = 0
-        self.retry_after_waits: list[float] = []
+        self.retry_after_waits = 0  # how many Retry-After pauses were honoured, and the longest
+        self.retry_after_max = 0.0
 
     # -- scope ---------------------------------------------------------------------------------------------
     def host(self, host: str) -> HostState:
@@ -203,7 +204,8 @@ class Politeness:
         if resp.retry_after is not None and resp.status in (429, 503):
             wait = min(resp.retry_after, self.config.max_retry_after)
             self.pause_host(resp.url, wait)
-            self.retry_after_waits.append(wait)
+            self.retry_after_waits += 1
+            self.retry_after_max = max(self.retry_after_max, wait)
             delay = max(delay, wait)
         return Verdict("retry", reason, delay)
 

@@ -205,6 +205,18 @@ def test_signal_stops_cleanly_and_resumes(clean_crawl, showroom_site, tmp_path, 
     assert comparable_specs(got).equals(comparable_specs(want))
 
 
+def test_limits_then_resume_on_a_moved_site(showroom_site, tmp_path):
+    """--max-pages stops early; --resume finishes the crawl even after the site came back on another port."""
+    root = tmp_path / "ds"
+    with serve_in_thread(tiny_config()) as first_base:
+        stats = crawl(config(first_base, root, max_pages=5))
+    assert stats["status"] == "limit_reached" and stats["pages"]["done"] == 5 and stats["exit_code"] == 0
+    stats = crawl(config(showroom_site.base_url, root, resume=True))
+    assert stats["status"] == "complete"
+    assert any("rebased" in note for note in stats["notes"])
+    assert_matches_truth(root, showroom_site.truth)
+
+
 def _free_port() -> int:
     import socket
 
