@@ -354,7 +354,8 @@ def _draw_car(my: ModelYear, rng: random.Random, pose: str, paint) -> Image.Imag
         if design["arches"] == "clad":
             ac = ar * 1.14
             d.pieslice((cx - ac, cy - ac, cx + ac, cy + ac), 180, 360, fill=(34, 34, 36))
-            d.rectangle((cx - ac, cy, cx + ac, body_bottom), fill=(34, 34, 36))
+            if body_bottom > cy:
+                d.rectangle((cx - ac, cy, cx + ac, body_bottom), fill=(34, 34, 36))
         if design["arches"] == "flat":
             d.polygon([(cx - ar, max(body_bottom, cy)), (cx - ar * .8, cy - ar), (cx + ar * .8, cy - ar),
                        (cx + ar, max(body_bottom, cy))], fill=(14, 14, 16))

@@ -95,3 +95,21 @@ def test_iter_photos_gives_labelled_photos_without_a_server():
         assert Image.open(io.BytesIO(data)).size == (320, 240)
     assert {i["view"] for i, _ in items} <= {"exterior", "interior"}
     assert len(list(iter_photos(cfg, views=("interior",), include_corrupt=True))) == 2
+
+
+def test_every_design_body_and_pose_draws():
+    """Every make design x body x viewpoint, and every interior, draws without error (a geometry regression net)."""
+    import random
+
+    from showroom.catalog import EXTERIOR_VIEWS
+    from showroom.render import _draw_car, _interior
+
+    cat = build_catalog(ShowroomConfig(makes=7, models_per_make=6, years=(2023, 2023), photos=1))
+    assert {m.design["arches"] for m in cat.makes} == {"round", "flat", "clad"}
+    for my in cat.model_years:
+        for pose in EXTERIOR_VIEWS:
+            layer = _draw_car(my, random.Random(0), pose, (200, 30, 30))
+            assert layer.mode == "RGBA" and layer.getbbox() is not None
+    for my in cat.model_years[::6]:
+        for pose in ("dash", "seats", "console"):
+            assert _interior(my, random.Random(1), pose).size == (640, 480)
