@@ -64,7 +64,7 @@ class Rendered:
 def find_chromium(explicit: str | None = None) -> str | None:
     """The Chromium to launch: an explicit path, else /usr/bin/chromium, else None (Playwright's own)."""
     if explicit:
-        return explicit
+        return explicit if os.path.exists(explicit) else None
     if os.path.exists(CHROMIUM_PATH):
         return CHROMIUM_PATH
     return shutil.which("chromium") or shutil.which("chromium-browser")
@@ -72,7 +72,9 @@ def find_chromium(explicit: str | None = None) -> str | None:
 
 def browser_available(explicit: str | None = None) -> bool:
     """Whether some Chromium can be launched (a system one, or Playwright's downloaded build)."""
-    if find_chromium(explicit):
+    if explicit:
+        return os.path.exists(explicit)
+    if find_chromium():
         return True
     try:
         from pathlib import Path
@@ -106,6 +108,7 @@ class BrowserPool:
         self._slots: asyncio.Queue | None = None
         self._all_slots: list[_Slot] = []
         self._driver_pids: list[int] = []
+        self._start_error: CarscopeError | None = None
         self._documents: dict[str, str] = {}  # url -> HTML the crawler already fetched, served from memory
         self._asset_cache: OrderedDict[str, tuple[int, dict, bytes]] = OrderedDict()
         self._started = False
@@ -126,6 +129,8 @@ class BrowserPool:
         async with self._start_lock:
             if self._started:
                 return
+            if self._start_error is not None:  # failed once: do not relaunch for every waiting page
+                raise self._start_error
             import psutil
             from playwright.async_api import Error as PWError
             from playwright.async_api import async_playwright
@@ -141,7 +146,8 @@ class BrowserPool:
             except PWError as exc:
                 await self._stop_driver()
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise CarscopeError(f"cannot start Chromium ({exe or 'Playwright build'}): {first}") from None
+                self._start_error = CarscopeError(f"cannot start Chromium ({exe or 'Playwright build'}): {first}")
+                raise self._start_error from None
             self._slots = asyncio.Queue()
             for _ in range(self.n_pages):
                 slot = _Slot()

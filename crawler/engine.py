@@ -44,21 +44,56 @@ def crawl(config: CrawlConfig) -> dict:
     if adapter.classify(path_and_query(start)) is None:
         raise CarscopeError(f"start URL {start} matches no page type of the '{adapter.name}' adapter "
                             f"({adapter.path}); is it the right --site?")
-    root = prepare_output(config)
+    root, created = prepare_output(config)
+    fresh = not (root / ds.FRONTIER_FILE).exists()
     frontier = Frontier(root / ds.FRONTIER_FILE)
+    failed = True
     try:
         crawler = Crawler(config, adapter, root, frontier, start)
-        return asyncio.run(crawler.run())
+        stats = asyncio.run(crawler.run())
+        failed = False
+        return stats
     finally:
         try:
             frontier.close()
         except Exception:
             pass
+        if failed and fresh and not _has_results(root):  # bad input before any work: leave nothing behind
+            _remove_artifacts(root)
+            if created:
+                try:
+                    root.rmdir()
+                except OSError:
+                    pass
 
 
-def prepare_output(config: CrawlConfig) -> Path:
-    """Create / check the dataset directory: refuse to clobber, honour --resume / --overwrite, probe writes."""
+def _has_results(root: Path) -> bool:
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{root / ds.FRONTIER_FILE}?mode=ro", uri=True)
+        try:
+            return con.execute("SELECT COUNT(*) FROM urls WHERE state='done'").fetchone()[0] > 0
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+
+
+def _remove_artifacts(root: Path) -> None:
+    for name in ARTIFACTS:
+        p = root / name
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists():
+            p.unlink(missing_ok=True)
+
+
+def prepare_output(config: CrawlConfig) -> tuple[Path, bool]:
+    """Create / check the dataset directory: refuse to clobber, honour --resume / --overwrite, probe writes.
+    Returns the directory and whether it was created now."""
     root = config.out_path
+    created = not root.exists()
     if root.exists() and not root.is_dir():
         raise CarscopeError(f"output {root} exists and is not a directory")
     existing = root.is_dir() and any(root.iterdir())
@@ -69,12 +104,7 @@ def prepare_output(config: CrawlConfig) -> Path:
         raise CarscopeError(f"cannot resume: {root} has no {ds.FRONTIER_FILE} (not a crawl's output)")
     try:
         if existing and config.overwrite:
-            for name in ARTIFACTS:
-                p = root / name
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
+            _remove_artifacts(root)
         root.mkdir(parents=True, exist_ok=True)
         probe = root / f".carscope-write-probe-{os.getpid()}"
         probe.write_bytes(b"")
@@ -84,7 +114,7 @@ def prepare_output(config: CrawlConfig) -> Path:
     from crawler.writer import sweep_temp
 
     sweep_temp(root)
-    return root
+    return root, created
 
 
 class Crawler:
@@ -225,11 +255,14 @@ class Crawler:
                 await asyncio.gather(flusher, return_exceptions=True)
             if self.browser_pool is not None:
                 await self.browser_pool.close()
-            self._remove_signals()
             self.cpu.shutdown(wait=True)
             self.progress.close()
-        stats = await asyncio.to_thread(self._finish, time.time() - t0)
-        return stats
+            if sys.exc_info()[0] is not None:
+                self._remove_signals()
+        try:  # signals stay ours while the final snapshot is written: a Ctrl-C now must not tear it
+            return await asyncio.to_thread(self._finish, time.time() - t0)
+        finally:
+            self._remove_signals()
 
     def _install_signals(self) -> None:
         self._signals = []
@@ -263,12 +296,12 @@ class Crawler:
         stop_seen_at = None
         while pending:
             done, pending = await asyncio.wait(pending, timeout=0.5)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    for t in pending:
-                        t.cancel()
-                    await asyncio.gather(*pending, return_exceptions=True)
-                    raise task.exception()
+            errors = [t.exception() for t in done if not t.cancelled() and t.exception() is not None]
+            if errors:  # e.g. Chromium would not start: stop everything, report the first reason
+                for t in pending:
+                    t.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)  # (retrieves their errors too)
+                raise errors[0]
             if self.stop_reason is not None:
                 stop_seen_at = stop_seen_at or time.monotonic()
                 if self.hard_stop or time.monotonic() - stop_seen_at > STOP_GRACE_S:
@@ -383,7 +416,16 @@ class Crawler:
         url = resp.final_url
         photos_from_hook = None
         if pt.name in self.use_browser_for:
-            rendered = await self.browser_pool.render(url, html, wait_for=pt.wait_for, scroll=pt.scroll)
+            try:
+                rendered = await self.browser_pool.render(url, html, wait_for=pt.wait_for, scroll=pt.scroll)
+            except CarscopeError as exc:  # Chromium would not start
+                if self.config.browser == "always" or self.adapter.hook_fn("photos_without_browser") is None:
+                    raise
+                if self.use_browser_for:
+                    self._note(f"{exc}; reading JavaScript pages through the adapter's hook instead")
+                self.use_browser_for = set()
+                self.frontier.release(item)
+                return
             if rendered.error is not None:
                 if self.stop_reason is not None:
                     self.frontier.release(item)

@@ -251,7 +251,8 @@ def test_bad_input_is_one_line_and_exit_2(clean_crawl, showroom_site, tmp_path, 
     proc = subprocess.run([sys.executable, "-m", "carscope", "crawl", "--start-url", "nope", "--out",
                            str(tmp_path / "o5")], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert not (tmp_path / "o5").exists() and not (tmp_path / "o1").exists()
+    for name in ("o1", "o2", "o3", "o4", "o5"):  # nothing half-made is left behind
+        assert not (tmp_path / name).exists(), name
 
 
 def test_no_crawl_leaves_a_process_behind():
