@@ -29,6 +29,7 @@ STRIPES = ("none", "single", "double", "sill", "swoosh")
 ARCHES = ("round", "flat", "clad")
 WINDOW_TRIMS = ("chrome", "black")
 WHEEL_STYLES = ("spoke5", "spoke10", "disc", "turbine", "split", "mesh")
+RIM_FINISHES = ("silver", "black", "bronze")
 GRILLE_PATTERNS = ("hbars", "vbars", "mesh", "dots", "solid")
 LAMP_VARIANTS = ("plain", "drl", "double", "hollow")
 SCREENS = ("landscape", "portrait", "twin", "floating")
@@ -261,7 +262,8 @@ def _proportions(seed: int, make_index: int, j: int, body: str, repeat: int) -> 
 
 
 def _facelift(seed: int, make_index: int, j: int, year_index: int) -> dict:
-    """What changes from one model year to the next: wheels, lamps, grille pattern (all visible changes)."""
+    """What changes from one model year to the next: wheels and their finish, a contrasting roof, lamps, grille
+    pattern, lower trim. Each must survive a 128-pixel thumbnail, so the rim finish and the roof are big."""
     base = _rng(seed, "facelift-base", make_index, j)
     w0, l0, g0 = base.randrange(len(WHEEL_STYLES)), base.randrange(len(LAMP_VARIANTS)), base.randrange(len(GRILLE_PATTERNS))
     # step through each vocabulary so that consecutive years always differ in every element
@@ -270,6 +272,8 @@ def _facelift(seed: int, make_index: int, j: int, year_index: int) -> dict:
         "lamp_variant": LAMP_VARIANTS[(l0 + year_index) % len(LAMP_VARIANTS)],
         "grille_pattern": GRILLE_PATTERNS[(g0 + year_index) % len(GRILLE_PATTERNS)],
         "lower_trim": ("black", "chrome", "body")[(base.randrange(3) + year_index) % 3],
+        "rim": RIM_FINISHES[(base.randrange(3) + year_index) % 3],
+        "two_tone_roof": (base.randrange(2) + year_index) % 2 == 1,
     }
 
 

@@ -6,7 +6,7 @@ What identifies what (so a small CNN can learn it, and colour alone never does):
   make  = design language: grille shape, lamp shape, badge shape and colour, side stripe, wheel-arch style,
           window trim; interiors: screen layout, steering-wheel spokes, vents, seat quilting.
   model = body silhouette and proportions (sedan, SUV, pickup, coupe, hatchback, van).
-  year  = a facelift: wheel design, lamp graphics, grille pattern, lower trim.
+  year  = a facelift: wheel design and finish, contrasting roof or not, lamp graphics, grille pattern, lower trim.
 Nuisances: paint from a shared palette, background (sky, road, showroom floor, clutter), scale, position,
 slight rotation, mirror, viewpoint (side, front and rear three-quarter), lighting, blur, JPEG quality.
 
@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from showroom.catalog import PAINTS, Catalog, ModelYear, Photo, _rng
 
-RENDER_VERSION = 1  # bump when the drawing changes: it keys the disk cache
+RENDER_VERSION = 2  # bump when the drawing changes: it keys the disk cache
 W, H = 640, 480
 SS = 2  # the car layer is drawn at 2x and reduced: cheap anti-aliasing
 
@@ -232,27 +232,34 @@ def _lamp(d, shape, variant, box, color, s):
                width=max(2, int(2.5 * s)))
 
 
-def _wheel(d, cx, cy, r, style, spin, s):
+RIMS = {  # finish -> (spokes / face, what shows between the spokes)
+    "silver": ((206, 208, 214), (40, 40, 44)),
+    "black": ((30, 30, 33), (128, 128, 134)),
+    "bronze": ((178, 132, 72), (38, 36, 34)),
+}
+
+
+def _wheel(d, cx, cy, r, style, spin, s, finish="silver"):
+    face, gap = RIMS[finish]
     d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=TYRE)
     rr = r * 0.66
+    lw = max(1, int(s))
     if style == "disc":
-        d.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), fill=(196, 198, 202), outline=(90, 90, 96), width=int(2 * s))
-        d.ellipse((cx - rr * .45, cy - rr * .45, cx + rr * .45, cy + rr * .45), outline=(120, 120, 126),
-                  width=int(2 * s))
+        d.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), fill=face, outline=gap, width=int(2 * s))
+        d.ellipse((cx - rr * .45, cy - rr * .45, cx + rr * .45, cy + rr * .45), outline=gap, width=int(2 * s))
     elif style == "turbine":
-        d.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), fill=(60, 60, 66))
+        d.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), fill=gap)
         for k in range(8):
             a = spin + k * math.pi / 4
-            d.pieslice((cx - rr, cy - rr, cx + rr, cy + rr), math.degrees(a), math.degrees(a) + 22,
-                       fill=(200, 202, 208))
+            d.pieslice((cx - rr, cy - rr, cx + rr, cy + rr), math.degrees(a), math.degrees(a) + 22, fill=face)
     elif style == "mesh":
-        d.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), fill=(150, 150, 156))
+        d.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), fill=face)
         for k in range(14):
             a = spin + k * math.pi / 7
-            d.line([(cx, cy), (cx + rr * math.cos(a), cy + rr * math.sin(a))], fill=(50, 50, 56), width=max(1, int(s)))
-        d.ellipse((cx - rr * .6, cy - rr * .6, cx + rr * .6, cy + rr * .6), outline=(50, 50, 56), width=max(1, int(s)))
+            d.line([(cx, cy), (cx + rr * math.cos(a), cy + rr * math.sin(a))], fill=gap, width=lw)
+        d.ellipse((cx - rr * .6, cy - rr * .6, cx + rr * .6, cy + rr * .6), outline=gap, width=lw)
     else:
-        d.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), fill=(40, 40, 44))
+        d.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), fill=gap)
         n, width = {"spoke5": (5, 0.32), "spoke10": (10, 0.1), "split": (10, 0.12)}[style]
         for k in range(n):
             a = spin + k * 2 * math.pi / n + (0.18 * (k % 2) if style == "split" else 0)
@@ -260,10 +267,28 @@ def _wheel(d, cx, cy, r, style, spin, s):
                  (cx + rr * math.cos(a + width), cy + rr * math.sin(a + width)),
                  (cx + rr * math.cos(a - width), cy + rr * math.sin(a - width)),
                  (cx + rr * .2 * math.cos(a - math.pi / 2), cy + rr * .2 * math.sin(a - math.pi / 2))]
-            d.polygon(p, fill=(206, 208, 214))
-        d.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), outline=(206, 208, 214), width=max(1, int(2 * s)))
+            d.polygon(p, fill=face)
+        d.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), outline=face, width=max(1, int(2 * s)))
     hub = r * 0.14
     d.ellipse((cx - hub, cy - hub, cx + hub, cy + hub), fill=(90, 90, 96))
+
+
+def _roof_color(paint):
+    """A roof that contrasts with the paint: black on light cars, light grey on dark ones."""
+    return (22, 22, 24) if sum(paint) > 270 else (214, 214, 218)
+
+
+def _cabin(prof, belt):
+    """The part of the body outline above the belt line (the cabin), with the crossing points interpolated."""
+    out = []
+    pts = prof["body"]
+    for (u1, v1), (u2, v2) in zip(pts, pts[1:] + pts[:1], strict=True):
+        if v1 >= belt:
+            out.append((u1, v1))
+        if (v1 - belt) * (v2 - belt) < 0:
+            t = (belt - v1) / (v2 - v1)
+            out.append((u1 + (u2 - u1) * t, belt))
+    return out
 
 
 def _trim_color(kind: str, paint):
@@ -310,10 +335,13 @@ def _draw_car(my: ModelYear, rng: random.Random, pose: str, paint) -> Image.Imag
     clr = CLEARANCE[body]
     belt = prof["belt"]
     if three_q:
-        _draw_extrusion(d, prof, pts, P, far, paint, outline, rear_view, design, body)
+        _draw_extrusion(d, prof, pts, P, far, paint, outline, rear_view, design, body, fl)
     d.polygon(pts, fill=paint + (255,), outline=outline)
+    if fl["two_tone_roof"]:  # the year's contrasting roof and pillars
+        d.polygon([P(u, v) for u, v in _cabin(prof, belt)], fill=_roof_color(paint) + (255,), outline=outline)
     # the year's lower trim (bumper/sill)
-    d.polygon([P(0, clr), P(1, clr), P(1, clr + .07), P(0, clr + .07)], fill=_trim_color(fl["lower_trim"], paint))
+    d.polygon([P(0, clr), P(1, clr), P(1, clr + .09), P(0, clr + .09)], fill=_trim_color(fl["lower_trim"], paint),
+              outline=outline)
     # make stripe
     stripe, acc = design["stripe"], tuple(design["badge_color"])
     if stripe == "single":
@@ -363,7 +391,7 @@ def _draw_car(my: ModelYear, rng: random.Random, pose: str, paint) -> Image.Imag
             d.pieslice((cx - ar, cy - ar, cx + ar, cy + ar), 180, 360, fill=(14, 14, 16))
         if body_bottom > cy:
             d.rectangle((cx - ar, cy, cx + ar, body_bottom), fill=(14, 14, 16))
-        _wheel(d, cx, cy, r, fl["wheel"], rng.uniform(0, 2 * math.pi), s)
+        _wheel(d, cx, cy, r, fl["wheel"], rng.uniform(0, 2 * math.pi), s, fl["rim"])
     # side lamps at each end (the make's lamp shape, seen edge-on)
     lamp = design["lamp"]
     head_v, tail_v = prof["body"][-3][1], prof["body"][2][1]
@@ -386,7 +414,7 @@ def _draw_car(my: ModelYear, rng: random.Random, pose: str, paint) -> Image.Imag
     return layer
 
 
-def _draw_extrusion(d, prof, pts, P, far, paint, outline, rear_view, design, body):
+def _draw_extrusion(d, prof, pts, P, far, paint, outline, rear_view, design, body, fl):
     """Roof, hood, glass and end faces: each profile edge facing the viewer, swept toward the far side."""
     prof_pts = prof["body"]
     belt = prof["belt"]
@@ -404,8 +432,9 @@ def _draw_extrusion(d, prof, pts, P, far, paint, outline, rear_view, design, bod
         if body == "pickup" and abs(v1 - .63) < .01 and abs(v2 - .63) < .01:
             d.polygon(quad, fill=(38, 38, 40) + (255,), outline=outline)  # the open bed
             continue
-        d.polygon(quad, fill=_shade(paint, 1.12 if up else 0.86) + (255,), outline=outline)
         lo, hi = min(v1, v2), max(v1, v2)
+        color = _roof_color(paint) if fl["two_tone_roof"] and lo >= belt else paint
+        d.polygon(quad, fill=_shade(color, 1.12 if up else 0.86) + (255,), outline=outline)
         if not up and hi > belt + 0.15 and hi - lo > 0.12:  # windshield / rear window above the belt line
             vb = max(lo, belt)
             a, b = (pts[i], pts[i + 1]) if v1 < v2 else (pts[i + 1], pts[i])
