@@ -39,7 +39,12 @@ def _write_new(final: Path, data: bytes) -> bool:
         _MADE_DIRS.add(final.parent)
     tmp = final.parent / f".{final.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
     try:
-        with open(tmp, "wb") as f:
+        try:
+            f = open(tmp, "wb")
+        except FileNotFoundError:  # the folder went away since (a dataset deleted and made again)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            f = open(tmp, "wb")
+        with f:
             f.write(data)
         os.replace(tmp, final)
     except BaseException:
