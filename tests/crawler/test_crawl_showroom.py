@@ -216,6 +216,16 @@ def test_limits_then_resume_on_a_moved_site(showroom_site, tmp_path):
     assert_matches_truth(root, showroom_site.truth)
 
 
+def test_overwrite_starts_over(showroom_site, tmp_path):
+    root = tmp_path / "ds"
+    crawl(config(showroom_site.base_url, root, max_pages=3))
+    (root / "notes.txt").write_text("not ours")  # a user's file next to the dataset is left alone
+    stats = crawl(config(showroom_site.base_url, root, overwrite=True))
+    assert stats["status"] == "complete" and stats["durations"]["runs"] == 1
+    assert_matches_truth(root, showroom_site.truth)
+    assert (root / "notes.txt").read_text() == "not ours"
+
+
 def _free_port() -> int:
     import socket
 
