@@ -172,6 +172,9 @@ async def stats_middleware(request: web.Request, handler):
     except web.HTTPException as exc:
         status = exc.status
         raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away first (nginx's convention)
+        raise
     finally:
         st.inflight -= 1
         st.inflight_per_client[client] -= 1
