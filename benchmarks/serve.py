@@ -1,0 +1,648 @@
+"""`carscope bench serve`: the web app under closed-loop load, against bare onnxruntime and a seed-style server.
+
+    carscope bench serve --bundle demo-work/bundle --model-run demo-work/runs/model --data demo-work/dataset
+    carscope bench serve --bundle demo-work/bundle --requests 300          # the quick, small-scale run
+
+In one run, on this machine:
+  bare ort        the bundle's two sessions (view + model, what serve runs per photo) on preprocessed tensors,
+                  in this process, at batch 1..32: the ceiling, at its best batch size, and its batch-1 p50
+  serve           `carscope serve` (waitress, --threads 16, micro-batching) in its own process; closed-loop
+                  clients on loopback at concurrency 1, 4, 16: requests/s, p50, p99; then --requests more at
+                  concurrency 16 for the server's RSS growth after warm-up
+  serve, batch 1  the same server with --max-batch 1: what micro-batching buys under load and costs when alone
+  seed-style      Flask + torch eager, one global model loaded at start, each upload saved to one shared file,
+                  one request at a time (how the original app worked), the same checkpoint (--model-run)
+Every server gets the same photos (test-split photos of served classes from --data, else the bundle's
+thumbnails), sent as multipart uploads over keep-alive connections by client threads of this process.
+Targets: serve at concurrency 16 >= 0.8x bare throughput; serve p99 at concurrency 1 <= bare p50 + 15 ms;
+RSS growth < 10%; serve at concurrency 16 >= 3x the seed-style server.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+TARGET_VS_BARE = 0.8
+TARGET_P99_MARGIN_MS = 15.0
+TARGET_RSS_GROWTH = 0.10
+TARGET_VS_SEED = 3.0
+BATCHER_COST_MS = 1.0
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--bundle", required=True, help="bundle directory (carscope export)")
+    p.add_argument("--model-run", default=None,
+                   help="model run for the seed-style server (default: the run recorded in bundle.json)")
+    p.add_argument("--data", default=None, help="dataset to take photos from (default: recorded; else thumbnails)")
+    p.add_argument("--requests", type=int, default=2000,
+                   help="requests per concurrency level, and for the RSS run (default: %(default)s)")
+    p.add_argument("--concurrency", default="1,4,16", help="closed-loop client counts (default: %(default)s)")
+    p.add_argument("--photos", type=int, default=32, help="distinct photos to cycle through (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=16, help="waitress threads of the server (default: %(default)s)")
+    p.add_argument("--max-batch", type=int, default=16, help="serve --max-batch (default: %(default)s)")
+    p.add_argument("--max-wait-ms", type=float, default=2.0, help="serve --max-wait-ms (default: %(default)s)")
+    p.add_argument("--providers", default="cpu", choices=("auto", "cpu", "cuda"),
+                   help="onnxruntime providers for serve and bare (default: %(default)s)")
+    p.add_argument("--variant", default="fp32", choices=("fp32", "int8", "fp16"), help="model variant (default: fp32)")
+    p.add_argument("--seed-requests", type=int, default=None,
+                   help="requests to the seed-style server (default: min(--requests, 300))")
+    p.add_argument("--no-seed", action="store_true", help="skip the seed-style server")
+    p.add_argument("--no-unbatched", action="store_true", help="skip the --max-batch 1 server")
+
+
+# -- photos and requests ---------------------------------------------------------------------------------------------
+def _multipart(data: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"photo.jpg\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def load_photos(bundle, data_dir: str | None, n: int) -> tuple[list[tuple[bytes, str]], str]:
+    """(jpeg bytes, true label) of up to n photos of served classes: test split first, exterior first."""
+    labels = set(bundle.models["model"].labels)
+    data_dir = data_dir or bundle.meta.get("source", {}).get("data")
+    if data_dir and Path(data_dir, "images.parquet").is_file():
+        from crawler.dataset import load as load_dataset
+
+        images = load_dataset(data_dir).images
+        images = images[images["model_id"].astype(str).isin(labels)].copy()
+        split_file = bundle.models["model"].meta.get("source", {}).get("splits")
+        if split_file and Path(split_file).is_file():
+            import pandas as pd
+
+            splits = pd.read_parquet(split_file)[["sha256", "split"]]
+            images = images.merge(splits, on="sha256", how="left")
+            images["order"] = images["split"].map({"test": 0, "val": 1}).fillna(2)
+        else:
+            images["order"] = 0
+        images["ext"] = (images["view_hint"].astype(str) == "interior").astype(int)
+        # Spread over classes: the i-th photo of every class before the (i+1)-th of any.
+        images = images.sort_values(["order", "ext", "model_id", "sha256"])
+        images["rank"] = images.groupby("model_id").cumcount()
+        images = images.sort_values(["order", "rank", "ext", "model_id"]).head(n)
+        photos = [(Path(data_dir, p).read_bytes(), str(m)) for p, m in zip(images["path"], images["model_id"],
+                                                                            strict=True)]
+        if photos:
+            return photos, f"{len(photos)} photos from {data_dir}"
+    photos = []
+    for label in bundle.models["model"].labels:
+        for rel in bundle.thumbs(label).get("exterior", []):
+            photos.append(((bundle.root / rel).read_bytes(), label))
+    if not photos:
+        from carscope.errors import CarscopeError
+
+        raise CarscopeError("no photos to send: give --data (a dataset) or a bundle with thumbnails")
+    return photos[:n], f"{min(len(photos), n)} bundle thumbnails (no dataset found)"
+
+
+def _process_cpu(pid: int | None) -> float:
+    if not pid:
+        return 0.0
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
+def closed_loop(url: str, photos: list[tuple[bytes, str]], concurrency: int, n_requests: int,
+                path: str = "/api/v1/predict", timeout: float = 120.0, server_pid: int | None = None) -> dict[str, Any]:
+    """`concurrency` clients, each sending its next request as soon as its last one is answered. With
+    `server_pid`, the server's CPU seconds per request are measured too (a figure other load barely moves)."""
+    from benchmarks.common import percentiles
+
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    bodies = [(*_multipart(data), label) for data, label in photos]
+    counter = itertools.count()
+    lock = threading.Lock()
+    lat: list[float] = []
+    statuses: Counter = Counter()
+    answers: list[tuple[int, str | None, float | None, int | None]] = []  # photo index, top-1, queue ms, batch
+
+    def worker():
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        mine_lat, mine_status, mine_answers = [], Counter(), []
+        try:
+            while True:
+                i = next(counter)  # atomic under the GIL
+                if i >= n_requests:
+                    break
+                body, ctype, _ = bodies[i % len(bodies)]
+                t0 = time.perf_counter()
+                try:
+                    conn.request("POST", path, body, {"Content-Type": ctype})
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    status = resp.status
+                except (OSError, http.client.HTTPException) as exc:
+                    conn.close()
+                    mine_status[type(exc).__name__] += 1
+                    continue
+                mine_lat.append(time.perf_counter() - t0)
+                mine_status[status] += 1
+                if status == 200:
+                    j = json.loads(data)
+                    top = (j.get("model") or {}).get("top") or [{}]
+                    t = j.get("timings_ms", {})
+                    mine_answers.append((i % len(bodies), top[0].get("label"), t.get("queue"), j.get("batch_size")))
+        finally:
+            conn.close()
+            with lock:
+                lat.extend(mine_lat)
+                statuses.update(mine_status)
+                answers.extend(mine_answers)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    server_cpu0 = _process_cpu(server_pid)
+    client_cpu0 = _cpu_seconds()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - t0
+    client_cpu = _cpu_seconds() - client_cpu0
+    server_cpu = _process_cpu(server_pid) - server_cpu0 if server_pid else None
+    ok = statuses.get(200, 0)
+    if not ok:
+        from carscope.errors import CarscopeError
+
+        raise CarscopeError(f"no request to {url} succeeded (answers: {dict(statuses)})")
+    queue = [a[2] for a in answers if a[2] is not None]
+    batches = [a[3] for a in answers if a[3] is not None]
+    out = {"concurrency": concurrency, "requests": n_requests, "seconds": round(seconds, 3),
+           "rps": ok / seconds if seconds > 0 else 0.0, **percentiles(lat),
+           "status": {str(k): v for k, v in sorted(statuses.items(), key=str)}, "ok": ok,
+           "accuracy": (sum(a[1] == photos[a[0]][1] for a in answers) / len(answers)) if answers else None}
+    out["client_cpu_ms_per_request"] = 1000.0 * client_cpu / max(1, len(lat))
+    if server_cpu is not None:
+        out["server_cpu_ms_per_request"] = 1000.0 * server_cpu / max(1, len(lat))
+    if queue:
+        queue.sort()
+        out["server_queue_ms_p50"] = queue[len(queue) // 2]
+    if batches:
+        out["batch_size_mean"] = sum(batches) / len(batches)
+        out["batch_size_max"] = max(batches)
+    out["_answers"] = answers
+    return out
+
+
+def _consistency(reference: dict[int, str], answers) -> float | None:
+    """Share of answers equal to the same photo's answer when it was sent alone (batching must not change them)."""
+    same = [reference[i] == label for i, label, _, _ in answers if i in reference]
+    return sum(same) / len(same) if same else None
+
+
+# -- servers in their own processes ---------------------------------------------------------------------------------
+class Child:
+    """A server subprocess that prints 'listening on URL' first; always stopped on exit."""
+
+    def __init__(self, argv: list[str], what: str, ready_path: str = "/readyz", timeout: float = 300.0):
+        self.what = what
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = self._first_line(timeout)
+            self.url = line.split()[-1]
+            self._wait_ready(ready_path, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _first_line(self, timeout: float) -> str:
+        from carscope.errors import CarscopeError
+
+        result: list[str] = []
+        reader = threading.Thread(target=lambda: result.append(self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not result or not result[0].startswith("listening on"):
+            err = self.proc.stderr.read() if self.proc.poll() is not None else ""
+            last = err.strip().splitlines()[-1] if err.strip() else "no output"
+            raise CarscopeError(f"{self.what} did not start: {last}")
+        return result[0].strip()
+
+    def _wait_ready(self, path: str, timeout: float) -> None:
+        import urllib.error
+        import urllib.request
+
+        from carscope.errors import CarscopeError
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + path, timeout=5) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if self.proc.poll() is not None:
+                raise CarscopeError(f"{self.what} exited with status {self.proc.returncode}")
+            time.sleep(0.2)
+        raise CarscopeError(f"{self.what} was not ready after {timeout:.0f} s")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss(self) -> int:
+        import psutil
+
+        return psutil.Process(self.proc.pid).memory_info().rss
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream:
+                stream.close()
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _serve_argv(args, max_batch: int) -> list[str]:
+    return [sys.executable, "-m", "carscope", "serve", "--bundle", str(args.bundle), "--port", "0",
+            "--threads", str(args.threads), "--providers", args.providers, "--variant", args.variant,
+            "--max-batch", str(max_batch), "--max-wait-ms", str(args.max_wait_ms), "--log-level", "warning"]
+
+
+# -- bare onnxruntime ----------------------------------------------------------------------------------------------
+def _cpu_seconds() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def bare_ort(bundle, photos, args, max_seconds: float = 5.0) -> dict[str, Any]:
+    """The two sessions alone, on preprocessed tensors: img/s at each batch size, and batch-1 latency. Measured
+    with serve's session options, and again with onnxruntime's thread spinning on; the better one counts."""
+    import numpy as np
+
+    from benchmarks.common import percentiles, time_calls
+    from serve.engine import Engine
+    from serve.imageio import decode_image
+    from serve.preprocess import Preprocessor
+
+    pre = {k: Preprocessor(bundle.models[k].input_spec) for k in ("view", "model")}
+    images = [decode_image(data).image for data, _ in photos]
+    tensors = {k: np.stack([pre[k](im) for im in images]) for k in pre}
+    configs = {}
+    for spinning in (False, True):
+        engine = Engine(bundle, providers=args.providers, variant=args.variant, max_batch=32, spinning=spinning)
+        engine.load(warmup=True)
+        res: dict[str, Any] = {"providers": engine.providers, "spinning": spinning, "batches": {}}
+        for b in (1, 2, 4, 8, 16, 32):
+            idx = np.arange(b) % len(images)
+            xv, xm = tensors["view"][idx], tensors["model"][idx]
+            c0 = _cpu_seconds()
+            samples = time_calls(lambda xv=xv, xm=xm, e=engine: e.infer(xv, xm), warmup=3, repeat=200 if b == 1 else 60,
+                                 max_seconds=max_seconds)
+            cpu = _cpu_seconds() - c0
+            stats = percentiles(samples)
+            res["batches"][str(b)] = {"img_per_s": b / (stats["p50_ms"] / 1000.0),
+                                      "cpu_ms_per_img": 1000.0 * cpu / (b * (len(samples) + 3)), **stats}
+            if b == 1:
+                res["batch1"] = stats
+        best = max(res["batches"], key=lambda k: res["batches"][k]["img_per_s"])
+        res["best_batch"] = int(best)
+        res["best_img_per_s"] = res["batches"][best]["img_per_s"]
+        res["cpu_ms_per_img_at_best"] = res["batches"][best]["cpu_ms_per_img"]
+        # The model classifier alone, for reference (serve runs both models per photo, so it is not the target).
+        xm = tensors["model"][np.arange(int(best)) % len(images)]
+        stats = percentiles(time_calls(lambda xm=xm, e=engine: e.models["model"].run(xm), warmup=3, repeat=60,
+                                       max_seconds=max_seconds))
+        res["model_only_img_per_s_at_best"] = int(best) / (stats["p50_ms"] / 1000.0)
+        configs["spinning" if spinning else "serve_options"] = res
+    out = dict(max(configs.values(), key=lambda r: r["best_img_per_s"]))
+    # the batch-1 latency target uses the faster batch-1 p50 of the two
+    out["batch1"] = min((c["batch1"] for c in configs.values()), key=lambda s: s["p50_ms"])
+    out["configs"] = {k: {"best_img_per_s": v["best_img_per_s"], "best_batch": v["best_batch"],
+                          "batch1_p50_ms": v["batch1"]["p50_ms"]} for k, v in configs.items()}
+    return out
+
+
+# -- the seed-style server (a child process: `python -m benchmarks.serve seed-server ...`) --------------------------------
+def seed_server_main(argv: list[str]) -> int:
+    """Flask + torch eager like the original app: global model loaded at start, one shared upload file,
+    torchvision transforms per request, one request at a time (werkzeug, threaded=False)."""
+    import argparse
+    import tempfile
+
+    p = argparse.ArgumentParser(prog="seed-server")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--model-run", default=None)
+    p.add_argument("--port", type=int, default=0)
+    a = p.parse_args(argv)
+
+    import torch
+    from flask import Flask, jsonify, request
+    from PIL import Image
+    from werkzeug.serving import make_server
+
+    from export.bundle import load as load_bundle
+    from train.presets import eval_transform
+
+    bundle = load_bundle(a.bundle, verify=False)
+    entry = bundle.models["model"]
+    model, preprocess, labels = _seed_model(entry, a.model_run)
+    transform = eval_transform(preprocess)
+    specs = bundle.specs()
+    upload = Path(tempfile.mkdtemp(prefix="seed-")) / "upload.jpg"  # the seed's single shared file
+    app = Flask("seed")
+
+    @app.post("/api/v1/predict")
+    def predict():
+        request.files["image"].save(upload)
+        img = Image.open(upload).convert("RGB")
+        with torch.no_grad():
+            probs = torch.softmax(model(transform(img).unsqueeze(0)), dim=1)[0]
+        conf, idx = probs.topk(min(5, len(labels)))
+        top = [{"label": labels[i], "confidence": float(c)} for c, i in zip(conf.tolist(), idx.tolist(), strict=True)]
+        row = specs[specs["model_id"] == top[0]["label"]] if "model_id" in specs else specs.iloc[:0]
+        return jsonify(model={"top": top}, specs=json.loads(row.to_json(orient="records")))
+
+    @app.get("/readyz")
+    def ready():
+        return "ok"
+
+    server = make_server("127.0.0.1", a.port, app, threaded=False)
+    print(f"listening on http://127.0.0.1:{server.server_port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _seed_model(entry, model_run: str | None):
+    """The run's checkpoint when there is one; else the bundle's arch with random weights (the same compute)."""
+    from train.models import create_model, model_from_checkpoint
+
+    run = model_run or entry.meta.get("source", {}).get("run")
+    if run and Path(run).exists():
+        from train.checkpoint import load_run
+
+        state = load_run(run, task="model")
+        return model_from_checkpoint(state), state["preprocess"], list(state["labels"])
+    model = create_model(entry.meta.get("arch", ""), len(entry.labels))
+    return model.eval(), entry.input_spec, entry.labels
+
+
+def _seed_possible(bundle, model_run: str | None) -> str | None:
+    """None if the seed-style server can be built, else why not."""
+    from train.models import ARCHS
+
+    run = model_run or bundle.models["model"].meta.get("source", {}).get("run")
+    if run and Path(run).exists():
+        return None
+    if bundle.models["model"].meta.get("arch") in ARCHS:
+        return None
+    return "no --model-run and the bundle's arch is not one train/models.py builds"
+
+
+# -- the benchmark -------------------------------------------------------------------------------------------------
+def run(args, out_dir) -> tuple[dict[str, Any], str]:
+    from carscope.errors import CarscopeError
+    from export.bundle import load as load_bundle
+
+    try:
+        levels = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
+    except ValueError:
+        raise CarscopeError(f"--concurrency wants comma-separated integers, got {args.concurrency!r}") from None
+    if not levels or min(levels) < 1 or args.requests < 1 or args.photos < 1:
+        raise CarscopeError("--concurrency, --requests and --photos must be positive")
+    bundle = load_bundle(args.bundle)
+    photos, photo_source = load_photos(bundle, args.data, args.photos)
+    n = args.requests
+    warm = max(50, 2 * args.max_batch)
+    result: dict[str, Any] = {
+        "bundle": str(Path(args.bundle).resolve()), "photos": photo_source, "requests_per_level": n,
+        "concurrency": levels, "server": {"threads": args.threads, "max_batch": args.max_batch,
+                                          "max_wait_ms": args.max_wait_ms, "providers": args.providers,
+                                          "variant": args.variant},
+        "loadavg_1m_before": os.getloadavg()[0],
+        "arch": {k: bundle.models[k].meta.get("arch") for k in ("view", "model")},
+    }
+    print(f"bench serve: {photo_source}; bare onnxruntime ...", flush=True)
+    result["bare"] = bare_ort(bundle, photos, args)
+
+    print("bench serve: serve (micro-batching) ...", flush=True)
+    serve_levels: dict[str, Any] = {}
+    with Child(_serve_argv(args, args.max_batch), "carscope serve") as server:
+        closed_loop(server.url, photos, 4, warm)  # warm-up: sessions, arenas, connections, page cache
+        reference: dict[int, str] = {}
+        for c in levels:
+            r = closed_loop(server.url, photos, c, n, server_pid=server.pid)
+            answers = r.pop("_answers")
+            if c == 1:
+                reference = {i: label for i, label, _, _ in answers}
+            r["same_answer_as_alone"] = _consistency(reference, answers)
+            serve_levels[str(c)] = r
+            print(f"  c={c}: {r['rps']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms", flush=True)
+        rss0 = server.rss()
+        samples = [rss0]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.wait(0.5):
+                try:
+                    samples.append(server.rss())
+                except Exception:
+                    return
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        rss_run = closed_loop(server.url, photos, max(levels), n)
+        rss_run.pop("_answers")
+        stop.set()
+        sampler.join()
+        rss1 = server.rss()
+    result["serve"] = serve_levels
+    result["rss"] = {"requests": n, "concurrency": max(levels), "before_mb": rss0 / 2**20, "after_mb": rss1 / 2**20,
+                     "peak_mb": max(samples + [rss1]) / 2**20, "growth": (rss1 - rss0) / rss0,
+                     "ok": rss_run["ok"], "rps": rss_run["rps"]}
+
+    if not args.no_unbatched:
+        print("bench serve: serve --max-batch 1 ...", flush=True)
+        unbatched = {}
+        with Child(_serve_argv(args, 1), "carscope serve --max-batch 1") as server:
+            closed_loop(server.url, photos, 4, warm)
+            for c in sorted({1, max(levels)}):
+                r = closed_loop(server.url, photos, c, n, server_pid=server.pid)
+                r.pop("_answers")
+                unbatched[str(c)] = r
+                print(f"  c={c}: {r['rps']:.1f} req/s, p50 {r['p50_ms']:.1f} ms", flush=True)
+        result["serve_unbatched"] = unbatched
+
+    if not args.no_seed:
+        why_not = _seed_possible(bundle, args.model_run)
+        if why_not:
+            result["seed"] = {"skipped": why_not}
+        else:
+            print("bench serve: seed-style server ...", flush=True)
+            argv = [sys.executable, "-m", "benchmarks.serve", "seed-server", "--bundle", str(args.bundle), "--port", "0"]
+            if args.model_run:
+                argv += ["--model-run", str(args.model_run)]
+            seed_n = args.seed_requests or min(n, 300)
+            with Child(argv, "the seed-style server") as seed:
+                closed_loop(seed.url, photos, 1, 10)
+                r = closed_loop(seed.url, photos, max(levels), seed_n, server_pid=seed.pid)
+                r.pop("_answers")
+                result["seed"] = r
+                print(f"  c={max(levels)}: {r['rps']:.1f} req/s, p50 {r['p50_ms']:.1f} ms", flush=True)
+
+    result["targets"] = _targets(result, levels)
+    result["loadavg_1m_after"] = os.getloadavg()[0]
+    png = _plot(result, levels, Path(out_dir))
+    if png:
+        result["plot"] = str(png)
+    return result, _markdown(result, levels, args)
+
+
+def _targets(r: dict[str, Any], levels: list[int]) -> dict[str, Any]:
+    top = str(max(levels))
+    t: dict[str, Any] = {}
+    bare = r["bare"]
+    if top in r["serve"]:
+        ratio = r["serve"][top]["rps"] / bare["best_img_per_s"]
+        t["vs_bare"] = {"value": ratio, "target": TARGET_VS_BARE, "met": ratio >= TARGET_VS_BARE,
+                        "text": f"serve at c={top}: {ratio:.2f}x bare onnxruntime (view+model) at batch "
+                                f"{bare['best_batch']} (target >= {TARGET_VS_BARE}x)"}
+    if "1" in r["serve"]:
+        limit = bare["batch1"]["p50_ms"] + TARGET_P99_MARGIN_MS
+        p99 = r["serve"]["1"]["p99_ms"]
+        t["p99_c1"] = {"value": p99, "target": limit, "met": p99 <= limit,
+                       "text": f"p99 at c=1: {p99:.1f} ms (target <= bare p50 {bare['batch1']['p50_ms']:.1f} + "
+                               f"{TARGET_P99_MARGIN_MS:.0f} = {limit:.1f} ms)"}
+    g = r["rss"]["growth"]
+    t["rss"] = {"value": g, "target": TARGET_RSS_GROWTH, "met": g < TARGET_RSS_GROWTH,
+                "text": f"RSS after warm-up {r['rss']['before_mb']:.0f} -> {r['rss']['after_mb']:.0f} MB over "
+                        f"{r['rss']['requests']} requests: {g:+.1%} (target < {TARGET_RSS_GROWTH:.0%})"}
+    seed = r.get("seed", {})
+    if "rps" in seed and top in r["serve"]:
+        ratio = r["serve"][top]["rps"] / seed["rps"] if seed["rps"] else float("inf")
+        t["vs_seed"] = {"value": ratio, "target": TARGET_VS_SEED, "met": ratio >= TARGET_VS_SEED,
+                        "text": f"serve at c={top}: {ratio:.1f}x the seed-style server (target >= {TARGET_VS_SEED:.0f}x)"}
+    ub = r.get("serve_unbatched", {})
+    if top in ub and top in r["serve"] and top != "1":
+        gain = r["serve"][top]["rps"] / ub[top]["rps"] if ub[top]["rps"] else float("inf")
+        t["batching_gain"] = {"value": gain, "met": gain > 1.0,
+                              "text": f"micro-batching at c={top}: {gain:.2f}x the throughput of --max-batch 1"}
+    if "1" in ub and "1" in r["serve"]:
+        cost = r["serve"]["1"]["p50_ms"] - ub["1"]["p50_ms"]
+        queue = r["serve"]["1"].get("server_queue_ms_p50")
+        t["batching_cost_c1"] = {
+            "value": cost, "target": BATCHER_COST_MS, "met": cost <= BATCHER_COST_MS,
+            "server_queue_ms_p50": queue,
+            "text": f"micro-batching at c=1: p50 {cost:+.2f} ms vs --max-batch 1 (target <= {BATCHER_COST_MS:.0f} ms; "
+                    f"server-side queue wait p50 {queue if queue is not None else float('nan'):.3f} ms)"}
+    return t
+
+
+def _markdown(r: dict[str, Any], levels: list[int], args) -> str:
+    bare = r["bare"]
+    lines = [f"## serve: {args.bundle} ({r['photos']}; {r['requests_per_level']} requests per level; "
+             f"waitress {r['server']['threads']} threads, max batch {r['server']['max_batch']}, "
+             f"max wait {r['server']['max_wait_ms']} ms, {', '.join(bare['providers'])})", "",
+             f"Architectures: view {r['arch']['view']}, model {r['arch']['model']}. "
+             f"Load average before/after: {r['loadavg_1m_before']:.2f} / {r.get('loadavg_1m_after', 0):.2f}.", "",
+             "| setup | concurrency | req/s | p50 ms | p99 ms | mean batch | server CPU ms/req | errors "
+             "| same answer as alone |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def row(name, c, x):
+        errors = x["requests"] - x["ok"]
+        same = x.get("same_answer_as_alone")
+        lines.append(f"| {name} | {c} | {x['rps']:.1f} | {x.get('p50_ms', float('nan')):.1f} | "
+                     f"{x.get('p99_ms', float('nan')):.1f} | {x.get('batch_size_mean', float('nan')):.1f} | "
+                     f"{x.get('server_cpu_ms_per_request', float('nan')):.1f} | {errors} | "
+                     f"{'' if same is None else f'{same:.1%}'} |")
+
+    for c in levels:
+        row("serve", c, r["serve"][str(c)])
+    for c, x in r.get("serve_unbatched", {}).items():
+        row("serve --max-batch 1", c, x)
+    seed = r.get("seed", {})
+    if "rps" in seed:
+        row("seed-style (Flask, torch eager, serial)", seed["concurrency"], seed)
+    lines += ["", f"Bare onnxruntime, view + model per photo: best {bare['best_img_per_s']:.1f} img/s at batch "
+                  f"{bare['best_batch']} ({bare['cpu_ms_per_img_at_best']:.1f} CPU ms/img, onnxruntime thread spinning "
+                  f"{'on' if bare['spinning'] else 'off'}); batch 1 p50 {bare['batch1']['p50_ms']:.2f} ms, "
+                  f"p99 {bare['batch1']['p99_ms']:.2f} ms "
+                  f"(model alone at that batch: {bare['model_only_img_per_s_at_best']:.1f} img/s). By batch: "
+              + ", ".join(f"b{b} {v['img_per_s']:.0f}" for b, v in bare["batches"].items()) + " img/s.", ""]
+    top = r["serve"].get(str(max(levels)), {})
+    if top.get("server_cpu_ms_per_request"):
+        share = bare["cpu_ms_per_img_at_best"] / top["server_cpu_ms_per_request"]
+        lines += [f"CPU cost: serve spends {top['server_cpu_ms_per_request']:.1f} CPU ms per request at c={max(levels)} "
+                  f"(decode, preprocess, HTTP, both models) against {bare['cpu_ms_per_img_at_best']:.1f} for bare "
+                  f"inference: {share:.0%} of serve's CPU is the models. The load generator itself used "
+                  f"{top['client_cpu_ms_per_request']:.1f} CPU ms per request on the same machine.", ""]
+    if "skipped" in seed:
+        lines += [f"Seed-style server skipped: {seed['skipped']}.", ""]
+    lines.append("Targets:")
+    for t in r["targets"].values():
+        mark = "met" if t["met"] else "NOT met"
+        lines.append(f"- {t['text']}: **{mark}**")
+    if r.get("plot"):
+        lines += ["", f"![serve throughput]({Path(r['plot']).name})"]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(r: dict[str, Any], levels: list[int], out_dir: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(levels, [r["serve"][str(c)]["rps"] for c in levels], "o-", label="serve (micro-batching)")
+    ub = r.get("serve_unbatched", {})
+    if ub:
+        cs = sorted(int(c) for c in ub)
+        ax.plot(cs, [ub[str(c)]["rps"] for c in cs], "s--", label="serve --max-batch 1")
+    ax.axhline(r["bare"]["best_img_per_s"], color="grey", ls=":", label=f"bare onnxruntime (b{r['bare']['best_batch']})")
+    if "rps" in r.get("seed", {}):
+        ax.axhline(r["seed"]["rps"], color="tab:red", ls="-.", label="seed-style server")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(levels, [str(c) for c in levels])
+    ax.set_xlabel("concurrent clients (closed loop)")
+    ax.set_ylabel("requests / s")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=.3)
+    ax.legend(fontsize=8)
+    ax.set_title("carscope serve throughput")
+    fig.tight_layout()
+    path = out_dir / "serve_throughput.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "seed-server":
+        sys.exit(seed_server_main(sys.argv[2:]))
+    sys.exit("usage: carscope bench serve --bundle BUNDLE (python -m benchmarks.serve seed-server is internal)")
