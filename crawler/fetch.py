@@ -26,7 +26,8 @@ from crawler.urls import canonicalize
 
 ACCEPT = {
     "page": ("text/html", "application/xhtml+xml"),
-    "image": ("image/",),
+    "image": ("image/", "application/octet-stream", "binary/octet-stream"),  # CDNs often say octet-stream;
+    # the decoder is the real check
     "json": ("application/json", "text/json", "+json", "text/plain", "text/javascript"),
     "robots": (),  # anything goes: many servers send robots.txt as text/html or octet-stream
     "asset": (),
