@@ -39,12 +39,12 @@ def test_bench_latency_measures_all_engines_and_targets(bundle, tmp_path):
     threads = torch.get_num_threads()
     try:
         code = main(["bench", "latency", "--bundle", str(out), "--out", str(res), "--runs", "5", "--batches", "2,4",
-                     "--threads", "1", "--max-seconds", "2", "--peak-size", "256"])
+                     "--threads", "1", "--max-seconds", "2", "--peak-size", "256", "--peak-seconds", "0.1"])
     finally:
         torch.set_num_threads(threads)
     assert code == 0
     result = json.loads((res / "latency.json").read_text())
-    assert result["peak_matmul_gflops"]["gflops"] > 0
+    assert result["peak_matmul"]["cpu_fp32"]["gflops"] > 0 and result["peak_matmul"]["cpu_int8"]["gflops"] > 0
     for key in ("view", "model"):
         m = result["models"][key]
         assert m["gflops_per_image"] > 0
@@ -53,6 +53,7 @@ def test_bench_latency_measures_all_engines_and_targets(bundle, tmp_path):
             assert r["batch1"]["n"] >= 5 and r["batch1"]["p50_ms"] <= r["batch1"]["p99_ms"]
             assert set(r["throughput"]) == {"2", "4"} and r["throughput"]["4"]["img_per_s"] > 0
             assert 0 < r["ceiling_fraction_b1"]
+        assert m["engines"]["ort_int8"]["ceiling"] == "cpu_int8"
         assert set(m["targets"]) == {"ort_fp32", "ort_int8"}
         assert m["targets"]["ort_int8"]["agreement_vs_fp32"] == 1.0
         assert "ort_fp16_cuda_iobinding" in m["engines"]
