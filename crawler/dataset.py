@@ -162,6 +162,46 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, columns: dict[str, st
         raise
 
 
+def write_table_chunks(frames, path: str | os.PathLike, columns: dict[str, str] | None = None) -> int:
+    """Like `write_table`, for a table streamed as an iterable of DataFrames (so memory stays flat however
+    many rows): each chunk is conformed and appended as a row group; atomic like `write_table`. Returns rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if columns is None:
+        columns = TABLES.get(path.name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    writer, rows, schema = None, 0, None
+    try:
+        for df in frames:
+            if columns is not None:
+                df = conform(df, columns)
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            if writer is None:
+                schema = table.schema
+                writer = pq.ParquetWriter(tmp, schema)
+            else:
+                table = table.cast(schema)
+            writer.write_table(table)
+            rows += len(df)
+        if writer is None:  # no chunk at all: an empty table with the contract's columns
+            write_table(empty(columns) if columns is not None else __import__("pandas").DataFrame(), tmp, columns)
+        else:
+            writer.close()
+            writer = None
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return rows
+
+
 def write_json(obj, path: str | os.PathLike) -> None:
     """Write JSON atomically."""
     path = Path(path)

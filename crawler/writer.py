@@ -93,8 +93,14 @@ def _epoch_to_utc(series):
     return pd.to_datetime(series.astype("float64"), unit="s", utc=True).astype("datetime64[ns, UTC]")
 
 
+CHUNK_ROWS = 20_000  # rows per parquet row group when streaming the big tables
+
+
 def snapshot(root: str | os.PathLike, db_path: str | os.PathLike | None = None) -> dict[str, int]:
-    """Write specs, specs_raw, images and failures parquet from crawl.sqlite; returns row counts."""
+    """Write specs, specs_raw, images and failures parquet from crawl.sqlite; returns row counts.
+
+    The images and failures tables are streamed from SQLite in chunks (`dataset.write_table_chunks`), so a
+    snapshot's memory does not grow with the crawl; specs tables are one row (or ~15) per model-year."""
     import pandas as pd
 
     from crawler.specs import clean_specs
@@ -107,19 +113,26 @@ def snapshot(root: str | os.PathLike, db_path: str | os.PathLike | None = None) 
         pages = pd.read_sql_query("SELECT model_id, make, model, year, page_url, crawled_at FROM specs "
                                   "ORDER BY model_id", con)
         raw = pd.read_sql_query("SELECT model_id, key, value FROM specs_raw ORDER BY model_id, idx", con)
-        images = pd.read_sql_query(
-            "SELECT sha256, path, model_id, view_hint, width, height, bytes, source_url, page_url, crawled_at, "
-            "source_sha256 FROM images ORDER BY model_id, sha256", con)
-        failures = pd.read_sql_query("SELECT url, kind, reason, status, attempts, last_error_at FROM failures "
-                                     "ORDER BY url", con)
+        pages["crawled_at"] = _epoch_to_utc(pages["crawled_at"])
+        ds.write_table(clean_specs(raw, pages), root / ds.SPECS_FILE)
+        ds.write_table(raw, root / ds.SPECS_RAW_FILE)
+
+        def images():
+            for chunk in pd.read_sql_query(
+                    "SELECT sha256, path, model_id, view_hint, width, height, bytes, source_url, page_url, "
+                    "crawled_at, source_sha256 FROM images ORDER BY model_id, sha256", con, chunksize=CHUNK_ROWS):
+                chunk["crawled_at"] = _epoch_to_utc(chunk["crawled_at"])
+                chunk["source_sha256"] = chunk["source_sha256"].astype("string")  # an extra column, kept
+                yield chunk
+
+        def failures():
+            for chunk in pd.read_sql_query("SELECT url, kind, reason, status, attempts, last_error_at FROM failures "
+                                           "ORDER BY url", con, chunksize=CHUNK_ROWS):
+                chunk["last_error_at"] = _epoch_to_utc(chunk["last_error_at"])
+                yield chunk
+
+        n_images = ds.write_table_chunks(images(), root / ds.IMAGES_FILE)
+        n_failures = ds.write_table_chunks(failures(), root / ds.FAILURES_FILE)
     finally:
         con.close()
-    pages["crawled_at"] = _epoch_to_utc(pages["crawled_at"])
-    images["crawled_at"] = _epoch_to_utc(images["crawled_at"])
-    failures["last_error_at"] = _epoch_to_utc(failures["last_error_at"])
-    specs = clean_specs(raw, pages)
-    ds.write_table(specs, root / ds.SPECS_FILE)
-    ds.write_table(raw, root / ds.SPECS_RAW_FILE)
-    ds.write_table(images, root / ds.IMAGES_FILE)  # source_sha256 rides along as an extra column
-    ds.write_table(failures, root / ds.FAILURES_FILE)
-    return {"specs": len(specs), "specs_raw": len(raw), "images": len(images), "failures": len(failures)}
+    return {"specs": len(pages), "specs_raw": len(raw), "images": n_images, "failures": n_failures}
