@@ -16,8 +16,10 @@ import argparse
 
 from train.models import ARCHS, CPU_DEFAULT_ARCH
 
-# Defaults picked on the demo showroom for the CPU default arch (see benchmarks/train.py and the README).
-DEFAULTS = {"img_size": 112, "epochs": 30, "batch_size": 32, "lr": 2e-3}
+# Per-task defaults, picked on the demo showroom with the CPU default arch from scratch (benchmarks/train.py
+# --quality): interior vs exterior is easy and has 3x the photos, so it trains smaller and shorter.
+TASK_DEFAULTS = {"view": {"img_size": 80, "epochs": 6}, "model": {"img_size": 112, "epochs": 30}}
+DEFAULTS = {"batch_size": 32, "lr": 2e-3}
 
 
 def _csv_ints(text: str) -> list[int]:
@@ -33,7 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run directory to write")
     g = p.add_argument_group("model")
     g.add_argument("--arch", default=CPU_DEFAULT_ARCH, choices=ARCHS, help="architecture (default: %(default)s)")
-    g.add_argument("--img-size", type=int, default=DEFAULTS["img_size"], help="train/eval crop size in px")
+    g.add_argument("--img-size", type=int, default=None,
+                   help=f"train/eval crop size in px (default: view {TASK_DEFAULTS['view']['img_size']}, "
+                        f"model {TASK_DEFAULTS['model']['img_size']})")
     g.add_argument("--weights", default=None, help="local torchvision state dict for the backbone (no downloads)")
     g.add_argument("--head-hidden", type=_csv_ints, default=[], help="MLP head widths, e.g. 1024,512 (the seed's)")
     g.add_argument("--dropout", type=float, default=0.2, help="dropout before each head layer")
@@ -51,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", default=None, help="decoded-photo cache (default: RUN/cache, removed at the end)")
     g.add_argument("--keep-cache", action="store_true", help="keep RUN/cache after a finished run")
     g = p.add_argument_group("recipe")
-    g.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    g.add_argument("--epochs", type=int, default=None, help=f"default: view {TASK_DEFAULTS['view']['epochs']}, model {TASK_DEFAULTS['model']['epochs']}")
     g.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="per process")
     g.add_argument("--opt", choices=["adamw", "sgd"], default="adamw")
     g.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="peak LR of the head (backbone: x scale)")

@@ -216,7 +216,7 @@ def open_cache(cache_dir: Path, mode: str, spec: dict[str, Any], paths: list[str
     with ThreadPoolExecutor(max(1, workers)) as pool:
         jobs = ((p, mode, arg) for p in paths)
         for i, out in enumerate(tqdm(pool.map(_decode, jobs, chunksize=1), total=n, desc=desc, leave=False,
-                                     disable=n < 200, mininterval=1.0)):
+                                     disable=True if n < 200 else None, mininterval=1.0)):
             if isinstance(out, Exception):
                 errors.append(f"{paths[i]}: {type(out).__name__}")
                 continue

@@ -65,6 +65,14 @@ def default_args(**overrides) -> argparse.Namespace:
     return args
 
 
+def _resolve_task_defaults(args) -> None:
+    from train.cli import TASK_DEFAULTS
+
+    for key, value in TASK_DEFAULTS.get(args.task, {}).items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+
+
 def _check_args(args) -> None:
     from train.models import ARCHS
 
@@ -431,6 +439,7 @@ def main(args) -> dict[str, Any]:
         args = default_args(**args)
     args = argparse.Namespace(**vars(args))  # our own copy: stages below modify it
     resume_state = _resume_args(args) if args.resume else None  # before setup(): the recipe picks amp etc.
+    _resolve_task_defaults(args)
     _check_args(args)
     if not Path(args.data).is_dir():  # fail fast, before torch is even imported
         raise CarscopeError(f"dataset {args.data} does not exist or is not a directory")
