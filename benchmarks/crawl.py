@@ -65,7 +65,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     if args.concurrency < 1:
         raise CarscopeError("--concurrency must be at least 1")
     result: dict[str, Any] = {"scale": args.scale, "concurrency": args.concurrency, "per_host": args.concurrency,
-                              "cpu_count": os.cpu_count(), "crawls": {}}
+                              "cpu_count": os.cpu_count(), "loadavg_at_start": os.getloadavg(), "crawls": {}}
     work = Path(tempfile.mkdtemp(prefix="carscope-bench-crawl-"))
     try:
         for size in scale["sizes"]:
@@ -96,6 +96,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
             b = result["baseline"]
             b["extrapolated_s_for_large"] = large["images_stored"] / b["images_per_s"]
             result["speedup_vs_seed"] = large["images_per_s"] / b["images_per_s"]
+        result["loadavg_at_end"] = os.getloadavg()  # other work on the machine skews every figure: say so
         _plots(result, out)
     finally:
         import shutil
@@ -336,7 +337,9 @@ def _plots(result: dict, out: Path) -> None:
 
 
 def _markdown(r: dict) -> str:
-    lines = [f"## crawl ({r['scale']}, concurrency = per-host = {r['concurrency']}, {r['cpu_count']} cores)", "",
+    load = r.get("loadavg_at_start", [0])[0], r.get("loadavg_at_end", [0])[0]
+    lines = [f"## crawl ({r['scale']}, concurrency = per-host = {r['concurrency']}, {r['cpu_count']} cores, "
+             f"1-min load average {load[0]:.1f} at the start, {load[1]:.1f} at the end)", "",
              "| crawl | pages | images stored | seconds | pages/s | images/s | MB/s | peak RSS MiB |",
              "|---|---|---|---|---|---|---|---|"]
     for size, c in r["crawls"].items():
