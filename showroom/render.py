@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from showroom.catalog import PAINTS, Catalog, ModelYear, Photo, _rng
 
-RENDER_VERSION = 2  # bump when the drawing changes: it keys the disk cache
+RENDER_VERSION = 3  # bump when the drawing changes: it keys the disk cache
 W, H = 640, 480
 SS = 2  # the car layer is drawn at 2x and reduced: cheap anti-aliasing
 
@@ -345,11 +345,14 @@ def _draw_car(my: ModelYear, rng: random.Random, pose: str, paint) -> Image.Imag
     # make stripe
     stripe, acc = design["stripe"], tuple(design["badge_color"])
     if stripe == "single":
-        d.polygon([P(.02, belt - .13), P(.98, belt - .13), P(.98, belt - .17), P(.02, belt - .17)], fill=acc,
+        d.polygon([P(.02, belt - .12), P(.98, belt - .12), P(.98, belt - .17), P(.02, belt - .17)], fill=acc,
+                  outline=DARK)
+    elif stripe == "belt":  # a thick accent band right under the windows
+        d.polygon([P(.03, belt - .015), P(.97, belt - .015), P(.97, belt - .075), P(.03, belt - .075)], fill=acc,
                   outline=DARK)
     elif stripe == "double":
         for v in (belt - .10, belt - .19):
-            d.polygon([P(.02, v), P(.98, v), P(.98, v - .035), P(.02, v - .035)], fill=acc, outline=DARK)
+            d.polygon([P(.02, v), P(.98, v), P(.98, v - .04), P(.02, v - .04)], fill=acc, outline=DARK)
     elif stripe == "sill":
         d.polygon([P(.12, clr + .07), P(.88, clr + .07), P(.88, clr + .16), P(.12, clr + .16)], fill=acc,
                   outline=DARK)
@@ -408,7 +411,7 @@ def _draw_car(my: ModelYear, rng: random.Random, pose: str, paint) -> Image.Imag
     _poly_shape(d, design["badge"], (bx - bs, by - bs, bx + bs, by + bs), fill=acc, outline=DARK)
     mx, my_ = P(.70, belt + .03)
     d.polygon([(mx - 10 * s, my_), (mx + 8 * s, my_ - 2 * s), (mx + 8 * s, my_ + 10 * s), (mx - 8 * s, my_ + 10 * s)],
-              fill=_shade(paint, .85), outline=outline)
+              fill=acc, outline=DARK)  # mirror caps in the make's accent colour
     if three_q:
         _draw_face(d, my, pose, paint, P, far, Hc, fw, prof, s)
     return layer
@@ -617,8 +620,8 @@ def render_photo_image(catalog: Catalog, photo: Photo) -> tuple[Image.Image, int
         layer = _draw_car(my, rng, photo.pose, paint)
         if rng.random() < 0.5:
             layer = layer.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        angle = rng.uniform(-4, 4)
-        target_w = W * rng.uniform(0.66, 0.92)
+        angle = rng.uniform(-3, 3)
+        target_w = W * rng.uniform(0.70, 0.92)
         k = min(target_w / layer.width, H * 0.85 / layer.height)
         # shrink first, then rotate the small layer: rotating the 2x layer costs more than the whole photo
         layer = layer.resize((int(layer.width * k), int(layer.height * k)), Image.Resampling.BOX)
@@ -629,11 +632,11 @@ def render_photo_image(catalog: Catalog, photo: Photo) -> tuple[Image.Image, int
         y = int(min(H - th, max(0, ground - th)))
         img.paste(layer, (x, y), layer)
     # lighting, blur
-    gain = rng.uniform(0.8, 1.15)
+    gain = rng.uniform(0.85, 1.12)
     if abs(gain - 1) > 0.02:
         img = img.point(lambda v: min(255, int(v * gain)))
-    if rng.random() < 0.3:
-        img = img.filter(ImageFilter.BoxBlur(rng.uniform(0.4, 1.2)))
+    if rng.random() < 0.25:
+        img = img.filter(ImageFilter.BoxBlur(rng.uniform(0.4, 1.0)))
     if photo.view == "interior" and rng.random() < 0.5:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     quality = rng.randint(68, 92)
