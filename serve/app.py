@@ -173,6 +173,10 @@ def _install_hooks(app: Flask, cfg: ServeConfig, metrics: Metrics) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         if isinstance(exc, RequestEntityTooLarge):
+            length = request.content_length
+            if length is not None and length <= app.config["MAX_CONTENT_LENGTH"]:  # werkzeug's form-parts limit
+                metrics.rejected.labels("too_many_parts").inc()
+                return error_response(413, "too_many_parts", "the form has too many fields; send one file named 'image'")
             metrics.rejected.labels("too_large").inc()
             return error_response(413, "too_large", f"the upload is larger than the {cfg.max_upload_mb:g} MB limit")
         code = (exc.name or "error").lower().replace(" ", "_")

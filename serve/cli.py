@@ -49,21 +49,32 @@ def run(args) -> int:
         "providers": args.providers, "variant": args.variant, "max_batch": args.max_batch,
         "max_wait_ms": args.max_wait_ms, "min_confidence": args.min_confidence,
         "max_upload_mb": args.max_upload_mb, "intra_op_threads": args.ort_threads,
+        "background_load": True,  # serve /healthz and a 503 /readyz while the sessions load and warm up
     })
+    from carscope.errors import CarscopeError
     from serve.app import create_app
-    from serve.server import loading_app, make_server
+    from serve.server import loading_app, make_server, stop_server
 
-    # Bind first: a busy port is reported at once, not after the models have loaded. Until the app exists,
-    # waitress does not serve (connections wait in the backlog); then it serves the real app.
+    # Bind first: a busy port is reported at once, before anything is loaded.
     server = make_server(loading_app, host=args.host, port=args.port, threads=args.threads,
                          max_request_body=config.max_upload_bytes)
     try:
-        app = create_app(args.bundle, config)  # verifies sha256s, warms the sessions; CarscopeError -> exit 2
+        app = create_app(args.bundle, config)  # the bundle and its sha256s are checked here: CarscopeError -> exit 2
     except BaseException:
         server.close()
         raise
     server.application = app
     predictor = app.extensions["carscope"]
+    failure: list[CarscopeError] = []
+
+    def watch_loading():  # a model that fails to load stops the server: exit 2 with its one-line reason
+        try:
+            predictor.wait_ready(None)
+        except CarscopeError as exc:
+            failure.append(exc)
+            stop_server(server)
+
+    threading.Thread(target=watch_loading, name="carscope-watch", daemon=True).start()
     print(f"listening on http://{server.effective_host}:{server.effective_port}", flush=True)
 
     def on_sigterm(signum, frame):  # a container stop: leave like Ctrl-C does
@@ -77,6 +88,9 @@ def run(args) -> int:
         pass
     finally:
         server.close()
+        server.task_dispatcher.shutdown(timeout=5)
         predictor.close()
+    if failure:
+        raise failure[0]
     print("stopped", file=sys.stderr)
     return 0

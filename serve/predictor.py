@@ -106,9 +106,12 @@ class Predictor:
         def target():
             try:
                 self._load()
+            except CarscopeError as exc:  # a usage problem (e.g. --providers cuda without a GPU): the caller reports it
+                self.load_error = str(exc)
+                log.debug("loading the models failed: %s", exc)
             except Exception as exc:  # reported by /readyz and the CLI; never a silent hang
-                self.load_error = str(exc) if isinstance(exc, CarscopeError) else f"{type(exc).__name__}: {exc}"
-                log.error("loading the models failed: %s", self.load_error)
+                self.load_error = f"loading the models failed ({type(exc).__name__}: {exc})"
+                log.exception("loading the models failed")
 
         threading.Thread(target=target, name="carscope-load", daemon=True).start()
 
@@ -129,6 +132,8 @@ class Predictor:
         """True once ready; raises CarscopeError if loading failed."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.ready.is_set():
+            if self._closed:
+                return False
             if self.load_error:
                 raise CarscopeError(self.load_error)
             if deadline is not None and time.monotonic() > deadline:

@@ -148,6 +148,13 @@ def test_oversized_upload_is_413(client):
     assert r.status_code == 413 and "limit" in r.get_data(as_text=True)
 
 
+def test_a_flood_of_form_parts_is_refused(client):
+    data = {f"field{i}": "x" for i in range(40)}
+    data["image"] = (io.BytesIO(photo("red")), "x.jpg")
+    r = client.post("/api/v1/predict", data=data, content_type="multipart/form-data")
+    assert r.status_code == 413 and error_of(r) == "too_many_parts"
+
+
 def test_oversized_upload_is_refused_before_the_body_is_read(app):
     """A Content-Length over the cap is answered 413 without reading a byte of the body."""
     from werkzeug.test import create_environ, run_wsgi_app

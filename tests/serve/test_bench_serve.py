@@ -1,0 +1,32 @@
+"""`carscope bench serve` end to end at a tiny scale: every part runs and the report holds its figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+
+@pytest.mark.slow
+def test_bench_serve_small(bundle_dir, tmp_path):
+    from benchmarks import serve as bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--bundle", str(bundle_dir), "--requests", "40", "--concurrency", "1,4",
+                              "--photos", "5", "--threads", "4", "--max-batch", "4"])
+    result, md = bench.run(args, tmp_path)
+    json.dumps(result)  # JSON-serialisable, as benchmarks/cli.py writes it
+    for c in ("1", "4"):
+        level = result["serve"][c]
+        assert level["ok"] == 40 and level["rps"] > 0 and level["p99_ms"] >= level["p50_ms"] > 0
+        assert level["same_answer_as_alone"] == 1.0  # batching never changes an answer
+        assert level["server_cpu_ms_per_request"] > 0
+    assert result["serve_unbatched"]["1"]["ok"] == 40 and result["serve_unbatched"]["4"]["batch_size_max"] == 1
+    assert result["bare"]["best_img_per_s"] > 0 and result["bare"]["batch1"]["p50_ms"] > 0
+    assert result["rss"]["requests"] == 40 and result["rss"]["before_mb"] > 0
+    assert "skipped" in result["seed"]  # the tiny bundle's arch is not a torch model train can build
+    assert set(result["targets"]) >= {"vs_bare", "p99_c1", "rss", "batching_gain", "batching_cost_c1"}
+    assert "| serve | 4 |" in md and "Targets:" in md
+    assert (tmp_path / "serve_throughput.png").stat().st_size > 1000
