@@ -131,6 +131,11 @@ def test_int8_variant_is_quantised_and_measured(bundle):
         scales = [inits[n.input[1]] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[1] in inits]
         assert any(len(s.dims) == 1 and s.dims[0] > 1 for s in scales)
         assert b.models[key].path("int8").stat().st_size < 0.5 * b.models[key].path().stat().st_size
+        # the classifier head stays float: its Gemm reads a dequantised input and a float weight
+        head = [n for n in graph.node if n.op_type == "Gemm"]
+        assert head and all(n.input[1] in inits and inits[n.input[1]].data_type == onnx.TensorProto.FLOAT
+                            for n in head)
+        assert v["quantization"]["float_nodes"] == [n.name for n in head]
     assert any("int8 on" in line for line in logs)
 
 
