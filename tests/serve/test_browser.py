@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from pathlib import Path
@@ -65,6 +66,20 @@ def test_upload_a_showroom_photo_in_chromium(showroom_bundle):
                 page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
 
                 page.goto(server.url + "/")
+                # Drag-and-drop: drop a file on the zone; the script puts it into the form's file input.
+                dropped = page.evaluate("""async (b64) => {
+                    const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+                    const dt = new DataTransfer();
+                    dt.items.add(new File([bytes], "dropped.jpg", {type: "image/jpeg"}));
+                    const zone = document.querySelector("[data-dropzone]");
+                    zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: dt, bubbles: true, cancelable: true}));
+                    const highlighted = zone.classList.contains("dragover");
+                    zone.dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+                    const input = document.querySelector("#image");
+                    return [highlighted, input.files.length, input.files[0].name];
+                }""", base64.b64encode(photo_path.read_bytes()).decode())
+                assert dropped == [True, 1, "dropped.jpg"]
+                assert "dropped.jpg" in page.inner_text("[data-preview-caption]")
                 page.get_by_label("Choose a photo of a car").set_input_files(str(photo_path))
                 page.wait_for_selector("[data-preview]:not([hidden])")  # the JS preview ran
                 assert page.locator("[data-preview-img]").evaluate("img => img.src.startsWith('blob:')")
