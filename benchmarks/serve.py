@@ -12,7 +12,9 @@ In one run, on this machine:
   serve, batch 1  the same server with --max-batch 1: what micro-batching buys under load and costs when alone
   seed-style      Flask + torch eager, one global model loaded at start, each upload saved to one shared file,
                   one request at a time (how the original app worked), the same checkpoint (--model-run)
-Every server gets the same photos (test-split photos of served classes from --data, else the bundle's
+The servers run side by side and each setup's requests are split into --rounds chunks, interleaved with the
+other setups' chunks and with bare onnxruntime chunks, so that other work on a shared machine falls on all of
+them alike. Every server gets the same photos (test-split photos of served classes from --data, else the bundle's
 thumbnails), sent as multipart uploads over keep-alive connections by client threads of this process.
 Targets: serve at concurrency 16 >= 0.8x bare throughput; serve p99 at concurrency 1 <= bare p50 + 15 ms;
 RSS growth < 10%; serve at concurrency 16 >= 3x the seed-style server.
@@ -57,6 +59,8 @@ def add_arguments(p) -> None:
     p.add_argument("--variant", default="fp32", choices=("fp32", "int8", "fp16"), help="model variant (default: fp32)")
     p.add_argument("--seed-requests", type=int, default=None,
                    help="requests to the seed-style server (default: min(--requests, 300))")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="interleaved rounds each setup's requests are split into (default: %(default)s)")
     p.add_argument("--no-seed", action="store_true", help="skip the seed-style server")
     p.add_argument("--no-unbatched", action="store_true", help="skip the --max-batch 1 server")
 
@@ -116,12 +120,10 @@ def _process_cpu(pid: int | None) -> float:
     return t.user + t.system
 
 
-def closed_loop(url: str, photos: list[tuple[bytes, str]], concurrency: int, n_requests: int,
-                path: str = "/api/v1/predict", timeout: float = 120.0, server_pid: int | None = None) -> dict[str, Any]:
-    """`concurrency` clients, each sending its next request as soon as its last one is answered. With
-    `server_pid`, the server's CPU seconds per request are measured too (a figure other load barely moves)."""
-    from benchmarks.common import percentiles
-
+def load_chunk(url: str, photos: list[tuple[bytes, str]], concurrency: int, n_requests: int,
+               path: str = "/api/v1/predict", timeout: float = 120.0, server_pid: int | None = None) -> dict[str, Any]:
+    """One closed-loop run, raw: `concurrency` clients, each sending its next request as soon as its last one
+    is answered, until `n_requests` were sent. With `server_pid`, the server's CPU seconds are measured too."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     bodies = [(*_multipart(data), label) for data, label in photos]
     counter = itertools.count()
@@ -172,30 +174,46 @@ def closed_loop(url: str, photos: list[tuple[bytes, str]], concurrency: int, n_r
     for t in threads:
         t.join()
     seconds = time.perf_counter() - t0
-    client_cpu = _cpu_seconds() - client_cpu0
-    server_cpu = _process_cpu(server_pid) - server_cpu0 if server_pid else None
-    ok = statuses.get(200, 0)
-    if not ok:
+    if not statuses.get(200):
         from carscope.errors import CarscopeError
 
         raise CarscopeError(f"no request to {url} succeeded (answers: {dict(statuses)})")
-    queue = [a[2] for a in answers if a[2] is not None]
-    batches = [a[3] for a in answers if a[3] is not None]
-    out = {"concurrency": concurrency, "requests": n_requests, "seconds": round(seconds, 3),
-           "rps": ok / seconds if seconds > 0 else 0.0, **percentiles(lat),
-           "status": {str(k): v for k, v in sorted(statuses.items(), key=str)}, "ok": ok,
-           "accuracy": (sum(a[1] == photos[a[0]][1] for a in answers) / len(answers)) if answers else None}
-    out["client_cpu_ms_per_request"] = 1000.0 * client_cpu / max(1, len(lat))
-    if server_cpu is not None:
-        out["server_cpu_ms_per_request"] = 1000.0 * server_cpu / max(1, len(lat))
+    return {"concurrency": concurrency, "requests": n_requests, "seconds": seconds, "lat": lat,
+            "statuses": statuses, "answers": answers, "client_cpu": _cpu_seconds() - client_cpu0,
+            "server_cpu": _process_cpu(server_pid) - server_cpu0 if server_pid else None}
+
+
+def summarize(chunks: list[dict[str, Any]], photos: list[tuple[bytes, str]]) -> dict[str, Any]:
+    """Several raw chunks of one setup (interleaved with other setups' chunks) -> one row of figures."""
+    from benchmarks.common import percentiles
+
+    lat = [x for c in chunks for x in c["lat"]]
+    statuses: Counter = sum((c["statuses"] for c in chunks), Counter())
+    answers = [a for c in chunks for a in c["answers"]]
+    seconds = sum(c["seconds"] for c in chunks)
+    ok = statuses.get(200, 0)
+    out = {"concurrency": chunks[0]["concurrency"], "requests": sum(c["requests"] for c in chunks),
+           "chunks": len(chunks), "seconds": round(seconds, 3), "rps": ok / seconds if seconds > 0 else 0.0,
+           **percentiles(lat), "status": {str(k): v for k, v in sorted(statuses.items(), key=str)}, "ok": ok,
+           "accuracy": (sum(a[1] == photos[a[0]][1] for a in answers) / len(answers)) if answers else None,
+           "client_cpu_ms_per_request": 1000.0 * sum(c["client_cpu"] for c in chunks) / max(1, len(lat))}
+    if all(c["server_cpu"] is not None for c in chunks):
+        out["server_cpu_ms_per_request"] = 1000.0 * sum(c["server_cpu"] for c in chunks) / max(1, len(lat))
+    queue = sorted(a[2] for a in answers if a[2] is not None)
     if queue:
-        queue.sort()
         out["server_queue_ms_p50"] = queue[len(queue) // 2]
+    batches = [a[3] for a in answers if a[3] is not None]
     if batches:
         out["batch_size_mean"] = sum(batches) / len(batches)
         out["batch_size_max"] = max(batches)
-    out["_answers"] = answers
     return out
+
+
+def closed_loop(url: str, photos: list[tuple[bytes, str]], concurrency: int, n_requests: int,
+                server_pid: int | None = None, **kw) -> dict[str, Any]:
+    """One closed-loop run, summarised (its answers under "_answers")."""
+    chunk = load_chunk(url, photos, concurrency, n_requests, server_pid=server_pid, **kw)
+    return {**summarize([chunk], photos), "_answers": chunk["answers"]}
 
 
 def _consistency(reference: dict[int, str], answers) -> float | None:
@@ -205,6 +223,14 @@ def _consistency(reference: dict[int, str], answers) -> float | None:
 
 
 # -- servers in their own processes ---------------------------------------------------------------------------------
+class _Nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return None
+
+
 class Child:
     """A server subprocess that prints 'listening on URL' first; always stopped on exit."""
 
@@ -293,52 +319,83 @@ def _cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def bare_ort(bundle, photos, args, max_seconds: float = 5.0) -> dict[str, Any]:
-    """The two sessions alone, on preprocessed tensors: img/s at each batch size, and batch-1 latency. Measured
-    with serve's session options, and again with onnxruntime's thread spinning on; the better one counts."""
-    import numpy as np
+class Bare:
+    """The two sessions alone, on preprocessed tensors (what serve runs per photo, minus everything else)."""
 
-    from benchmarks.common import percentiles, time_calls
-    from serve.engine import Engine
-    from serve.imageio import decode_image
-    from serve.preprocess import Preprocessor
+    def __init__(self, bundle, photos, args):
+        import numpy as np
 
-    pre = {k: Preprocessor(bundle.models[k].input_spec) for k in ("view", "model")}
-    images = [decode_image(data).image for data, _ in photos]
-    tensors = {k: np.stack([pre[k](im) for im in images]) for k in pre}
-    configs = {}
-    for spinning in (False, True):
-        engine = Engine(bundle, providers=args.providers, variant=args.variant, max_batch=32, spinning=spinning)
-        engine.load(warmup=True)
-        res: dict[str, Any] = {"providers": engine.providers, "spinning": spinning, "batches": {}}
-        for b in (1, 2, 4, 8, 16, 32):
-            idx = np.arange(b) % len(images)
-            xv, xm = tensors["view"][idx], tensors["model"][idx]
-            c0 = _cpu_seconds()
-            samples = time_calls(lambda xv=xv, xm=xm, e=engine: e.infer(xv, xm), warmup=3, repeat=200 if b == 1 else 60,
-                                 max_seconds=max_seconds)
-            cpu = _cpu_seconds() - c0
-            stats = percentiles(samples)
-            res["batches"][str(b)] = {"img_per_s": b / (stats["p50_ms"] / 1000.0),
-                                      "cpu_ms_per_img": 1000.0 * cpu / (b * (len(samples) + 3)), **stats}
-            if b == 1:
-                res["batch1"] = stats
-        best = max(res["batches"], key=lambda k: res["batches"][k]["img_per_s"])
-        res["best_batch"] = int(best)
-        res["best_img_per_s"] = res["batches"][best]["img_per_s"]
-        res["cpu_ms_per_img_at_best"] = res["batches"][best]["cpu_ms_per_img"]
-        # The model classifier alone, for reference (serve runs both models per photo, so it is not the target).
-        xm = tensors["model"][np.arange(int(best)) % len(images)]
-        stats = percentiles(time_calls(lambda xm=xm, e=engine: e.models["model"].run(xm), warmup=3, repeat=60,
-                                       max_seconds=max_seconds))
-        res["model_only_img_per_s_at_best"] = int(best) / (stats["p50_ms"] / 1000.0)
-        configs["spinning" if spinning else "serve_options"] = res
-    out = dict(max(configs.values(), key=lambda r: r["best_img_per_s"]))
-    # the batch-1 latency target uses the faster batch-1 p50 of the two
-    out["batch1"] = min((c["batch1"] for c in configs.values()), key=lambda s: s["p50_ms"])
-    out["configs"] = {k: {"best_img_per_s": v["best_img_per_s"], "best_batch": v["best_batch"],
-                          "batch1_p50_ms": v["batch1"]["p50_ms"]} for k, v in configs.items()}
-    return out
+        from serve.imageio import decode_image
+        from serve.preprocess import Preprocessor
+
+        self.bundle, self.args = bundle, args
+        pre = {k: Preprocessor(bundle.models[k].input_spec) for k in ("view", "model")}
+        images = [decode_image(data).image for data, _ in photos]
+        self.tensors = {k: np.stack([pre[k](im) for im in images]) for k in pre}
+        self.n_images = len(images)
+        self.engine = None
+        self.result: dict[str, Any] = {}
+
+    def _inputs(self, b: int):
+        import numpy as np
+
+        idx = np.arange(b) % self.n_images
+        return self.tensors["view"][idx], self.tensors["model"][idx]
+
+    def sweep(self, max_seconds: float = 5.0) -> dict[str, Any]:
+        """img/s at batch 1..32 and batch-1 latency, with serve's session options and again with onnxruntime's
+        thread spinning on; the faster configuration is kept for the interleaved chunks."""
+        from benchmarks.common import percentiles, time_calls
+        from serve.engine import Engine
+
+        configs, engines = {}, {}
+        for spinning in (False, True):
+            engine = Engine(self.bundle, providers=self.args.providers, variant=self.args.variant, max_batch=32,
+                            spinning=spinning)
+            engine.load(warmup=True)
+            res: dict[str, Any] = {"providers": engine.providers, "spinning": spinning, "batches": {}}
+            for b in (1, 2, 4, 8, 16, 32):
+                xv, xm = self._inputs(b)
+                c0 = _cpu_seconds()
+                samples = time_calls(lambda xv=xv, xm=xm, e=engine: e.infer(xv, xm), warmup=3,
+                                     repeat=200 if b == 1 else 60, max_seconds=max_seconds)
+                cpu = _cpu_seconds() - c0
+                stats = percentiles(samples)
+                res["batches"][str(b)] = {"img_per_s": b / (stats["p50_ms"] / 1000.0),
+                                          "cpu_ms_per_img": 1000.0 * cpu / (b * (len(samples) + 3)), **stats}
+            res["batch1"] = {k: v for k, v in res["batches"]["1"].items() if k.endswith("_ms") or k == "n"}
+            best = max(res["batches"], key=lambda k: res["batches"][k]["img_per_s"])
+            res["best_batch"] = int(best)
+            res["best_img_per_s"] = res["batches"][best]["img_per_s"]
+            res["cpu_ms_per_img_at_best"] = res["batches"][best]["cpu_ms_per_img"]
+            # The model classifier alone, for reference (serve runs both models per photo: not the target).
+            _, xm = self._inputs(int(best))
+            stats = percentiles(time_calls(lambda xm=xm, e=engine: e.models["model"].run(xm), warmup=3, repeat=60,
+                                           max_seconds=max_seconds))
+            res["model_only_img_per_s_at_best"] = int(best) / (stats["p50_ms"] / 1000.0)
+            key = "spinning" if spinning else "serve_options"
+            configs[key], engines[key] = res, engine
+        best_key = max(configs, key=lambda k: configs[k]["best_img_per_s"])
+        self.engine = engines[best_key]
+        out = dict(configs[best_key])
+        out["configs"] = {k: {"best_img_per_s": v["best_img_per_s"], "best_batch": v["best_batch"],
+                              "batch1_p50_ms": v["batch1"]["p50_ms"]} for k, v in configs.items()}
+        self.result = out
+        return out
+
+    def chunk(self, batch: int, seconds: float) -> tuple[int, float, list[float]]:
+        """Run batches of `batch` for about `seconds`: (images, wall seconds, per-call seconds)."""
+        xv, xm = self._inputs(batch)
+        self.engine.infer(xv, xm)  # untimed: wakes onnxruntime's threads after the pause
+        calls: list[float] = []
+        t_start = time.perf_counter()
+        while True:
+            t0 = time.perf_counter()
+            self.engine.infer(xv, xm)
+            calls.append(time.perf_counter() - t0)
+            if time.perf_counter() - t_start >= seconds and len(calls) >= 3:
+                break
+        return batch * len(calls), time.perf_counter() - t_start, calls
 
 
 # -- the seed-style server (a child process: `python -m benchmarks.serve seed-server ...`) --------------------------------
@@ -443,22 +500,59 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         "loadavg_1m_before": os.getloadavg()[0],
         "arch": {k: bundle.models[k].meta.get("arch") for k in ("view", "model")},
     }
-    print(f"bench serve: {photo_source}; bare onnxruntime ...", flush=True)
-    result["bare"] = bare_ort(bundle, photos, args)
+    print(f"bench serve: {photo_source}; bare onnxruntime sweep ...", flush=True)
+    bare = Bare(bundle, photos, args)
+    result["bare"] = bare.sweep()
+    best_batch = result["bare"]["best_batch"]
+    top = max(levels)
+    rounds = max(1, min(args.rounds, n))
+    per_chunk = [n // rounds + (1 if r < n % rounds else 0) for r in range(rounds)]
 
-    print("bench serve: serve (micro-batching) ...", flush=True)
-    serve_levels: dict[str, Any] = {}
-    with Child(_serve_argv(args, args.max_batch), "carscope serve") as server:
-        closed_loop(server.url, photos, 4, warm)  # warm-up: sessions, arenas, connections, page cache
-        reference: dict[int, str] = {}
+    # Both servers run side by side (an idle one costs nothing) and every setup is measured in `rounds`
+    # chunks, interleaved: when other work on the machine comes and goes, it falls on all setups alike.
+    unbatched_levels = [] if args.no_unbatched else sorted({1, top})
+    with Child(_serve_argv(args, args.max_batch), "carscope serve") as server, \
+            (Child(_serve_argv(args, 1), "carscope serve --max-batch 1") if unbatched_levels else _Nothing()) as ub:
+        for child in (server, ub):
+            if isinstance(child, Child):
+                closed_loop(child.url, photos, 4, warm)  # warm-up: sessions, arenas, connections, page cache
+        chunks: dict[str, list] = {}
+        bare_tp: list[tuple[int, float]] = []
+        bare_b1: list[float] = []
         for c in levels:
-            r = closed_loop(server.url, photos, c, n, server_pid=server.pid)
-            answers = r.pop("_answers")
-            if c == 1:
-                reference = {i: label for i, label, _, _ in answers}
-            r["same_answer_as_alone"] = _consistency(reference, answers)
-            serve_levels[str(c)] = r
-            print(f"  c={c}: {r['rps']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms", flush=True)
+            print(f"bench serve: concurrency {c} ({rounds} interleaved rounds) ...", flush=True)
+            for r in range(rounds):
+                ch = load_chunk(server.url, photos, c, per_chunk[r], server_pid=server.pid)
+                chunks.setdefault(f"serve/{c}", []).append(ch)
+                if c in unbatched_levels:
+                    chunks.setdefault(f"unbatched/{c}", []).append(
+                        load_chunk(ub.url, photos, c, per_chunk[r], server_pid=ub.pid))
+                if c == top:  # the throughput ceiling, measured in the same minutes as serve at full load
+                    images, secs, _ = bare.chunk(best_batch, min(ch["seconds"], 10.0))
+                    bare_tp.append((images, secs))
+                if c == 1:  # the batch-1 latency the c=1 p99 is held against, also in the same minutes
+                    bare_b1 += bare.chunk(1, min(ch["seconds"], 5.0))[2]
+        reference = {i: label for ch in chunks.get("serve/1", []) for i, label, _, _ in ch["answers"]}
+        serve_levels = {}
+        for c in levels:
+            row = summarize(chunks[f"serve/{c}"], photos)
+            if reference:
+                row["same_answer_as_alone"] = _consistency(reference, [a for ch in chunks[f"serve/{c}"]
+                                                                       for a in ch["answers"]])
+            serve_levels[str(c)] = row
+            print(f"  serve c={c}: {row['rps']:.1f} req/s, p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms",
+                  flush=True)
+        result["serve"] = serve_levels
+        if unbatched_levels:
+            result["serve_unbatched"] = {str(c): summarize(chunks[f"unbatched/{c}"], photos) for c in unbatched_levels}
+        if bare_tp:
+            result["bare"]["interleaved_img_per_s"] = sum(i for i, _ in bare_tp) / sum(s for _, s in bare_tp)
+        if bare_b1:
+            from benchmarks.common import percentiles
+
+            result["bare"]["interleaved_batch1"] = percentiles(bare_b1)
+
+        print(f"bench serve: RSS over {n} more requests at concurrency {top} ...", flush=True)
         rss0 = server.rss()
         samples = [rss0]
         stop = threading.Event()
@@ -472,27 +566,13 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        rss_run = closed_loop(server.url, photos, max(levels), n)
-        rss_run.pop("_answers")
+        rss_run = closed_loop(server.url, photos, top, n)
         stop.set()
         sampler.join()
         rss1 = server.rss()
-    result["serve"] = serve_levels
-    result["rss"] = {"requests": n, "concurrency": max(levels), "before_mb": rss0 / 2**20, "after_mb": rss1 / 2**20,
+    result["rss"] = {"requests": n, "concurrency": top, "before_mb": rss0 / 2**20, "after_mb": rss1 / 2**20,
                      "peak_mb": max(samples + [rss1]) / 2**20, "growth": (rss1 - rss0) / rss0,
                      "ok": rss_run["ok"], "rps": rss_run["rps"]}
-
-    if not args.no_unbatched:
-        print("bench serve: serve --max-batch 1 ...", flush=True)
-        unbatched = {}
-        with Child(_serve_argv(args, 1), "carscope serve --max-batch 1") as server:
-            closed_loop(server.url, photos, 4, warm)
-            for c in sorted({1, max(levels)}):
-                r = closed_loop(server.url, photos, c, n, server_pid=server.pid)
-                r.pop("_answers")
-                unbatched[str(c)] = r
-                print(f"  c={c}: {r['rps']:.1f} req/s, p50 {r['p50_ms']:.1f} ms", flush=True)
-        result["serve_unbatched"] = unbatched
 
     if not args.no_seed:
         why_not = _seed_possible(bundle, args.model_run)
@@ -508,6 +588,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
                 closed_loop(seed.url, photos, 1, 10)
                 r = closed_loop(seed.url, photos, max(levels), seed_n, server_pid=seed.pid)
                 r.pop("_answers")
+                r.pop("chunks", None)
                 result["seed"] = r
                 print(f"  c={max(levels)}: {r['rps']:.1f} req/s, p50 {r['p50_ms']:.1f} ms", flush=True)
 
@@ -524,15 +605,19 @@ def _targets(r: dict[str, Any], levels: list[int]) -> dict[str, Any]:
     t: dict[str, Any] = {}
     bare = r["bare"]
     if top in r["serve"]:
-        ratio = r["serve"][top]["rps"] / bare["best_img_per_s"]
+        ceiling = bare.get("interleaved_img_per_s", bare["best_img_per_s"])
+        ratio = r["serve"][top]["rps"] / ceiling
         t["vs_bare"] = {"value": ratio, "target": TARGET_VS_BARE, "met": ratio >= TARGET_VS_BARE,
-                        "text": f"serve at c={top}: {ratio:.2f}x bare onnxruntime (view+model) at batch "
-                                f"{bare['best_batch']} (target >= {TARGET_VS_BARE}x)"}
+                        "bare_img_per_s": ceiling,
+                        "text": f"serve at c={top}: {r['serve'][top]['rps']:.1f} req/s = {ratio:.2f}x bare onnxruntime "
+                                f"(view+model, batch {bare['best_batch']}, {ceiling:.1f} img/s in the same minutes) "
+                                f"(target >= {TARGET_VS_BARE}x)"}
     if "1" in r["serve"]:
-        limit = bare["batch1"]["p50_ms"] + TARGET_P99_MARGIN_MS
+        b1 = bare.get("interleaved_batch1", bare["batch1"])
+        limit = b1["p50_ms"] + TARGET_P99_MARGIN_MS
         p99 = r["serve"]["1"]["p99_ms"]
         t["p99_c1"] = {"value": p99, "target": limit, "met": p99 <= limit,
-                       "text": f"p99 at c=1: {p99:.1f} ms (target <= bare p50 {bare['batch1']['p50_ms']:.1f} + "
+                       "text": f"p99 at c=1: {p99:.1f} ms (target <= bare batch-1 p50 {b1['p50_ms']:.1f} + "
                                f"{TARGET_P99_MARGIN_MS:.0f} = {limit:.1f} ms)"}
     g = r["rss"]["growth"]
     t["rss"] = {"value": g, "target": TARGET_RSS_GROWTH, "met": g < TARGET_RSS_GROWTH,
@@ -585,7 +670,12 @@ def _markdown(r: dict[str, Any], levels: list[int], args) -> str:
     seed = r.get("seed", {})
     if "rps" in seed:
         row("seed-style (Flask, torch eager, serial)", seed["concurrency"], seed)
-    lines += ["", f"Bare onnxruntime, view + model per photo: best {bare['best_img_per_s']:.1f} img/s at batch "
+    if "interleaved_img_per_s" in bare:
+        lines += ["", f"Bare onnxruntime measured between serve's chunks (same minutes): {bare['interleaved_img_per_s']:.1f} "
+                      f"img/s at batch {bare['best_batch']}"
+                  + (f"; batch-1 p50 {bare['interleaved_batch1']['p50_ms']:.2f} ms" if "interleaved_batch1" in bare
+                     else "") + "."]
+    lines += ["", f"Bare onnxruntime sweep, view + model per photo: best {bare['best_img_per_s']:.1f} img/s at batch "
                   f"{bare['best_batch']} ({bare['cpu_ms_per_img_at_best']:.1f} CPU ms/img, onnxruntime thread spinning "
                   f"{'on' if bare['spinning'] else 'off'}); batch 1 p50 {bare['batch1']['p50_ms']:.2f} ms, "
                   f"p99 {bare['batch1']['p99_ms']:.2f} ms "
