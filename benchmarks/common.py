@@ -13,9 +13,9 @@ import platform
 import socket
 import statistics
 import time
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Callable, Iterable
 from typing import Any
 
 
