@@ -19,6 +19,8 @@ def add_arguments(p) -> None:
     p.add_argument("--data", default=None, help="dataset the runs were trained on (default: recorded in the bundle)")
     p.add_argument("--splits", default=None, help="the model run's splits.parquet (default: recorded in the bundle)")
     p.add_argument("--view-splits", default=None, help="the view run's splits.parquet (default: recorded)")
+    p.add_argument("--model-run", default=None, help="take the model run's splits from this run directory")
+    p.add_argument("--view-run", default=None, help="take the view run's splits from this run directory")
     p.add_argument("--max-photos", type=int, default=None, help="evaluate at most this many test photos per model")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
 
@@ -39,7 +41,11 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     result: dict[str, Any] = {"bundle": str(Path(args.bundle).resolve()), "data": str(dataset.root), "models": {}}
     md = [f"## accuracy: {args.bundle} on {dataset.root} (test split, onnxruntime)", "",
           "| model | variant | provider | photos | top-1 | top-5 | macro F1 |", "|---|---|---|---:|---:|---:|---:|"]
-    for key, override in (("model", args.splits), ("view", args.view_splits)):
+    from export.photos import SPLITS_FILE
+
+    overrides = {"model": args.splits or (args.model_run and str(Path(args.model_run) / SPLITS_FILE)),
+                 "view": args.view_splits or (args.view_run and str(Path(args.view_run) / SPLITS_FILE))}
+    for key, override in overrides.items():
         res = _evaluate_model(bundle.models[key], key, dataset, override, args, out_dir)
         result["models"][key] = res
         for variant, r in res.get("variants", {}).items():

@@ -13,7 +13,9 @@ def test_bench_accuracy_reports_every_cpu_variant(bundle, tiny, tmp_path, capsys
     out, _ = bundle
     data, _, _ = tiny
     res = tmp_path / "res"
-    assert main(["bench", "accuracy", "--bundle", str(out), "--data", str(data), "--out", str(res)]) == 0
+    _, _, model_run = tiny
+    assert main(["bench", "accuracy", "--bundle", str(out), "--data", str(data), "--out", str(res),
+                 "--model-run", str(model_run)]) == 0
     result = json.loads((res / "accuracy.json").read_text())
     meta = json.loads((out / "bundle.json").read_text())
     for key in ("model", "view"):
