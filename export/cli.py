@@ -3,7 +3,9 @@
     carscope export --view-run runs/view --model-run runs/model --data dataset --out bundle --int8
 
 Exits 0 with the bundle written, 2 on bad input (one line), 1 when the exported graph does not match PyTorch
-(the parity numbers in the message). Nothing is left at --out unless the export succeeded.
+(the parity numbers in the message). Nothing is left at --out unless the export succeeded. An int8 variant
+that costs more than 1 point of test top-1 is left out of the bundle (the numbers printed and recorded in
+bundle.json under "refused"); --force keeps it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ def add_parser(sub) -> None:
     p.add_argument("--model-run", required=True, help="run directory of `carscope train model`")
     p.add_argument("--data", required=True, help="the dataset both runs were trained on")
     p.add_argument("--out", required=True, help="bundle directory to write (an earlier bundle there is replaced)")
-    p.add_argument("--int8", action="store_true", help="also write static-QDQ int8 variants (CPU)")
+    p.add_argument("--int8", action="store_true", help="also write static-QDQ int8 variants (CPU); left out when top-1 drops > 1 point")
     p.add_argument("--fp16", action="store_true", help="also write float16 variants (CUDA provider)")
     p.add_argument("--force", action="store_true",
                    help="keep an int8/fp16 variant even when it costs more accuracy than allowed")
