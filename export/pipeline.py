@@ -280,6 +280,7 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
                 entry["refused"]["fp16"] = {"reason": f"top-1 agreement {vs['top1_agreement']:.2%} < "
                                                       f"{FP16_MIN_AGREEMENT:.0%}", "validation": vs}
                 variant = None
+                log(f"{key}: fp16 REFUSED (agreement below {FP16_MIN_AGREEMENT:.0%}; --force keeps it)")
         if variant is not None:
             variant["sha256"] = sha256_file(tmp / h_file)
             entry["variants"]["fp16"] = variant
