@@ -80,7 +80,6 @@ def _dump_truth(config, path: str) -> int:
 async def _serve(config, host: str, port: int, prerender_first: bool) -> int:
     import asyncio
     import signal
-    import time
 
     from aiohttp import web
 
@@ -90,12 +89,13 @@ async def _serve(config, host: str, port: int, prerender_first: bool) -> int:
     app = create_app(config)
     state = showroom_state(app)
     cat = state.catalog
-    if prerender_first:
-        from showroom.render import prerender
-
-        t0 = time.perf_counter()
-        seconds = await asyncio.get_running_loop().run_in_executor(None, prerender, state.store)
-        print(f"prerendered {len(cat.photos)} photos in {seconds:.1f} s ({time.perf_counter() - t0:.1f} s)")
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread / Windows
+            pass
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -106,6 +106,23 @@ async def _serve(config, host: str, port: int, prerender_first: bool) -> int:
             raise CarscopeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         bound_host, bound_port = runner.addresses[0][:2]
         url = f"http://{bound_host if ':' not in bound_host else f'[{bound_host}]'}:{bound_port}"
+        # bound first (a busy port fails at once), warmed up second, announced last
+        if prerender_first:
+            import threading
+
+            from showroom.render import prerender
+
+            halt = threading.Event()
+            job = loop.run_in_executor(None, lambda: prerender(state.store, stop=halt))
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([job, stopper], return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                halt.set()  # the render threads skip what is left; wait for the photos in progress only
+                await job
+                print("showroom: stopped", flush=True)
+                return 0
+            stopper.cancel()
+            print(f"showroom: prerendered {len(cat.photos)} photos in {job.result():.1f} s", flush=True)
         n_photos = len(cat.photos)
         n_dups = sum(p.dup for p in cat.photos.values())
         print(f"showroom: serving {len(cat.makes)} makes, {len(cat.models)} models, {len(cat.model_years)} "
@@ -113,13 +130,6 @@ async def _serve(config, host: str, port: int, prerender_first: bool) -> int:
         if config.faults.spec():
             print(f"showroom: faults {config.faults.spec()}", flush=True)
         print(f"showroom: {url}/  (truth: {url}/__truth.json, stats: {url}/__stats; Ctrl-C stops)", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread / Windows
-                pass
         await stop.wait()
         print("showroom: stopped", flush=True)
         return 0

@@ -785,15 +785,23 @@ class PhotoStore:
         return hashlib.sha256(self.get(photo_id, 640)).hexdigest()
 
 
-def prerender(store: PhotoStore, photo_ids=None, threads: int | None = None) -> float:
-    """Render (or load) every photo into the store; returns the seconds it took. For benchmarks and warm-up."""
+def prerender(store: PhotoStore, photo_ids=None, threads: int | None = None,
+              stop: threading.Event | None = None) -> float:
+    """Render (or load) every photo into the store; returns the seconds it took. For benchmarks and warm-up.
+
+    Setting `stop` makes the remaining photos be skipped (so a Ctrl-C does not wait for the whole catalog)."""
     import time
     from concurrent.futures import ThreadPoolExecutor
 
     ids = list(photo_ids if photo_ids is not None else store.catalog.photos)
+
+    def one(pid):
+        if stop is None or not stop.is_set():
+            store.get(pid, 640)
+
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 2) as ex:
-        list(ex.map(lambda pid: store.get(pid, 640), ids))
+        list(ex.map(one, ids))
     return time.perf_counter() - t0
 
 

@@ -51,7 +51,7 @@ def test_dump_truth_writes_the_ground_truth(tmp_path, capsys):
 def test_serves_prints_its_url_and_stops_cleanly_on_ctrl_c():
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "carscope", "showroom", "--port", "0", "--makes", "1",
-                             "--models-per-make", "1", "--photos", "2", "--faults", "5xx=0.1"],
+                             "--models-per-make", "1", "--photos", "2", "--faults", "5xx=0.1", "--prerender"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         url, lines = None, []
@@ -65,6 +65,7 @@ def test_serves_prints_its_url_and_stops_cleanly_on_ctrl_c():
                 url = line.split()[1].rstrip("/")
         assert url, lines
         assert any("1 makes" in ln for ln in lines) and any("5xx=0.1" in ln for ln in lines)
+        assert any("prerendered 6 photos" in ln for ln in lines)
         assert b"make-link" in urllib.request.urlopen(url + "/", timeout=10).read()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=15)
