@@ -3,9 +3,10 @@
     python -c "from serve.batcher import Batcher; b = Batcher(lambda xs: [x * 2 for x in xs]); b.start(); \\
                print(b.submit(21).result()); b.stop()"
 
-One worker thread owns the model. Request threads `submit()` an item and wait on a Future. The worker takes
+A worker thread runs the model. Request threads `submit()` an item and wait on a Future. The worker takes
 the oldest item and everything queued behind it (up to `max_batch`) and runs them as one batch. While a batch
-runs, new requests queue up, so under load batches fill by themselves.
+runs, new requests queue up, so under load batches fill by themselves. With `workers` > 1, that many batches
+run at once (on a CPU, parallelism across batches instead of inside each operator).
 
 The wait is what usually makes a dynamic batcher cost latency at low load: a fixed `max_wait` is paid by every
 lonely request. Here the worker waits only for requests it knows are coming: a request thread `announce()`s
@@ -65,9 +66,11 @@ class BatcherStopped(RuntimeError):
 
 class Batcher:
     def __init__(self, fn: Callable[[list[Any]], Sequence[Any]], *, max_batch: int = 16, max_wait_ms: float = 2.0,
-                 on_batch: Callable[[int, float], None] | None = None, name: str = "batcher"):
+                 on_batch: Callable[[int, float], None] | None = None, name: str = "batcher", workers: int = 1):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
         if max_wait_ms < 0:
             raise ValueError("max_wait_ms must be >= 0")
         self.fn = fn
@@ -75,11 +78,12 @@ class Batcher:
         self.max_wait_s = float(max_wait_ms) / 1000.0
         self.on_batch = on_batch  # called (batch_size, run_seconds) after each batch, e.g. for metrics
         self.name = name
+        self.workers = int(workers)  # >1: batches run concurrently (fn must be thread-safe, as ORT's run is)
         self._cv = threading.Condition()
         self._queue: deque[tuple[Any, Future, float]] = deque()
         self._announced = 0  # tickets open and not yet submitted
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # -- request side -----------------------------------------------------------------------------------
     def announce(self) -> Ticket:
@@ -98,7 +102,7 @@ class Batcher:
             if ticket is not None and ticket._open:
                 ticket._open = False
                 self._announced -= 1
-            if self._stopping or self._thread is None:
+            if self._stopping or not self._threads:
                 fut.set_exception(BatcherStopped(f"{self.name} is not running"))
                 return fut
             self._queue.append((item, fut, time.perf_counter()))
@@ -115,26 +119,29 @@ class Batcher:
     # -- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> Batcher:
         with self._cv:
-            if self._thread is None:
+            if not self._threads:
                 self._stopping = False
-                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-                self._thread.start()
+                self._threads = [threading.Thread(target=self._loop, name=f"{self.name}-{i}", daemon=True)
+                                 for i in range(self.workers)]
+                for t in self._threads:
+                    t.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Finish what is queued, then end the worker. Later submits fail with BatcherStopped."""
+        """Finish what is queued, then end the workers. Later submits fail with BatcherStopped."""
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+            threads = list(self._threads)
+        for t in threads:
+            if t is not threading.current_thread():
+                t.join(timeout)
         with self._cv:
-            self._thread = None
+            self._threads = []
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return any(t.is_alive() for t in self._threads)
 
     def queued(self) -> int:
         with self._cv:

@@ -29,8 +29,12 @@ def add_parser(sub) -> None:
     p.add_argument("--min-confidence", type=float, default=0.5,
                    help="calibrated top-1 confidence under which the answer is 'not sure' (default: %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="upload size cap (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="batches run at once; on a busy CPU 2+ workers with 1 thread each can beat 1 worker with "
+                        "all the cores (default: %(default)s)")
     p.add_argument("--ort-threads", type=int, default=0,
-                   help="onnxruntime intra-op threads per session; 0 = one per core (default: %(default)s)")
+                   help="onnxruntime intra-op threads per session; 0 = the cores shared out between the workers "
+                        "(default: %(default)s)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
 
@@ -48,7 +52,7 @@ def run(args) -> int:
     config = ServeConfig.from_any({
         "providers": args.providers, "variant": args.variant, "max_batch": args.max_batch,
         "max_wait_ms": args.max_wait_ms, "min_confidence": args.min_confidence,
-        "max_upload_mb": args.max_upload_mb, "intra_op_threads": args.ort_threads,
+        "max_upload_mb": args.max_upload_mb, "intra_op_threads": args.ort_threads, "workers": args.workers,
         "background_load": True,  # serve /healthz and a 503 /readyz while the sessions load and warm up
     })
     from carscope.errors import CarscopeError

@@ -110,7 +110,7 @@ class Engine:
     """The view and model sessions. `infer(view_batch, model_batch)` -> (view_logits, model_logits)."""
 
     def __init__(self, bundle, *, providers: str = "auto", variant: str = "fp32", intra_op_threads: int = 0,
-                 max_batch: int = 16, spinning: bool = False):
+                 max_batch: int = 16, spinning: bool = False, workers: int = 1):
         if variant not in VARIANTS:
             raise CarscopeError(f"--variant must be one of {', '.join(VARIANTS)}, not '{variant}'")
         model_entry = bundle.models["model"]
@@ -119,7 +119,11 @@ class Engine:
         self.bundle = bundle
         self.providers_choice = providers
         self.variant = variant
+        if not intra_op_threads and workers > 1:
+            # Batches run `workers` at a time: give each its share of the cores rather than all of them each.
+            intra_op_threads = max(1, (os.cpu_count() or 1) // workers)
         self.intra_op_threads = intra_op_threads
+        self.workers = workers
         self.spinning = spinning
         self.requested_max_batch = max_batch
         self.max_batch = max_batch
@@ -168,6 +172,8 @@ class Engine:
             "variant": self.variant,
             "providers": self.providers,
             "max_batch": self.max_batch,
+            "workers": self.workers,
+            "intra_op_threads": self.intra_op_threads,
             "load_seconds": self.load_seconds,
         }
 

@@ -61,7 +61,8 @@ class Predictor:
         self.thumb_files = self._thumb_files()
         self.limits = DecodeLimits(max_pixels=self.config.max_pixels)
         self.engine = Engine(self.bundle, providers=self.config.providers, variant=self.config.variant,
-                             intra_op_threads=self.config.intra_op_threads, max_batch=self.config.max_batch)
+                             intra_op_threads=self.config.intra_op_threads, max_batch=self.config.max_batch,
+                             workers=self.config.workers)
         self.batcher: Batcher | None = None
         self.ready = threading.Event()
         self.load_error: str | None = None
@@ -118,7 +119,8 @@ class Predictor:
     def _load(self) -> None:
         self.engine.load(warmup=self.config.warmup)
         self.batcher = Batcher(self._run_batch, max_batch=self.engine.max_batch, max_wait_ms=self.config.max_wait_ms,
-                               on_batch=lambda n, s: self.metrics.batch_size.observe(n), name="carscope-batcher")
+                               on_batch=lambda n, s: self.metrics.batch_size.observe(n), name="carscope-batcher",
+                               workers=self.config.workers)
         self.batcher.start()
         if self._closed:  # closed while loading
             self.batcher.stop()

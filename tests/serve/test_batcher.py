@@ -144,3 +144,19 @@ def test_bad_settings():
         Batcher(lambda x: x, max_batch=0)
     with pytest.raises(ValueError):
         Batcher(lambda x: x, max_wait_ms=-1)
+
+
+def test_several_workers_run_batches_at_once():
+    rec = Recorder(delay=0.2)
+    b = Batcher(rec, max_batch=1, max_wait_ms=0, workers=2).start()
+    try:
+        t0 = time.perf_counter()
+        futures = [b.submit(i) for i in range(2)]
+        assert [f.result(timeout=5)[0] for f in futures] == [0, 10]
+        assert time.perf_counter() - t0 < 0.35  # two batches of 0.2 s side by side, not one after the other
+        assert b.running
+    finally:
+        b.stop()
+    assert not b.running
+    with pytest.raises(ValueError):
+        Batcher(lambda x: x, workers=0)
