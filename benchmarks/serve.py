@@ -60,6 +60,8 @@ def add_arguments(p) -> None:
     p.add_argument("--variant", default="fp32", choices=("fp32", "int8", "fp16"), help="model variant (default: fp32)")
     p.add_argument("--seed-requests", type=int, default=None,
                    help="requests to the seed-style server (default: min(--requests, 300))")
+    p.add_argument("--bare-seconds", type=float, default=3.0,
+                   help="seconds per batch size and configuration in the bare sweep (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=3,
                    help="interleaved rounds each setup's requests are split into (default: %(default)s)")
     p.add_argument("--no-seed", action="store_true", help="skip the seed-style server")
@@ -537,7 +539,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     }
     print(f"bench serve: {photo_source}; bare onnxruntime sweep ...", flush=True)
     bare = Bare(bundle, photos, args)
-    result["bare"] = bare.sweep()
+    result["bare"] = bare.sweep(max_seconds=args.bare_seconds)
     best_batch = result["bare"]["best_batch"]
     top = max(levels)
     rounds = max(1, min(args.rounds, n))
