@@ -43,6 +43,8 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=1, help="DataLoader workers of both loops (default: %(default)s)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of both loops (default: train's choice: the cores, 1 on a busy machine)")
     p.add_argument("--quality", action="store_true",
                    help="also train view and model on --data with the CPU defaults and report accuracy and time")
 
@@ -54,12 +56,13 @@ def _photos(args, work: Path, n: int) -> list[str]:
         from crawler.dataset import load
 
         ds = load(args.data)
-        rows = ds.images[ds.images["view_hint"] == "exterior"].head(n)
-        if len(rows) == 0:
+        rows = ds.images[ds.images["view_hint"] == "exterior"]
+        paths = [str(ds.root / p) for p in rows["path"] if _decodes(ds.root / p)][:n]  # the naive loop has no
+        if not paths:                                                                  # corrupt-file handling
             from carscope.errors import CarscopeError
 
-            raise CarscopeError(f"{args.data} has no exterior photos to benchmark with")
-        return [str(ds.root / p) for p in rows["path"]]
+            raise CarscopeError(f"{args.data} has no decodable exterior photos to benchmark with")
+        return paths
     from showroom.config import ShowroomConfig
     from showroom.testing import iter_photos
 
@@ -72,6 +75,17 @@ def _photos(args, work: Path, n: int) -> list[str]:
         if len(out) >= n:
             break
     return out
+
+
+def _decodes(path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+        return True
+    except Exception:
+        return False
 
 
 # ------------------------------------------------------------------------------------------ naive loop
@@ -158,7 +172,7 @@ def _ours(arch: str, size: int, paths, device_arg: str, args, steps: int, window
     targets = np.array([i % n_classes for i in range(len(paths))], dtype=np.int64)
     targs = engine.default_args(task="model", data=str(work), out=str(work / "run"), arch=arch, img_size=size,
                                 batch_size=args.batch_size, workers=args.workers, device=device_arg,
-                                no_progress=True)
+                                no_progress=True, threads=torch.get_num_threads())
     ctx = engine.setup(targs)
     spec = make_preprocess_spec(size)
     t0 = time.perf_counter()
@@ -271,6 +285,9 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         cases.append((arch, TASK_DEFAULTS["model"]["img_size"] if size in ("", "default") else int(size)))
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
                           else "cpu")
+    from train.engine import _cpu_threads
+
+    torch.set_num_threads(_cpu_threads(args, 1, 0))  # the same for both loops
     work = Path(tempfile.mkdtemp(prefix="carscope-bench-train-"))
     result: dict[str, Any] = {"scale": args.scale, "batch_size": args.batch_size, "workers": args.workers,
                               "device": str(device), "torch_threads": torch.get_num_threads(), "cases": []}

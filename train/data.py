@@ -309,8 +309,10 @@ class Prepared:
         return len(self.targets[split])
 
 
-def score_unknown(ds, view_run: str, *, device, workers: int, batch_size: int = 64) -> dict[str, float]:
-    """p(exterior) for every view_hint=unknown photo, by a finished view run (calibrated by its temperature)."""
+def score_unknown(ds, view_run: str, *, cache_dir: Path, device, workers: int, batch_size: int = 64
+                  ) -> dict[str, float]:
+    """p(exterior) for every view_hint=unknown photo, by a finished view run (calibrated by its temperature).
+    The photos are decoded into this run's cache (`cache_dir`): another run's directory is never written."""
     import numpy as np
     import torch
 
@@ -323,13 +325,6 @@ def score_unknown(ds, view_run: str, *, device, workers: int, batch_size: int = 
     if len(unknown) == 0:
         return {}
     spec = state["preprocess"]
-    cache_dir = Path(view_run) / "cache"
-    try:
-        cache_dir.mkdir(exist_ok=True)
-    except OSError:  # a read-only view run: decode into a temp dir instead
-        import tempfile
-
-        cache_dir = Path(tempfile.mkdtemp(prefix="carscope-viewcache-"))
     ref, ok = open_cache(cache_dir, "eval", spec, [str(ds.root / p) for p in unknown["path"]],
                          list(unknown["sha256"]), workers=workers, desc="view-run decode")
     model = model_from_checkpoint(state).to(device)
@@ -354,7 +349,8 @@ def prepare(ds, *, task: str, run_dir: Path, cache_dir: Path, spec: dict[str, An
 
     view_scores = None
     if task == "model" and getattr(args, "view_run", None):
-        view_scores = score_unknown(ds, args.view_run, device=device, workers=args.workers or 2)
+        view_scores = score_unknown(ds, args.view_run, cache_dir=cache_dir / "view-run", device=device,
+                                    workers=args.workers or 2)
     table, counts = build_table(ds, task, target_year=getattr(args, "target_year", None), label_mode=label_mode,
                                 view_scores=view_scores, view_threshold=getattr(args, "view_threshold", 0.9),
                                 years=years)

@@ -114,14 +114,32 @@ def setup(args) -> Context:
         device = torch.device("cpu")
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-    threads = args.threads or max(1, (os.cpu_count() or 1) // local_world)
     if not use_cuda or args.threads:
-        torch.set_num_threads(threads)  # N processes x all cores each would thrash
+        torch.set_num_threads(_cpu_threads(args, int(os.environ.get("LOCAL_WORLD_SIZE", str(world))), rank))
     amp_dtype, use_scaler = _resolve_amp(args.amp, device)
     channels_last = args.channels_last == "on" or (args.channels_last == "auto" and args.arch != "tinynet")
     return Context(device=device, rank=rank, world=world, local_rank=local_rank, amp_dtype=amp_dtype,
                    use_scaler=use_scaler, channels_last=channels_last)
+
+
+def _cpu_threads(args, local_world: int, rank: int) -> int:
+    """Intra-op threads: the cores shared among this machine's processes. On a machine already busier than its
+    cores (load average), one thread: OpenMP threads that wait at every barrier for a descheduled sibling run
+    ~10x slower there than a single thread does (measured on 2 cores under a load of 10)."""
+    cores = os.cpu_count() or 1
+    if args.threads:
+        return args.threads
+    threads = max(1, cores // local_world)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not on every platform
+        load = 0.0
+    if threads > 1 and load > cores + 1:
+        if rank == 0:
+            say(f"the machine is busy (load {load:.1f} on {cores} cores): 1 torch thread per process "
+                f"(--threads N to override)")
+        return 1
+    return threads
 
 
 def _cpu_has_bf16() -> bool:

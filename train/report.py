@@ -50,7 +50,9 @@ def markdown_report(report: dict[str, Any]) -> str:
         if m:
             lines.append(f"| {name} | {m['n']} | {m['top1']:.4f} | {m['top5']:.4f} | {m['loss']:.4f} | "
                          f"{m['ece_before']:.4f} | {m['ece_after']:.4f} |")
-    lines += ["", f"Temperature (fitted on val): {report['temperature']:.4f}. Best epoch: {report.get('best_epoch')}. "
+    best = report.get("best_epoch")
+    lines += ["", f"Temperature (fitted on val): {report['temperature']:.4f}. Best epoch (by val top-1): "
+              f"{best + 1 if best is not None else '?'} of {report.get('epochs')}. "
               f"Training time: {report.get('train_seconds', 0):.1f} s on {report.get('device')}.", ""]
     data = report.get("data", {})
     if data:
@@ -106,8 +108,11 @@ def plot_curves(run_dir: Path, history: list[dict[str, Any]] | None = None) -> N
     ax2.set_ylabel("top-1 accuracy")
     ax2.set_ylim(0, 1.02)
     ax2.legend()
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     _savefig(fig, run_dir / "curves.png")
     plt.close(fig)
