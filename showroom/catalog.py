@@ -25,7 +25,7 @@ BODY_TYPES = ("sedan", "suv", "pickup", "coupe", "hatchback", "van")
 GRILLE_SHAPES = ("wide", "hex", "kidney", "shield", "slot", "oval", "trapezoid")
 LAMP_SHAPES = ("round", "rect", "slit", "boomerang", "oval", "triangle")
 BADGE_SHAPES = ("circle", "diamond", "shield", "triangle", "square", "star")
-STRIPES = ("belt", "single", "double", "sill", "swoosh")  # every make carries one: its biggest signature
+STRIPES = ("belt", "single", "double", "sill", "swoosh", "gills")  # every make carries one: its biggest signature
 ARCHES = ("round", "flat", "clad")
 WINDOW_TRIMS = ("chrome", "black")
 WHEEL_STYLES = ("spoke5", "spoke10", "disc", "turbine", "split", "mesh")
@@ -37,9 +37,9 @@ WHEEL_SPOKES = (2, 3, 4)
 VENTS = ("round", "slot", "square")
 QUILTS = ("plain", "hstripes", "diamond", "vstripes")
 
-ACCENTS = [  # badge/stripe colours: a make's signature
-    (200, 30, 40), (230, 180, 30), (30, 110, 220), (40, 170, 90), (235, 110, 20), (140, 60, 200),
-    (20, 190, 200), (225, 225, 230), (30, 30, 35), (170, 130, 70),
+ACCENTS = [  # badge/stripe/mirror colours: a make's signature, ordered so that neighbours differ most
+    (200, 30, 40), (30, 110, 220), (230, 190, 30), (40, 170, 90), (150, 60, 210), (20, 200, 210),
+    (235, 110, 20), (225, 225, 230), (30, 30, 35), (170, 130, 70),
 ]
 
 _MAKE_A = ["Vel", "Kor", "Ast", "Bram", "Cal", "Dor", "Fen", "Gal", "Hol", "Ist", "Jor", "Kav", "Lum", "Mar",
@@ -213,9 +213,11 @@ def _make_design(seed: int, i: int) -> dict:
     rng = _rng(seed, "make-design", i)
     k = _rng(seed, "make-perm")  # a per-seed permutation of each vocabulary, indexed by make
     grilles, lamps, badges, stripes = list(GRILLE_SHAPES), list(LAMP_SHAPES), list(BADGE_SHAPES), list(STRIPES)
-    accents = list(range(len(ACCENTS)))
-    for lst in (grilles, lamps, badges, stripes, accents):
+    for lst in (grilles, lamps, badges, stripes):
         k.shuffle(lst)
+    # accents in palette order from a seed-chosen start: the first makes get the most distinct colours
+    start = k.randrange(len(ACCENTS))
+    accents = [(start + j) % len(ACCENTS) for j in range(len(ACCENTS))]
     return {
         "grille": grilles[i % len(grilles)],
         "lamp": lamps[i % len(lamps)],

@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from showroom.catalog import PAINTS, Catalog, ModelYear, Photo, _rng
 
-RENDER_VERSION = 3  # bump when the drawing changes: it keys the disk cache
+RENDER_VERSION = 4  # bump when the drawing changes: it keys the disk cache
 W, H = 640, 480
 SS = 2  # the car layer is drawn at 2x and reduced: cheap anti-aliasing
 
@@ -356,6 +356,11 @@ def _draw_car(my: ModelYear, rng: random.Random, pose: str, paint) -> Image.Imag
     elif stripe == "sill":
         d.polygon([P(.12, clr + .07), P(.88, clr + .07), P(.88, clr + .16), P(.12, clr + .16)], fill=acc,
                   outline=DARK)
+    elif stripe == "gills":  # three slanted bars on the front fender, behind the wheel
+        for k in range(3):
+            u0 = .70 + k * .035
+            d.polygon([P(u0, belt - .10), P(u0 + .018, belt - .10), P(u0 + .008, clr + .14), P(u0 - .010, clr + .14)],
+                      fill=acc, outline=DARK)
     elif stripe == "swoosh":
         d.polygon([P(.05, clr + .10), P(.95, belt - .06), P(.95, belt - .14), P(.05, clr + .06)], fill=acc,
                   outline=DARK)
