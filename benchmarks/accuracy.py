@@ -52,8 +52,9 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
             if "skipped" in r:
                 md.append(f"| {key} | {variant} | - | - | {r['skipped']} | | |")
                 continue
+            top5 = f"{r['top5']:.2%}" if r["top5_k"] == 5 else f"n/a ({r['top5_k']} classes)"
             md.append(f"| {key} | {variant} | {r['provider'].replace('ExecutionProvider', '')} | {r['photos']} | "
-                      f"{r['top1']:.2%} | {r['top5']:.2%} | {r['macro_f1']:.3f} |")
+                      f"{r['top1']:.2%} | {top5} | {r['macro_f1']:.3f} |")
         if res.get("note"):
             md.append(f"\n{key}: {res['note']}\n")
     return result, "\n".join(md) + "\n"
