@@ -87,7 +87,6 @@ def create_app(bundle_dir: str | Path, config: ServeConfig | Mapping[str, Any] |
     app.config.update(
         MAX_CONTENT_LENGTH=cfg.max_upload_bytes + MULTIPART_SLACK,
         MAX_FORM_PARTS=16,  # one image and a few fields; a flood of parts is an attack, not a photo
-        JSON_SORT_KEYS=False,
         TEMPLATES_AUTO_RELOAD=False,
         PROPAGATE_EXCEPTIONS=False,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
