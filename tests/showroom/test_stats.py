@@ -29,8 +29,8 @@ async def _burst(base, paths, local_addr=None, limit=100):
 
 
 def test_max_inflight_counts_concurrent_requests_per_client():
-    # every first attempt is slow (0.4 s), so requests sent together are in flight together
-    with serve_in_thread(tiny_config(faults="slow=1", slow_s=0.4)) as base:
+    # every first attempt is slow (0.8 s: margin for a loaded machine), so requests sent together overlap
+    with serve_in_thread(tiny_config(faults="slow=1", slow_s=0.8)) as base:
         statuses = asyncio.run(_burst(base, [f"/compare?page={i}" for i in range(7)], limit=5))
         assert statuses == [200] * 7
         st = fetch_stats(base)
