@@ -173,6 +173,7 @@ def _ours(arch: str, size: int, paths, device_arg: str, args, steps: int, window
     targs = engine.default_args(task="model", data=str(work), out=str(work / "run"), arch=arch, img_size=size,
                                 batch_size=args.batch_size, workers=args.workers, device=device_arg,
                                 no_progress=True, threads=torch.get_num_threads())
+    engine._resolve_task_defaults(targs)  # the augmentation train would use from scratch
     ctx = engine.setup(targs)
     spec = make_preprocess_spec(size)
     t0 = time.perf_counter()

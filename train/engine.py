@@ -66,9 +66,11 @@ def default_args(**overrides) -> argparse.Namespace:
 
 
 def _resolve_task_defaults(args) -> None:
-    from train.cli import TASK_DEFAULTS
+    """Fill the options left at None: per task (size, epochs) and per starting point (augmentation)."""
+    from train.cli import AUG_DEFAULTS, TASK_DEFAULTS
 
-    for key, value in TASK_DEFAULTS.get(args.task, {}).items():
+    defaults = {**TASK_DEFAULTS.get(args.task, {}), **AUG_DEFAULTS["pretrained" if args.weights else "scratch"]}
+    for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
 
