@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -129,19 +130,24 @@ class _showroom:
                "--models-per-make", str(self.size["models_per_make"]), "--years", self.size["years"],
                "--photos", str(self.size["photos"]), "--seed", "0", "--prerender", "--cache-dir", self.cache_dir]
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        base = f"http://127.0.0.1:{port}"
-        while True:
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # the showroom binds first, prerenders, then announces its URL: only that line means "pre-rendered"
+        announced = threading.Event()
+        lines: list[str] = []
+
+        def read():
+            for line in self.proc.stdout:  # keep draining so the pipe never fills
+                lines.append(line.rstrip())
+                if line.startswith("showroom: http"):
+                    announced.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        while not announced.wait(0.5):
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the showroom exited: {self.proc.stderr.read()[-500:]}")
-            try:
-                with urllib.request.urlopen(base + "/robots.txt", timeout=2):
-                    break
-            except OSError:
-                if time.perf_counter() - t0 > 1800:
-                    raise RuntimeError("the showroom did not come up in 30 minutes") from None
-                time.sleep(0.3)
-        return base, {"prerender_s": time.perf_counter() - t0}
+                raise RuntimeError(f"the showroom exited: {' | '.join(lines[-5:])}")
+            if time.perf_counter() - t0 > 3600:
+                raise RuntimeError("the showroom did not finish prerendering within an hour")
+        return f"http://127.0.0.1:{port}", {"prerender_s": time.perf_counter() - t0}
 
     def __exit__(self, *exc):
         self.proc.terminate()
@@ -286,7 +292,7 @@ def _browser_bench(base: str, n_pages: int) -> dict:
                             photos += len(parse_page(adapter, pt, pt.groups(path), url, r.html).photos)
                         done += 1
                         if done % 25 == 0:
-                            mem.append((done, pool.memory_rss() / 2**20))
+                            mem.append((done, pool.memory_rss(proportional=True) / 2**20))
 
                 # warm-up: the first pages pay for the browser's start, not measured
                 await asyncio.gather(*(one(urls[i % len(urls)]) for i in range(4)))
@@ -298,9 +304,9 @@ def _browser_bench(base: str, n_pages: int) -> dict:
                 return {"pages": n_pages, "seconds": round(seconds, 2), "pages_per_s": n_pages / seconds,
                         "photos_found": photos, "errors": errors, "browser_pages": cfg.browser_pages,
                         "recycle_after": cfg.browser_recycle, "contexts": pool.contexts_created,
-                        "rss_mib_every_25_pages": mem,
-                        "rss_first_mib": mem[0][1] if mem else None, "rss_last_mib": mem[-1][1] if mem else None,
-                        "rss_max_mib": max((m for _, m in mem), default=None)}
+                        "pss_mib_every_25_pages": mem,
+                        "pss_first_mib": mem[0][1] if mem else None, "pss_last_mib": mem[-1][1] if mem else None,
+                        "pss_max_mib": max((m for _, m in mem), default=None)}
             finally:
                 await pool.close()
 
@@ -325,11 +331,11 @@ def _plots(result: dict, out: Path) -> None:
     axes[0].set_title("crawler memory during the crawl")
     axes[0].legend()
     b = result.get("browser") or {}
-    if b.get("rss_mib_every_25_pages"):
-        axes[1].plot([p for p, _ in b["rss_mib_every_25_pages"]], [m for _, m in b["rss_mib_every_25_pages"]],
+    if b.get("pss_mib_every_25_pages"):
+        axes[1].plot([p for p, _ in b["pss_mib_every_25_pages"]], [m for _, m in b["pss_mib_every_25_pages"]],
                      marker="o")
         axes[1].set_xlabel("gallery pages rendered")
-        axes[1].set_ylabel("browser + driver RSS (MiB)")
+        axes[1].set_ylabel("browser + driver PSS (MiB)")
         axes[1].set_title(f"Chromium memory (contexts recycled every {b['recycle_after']} pages)")
     fig.tight_layout()
     fig.savefig(out / "crawl_memory.png", dpi=110)
@@ -357,9 +363,9 @@ def _markdown(r: dict) -> str:
     b = r.get("browser")
     if b and "skipped" not in b:
         lines.append(f"- Playwright: {b['pages_per_s']:.1f} gallery pages/s over {b['pages']} pages "
-                     f"({b['browser_pages']} pages at once, {b['errors']} errors); browser RSS "
-                     f"{b['rss_first_mib']:.0f} MiB after 25 pages, {b['rss_last_mib']:.0f} MiB at the end, "
-                     f"max {b['rss_max_mib']:.0f} MiB ({b['contexts']} contexts)")
+                     f"({b['browser_pages']} pages at once, {b['errors']} errors); driver + browser memory (PSS) "
+                     f"{b['pss_first_mib']:.0f} MiB after 25 pages, {b['pss_last_mib']:.0f} MiB at the end, "
+                     f"max {b['pss_max_mib']:.0f} MiB ({b['contexts']} contexts, recycled every {b['recycle_after']} pages)")
     elif b:
         lines.append(f"- Playwright: skipped ({b['skipped']})")
     if "baseline" in r:

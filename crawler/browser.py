@@ -243,8 +243,11 @@ class BrowserPool:
         slot.page.set_default_timeout(self.timeout_ms)
         slot.pages_done = 0
 
-    def memory_rss(self) -> int:
-        """Resident memory of the Playwright driver and the browser processes it started, in bytes."""
+    def memory_rss(self, *, proportional: bool = False) -> int:
+        """Resident memory of the Playwright driver and the browser processes it started, in bytes.
+
+        Chromium's processes share libraries and memory, so summing RSS counts shared pages many times;
+        `proportional=True` sums PSS instead (each shared page divided among its users; slower to read)."""
         import psutil
 
         total = 0
@@ -256,7 +259,7 @@ class BrowserPool:
                 continue
             for proc in procs:
                 try:
-                    total += proc.memory_info().rss
+                    total += proc.memory_full_info().pss if proportional else proc.memory_info().rss
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     pass
         return total
