@@ -140,10 +140,23 @@ def snapshot(root: str | os.PathLike, db_path: str | os.PathLike | None = None) 
 
 
 def _release_arrow_memory() -> None:
-    """pyarrow's allocator keeps freed buffers for reuse; hand them back so a long crawl's RSS stays flat."""
+    """Hand freed memory back to the OS after a snapshot, so a long crawl's RSS stays flat: pyarrow's pool
+    keeps freed buffers for reuse, and glibc keeps freed heap in per-thread arenas (images are decoded on
+    several threads) unless asked to trim."""
     try:
         import pyarrow as pa
 
         pa.default_memory_pool().release_unused()
     except Exception:  # an older pyarrow without release_unused: nothing to do
+        pass
+    release_heap()
+
+
+def release_heap() -> None:
+    """glibc's malloc_trim(0); a no-op where there is no glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
         pass
