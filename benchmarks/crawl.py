@@ -11,7 +11,8 @@ What is measured, each against a pre-rendered showroom in its own process on loo
 - the ceiling: in this process, the crawler's own decode + validate + hash + write (temp, rename) over the
   very image bytes the crawl stored, with no network, on the same thread pool; target: crawl >= 60% of it;
 - Playwright: gallery pages/s through the crawler's BrowserPool (fetch HTML, render, wait for the gallery,
-  scroll) and the browser processes' RSS every 25 pages over N pages (small: 100, full: 500): flat;
+  scroll) and the driver + browser processes' memory (PSS: Chromium's processes share pages, so summed RSS
+  over-counts) every 25 pages over N pages (small: 100, full: 500): bounded by context recycling;
 - the seed's approach: one image at a time with a random 0.4-0.8 s sleep, measured on a short sample
   (small: 15 images, full: 40) and extrapolated to the large crawl's image count (stated in the output).
 
