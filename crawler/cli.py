@@ -63,7 +63,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-pages", type=_count, default=None, help="stop after this many pages")
     p.add_argument("--max-images", type=_count, default=None, help="stop after this many stored images")
     p.add_argument("--browser", choices=["auto", "always", "never"], default="auto",
-                   help="Chromium for JavaScript pages: auto = the page types the adapter marks (default: %(default)s)")
+                   help="Chromium for JavaScript pages: auto = the page types the adapter marks, never = plain HTTP "
+                        "only (the showroom adapter then reads each gallery's JSON through its hook) "
+                        "(default: %(default)s)")
     p.add_argument("--user-agent", default=None, help="User-Agent header (default: carscope-crawler/<version>)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or notes, only the summary")
 
