@@ -249,13 +249,21 @@ def _quality(args, out: Path) -> dict[str, Any]:
     for task, extra in (("view", []), ("model", ["--view-run", str(runs / "view")])):
         cmd = [sys.executable, "-m", "carscope", "train", task, "--data", args.data, "--out", str(runs / task),
                "--no-progress", *extra]
+        import resource
+
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         if proc.returncode != 0:
             raise CarscopeError(f"quality run '{task}' failed: {proc.stderr.strip().splitlines()[-1:]}")
         report = json.loads((runs / task / "report.json").read_text())
-        result[task] = {"command": " ".join(cmd[1:]), "wall_s": wall, "test_top1": report["test"]["top1"],
+        result[task] = {"command": " ".join(cmd[1:]), "wall_s": wall, "cpu_s": cpu_s,
+                        "load_before": load0, "threads_note": next((line for line in proc.stderr.splitlines()
+                                                                    if "machine is busy" in line), ""), "test_top1": report["test"]["top1"],
                         "test_top5": report["test"]["top5"], "test_n": report["test"]["n"],
                         "classes": len(report["labels"]), "ece_before": report["test"]["ece_before"],
                         "ece_after": report["test"]["ece_after"], "data": report["data"]}
@@ -334,6 +342,9 @@ def _markdown(r: dict[str, Any]) -> str:
             lines.append(f"| {task} | {t['classes']} | {t['test_n']} | {t['test_top1']:.4f} | {t['test_top5']:.4f} | "
                          f"{t['ece_before']:.3f} / {t['ece_after']:.3f} | {t['wall_s']:.0f} s |")
         lines.append("")
+        lines.append(f"CPU time (user+sys): view {q['view']['cpu_s']:.0f} s, model {q['model']['cpu_s']:.0f} s; "
+                     f"load average before: {q['view']['load_before']:.1f} / {q['model']['load_before']:.1f} "
+                     f"(the machine's other processes count against the wall time).")
         lines.append(f"Total {q['total_wall_s']:.0f} s; targets view >= 0.99, model >= 0.90, <= 360 s: "
                      f"{'met' if q['met'] else 'MISSED'}.")
     return "\n".join(lines) + "\n"

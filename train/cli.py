@@ -18,7 +18,7 @@ from train.models import ARCHS, CPU_DEFAULT_ARCH
 
 # Per-task defaults, picked on the demo showroom with the CPU default arch from scratch (benchmarks/train.py
 # --quality): interior vs exterior is easy and has 3x the photos, so it trains smaller and shorter.
-TASK_DEFAULTS = {"view": {"img_size": 80, "epochs": 6}, "model": {"img_size": 112, "epochs": 30}}
+TASK_DEFAULTS = {"view": {"img_size": 80, "epochs": 6}, "model": {"img_size": 96, "epochs": 80}}
 DEFAULTS = {"batch_size": 32, "lr": 2e-3}
 # Augmentation by starting point: from scratch on a few hundred photos, strong augmentation (TrivialAugment,
 # small crops) slows learning more than it regularises (demo showroom, resnet18: 7% vs 15% val top-1 after
@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--img-size", type=int, default=None,
                    help=f"train/eval crop size in px (default: view {TASK_DEFAULTS['view']['img_size']}, "
                         f"model {TASK_DEFAULTS['model']['img_size']})")
+    g.add_argument("--crop-pct", type=float, default=1.0,
+                   help="eval centre crop / resized shorter side (timm's crop_pct; 1.0 keeps the whole centre "
+                        "square: the car reaches the photo's edges; 0.875 is the ImageNet habit)")
     g.add_argument("--weights", default=None, help="local torchvision state dict for the backbone (no downloads)")
     g.add_argument("--head-hidden", type=_csv_ints, default=[], help="MLP head widths, e.g. 1024,512 (the seed's)")
     g.add_argument("--dropout", type=float, default=0.2, help="dropout before each head layer")

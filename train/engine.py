@@ -88,7 +88,8 @@ def _check_args(args) -> None:
               (0 <= args.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
               (args.workers is None or args.workers >= 0, "--workers must be >= 0"),
               (0 < args.ema_decay < 1, "--ema-decay must be in (0, 1)"),
-              (0.0 < args.min_scale <= 1.0, "--min-scale must be in (0, 1]")]
+              (0.0 < args.min_scale <= 1.0, "--min-scale must be in (0, 1]"),
+              (0.5 <= args.crop_pct <= 1.0, "--crop-pct must be in [0.5, 1]")]
     for ok, message in checks:
         if not ok:
             raise CarscopeError(message)
@@ -499,7 +500,7 @@ def _main(ctx: Context, args, resume_state) -> dict[str, Any]:
 def _pretrain(ctx: Context, args, run_dir: Path, resume_state) -> None:
     """The seed's recipe: make+model on every year, then (in fit) the target year from those weights. The target
     year's val/test photos are pinned out of the pretraining's train split, so test stays unseen."""
-    spec = checkpoint.make_preprocess_spec(args.img_size)
+    spec = checkpoint.make_preprocess_spec(args.img_size, args.crop_pct)
     target = load_data(ctx, args, run_dir, spec, reuse=bool(args.resume))
     held = target.table[target.table["split"] != "train"]
     exclude = dict(zip(held["sha256"], held["split"], strict=False))
@@ -540,7 +541,7 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
     from train.presets import Normalizer
     from train.report import read_metrics, write_json
 
-    spec = checkpoint.make_preprocess_spec(args.img_size)
+    spec = checkpoint.make_preprocess_spec(args.img_size, args.crop_pct)
     prepared = load_data(ctx, args, run_dir, spec, reuse=reuse_splits, label_mode=label_mode, years=years,
                          exclude=exclude)
     labels = prepared.labels

@@ -53,7 +53,7 @@ def test_checkpoint_is_self_describing(view_run):
     _, run_dir = view_run
     state = checkpoint.load_run(run_dir, task="view")  # torch.load(weights_only=True) inside
     assert state["labels"] == ["exterior", "interior"]
-    assert state["preprocess"] == checkpoint.make_preprocess_spec(TINY["img_size"])
+    assert state["preprocess"] == checkpoint.make_preprocess_spec(TINY["img_size"], 1.0)  # crop_pct default
     assert state["arch"] == "tinynet" and state["args"]["img_size"] == TINY["img_size"]
     assert 0.05 <= state["temperature"] <= 20 and "test_top1" in state["metrics"]
     model = model_from_checkpoint(state)
