@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
     p.add_argument("--scale", choices=sorted(SCALES), default="demo")
     p.add_argument("--fresh", action="store_true", help="start over instead of reusing finished stages")
     p.add_argument("--host", default="127.0.0.1", help="address the web app listens on")
-    p.add_argument("--port", type=int, default=8080, help="port of the web app (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="port of the web app (default: %(default)s; 0: any free port)")
     p.add_argument("--browser", choices=["auto", "always", "never"], default="auto",
                    help="crawl galleries with Chromium (auto: when the site needs it and a browser is present)")
     p.add_argument("--arch", default=None, help="architecture for both classifiers (default: the CPU default)")
@@ -146,14 +146,13 @@ def _carscope(*argv, fresh_dir: Path | None = None, check: bool = True) -> int:
 
 def _crawl(args, scale: dict, dataset: Path, state: _State) -> None:
     """Start the showroom on a free loopback port, crawl it (resuming an interrupted crawl), stop it."""
-    port = _free_port()
     showroom = subprocess.Popen(
-        [sys.executable, "-m", "carscope", "showroom", "--port", str(port), "--makes", str(scale["makes"]),
+        [sys.executable, "-m", "carscope", "showroom", "--port", "0", "--makes", str(scale["makes"]),
          "--models-per-make", str(scale["models_per_make"]), "--years", scale["years"],
          "--photos", str(scale["photos"]), "--seed", "0"],
-        stdout=subprocess.DEVNULL)
+        stdout=subprocess.PIPE, text=True, bufsize=1)
     try:
-        base = f"http://127.0.0.1:{port}"
+        base = _announced_url(showroom, "the showroom", echo=False)
         _wait_http(base + "/", 60, proc=showroom, what="the showroom")
         _say(f"showroom serving {scale['makes']} makes x {scale['models_per_make']} models x {scale['years']} at {base}")
         resume = ["--resume"] if (dataset / "crawl.sqlite").exists() else []
@@ -168,11 +167,11 @@ def _crawl(args, scale: dict, dataset: Path, state: _State) -> None:
 
 
 def _serve(args, bundle: Path, model_run: Path, dataset: Path) -> int:
-    url = f"http://{args.host}:{args.port}"
     cmd = [sys.executable, "-m", "carscope", "serve", "--bundle", str(bundle), "--host", args.host,
            "--port", str(args.port)]
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, bufsize=1)
     try:
+        url = _announced_url(proc, "the web app")  # the server's own word, so --port 0 works too
         _wait_http(url + "/readyz", 120, proc=proc, what="the web app")
         _say(f"the web app is up: open {url}/ and upload a car photo")
         _say(f"  try a photo from {dataset}/images/, or the API: curl -F image=@PHOTO.jpg {url}/api/v1/predict")
@@ -189,6 +188,35 @@ def _serve(args, bundle: Path, model_run: Path, dataset: Path) -> int:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def _announced_url(proc: subprocess.Popen, what: str, echo: bool = True) -> str:
+    """Read a server's stdout up to the line announcing its URL ("listening on URL" from serve, "showroom: URL/"
+    from the showroom), so port 0 works; then keep draining (and echoing) its output in the background."""
+    import re
+    import threading
+
+    from carscope.errors import CarscopeError
+
+    url = None
+    for line in proc.stdout:
+        if echo:
+            print(line, end="", flush=True)
+        m = re.match(r"^(?:listening on |showroom: )(https?://\S+?)/?(?:\s|$)", line)
+        if m:
+            url = m.group(1)
+            break
+    if url is None:
+        proc.wait()
+        raise CarscopeError(f"{what} exited with status {proc.returncode} before it listened")
+
+    def drain():
+        for rest in proc.stdout:
+            if echo:
+                print(rest, end="", flush=True)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return url
 
 
 def _check_prediction(url: str, model_run: Path, dataset: Path) -> int:
@@ -240,16 +268,13 @@ def _summarise(view_run: Path, model_run: Path, bundle: Path) -> None:
                 _say(f"{name} classifier: test top-1 {acc:.1%} on {r.get('test', r).get('n', '?')} held-out photos")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _require_free_port(host: str, port: int) -> None:
     from carscope.errors import CarscopeError
 
+    if port == 0:  # any free port: nothing to check
+        return
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress binds: a TIME_WAIT port is free
         try:
             s.bind((host, port))
         except OSError:
