@@ -6,6 +6,14 @@
 
 The device, precision and process group are decided once in `setup()` and passed down. One code path serves
 the CPU and CUDA, one process or many (DDP: DistributedSampler, rank 0 writes, metrics reduced over ranks).
+
+The recipe: AdamW (or SGD) in four parameter groups (head/backbone x decay/no-decay), linear warmup then
+cosine per step, label smoothing, gradient clipping, optional EMA; with --weights (or after
+--pretrain-all-years) the head trains alone for --freeze-epochs, then everything with the backbone at
+--backbone-lr-scale. Mixed precision: bf16 autocast where the hardware has it (CUDA, or CPUs with AVX512-BF16/
+AMX: ~2x), else fp16 + GradScaler on CUDA; channels_last. Evaluation always runs in fp32 on the exact eval
+crop, so the reported numbers are what export and serve compute. Every epoch writes last.pt (a calibrated,
+usable model with the optimizer, scheduler, scaler and RNG state), so --resume continues the same curve.
 """
 
 from __future__ import annotations
@@ -116,7 +124,10 @@ def setup(args) -> Context:
     else:
         device = torch.device("cpu")
     if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
+        if use_cuda:  # binding the device up front lets NCCL barriers and collectives skip a guess
+            torch.distributed.init_process_group("nccl", device_id=device)
+        else:
+            torch.distributed.init_process_group("gloo")
     if not use_cuda or args.threads:
         torch.set_num_threads(_cpu_threads(args, int(os.environ.get("LOCAL_WORLD_SIZE", str(world))), rank))
     amp_dtype, use_scaler = _resolve_amp(args.amp, device)
