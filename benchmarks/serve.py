@@ -28,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -239,10 +240,14 @@ class Child:
 
     def __init__(self, argv: list[str], what: str, ready_path: str = "/readyz", timeout: float = 300.0):
         self.what = what
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # stderr goes to a file, not a pipe: a server that logs every request (werkzeug does) would fill an unread
+        # pipe's 64 KiB and block mid-request, which hangs the load test
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
         try:
             line = self._first_line(timeout)
             self.url = line.split()[-1]
+            threading.Thread(target=self.proc.stdout.read, daemon=True).start()  # drain the rest likewise
             self._wait_ready(ready_path, timeout)
         except BaseException:
             self.stop()
@@ -256,7 +261,10 @@ class Child:
         reader.start()
         reader.join(timeout)
         if not result or not result[0].startswith("listening on"):
-            err = self.proc.stderr.read() if self.proc.poll() is not None else ""
+            err = ""
+            if self.proc.poll() is not None:
+                self._stderr.seek(0)
+                err = self._stderr.read()
             last = err.strip().splitlines()[-1] if err.strip() else "no output"
             raise CarscopeError(f"{self.what} did not start: {last}")
         return result[0].strip()
@@ -297,7 +305,7 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
+        for stream in (self.proc.stdout, self._stderr):
             if stream:
                 stream.close()
 
