@@ -106,7 +106,10 @@ def test_faults_scope_and_robots_on_a_tiny_site(tmp_path):
     # without the delay these gaps are a few milliseconds)
     starts = [t for t, _, _ in log]
     gaps = [(round(b - a, 3), p) for a, b, p in zip(starts[:-1], starts[1:], paths[1:], strict=True)]
-    assert min(gaps)[0] >= 0.055, gaps
+    # the client spaces request starts by 0.08 s; arrival at the server can bunch up by scheduling noise on a busy
+    # machine, so hold the median to the delay and every gap to half of it (no delay gives gaps of a few ms)
+    assert sorted(g for g, _ in gaps)[len(gaps) // 2] >= 0.072, gaps
+    assert min(gaps)[0] >= 0.04, gaps
     # Retry-After: that URL is not asked again before the wait, and the whole host pauses meanwhile
     for name, wait in (("/img/r429.jpg", 1.0), ("/img/r429date.jpg", 1.0)):
         hits = [t for t, p, _ in log if p == name]
