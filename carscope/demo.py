@@ -159,11 +159,7 @@ def _crawl(args, scale: dict, dataset: Path, state: _State) -> None:
         _carscope("crawl", "--start-url", base + "/", "--out", dataset, "--browser", args.browser,
                   "--delay", "0", *resume)
     finally:
-        showroom.terminate()
-        try:
-            showroom.wait(10)
-        except subprocess.TimeoutExpired:
-            showroom.kill()
+        _stop(showroom)
 
 
 def _serve(args, bundle: Path, model_run: Path, dataset: Path) -> int:
@@ -182,12 +178,18 @@ def _serve(args, bundle: Path, model_run: Path, dataset: Path) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen, grace_s: float = 10) -> None:
+    """SIGTERM (the servers shut down cleanly on it), then SIGKILL if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _announced_url(proc: subprocess.Popen, what: str, echo: bool = True) -> str:
