@@ -151,12 +151,9 @@ class _showroom:
         return f"http://127.0.0.1:{port}", {"prerender_s": time.perf_counter() - t0}
 
     def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        from benchmarks.common import stop_process
+
+        stop_process(self.proc)
 
 
 CHILD = r"""

@@ -298,13 +298,9 @@ class Child:
         return psutil.Process(self.proc.pid).memory_info().rss
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        from benchmarks.common import stop_process
+
+        stop_process(self.proc)
         for stream in (self.proc.stdout, self._stderr):
             if stream:
                 stream.close()
