@@ -108,7 +108,7 @@ def _batches(files, spec):
 
     pre = Preprocessor(spec)
     for start in range(0, len(files), 32):
-        yield np.stack([pre(open_rgb(f)) for f in files[start:start + 32]])
+        yield np.stack([pre(open_rgb(f, spec)) for f in files[start:start + 32]])
 
 
 def _session(entry, variant: str, threads):

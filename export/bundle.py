@@ -12,7 +12,7 @@ bundle.json:
      "models": {
         "view":  {"file": "view.onnx", "sha256": ..., "task": "view", "arch": ..., "labels": [...],
                   "input": {"name": "input", "resize", "crop", "interpolation", "mean", "std", "layout",
-                            "color", "dtype"},           # the preprocessing spec of train/checkpoint.py
+                            "color", "dtype", "jpeg_draft"},  # the preprocessing spec of train/checkpoint.py
                   "output": {"name": "logits", "kind": "logits"},
                   "temperature": 1.3,                    # calibrated probs = softmax(logits / temperature)
                   "metrics": {...}, "parity": {...},

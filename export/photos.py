@@ -79,11 +79,11 @@ def eval_transform(spec: dict[str, Any]) -> Callable[[Any], Any]:
     return train_eval_transform(spec)
 
 
-def open_rgb(path: str | os.PathLike):
-    from PIL import Image
+def open_rgb(path: str | os.PathLike, spec: dict[str, Any] | None = None):
+    """The photo as RGB: at full size, or for `spec`, at its JPEG draft scale (carscope/imaging.py)."""
+    from train.presets import load_rgb
 
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    return load_rgb(path, spec)
 
 
 def batches(files: list[str], spec: dict[str, Any], batch_size: int = 32) -> Iterator[np.ndarray]:
@@ -95,7 +95,7 @@ def batches(files: list[str], spec: dict[str, Any], batch_size: int = 32) -> Ite
         chunk = []
         for f in files[start:start + batch_size]:
             try:
-                chunk.append(np.asarray(transform(open_rgb(f)), dtype=np.float32))
+                chunk.append(np.asarray(transform(open_rgb(f, spec)), dtype=np.float32))
             except OSError as exc:  # Pillow's UnidentifiedImageError is an OSError
                 raise CarscopeError(f"photo {f} cannot be read ({type(exc).__name__})") from None
         yield np.ascontiguousarray(np.stack(chunk))

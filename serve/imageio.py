@@ -14,6 +14,8 @@ as an unhandled exception:
 
 What comes out is what the classifiers were trained on: the first frame of an animation, EXIF orientation
 applied, and 8-bit RGB (CMYK, greyscale, palette and 16-bit converted; transparency composited on white).
+Given a preprocessing spec with `jpeg_draft`, a JPEG is decoded at the spec's draft scale (carscope/imaging.py),
+exactly as train evaluated it: the full-size pixels of a photo that ends up 96 px wide are never made.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from carscope.imaging import draft
+
 log = logging.getLogger("carscope.serve")
+ORIENTATION = 0x0112  # the EXIF tag
 
 # What we decode: the formats browsers and phones produce (MPO is how Pillow names many phone JPEGs).
 SUPPORTED = {
@@ -63,6 +68,8 @@ class Decoded:
     original_mode: str  # the pixel mode before conversion, e.g. CMYK, I;16, P
     original_size: tuple[int, int]  # width, height as stored (before EXIF rotation)
     frames: bool  # True when it was an animation or multi-page file (we used the first frame)
+    scale: int = 1  # JPEG draft scale: `image` is 1/scale of the photo's size (1: full size)
+    size: tuple[int, int] = (0, 0)  # the photo's width, height at full size with EXIF orientation applied
 
 
 def sniff(data: bytes) -> str | None:
@@ -116,8 +123,10 @@ def check_dimensions(width: int, height: int, limits: DecodeLimits) -> None:
                             f"the image is {width}x{height}; an aspect ratio over {limits.max_aspect:g}:1 is not a photo")
 
 
-def decode_image(data: bytes, limits: DecodeLimits | None = None) -> Decoded:
-    """Bytes of an upload -> `Decoded` (RGB image), or `ImageRejected`. Never writes to disk."""
+def decode_image(data: bytes, limits: DecodeLimits | None = None, spec: dict | None = None) -> Decoded:
+    """Bytes of an upload -> `Decoded` (RGB image), or `ImageRejected`. Never writes to disk.
+
+    `spec`: a model's preprocessing spec; a JPEG is then decoded at its draft scale (full size without one)."""
     limits = limits or DecodeLimits()
     if not data:
         raise ImageRejected(400, "empty_file", "the uploaded file is empty")
@@ -143,22 +152,28 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None) -> Decoded:
         frames = bool(getattr(im, "is_animated", False))  # GIF/WebP/APNG animations, multi-page TIFF, MPO
         if frames:
             im.seek(0)  # the first frame of an animation is what a viewer shows before it plays
+        scale = draft(im, spec)
         im.load()
     except Exception:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, zlib.error... for broken data
         raise ImageRejected(422, "corrupt_image", f"the {kind} image is truncated or its pixel data is corrupt") from None
     original_mode = im.mode
+    stored = im.size
     im = _apply_orientation(im)
+    turned = im.size != stored  # rotated by 90 degrees: width and height swap
+    size = (height, width) if turned else (width, height)
     try:
         rgb = to_rgb(im)
     except Exception:
         raise ImageRejected(415, "unsupported_format", f"{kind} images with {original_mode} pixels are not supported") from None
     return Decoded(image=rgb, format=im.format or kind, original_mode=original_mode, original_size=(width, height),
-                   frames=frames)
+                   frames=frames, scale=scale, size=size)
 
 
 def _apply_orientation(im: Image.Image) -> Image.Image:
     """Rotate/flip as the camera's EXIF Orientation tag says (phones store portraits sideways)."""
     try:
+        if im.getexif().get(ORIENTATION, 1) == 1:
+            return im  # upright already (most photos): no copy of the pixels
         fmt = im.format
         out = ImageOps.exif_transpose(im)
         out.format = fmt

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from carscope.errors import CarscopeError
+from carscope.imaging import JPEG_FORMATS, jpeg_scale
 from export.bundle import load as load_bundle
 from serve.batcher import Batcher, BatcherStopped
 from serve.config import ServeConfig
@@ -51,7 +52,10 @@ class Predictor:
         self.bundle = load_bundle(bundle_dir, verify=self.config.verify)  # sha256 mismatch -> CarscopeError
         self.view_pre = Preprocessor(self.bundle.models["view"].input_spec)
         self.model_pre = Preprocessor(self.bundle.models["model"].input_spec)
-        self.shared_input = self.view_pre.key == self.model_pre.key  # usually: preprocess once, feed both
+        self.shared_input = self.view_pre.key == self.model_pre.key  # preprocess once, feed both
+        # The decode serves the model with the larger JPEG draft size (None: full size, the largest) first.
+        self._first, self._second = sorted((self.model_pre, self.view_pre),
+                                           key=lambda p: -(p.draft or 10**9))
         self.view_labels = self.bundle.models["view"].labels
         self.labels = self.bundle.models["model"].labels
         if len(self.labels) < 2 or len(self.view_labels) < 2:
@@ -171,10 +175,22 @@ class Predictor:
         t0 = time.perf_counter()
         # Announce before decoding, so a batch forming now waits for this request rather than leaving without it.
         with self.batcher.announce() as ticket:
-            decoded = decode_image(data, self.limits)
+            # Decoded once, at the larger of the two models' JPEG draft sizes; the other model reuses those
+            # pixels when its own draft scale is the same (nearly always), else gets its own decode.
+            decoded = decode_image(data, self.limits, self._first.spec)
             t1 = time.perf_counter()
-            view_x = self.view_pre(decoded.image)
-            model_x = None if self.shared_input else self.model_pre(decoded.image)
+            first_x = self._first(decoded.image)
+            if self.shared_input:
+                second_x = None
+            else:
+                image = decoded.image
+                if decoded.format in JPEG_FORMATS and decoded.scale != jpeg_scale(*decoded.original_size,
+                                                                                  self._second.draft):
+                    image = decode_image(data, self.limits, self._second.spec).image
+                second_x = self._second(image)
+            view_x, model_x = (first_x, second_x) if self._first is self.view_pre else (second_x, first_x)
+            if view_x is None:
+                view_x = model_x
             t2 = time.perf_counter()
             future = ticket.submit((view_x, model_x))
         try:
@@ -189,10 +205,11 @@ class Predictor:
         result = self._answer(view_logits, model_logits)
         if decoded.frames:
             result["notes"].append("The image has several frames; the first one was used.")
-        result["image"] = {"format": decoded.format, "width": decoded.image.width, "height": decoded.image.height,
+        result["image"] = {"format": decoded.format, "width": decoded.size[0], "height": decoded.size[1],
                            "mode": decoded.original_mode}
-        if preview:
-            result["preview"] = preview_data_uri(decoded.image)
+        if preview:  # the page shows the photo itself: decode it at full size (the API never needs this)
+            full = decoded.image if decoded.scale == 1 else decode_image(data, self.limits).image
+            result["preview"] = preview_data_uri(full)
         t4 = time.perf_counter()
         result["timings_ms"] = {
             "decode": _ms(t1 - t0), "preprocess": _ms(t2 - t1), "queue": _ms(info.queue_s),

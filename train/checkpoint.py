@@ -29,7 +29,9 @@ The preprocessing spec (eval/inference; training adds augmentation on top):
      "crop": 128,                # then a centre crop of crop x crop
      "interpolation": "bilinear",
      "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],   # on RGB in [0, 1]
-     "layout": "NCHW", "color": "RGB", "dtype": "float32"}
+     "layout": "NCHW", "color": "RGB", "dtype": "float32",
+     "jpeg_draft": True}         # JPEGs decoded at the smallest 1/2^k scale still >= resize (carscope/imaging.py);
+                                 # absent in older checkpoints: decoded at full size
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def make_preprocess_spec(img_size: int, resize_ratio: float = 0.875) -> dict[str
         "layout": "NCHW",
         "color": "RGB",
         "dtype": "float32",
+        "jpeg_draft": True,
     }
 
 

@@ -6,6 +6,7 @@ print(eval_transform(make_preprocess_spec(128)))"
 The eval transform is the contract with `serve`, which reimplements it in numpy/Pillow (a test holds the two
 within 1e-5). On a PIL image it is exactly:
 
+    draft(img, spec)                              # JPEG files only, with spec["jpeg_draft"]: carscope/imaging.py
     img = img.convert("RGB")
     Resize(spec["resize"], bilinear, antialias)   # shorter side -> resize; longer = int(resize * long / short)
     CenterCrop(spec["crop"])                      # top = int(round((h - crop) / 2)), left likewise
@@ -23,11 +24,15 @@ from __future__ import annotations
 from typing import Any
 
 
-def load_rgb(path):
-    """Decode a photo to RGB (the first step of every path, serve's included)."""
+def load_rgb(path, spec: dict[str, Any] | None = None):
+    """Decode a photo to RGB (the first step of every path, serve's included); JPEGs at the spec's draft scale
+    when it has `jpeg_draft` (carscope/imaging.py)."""
     from PIL import Image
 
+    from carscope.imaging import draft
+
     with Image.open(path) as img:
+        draft(img, spec)
         return img.convert("RGB")
 
 
@@ -49,6 +54,9 @@ def cache_eval_image(img, spec: dict[str, Any]):
     import numpy as np
     from torchvision import transforms as T
 
+    from carscope.imaging import draft
+
+    draft(img, spec)  # JPEG at the spec's draft scale, when it asks for one (before the pixels load)
     img = img.convert("RGB")
     img = T.Resize(spec["resize"], interpolation=T.InterpolationMode.BILINEAR, antialias=True)(img)
     img = T.CenterCrop(spec["crop"])(img)
@@ -59,13 +67,14 @@ def cache_train_image(img, size: int):
     """PIL image -> HWC uint8 square of `size`: shorter side resized, centre square (augmentation crops later).
 
     JPEG draft mode lets libjpeg decode at 1/2, 1/4 or 1/8 scale when the photo is much larger than `size`:
-    the cheapest decode there is, and fine for training pixels (eval pixels never use it)."""
+    the cheapest decode there is. Eval pixels are decoded the same way when the spec has `jpeg_draft`."""
     import numpy as np
     from PIL import Image
     from torchvision import transforms as T
 
-    if getattr(img, "format", None) == "JPEG":
-        img.draft("RGB", (size, size))  # picks the smallest scale still >= size on both sides
+    from carscope.imaging import draft
+
+    draft(img, {"resize": size, "jpeg_draft": True})  # the smallest scale still >= size on both sides
     img = img.convert("RGB")
     img = T.Resize(size, interpolation=T.InterpolationMode.BILINEAR, antialias=True)(img)
     img = T.CenterCrop(size)(img)

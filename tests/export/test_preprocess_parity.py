@@ -40,6 +40,35 @@ def test_serve_preprocess_matches_train_eval_transform(img_size):
     assert worst <= 1e-5, worst
 
 
+def test_jpeg_draft_is_decoded_alike_by_train_export_and_serve(tmp_path):
+    """With `jpeg_draft` (the default for new runs), train's eval cache, export's photos and serve's upload
+    path all decode a JPEG at the same reduced scale and give the same tensor."""
+    from export.photos import batches
+    from serve.imageio import decode_image
+
+    spec = make_preprocess_spec(32)
+    assert spec["jpeg_draft"] is True
+    rng = np.random.default_rng(5)
+    files = []
+    for i, (w, h) in enumerate([(640, 480), (300, 500), (90, 2000 // 20), (33, 40)]):
+        pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        pixels[: h // 2] = np.linspace(0, 255, w, dtype=np.uint8)[None, :, None]
+        files.append(tmp_path / f"{i}.jpg")
+        Image.fromarray(pixels).save(files[-1], quality=90)
+    exported = np.concatenate(list(batches([str(f) for f in files], spec, batch_size=3)))
+    for f, got in zip(files, exported, strict=True):
+        cached = presets.cache_eval_image(Image.open(f), spec)  # uint8 HWC, what train evaluates on
+        from torchvision import transforms as T
+
+        train_x = T.Normalize(spec["mean"], spec["std"])(T.ToTensor()(cached)).numpy()
+        decoded = decode_image(f.read_bytes(), spec=spec)
+        served = serve_preprocess.Preprocessor(spec)(decoded.image)
+        assert np.abs(served - train_x).max() <= 1e-5 and np.abs(got - train_x).max() <= 1e-5
+    assert decode_image(files[0].read_bytes(), spec=spec).scale == 8  # 640x480 for a 36 px resize: 1/8
+    full = presets.eval_transform(spec)(Image.open(files[0]).convert("RGB")).numpy()
+    assert np.abs(full - exported[0]).max() > 1e-3  # the draft really changed the pixels
+
+
 def test_export_feeds_models_through_train_eval_transform(tmp_path):
     """The tensors export checks parity and int8 on are train's eval transform of the photo."""
     from export.photos import batches

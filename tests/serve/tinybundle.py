@@ -104,9 +104,11 @@ def photo(colour: str | tuple, size: tuple[int, int] = (160, 120), *, seed: int 
 
 
 def make_tiny_bundle(root: str | Path, *, with_thumbs: bool = True, int8: bool = False,
-                     thumb_photos: dict[str, dict[str, list[bytes]]] | None = None) -> Path:
+                     thumb_photos: dict[str, dict[str, list[bytes]]] | None = None,
+                     inputs: dict[str, dict] | None = None) -> Path:
     """Write the bundle into `root` (created) and return it. `thumb_photos` (label -> view -> JPEG bytes)
-    replaces the plain colour thumbnails, e.g. with showroom photos for a screenshot."""
+    replaces the plain colour thumbnails, e.g. with showroom photos for a screenshot. `inputs` ("view"/"model"
+    -> keys) changes a model's input spec, e.g. its resize or jpeg_draft (the crop stays SPEC's)."""
     import pandas as pd
 
     root = Path(root)
@@ -146,7 +148,7 @@ def make_tiny_bundle(root: str | Path, *, with_thumbs: bool = True, int8: bool =
     def entry(key: str, labels: list[str], temperature: float) -> dict:
         path = root / f"{key}.onnx"
         return {"file": path.name, "sha256": _sha256(path), "task": key, "arch": "tiny-linear", "labels": labels,
-                "input": dict(SPEC), "output": {"name": "logits", "kind": "logits"}, "temperature": temperature,
+                "input": {**SPEC, **(inputs or {}).get(key, {})}, "output": {"name": "logits", "kind": "logits"}, "temperature": temperature,
                 "metrics": {"test": {"top1": 1.0}}, "parity": {"max_abs_diff": 0.0}, "variants": {}}
 
     meta = {"format_version": 1, "created_at": "2024-01-01T00:00:00+00:00", "tools": {"onnx": "test"},
