@@ -35,6 +35,7 @@ from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
 from carscope import __version__
 from serve.config import ServeConfig
+from serve.formparser import FastFormDataParser
 from serve.imageio import SUPPORTED_MIME, ImageRejected
 from serve.metrics import Metrics
 from serve.predictor import NotReady, Predictor
@@ -62,8 +63,10 @@ SPEC_ROWS = (
 
 
 class InMemoryRequest(Request):
-    """Uploads are held in memory: werkzeug spools files over 500 KB to a temp file otherwise. The size cap
-    (MAX_CONTENT_LENGTH) bounds the memory this takes."""
+    """Uploads are parsed by python-multipart and held in memory (serve/formparser.py); werkzeug would spool
+    files over 500 KB to a temp file. The size cap (MAX_CONTENT_LENGTH) bounds the memory this takes."""
+
+    form_data_parser_class = FastFormDataParser
 
     def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
         return io.BytesIO()
