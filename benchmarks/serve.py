@@ -56,9 +56,11 @@ def add_arguments(p) -> None:
     p.add_argument("--max-batch", type=int, default=16, help="serve --max-batch (default: %(default)s)")
     p.add_argument("--max-wait-ms", type=float, default=2.0, help="serve --max-wait-ms (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="serve --workers (default: %(default)s)")
+    p.add_argument("--processes", type=int, default=1, help="serve --processes (default: %(default)s)")
     p.add_argument("--providers", default="cpu", choices=("auto", "cpu", "cuda"),
                    help="onnxruntime providers for serve and bare (default: %(default)s)")
-    p.add_argument("--variant", default="fp32", choices=("fp32", "int8", "fp16"), help="model variant (default: fp32)")
+    p.add_argument("--variant", default="auto", choices=("auto", "fp32", "int8", "fp16"),
+                   help="serve --variant, and the bare sessions' (default: %(default)s, serve's default)")
     p.add_argument("--seed-requests", type=int, default=None,
                    help="requests to the seed-style server (default: min(--requests, 300))")
     p.add_argument("--bare-seconds", type=float, default=3.0,
@@ -120,8 +122,22 @@ def _process_cpu(pid: int | None) -> float:
         return 0.0
     import psutil
 
-    t = psutil.Process(pid).cpu_times()
-    return t.user + t.system
+    total = 0.0
+    for proc in _tree(pid):  # with --processes, the serving children do the work
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _tree(pid: int):
+    """The process and its descendants (psutil.Process objects)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
 
 
 def load_chunk(url: str, photos: list[tuple[bytes, str]], concurrency: int, n_requests: int,
@@ -295,7 +311,13 @@ class Child:
     def rss(self) -> int:
         import psutil
 
-        return psutil.Process(self.proc.pid).memory_info().rss
+        total = 0
+        for proc in _tree(self.proc.pid):  # the supervisor and its serving processes, with --processes
+            try:
+                total += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total
 
     def stop(self) -> None:
         from benchmarks.common import stop_process
@@ -316,7 +338,7 @@ def _serve_argv(args, max_batch: int) -> list[str]:
     return [sys.executable, "-m", "carscope", "serve", "--bundle", str(args.bundle), "--port", "0",
             "--threads", str(args.threads), "--providers", args.providers, "--variant", args.variant,
             "--max-batch", str(max_batch), "--max-wait-ms", str(args.max_wait_ms), "--workers", str(args.workers),
-            "--log-level", "warning"]
+            "--processes", str(args.processes), "--log-level", "warning"]
 
 
 # -- bare onnxruntime ----------------------------------------------------------------------------------------------
@@ -399,7 +421,8 @@ class Bare:
             engine = Engine(self.bundle, providers=self.args.providers, variant=self.args.variant, max_batch=32,
                             spinning=spinning, workers=workers)
             engine.load(warmup=True)
-            res: dict[str, Any] = {"providers": engine.providers, "spinning": spinning, "workers": workers,
+            res: dict[str, Any] = {"providers": engine.providers, "variants": dict(engine.variants),
+                                   "spinning": spinning, "workers": workers,
                                    "intra_op_threads": engine.intra_op_threads, "batches": {}}
             for b in (1, 2, 4, 8, 16, 32):
                 images, wall, calls, cpu = self._measure(engine, b, workers, max_seconds)
@@ -543,8 +566,8 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     result: dict[str, Any] = {
         "bundle": str(Path(args.bundle).resolve()), "photos": photo_source, "requests_per_level": n,
         "concurrency": levels, "server": {"threads": args.threads, "max_batch": args.max_batch, "workers": args.workers,
-                                          "max_wait_ms": args.max_wait_ms, "providers": args.providers,
-                                          "variant": args.variant},
+                                          "processes": args.processes, "max_wait_ms": args.max_wait_ms,
+                                          "providers": args.providers, "variant": args.variant},
         "loadavg_1m_before": os.getloadavg()[0],
         "arch": {k: bundle.models[k].meta.get("arch") for k in ("view", "model")},
     }
@@ -699,8 +722,10 @@ def _markdown(r: dict[str, Any], levels: list[int], args) -> str:
     bare = r["bare"]
     lines = [f"## serve: {args.bundle} ({r['photos']}; {r['requests_per_level']} requests per level; "
              f"waitress {r['server']['threads']} threads, max batch {r['server']['max_batch']}, "
-             f"{r['server']['workers']} worker(s), "
-             f"max wait {r['server']['max_wait_ms']} ms, {', '.join(bare['providers'])})", "",
+             f"{r['server']['workers']} worker(s), {r['server'].get('processes', 1)} process(es), "
+             f"max wait {r['server']['max_wait_ms']} ms, {', '.join(bare['providers'])}, "
+             f"variant {r['server']['variant']}: "
+             + ", ".join(f"{k} {v}" for k, v in bare.get("variants", {}).items()) + ")", "",
              f"Architectures: view {r['arch']['view']}, model {r['arch']['model']}. "
              f"Load average before/after: {r['loadavg_1m_before']:.2f} / {r.get('loadavg_1m_after', 0):.2f}.", "",
              "| setup | concurrency | req/s | p50 ms | p99 ms | mean batch | server CPU ms/req | errors "

@@ -210,10 +210,10 @@ def _ops_blueprint() -> Blueprint:
 
     @bp.get("/metrics")
     def metrics():
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST
 
-        registry = current_app.extensions["carscope_metrics"].registry
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
+        body = current_app.extensions["carscope_metrics"].exposition()
+        return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0],
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @bp.get("/bundle/<path:relpath>")

@@ -24,8 +24,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-batch", type=int, default=16, help="largest micro-batch (default: %(default)s)")
     p.add_argument("--max-wait-ms", type=float, default=2.0,
                    help="longest a batch is held open for requests known to be coming (default: %(default)s)")
-    p.add_argument("--variant", choices=("fp32", "int8", "fp16"), default="fp32",
-                   help="which export of the model classifier to run (default: %(default)s)")
+    p.add_argument("--variant", choices=("auto", "fp32", "int8", "fp16"), default="auto",
+                   help="which export of the models to run; auto = int8 on the CPU and fp16 on CUDA where export "
+                        "validated them, else fp32 (default: %(default)s)")
     p.add_argument("--min-confidence", type=float, default=0.5,
                    help="calibrated top-1 confidence under which the answer is 'not sure' (default: %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="upload size cap (default: %(default)s)")
@@ -35,6 +36,10 @@ def add_parser(sub) -> None:
     p.add_argument("--ort-threads", type=int, default=0,
                    help="onnxruntime intra-op threads per session; 0 = the cores shared out between the workers "
                         "(default: %(default)s)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="serving processes sharing the port, each with its own sessions: one Python process cannot "
+                        "keep more than about 1.5 cores busy (serve/processes.py) (default: %(default)s)")
+    p.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)  # a child of --processes
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
 
@@ -44,6 +49,7 @@ def run(args) -> int:
     import sys
     import threading
 
+    from carscope.errors import CarscopeError
     from serve.config import ServeConfig
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
@@ -53,9 +59,18 @@ def run(args) -> int:
         "providers": args.providers, "variant": args.variant, "max_batch": args.max_batch,
         "max_wait_ms": args.max_wait_ms, "min_confidence": args.min_confidence,
         "max_upload_mb": args.max_upload_mb, "intra_op_threads": args.ort_threads, "workers": args.workers,
-        "background_load": True,  # serve /healthz and a 503 /readyz while the sessions load and warm up
+        # Alone: serve /healthz and a 503 /readyz while the sessions load and warm up. A child of --processes
+        # loads first and only then accepts, so that its siblings answer meanwhile.
+        "background_load": args.listen_fd is None,
     })
-    from carscope.errors import CarscopeError
+    if not 1 <= args.processes <= 64:
+        raise CarscopeError(f"--processes must be between 1 and 64, not {args.processes}")
+    if args.processes > 1 and args.listen_fd is None:
+        from serve.processes import Supervisor
+
+        return Supervisor(args, args.processes).run()
+    if args.listen_fd is not None:
+        return _serve_child(args, config)
     from serve.app import create_app
     from serve.server import loading_app, make_server, stop_server
 
@@ -81,11 +96,8 @@ def run(args) -> int:
     threading.Thread(target=watch_loading, name="carscope-watch", daemon=True).start()
     print(f"listening on http://{server.effective_host}:{server.effective_port}", flush=True)
 
-    def on_sigterm(signum, frame):  # a container stop: leave like Ctrl-C does
-        raise KeyboardInterrupt
-
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_sigterm)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -98,3 +110,38 @@ def run(args) -> int:
         raise failure[0]
     print("stopped", file=sys.stderr)
     return 0
+
+
+def _serve_child(args, config) -> int:
+    """One serving process of --processes: load and warm the models, then accept on the inherited socket."""
+    import signal
+    import socket
+
+    from carscope.errors import CarscopeError
+    from serve.app import create_app
+    from serve.processes import STARTUP_ERROR, watch_parent
+    from serve.server import make_server
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # stopped while starting: nothing to clean up, just go
+    watch_parent()
+    try:
+        app = create_app(args.bundle, config)
+        server = make_server(app, sockets=[socket.socket(fileno=args.listen_fd)], threads=args.threads,
+                             max_request_body=config.max_upload_bytes)
+    except CarscopeError as exc:  # the supervisor reports it, once for all its children
+        print(f"{STARTUP_ERROR}{exc}", flush=True)
+        return exc.exit_code
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # serving: finish in-flight requests, then leave
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        server.task_dispatcher.shutdown(timeout=5)
+        app.extensions["carscope"].close()
+    return 0
+
+
+def _raise_interrupt(signum, frame):  # a container stop (SIGTERM): leave like Ctrl-C does
+    raise KeyboardInterrupt

@@ -15,7 +15,7 @@ from carscope.errors import CarscopeError
 @dataclass(frozen=True)
 class ServeConfig:
     providers: str = "auto"  # auto | cpu | cuda
-    variant: str = "fp32"  # fp32 | int8 | fp16 (the model classifier; the view model uses it when the bundle has it)
+    variant: str = "auto"  # auto | fp32 | int8 | fp16; auto: the fastest export validated for the device (engine.py)
     max_batch: int = 16  # = the default waitress thread count: one batch can hold every request in flight
     max_wait_ms: float = 2.0  # a batch is held open at most this long, and only for requests known to be coming
     min_confidence: float = 0.5  # calibrated top-1 below this: "not sure", show candidates; 0.5 = likelier right than wrong

@@ -22,7 +22,19 @@ from carscope.errors import CarscopeError
 log = logging.getLogger("carscope.serve")
 
 PROVIDER_CHOICES = ("auto", "cpu", "cuda")
-VARIANTS = ("fp32", "int8", "fp16")
+VARIANTS = ("auto", "fp32", "int8", "fp16")
+
+
+def auto_variant(entry, on_cuda: bool) -> str:
+    """The fastest export of a model that passed export's checks for the device it will run on: fp16 on CUDA
+    when it was validated there, int8 on the CPU when it passed the accuracy gate (not kept by --force),
+    else fp32."""
+    variants = entry.meta.get("variants", {})
+    if on_cuda:
+        fp16 = variants.get("fp16") or {}
+        return "fp16" if (fp16.get("validation") or {}).get("validated") else "fp32"
+    int8 = variants.get("int8")
+    return "int8" if int8 and not int8.get("forced") else "fp32"
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 
@@ -64,6 +76,7 @@ def create_session(path: os.PathLike | str, providers: str = "auto", intra_op_th
             try:
                 session = ort.InferenceSession(str(path), so, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
                 if session.get_providers()[0] == "CUDAExecutionProvider":
+                    state["device"] = "cuda"
                     return session
                 reason = "the CUDA provider did not initialise (no GPU or CUDA libraries)"
             except Exception as exc:  # a broken CUDA install raises instead of falling back
@@ -74,6 +87,7 @@ def create_session(path: os.PathLike | str, providers: str = "auto", intra_op_th
             raise CarscopeError(f"--providers cuda: {reason}; use --providers auto or cpu")
         state["cuda_failed"] = True
         log.warning("CUDA is not usable (%s); running on the CPU", reason)
+    state["device"] = "cpu"
     try:
         return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     except Exception as exc:
@@ -114,7 +128,7 @@ class Engine:
         if variant not in VARIANTS:
             raise CarscopeError(f"--variant must be one of {', '.join(VARIANTS)}, not '{variant}'")
         model_entry = bundle.models["model"]
-        if variant not in model_entry.variants():
+        if variant != "auto" and variant not in model_entry.variants():
             raise CarscopeError(f"the bundle has no {variant} model (it has: {', '.join(model_entry.variants())})")
         self.bundle = bundle
         self.providers_choice = providers
@@ -128,6 +142,7 @@ class Engine:
         self.requested_max_batch = max_batch
         self.max_batch = max_batch
         self.models: dict[str, _Model] = {}
+        self.variants: dict[str, str] = {}  # the export each model runs (what "auto" resolved to)
         self.load_seconds: float | None = None
 
     @property
@@ -137,11 +152,25 @@ class Engine:
     def load(self, warmup: bool = True) -> None:
         t0 = time.perf_counter()
         state: dict[str, Any] = {}
+        def session_for(entry, variant):
+            return create_session(entry.path(variant), self.providers_choice, self.intra_op_threads, state,
+                                  spinning=self.spinning)
+
         for key in ("view", "model"):
             entry = self.bundle.models[key]
-            variant = self.variant if self.variant in entry.variants() else "fp32"  # view may have no variants
-            session = create_session(entry.path(variant), self.providers_choice, self.intra_op_threads, state,
-                                     spinning=self.spinning)
+            if self.variant != "auto":
+                variant = self.variant if self.variant in entry.variants() else "fp32"  # view may have no variants
+                session = session_for(entry, variant)
+            else:
+                device = "cpu" if self.providers_choice == "cpu" else state.get("device")
+                session = None
+                if device is None:  # the first session tells whether CUDA works: open fp32, then switch if faster
+                    session = session_for(entry, "fp32")
+                    device = state["device"]
+                variant = auto_variant(entry, device == "cuda")
+                if session is None or variant != "fp32":
+                    session = session_for(entry, variant)
+            self.variants[key] = variant
             self.models[key] = _Model(key, session, entry.temperature, entry.labels)
         fixed = [m.fixed_batch for m in self.models.values() if m.fixed_batch]
         if fixed and min(fixed) < self.max_batch:
@@ -170,6 +199,7 @@ class Engine:
     def describe(self) -> dict[str, Any]:
         return {
             "variant": self.variant,
+            "variants": dict(self.variants),
             "providers": self.providers,
             "max_batch": self.max_batch,
             "workers": self.workers,

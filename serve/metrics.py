@@ -1,11 +1,17 @@
 """Prometheus metrics of one app, in its own registry (two apps in one process, as in tests, never collide).
 
     curl -s localhost:8080/metrics | grep carscope_
+
+Under `carscope serve --processes N` (PROMETHEUS_MULTIPROC_DIR set by the supervisor) every process writes its
+values to that directory and /metrics adds them up over all the processes (prometheus-client's multiprocess mode):
+counters and histograms summed, `carscope_ready` and `carscope_in_flight_requests` summed over live processes.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (.002, .005, .01, .02, .035, .05, .075, .1, .15, .25, .5, 1, 2.5, 5, 10)
 _BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128)
@@ -27,5 +33,17 @@ class Metrics:
                                     buckets=_LATENCY_BUCKETS, registry=r)
         self.predictions = Counter("carscope_predictions", "Predictions by outcome", ["outcome"], registry=r)
         self.rejected = Counter("carscope_rejected_uploads", "Uploads refused, by error code", ["code"], registry=r)
-        self.ready = Gauge("carscope_ready", "1 when the models are loaded and warm", registry=r)
-        self.in_flight = Gauge("carscope_in_flight_requests", "Requests being handled now", registry=r)
+        self.ready = Gauge("carscope_ready", "Processes whose models are loaded and warm (1 for one process)",
+                           registry=r, multiprocess_mode="livesum")
+        self.in_flight = Gauge("carscope_in_flight_requests", "Requests being handled now", registry=r,
+                               multiprocess_mode="livesum")
+
+    def exposition(self) -> bytes:
+        """The text /metrics answers: this app's registry, or the sum over all serving processes."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)

@@ -131,8 +131,9 @@ class Predictor:
             return
         self.ready.set()
         self.metrics.ready.set(1)
-        log.info("models ready on %s (%s, max batch %d) in %.1f s", ", ".join(self.engine.providers),
-                 self.engine.variant, self.engine.max_batch, self.engine.load_seconds or 0.0)
+        variants = ", ".join(f"{k} {v}" for k, v in self.engine.variants.items())
+        log.info("models ready on %s (%s, max batch %d) in %.1f s", ", ".join(self.engine.providers), variants,
+                 self.engine.max_batch, self.engine.load_seconds or 0.0)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """True once ready; raises CarscopeError if loading failed."""
@@ -271,6 +272,8 @@ class Predictor:
                 "input": entry.input_spec,
                 "temperature": entry.temperature,
                 "variants": entry.variants(),
+                "variant_metrics": {v: (meta.get("variants", {}).get(v) or {}).get("metrics", {})
+                                    for v in entry.variants() if v != "fp32"},
                 "metrics": meta.get("metrics", {}),
                 "parity": meta.get("parity", {}),
             }

@@ -29,8 +29,10 @@ def loading_app(environ, start_response):
     return [body]
 
 
-def make_server(app, *, host: str = "127.0.0.1", port: int = 8080, threads: int = 16, max_request_body: int | None = None):
-    """A waitress server bound to host:port (not yet serving). A busy port -> CarscopeError (one line, exit 2)."""
+def make_server(app, *, host: str = "127.0.0.1", port: int = 8080, threads: int = 16, max_request_body: int | None = None,
+                sockets: list | None = None):
+    """A waitress server bound to host:port, or on already listening `sockets` (not yet serving). A busy port ->
+    CarscopeError (one line, exit 2)."""
     from waitress import create_server
 
     if not 1 <= int(threads) <= 1024:
@@ -39,8 +41,9 @@ def make_server(app, *, host: str = "127.0.0.1", port: int = 8080, threads: int 
         raise CarscopeError(f"--port must be between 0 and 65535, not {port}")
     body_cap = max_request_body or getattr(app, "config", {}).get("MAX_CONTENT_LENGTH") or 16 * 2**20
     try:
+        where = {"sockets": sockets} if sockets else {"host": host, "port": int(port)}
         return create_server(
-            app, host=host, port=int(port), threads=int(threads),
+            app, **where, threads=int(threads),
             ident="carscope",  # the Server header; no version to advertise
             # Defence in depth: waitress buffers a body before Flask sees it, so cap it there too. Twice the app's
             # limit, so that bodies between the two get the app's JSON 413 rather than waitress's plain one.

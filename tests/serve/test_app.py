@@ -373,6 +373,12 @@ def test_variants_and_settings(bundle_dir):
         app.extensions["carscope"].close()
     with pytest.raises(CarscopeError, match="fp16"):
         create_app(bundle_dir, {"providers": "cpu", "variant": "fp16"})
+    app = create_app(bundle_dir, {"providers": "cpu"})  # variant auto: int8 on the CPU where the bundle has it
+    try:
+        assert app.extensions["carscope"].engine.describe()["variants"] == {"view": "fp32", "model": "int8"}
+        assert app.test_client().get("/api/v1/models").get_json()["serving"]["variants"]["model"] == "int8"
+    finally:
+        app.extensions["carscope"].close()
     for bad in ({"max_batch": 0}, {"min_confidence": 2}, {"providers": "tpu"}, {"nonsense": 1}):
         with pytest.raises(CarscopeError):
             create_app(bundle_dir, bad)
@@ -408,3 +414,21 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision
 
 def test_classes_in_fixture_have_distinct_colours():
     assert len({c for c, _ in CLASSES.values()}) == len(CLASSES)
+
+
+@pytest.mark.parametrize("variants,on_cuda,want", [
+    ({}, False, "fp32"),
+    ({}, True, "fp32"),
+    ({"int8": {"forced": False}}, False, "int8"),
+    ({"int8": {"forced": True}}, False, "fp32"),  # kept by --force past the accuracy gate: never chosen for you
+    ({"int8": {"forced": False}}, True, "fp32"),  # int8 QDQ is a CPU win, not a CUDA one
+    ({"fp16": {"validation": {"validated": False, "reason": "not validated: no CUDA"}}}, True, "fp32"),
+    ({"fp16": {"validation": {"validated": True}}, "int8": {"forced": False}}, True, "fp16"),
+    ({"fp16": {"validation": {"validated": True}}}, False, "fp32"),
+])
+def test_auto_variant_picks_the_fastest_validated_export(variants, on_cuda, want):
+    from types import SimpleNamespace
+
+    from serve.engine import auto_variant
+
+    assert auto_variant(SimpleNamespace(meta={"variants": variants}), on_cuda) == want
