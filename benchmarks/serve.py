@@ -214,6 +214,7 @@ def summarize(chunks: list[dict[str, Any]], photos: list[tuple[bytes, str]]) -> 
     ok = statuses.get(200, 0)
     out = {"concurrency": chunks[0]["concurrency"], "requests": sum(c["requests"] for c in chunks),
            "chunks": len(chunks), "seconds": round(seconds, 3), "rps": ok / seconds if seconds > 0 else 0.0,
+           "rps_by_round": [c["statuses"].get(200, 0) / c["seconds"] if c["seconds"] > 0 else 0.0 for c in chunks],
            **percentiles(lat), "status": {str(k): v for k, v in sorted(statuses.items(), key=str)}, "ok": ok,
            "accuracy": (sum(a[1] == photos[a[0]][1] for a in answers) / len(answers)) if answers else None,
            "client_cpu_ms_per_request": 1000.0 * sum(c["client_cpu"] for c in chunks) / max(1, len(lat))}
@@ -702,8 +703,13 @@ def _targets(r: dict[str, Any], levels: list[int]) -> dict[str, Any]:
     ub = r.get("serve_unbatched", {})
     if top in ub and top in r["serve"] and top != "1":
         gain = r["serve"][top]["rps"] / ub[top]["rps"] if ub[top]["rps"] else float("inf")
-        t["batching_gain"] = {"value": gain, "met": gain > 1.0,
-                              "text": f"micro-batching at c={top}: {gain:.2f}x the throughput of --max-batch 1"}
+        # Proven only when batching won every interleaved round, not just on the total: a 2% edge on the sum can
+        # be one lucky round on a shared machine.
+        rounds = list(zip(r["serve"][top].get("rps_by_round", []), ub[top].get("rps_by_round", []), strict=False))
+        won = sum(a > b for a, b in rounds)
+        t["batching_gain"] = {"value": gain, "met": gain > 1.0 and won == len(rounds), "rounds_won": won,
+                              "text": f"micro-batching at c={top}: {gain:.2f}x the throughput of --max-batch 1, "
+                                      f"ahead in {won} of {len(rounds)} interleaved rounds"}
     queue = r["serve"].get("1", {}).get("server_queue_ms_p50")
     if queue is not None:
         # What the batcher adds to a lone request is the wait between submit and the start of its batch, which

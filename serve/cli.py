@@ -98,14 +98,7 @@ def run(args) -> int:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-        server.task_dispatcher.shutdown(timeout=5)
-        predictor.close()
+    _run_until_stopped(server, predictor)
     if failure:
         raise failure[0]
     print("stopped", file=sys.stderr)
@@ -132,6 +125,12 @@ def _serve_child(args, config) -> int:
         print(f"{STARTUP_ERROR}{exc}", flush=True)
         return exc.exit_code
     signal.signal(signal.SIGTERM, _raise_interrupt)  # serving: finish in-flight requests, then leave
+    _run_until_stopped(server, app.extensions["carscope"])
+    return 0
+
+
+def _run_until_stopped(server, predictor) -> None:
+    """Serve until Ctrl-C or SIGTERM, then close the socket, let the worker threads finish and end the batcher."""
     try:
         server.run()
     except KeyboardInterrupt:
@@ -139,8 +138,7 @@ def _serve_child(args, config) -> int:
     finally:
         server.close()
         server.task_dispatcher.shutdown(timeout=5)
-        app.extensions["carscope"].close()
-    return 0
+        predictor.close()
 
 
 def _raise_interrupt(signum, frame):  # a container stop (SIGTERM): leave like Ctrl-C does

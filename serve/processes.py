@@ -55,7 +55,10 @@ def listen_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
     if not 0 <= int(port) <= 65535:
         raise CarscopeError(f"--port must be between 0 and 65535, not {port}")
     try:
-        sock = socket.create_server((host, int(port)), backlog=backlog)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, int(port)), family=family, backlog=backlog)
+    except (socket.gaierror, UnicodeError) as exc:  # an unresolvable --host
+        raise CarscopeError(f"cannot listen on {host}:{port} ({exc})") from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise CarscopeError(f"port {port} on {host} is already in use; pick another with --port") from None

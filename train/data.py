@@ -196,7 +196,10 @@ def open_cache(cache_dir: Path, mode: str, spec: dict[str, Any], paths: list[str
     size = spec["resize"] if mode == "train" else spec["crop"]
     arg = spec["resize"] if mode == "train" else spec
     cache_dir.mkdir(parents=True, exist_ok=True)
-    spec_key = hashlib.sha1(json.dumps([mode, spec["resize"], spec["crop"], spec["interpolation"]]).encode()).hexdigest()[:8]
+    key = [mode, spec["resize"], spec["crop"], spec["interpolation"]]
+    if mode == "eval" and spec.get("jpeg_draft"):  # other pixels than a full-size decode: another cache
+        key.append("jpeg_draft")
+    spec_key = hashlib.sha1(json.dumps(key).encode()).hexdigest()[:8]
     npy, index = cache_dir / f"{mode}-{size}-{spec_key}.npy", cache_dir / f"{mode}-{size}-{spec_key}.json"
     if npy.exists() and index.exists():
         meta = json.loads(index.read_text())

@@ -28,5 +28,7 @@ def test_bench_serve_small(bundle_dir, tmp_path):
     assert result["rss"]["requests"] == 40 and result["rss"]["before_mb"] > 0
     assert "skipped" in result["seed"]  # the tiny bundle's arch is not a torch model train can build
     assert set(result["targets"]) >= {"vs_bare", "p99_c1", "rss", "batching_gain", "batching_cost_c1"}
+    rounds = len(result["serve"]["4"]["rps_by_round"])
+    assert rounds == 3 and 0 <= result["targets"]["batching_gain"]["rounds_won"] <= rounds
     assert "| serve | 4 |" in md and "Targets:" in md
     assert (tmp_path / "serve_throughput.png").stat().st_size > 1000

@@ -121,3 +121,17 @@ def test_start_up_failures_are_one_line(bundle_dir, tmp_path):
                               capture_output=True, text=True, timeout=60, env=env)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], (args, proc.stderr)
+
+
+def test_busy_port_and_bad_host_are_one_line(bundle_dir):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for args, needle in ((["--port", port], "already in use"), (["--host", "no.such.host.invalid"], "cannot listen")):
+            proc = subprocess.run([sys.executable, "-m", "carscope", "serve", "--bundle", str(bundle_dir),
+                                   "--processes", "2", *args], capture_output=True, text=True, timeout=60)
+            lines = proc.stderr.strip().splitlines()
+            assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], (args, proc.stderr)
