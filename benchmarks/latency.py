@@ -71,6 +71,10 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     for key in keys:
         res = _bench_model(bundle, key, args, sizes, threads, peaks)
         result["models"][key] = res
+        samples = {engine: r.pop("_batch1_ms") for engine, r in res["engines"].items() if "_batch1_ms" in r}
+        png = _histogram(key, samples, Path(out_dir))
+        if png is not None:
+            res["histogram_png"] = png.name
         base = res["engines"]["torch_eager"]["batch1"]["p50_ms"]
         for engine, r in res["engines"].items():
             if "skipped" in r:
@@ -86,7 +90,44 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     for key, res in result["models"].items():
         for name, t in res["targets"].items():
             md.append(f"- {key} {name}: {t['text']} -> {'met' if t['met'] else 'NOT met'}")
+    md += [""] + [f"![{key} batch-1 latency]({res['histogram_png']})" for key, res in result["models"].items()
+                  if res.get("histogram_png")]
     return result, "\n".join(md) + "\n"
+
+
+def _histogram(key: str, samples: dict[str, list[float]], out_dir: Path) -> Path | None:
+    """latency_<key>.png: the batch-1 latency distribution of every engine, log-scaled, p50 and p99 marked."""
+    if not samples:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lo = max(1e-3, min(min(v) for v in samples.values()))
+    hi = max(max(v) for v in samples.values())
+    bins = np.geomspace(lo, hi * 1.01, 60)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (engine, ms) in enumerate(samples.items()):
+        colour = f"C{i}"
+        p50, p99 = np.percentile(ms, [50, 99])
+        ax.hist(ms, bins=bins, histtype="step", lw=1.5, color=colour,
+                label=f"{engine}: p50 {p50:.2f} ms, p99 {p99:.2f} ms (n={len(ms)})")
+        ax.axvline(p50, color=colour, ls="-", lw=0.8)
+        ax.axvline(p99, color=colour, ls=":", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("batch-1 latency, ms (log scale; solid p50, dotted p99)")
+    ax.set_ylabel("calls")
+    ax.set_title(f"{key} classifier: batch-1 latency by engine")
+    ax.grid(alpha=.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / f"latency_{key}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _bench_model(bundle, key: str, args, sizes, threads: int, peaks: dict) -> dict[str, Any]:
@@ -173,6 +214,7 @@ def _measure_interleaved(calls: dict[str, Any], sizes, args) -> dict[str, Any]:
         for name, ts in samples.items():
             if b == 1:
                 out[name]["batch1"] = percentiles(ts)
+                out[name]["_batch1_ms"] = [1000.0 * t for t in ts]  # for the histogram; not kept in the JSON
             else:
                 med = percentiles(ts)["p50_ms"] / 1000
                 out[name]["throughput"][str(b)] = {"img_per_s": b / med, "p50_ms": med * 1000, "n": len(ts)}

@@ -59,4 +59,7 @@ def test_bench_latency_measures_all_engines_and_targets(bundle, tmp_path):
         assert set(m["targets"]) == {"ort_fp32", "ort_int8"}
         assert m["targets"]["ort_int8"]["agreement_vs_fp32"] == 1.0
         assert "ort_fp16_cuda_iobinding" in m["engines"]
-    assert "Targets" in (res / "latency.md").read_text()
+        assert not any("_batch1_ms" in r for r in m["engines"].values())  # raw samples stay out of the JSON
+        assert (res / m["histogram_png"]).stat().st_size > 1000
+    md = (res / "latency.md").read_text()
+    assert "Targets" in md and "](latency_model.png)" in md
