@@ -2,6 +2,7 @@
 
     carscope serve --bundle demo-work/bundle --port 8080
     curl -F image=@car.jpg localhost:8080/api/v1/predict
+    carscope serve --bundle demo-work/bundle --port 8080 --processes 2     # a CPU box: one process per core
 
 --port 0 lets the OS pick a free port; the first line on stdout says which ("listening on http://...").
 """

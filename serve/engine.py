@@ -35,6 +35,8 @@ def auto_variant(entry, on_cuda: bool) -> str:
         return "fp16" if (fp16.get("validation") or {}).get("validated") else "fp32"
     int8 = variants.get("int8")
     return "int8" if int8 and not int8.get("forced") else "fp32"
+
+
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 
@@ -152,6 +154,7 @@ class Engine:
     def load(self, warmup: bool = True) -> None:
         t0 = time.perf_counter()
         state: dict[str, Any] = {}
+
         def session_for(entry, variant):
             return create_session(entry.path(variant), self.providers_choice, self.intra_op_threads, state,
                                   spinning=self.spinning)
