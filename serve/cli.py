@@ -39,7 +39,7 @@ def add_parser(sub) -> None:
                         "(default: %(default)s)")
     p.add_argument("--processes", type=int, default=1,
                    help="serving processes sharing the port, each with its own sessions: one Python process cannot "
-                        "keep more than about 1.5 cores busy (serve/processes.py) (default: %(default)s)")
+                        "keep more than about 1.4 cores busy (serve/processes.py) (default: %(default)s)")
     p.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)  # a child of --processes
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
