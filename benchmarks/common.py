@@ -12,7 +12,6 @@ import os
 import platform
 import socket
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -112,13 +111,3 @@ def write_result(out_dir: str | os.PathLike, name: str, result: dict[str, Any], 
         (out / f"{name}.md").write_text(markdown.rstrip() + "\n")
     return path
 
-
-def stop_process(proc: subprocess.Popen, grace_s: float = 15.0) -> None:
-    """SIGTERM a benchmark's child server, then SIGKILL if it lingers; always reaped."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

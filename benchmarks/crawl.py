@@ -151,9 +151,9 @@ class _showroom:
         return f"http://127.0.0.1:{port}", {"prerender_s": time.perf_counter() - t0}
 
     def __exit__(self, *exc):
-        from benchmarks.common import stop_process
+        from carscope.subprocs import stop_process
 
-        stop_process(self.proc)
+        stop_process(self.proc, grace_s=15.0)
 
 
 CHILD = r"""

@@ -321,9 +321,9 @@ class Child:
         return total
 
     def stop(self) -> None:
-        from benchmarks.common import stop_process
+        from carscope.subprocs import stop_process
 
-        stop_process(self.proc)
+        stop_process(self.proc, grace_s=15.0)
         for stream in (self.proc.stdout, self._stderr):
             if stream:
                 stream.close()

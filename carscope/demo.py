@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from carscope.subprocs import stop_process
+
 # The scales: the showroom's size and the training budget. "demo" is sized to reach a serving app in well
 # under 15 minutes on a 2-core laptop; "tiny" is for the end-to-end test.
 # The training recipe at the demo scale is train's own per-task default (train/cli.py), so the demo trains
@@ -159,7 +161,7 @@ def _crawl(args, scale: dict, dataset: Path, state: _State) -> None:
         _carscope("crawl", "--start-url", base + "/", "--out", dataset, "--browser", args.browser,
                   "--delay", "0", *resume)
     finally:
-        _stop(showroom)
+        stop_process(showroom)
 
 
 def _serve(args, bundle: Path, model_run: Path, dataset: Path) -> int:
@@ -178,18 +180,9 @@ def _serve(args, bundle: Path, model_run: Path, dataset: Path) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
-def _stop(proc: subprocess.Popen, grace_s: float = 10) -> None:
-    """SIGTERM (the servers shut down cleanly on it), then SIGKILL if it lingers."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _announced_url(proc: subprocess.Popen, what: str, echo: bool = True) -> str:
