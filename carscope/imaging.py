@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 JPEG_FORMATS = ("JPEG", "MPO")  # MPO: how Pillow names many phone JPEGs
+ORIENTATION_TAG = 0x0112  # EXIF Orientation, which crawler and serve both apply
 
 
 def draft_size(spec: dict[str, Any] | None) -> int | None:

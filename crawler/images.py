@@ -19,7 +19,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
-ORIENTATION_TAG = 0x0112
+from carscope.imaging import ORIENTATION_TAG
 
 
 @dataclass(frozen=True)

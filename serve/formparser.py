@@ -24,12 +24,11 @@ CHUNK = 64 * 1024
 
 
 class _Part:
-    __slots__ = ("headers", "chunks", "size")
+    __slots__ = ("headers", "chunks")
 
     def __init__(self):
         self.headers: list[tuple[str, str]] = []
         self.chunks: list[bytes] = []
-        self.size = 0
 
 
 class FastFormDataParser(FormDataParser):
@@ -62,9 +61,7 @@ class FastFormDataParser(FormDataParser):
             state["field"], state["value"] = b"", b""
 
         def on_part_data(data, start, end):
-            part = state["part"]
-            part.chunks.append(data[start:end])
-            part.size += end - start
+            state["part"].chunks.append(data[start:end])
 
         def on_part_end():
             parts.append(state["part"])
@@ -88,7 +85,7 @@ class FastFormDataParser(FormDataParser):
             # An empty file as Werkzeug's own encoder writes it: the closing boundary right after the part's
             # headers, sharing their CRLF. Werkzeug reads that as an empty part; so do we. Any other part still
             # open here is a truncated body, and is dropped.
-            last.chunks, last.size = [], 0
+            last.chunks = []
             parts.append(last)
 
         form, files = [], []

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from carscope.imaging import draft
+from carscope.imaging import ORIENTATION_TAG, draft
 
 log = logging.getLogger("carscope.serve")
-ORIENTATION = 0x0112  # the EXIF tag
 
 # What we decode: the formats browsers and phones produce (MPO is how Pillow names many phone JPEGs).
 SUPPORTED = {
@@ -172,7 +171,7 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None, spec: dict | N
 def _apply_orientation(im: Image.Image) -> Image.Image:
     """Rotate/flip as the camera's EXIF Orientation tag says (phones store portraits sideways)."""
     try:
-        if im.getexif().get(ORIENTATION, 1) == 1:
+        if im.getexif().get(ORIENTATION_TAG, 1) == 1:
             return im  # upright already (most photos): no copy of the pixels
         fmt = im.format
         out = ImageOps.exif_transpose(im)

@@ -181,17 +181,15 @@ class Predictor:
             decoded = decode_image(data, self.limits, self._first.spec)
             t1 = time.perf_counter()
             first_x = self._first(decoded.image)
-            if self.shared_input:
-                second_x = None
+            if self.shared_input:  # one tensor for both models (_run_batch feeds view_x to both)
+                view_x, model_x = first_x, None
             else:
                 image = decoded.image
                 if decoded.format in JPEG_FORMATS and decoded.scale != jpeg_scale(*decoded.original_size,
                                                                                   self._second.draft):
                     image = decode_image(data, self.limits, self._second.spec).image
                 second_x = self._second(image)
-            view_x, model_x = (first_x, second_x) if self._first is self.view_pre else (second_x, first_x)
-            if view_x is None:
-                view_x = model_x
+                view_x, model_x = (first_x, second_x) if self._first is self.view_pre else (second_x, first_x)
             t2 = time.perf_counter()
             future = ticket.submit((view_x, model_x))
         try:

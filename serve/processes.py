@@ -97,6 +97,7 @@ class Supervisor:
         self.restarts: list[float] = []
         self.stopping = False
         self.failure: str | None = None  # a child's start-up error
+        self.readers: dict[int, threading.Thread] = {}  # pid -> the thread reading that child's stdout
 
     def run(self) -> int:
         from export.bundle import load as load_bundle
@@ -127,7 +128,9 @@ class Supervisor:
         proc = subprocess.Popen(argv, env=env, pass_fds=(sock.fileno(),), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, text=True)
         self.children[slot] = proc
-        threading.Thread(target=self._read_child, args=(proc,), name=f"carscope-child-{proc.pid}", daemon=True).start()
+        reader = threading.Thread(target=self._read_child, args=(proc,), name=f"carscope-child-{proc.pid}", daemon=True)
+        self.readers[proc.pid] = reader
+        reader.start()
 
     def _read_child(self, proc: subprocess.Popen) -> None:
         """A child says on stdout why it could not start (STARTUP_ERROR); we report it once, as our own error,
@@ -150,9 +153,9 @@ class Supervisor:
                     continue
                 _mark_dead(proc.pid, metrics_dir)
                 if code == 2:  # a usage error at start-up (bad bundle, no GPU): the others fail alike
-                    proc.wait()
-                    time.sleep(0.2)  # its reader thread has the message by now
+                    self.readers[proc.pid].join(5)  # it ends at the child's EOF, holding its message
                     raise CarscopeError(self.failure or f"a serving process failed to start (exit {code})")
+                self.readers.pop(proc.pid, None)
                 now = time.monotonic()
                 self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_S] + [now]
                 if len(self.restarts) > MAX_RESTARTS:
