@@ -55,7 +55,8 @@ def add_arguments(p) -> None:
     p.add_argument("--threads", type=int, default=16, help="waitress threads of the server (default: %(default)s)")
     p.add_argument("--max-batch", type=int, default=16, help="serve --max-batch (default: %(default)s)")
     p.add_argument("--max-wait-ms", type=float, default=2.0, help="serve --max-wait-ms (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=1, help="serve --workers (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="serve --workers; 0 = serve's auto (default: %(default)s)")
     p.add_argument("--processes", type=int, default=1, help="serve --processes (default: %(default)s)")
     p.add_argument("--providers", default="cpu", choices=("auto", "cpu", "cuda"),
                    help="onnxruntime providers for serve and bare (default: %(default)s)")
@@ -420,7 +421,7 @@ class Bare:
         configs, engines = {}, {}
         for key, (spinning, workers) in variants.items():
             engine = Engine(self.bundle, providers=self.args.providers, variant=self.args.variant, max_batch=32,
-                            spinning=spinning, workers=workers)
+                            spinning=spinning, workers=workers, alone_sessions=False)
             engine.load(warmup=True)
             res: dict[str, Any] = {"providers": engine.providers, "variants": dict(engine.variants),
                                    "spinning": spinning, "workers": workers,
@@ -588,6 +589,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         for child in (server, ub):
             if isinstance(child, Child):
                 closed_loop(child.url, photos, 4, warm)  # warm-up: sessions, arenas, connections, page cache
+        result["server"]["resolved"] = _serving(server.url)
         chunks: dict[str, list] = {}
         bare_tp: list[tuple[int, float]] = []
         bare_b1: list[float] = []
@@ -724,11 +726,30 @@ def _targets(r: dict[str, Any], levels: list[int]) -> dict[str, Any]:
     return t
 
 
+def _serving(url: str) -> dict[str, Any]:
+    """What the server resolved its auto settings to (GET /api/v1/models, "serving")."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url.rstrip("/") + "/api/v1/models", timeout=30) as resp:
+        serving = json.load(resp).get("serving", {})
+    return {k: serving.get(k) for k in ("workers", "intra_op_threads", "alone_threads", "max_batch", "providers",
+                                        "variants")}
+
+
+def _workers_text(server: dict[str, Any]) -> str:
+    res = server.get("resolved") or {}
+    if not res.get("workers"):
+        return f"{server['workers']} worker(s)"
+    text = f"{res['workers']} worker(s) x {res['intra_op_threads']} onnxruntime thread(s)"
+    return text + (f", {res['alone_threads']} for a batch alone" if res.get("alone_threads") else "")
+
+
 def _markdown(r: dict[str, Any], levels: list[int], args) -> str:
     bare = r["bare"]
     lines = [f"## serve: {args.bundle} ({r['photos']}; {r['requests_per_level']} requests per level; "
              f"waitress {r['server']['threads']} threads, max batch {r['server']['max_batch']}, "
-             f"{r['server']['workers']} worker(s), {r['server'].get('processes', 1)} process(es), "
+             f"{_workers_text(r['server'])} per process, {r['server'].get('processes', 1)} process(es), "
              f"max wait {r['server']['max_wait_ms']} ms, {', '.join(bare['providers'])}, "
              f"variant {r['server']['variant']}: "
              + ", ".join(f"{k} {v}" for k, v in bare.get("variants", {}).items()) + ")", "",

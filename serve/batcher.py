@@ -6,7 +6,9 @@
 A worker thread runs the model. Request threads `submit()` an item and wait on a Future. The worker takes
 the oldest item and everything queued behind it (up to `max_batch`) and runs them as one batch. While a batch
 runs, new requests queue up, so under load batches fill by themselves. With `workers` > 1, that many batches
-run at once (on a CPU, parallelism across batches instead of inside each operator).
+run at once (on a CPU, parallelism across batches instead of inside each operator). With `tell_alone=True`
+the function is called as `fn(items, alone)`: `alone` is true when no other batch is running and nobody is
+queued or announced, so the batch may take every core (serve/engine.py keeps sessions for that).
 
 The wait is what usually makes a dynamic batcher cost latency at low load: a fixed `max_wait` is paid by every
 lonely request. Here the worker waits only for requests it knows are coming: a request thread `announce()`s
@@ -66,7 +68,8 @@ class BatcherStopped(RuntimeError):
 
 class Batcher:
     def __init__(self, fn: Callable[[list[Any]], Sequence[Any]], *, max_batch: int = 16, max_wait_ms: float = 2.0,
-                 on_batch: Callable[[int, float], None] | None = None, name: str = "batcher", workers: int = 1):
+                 on_batch: Callable[[int, float], None] | None = None, name: str = "batcher", workers: int = 1,
+                 tell_alone: bool = False):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if workers < 1:
@@ -79,6 +82,8 @@ class Batcher:
         self.on_batch = on_batch  # called (batch_size, run_seconds) after each batch, e.g. for metrics
         self.name = name
         self.workers = int(workers)  # >1: batches run concurrently (fn must be thread-safe, as ORT's run is)
+        self.tell_alone = tell_alone
+        self._running = 0  # batches being run now
         self._cv = threading.Condition()
         self._queue: deque[tuple[Any, Future, float]] = deque()
         self._announced = 0  # tickets open and not yet submitted
@@ -148,7 +153,8 @@ class Batcher:
             return len(self._queue)
 
     # -- worker -----------------------------------------------------------------------------------------
-    def _take(self) -> list[tuple[Any, Future, float]] | None:
+    def _take(self) -> tuple[list[tuple[Any, Future, float]], bool] | None:
+        """The next batch, and whether it runs alone; counts it as running (the caller calls _done)."""
         with self._cv:
             while not self._queue and not self._stopping:
                 self._cv.wait()
@@ -161,32 +167,46 @@ class Batcher:
                     break
                 self._cv.wait(remaining)
             n = min(len(self._queue), self.max_batch)
-            return [self._queue.popleft() for _ in range(n)]
+            batch = [self._queue.popleft() for _ in range(n)]
+            alone = self._running == 0 and not self._queue and self._announced == 0
+            self._running += 1
+            return batch, alone
+
+    def _done(self) -> None:
+        with self._cv:
+            self._running -= 1
 
     def _loop(self) -> None:
         while True:
-            batch = self._take()
-            if batch is None:
+            taken = self._take()
+            if taken is None:
                 return
-            # A Future cancelled by its waiter is skipped; set_running also makes its result un-cancellable.
-            batch = [b for b in batch if b[1].set_running_or_notify_cancel()]
-            if not batch:
-                continue
-            t0 = time.perf_counter()
             try:
-                outputs = self.fn([item for item, _, _ in batch])
-                if len(outputs) != len(batch):
-                    raise RuntimeError(f"batch function returned {len(outputs)} results for {len(batch)} items")
-            except BaseException as exc:  # noqa: B036 - every waiter must hear about the failure
-                log.exception("%s: batch of %d failed", self.name, len(batch))
-                for _, fut, _ in batch:
-                    fut.set_exception(exc)
-                continue
-            run_s = time.perf_counter() - t0
-            for (_, fut, t_in), out in zip(batch, outputs, strict=True):
-                fut.set_result((out, BatchInfo(len(batch), t0 - t_in, run_s)))
-            if self.on_batch is not None:
-                try:
-                    self.on_batch(len(batch), run_s)
-                except Exception:  # metrics must never take the worker down
-                    log.exception("%s: on_batch callback failed", self.name)
+                self._run(*taken)
+            finally:
+                self._done()
+
+    def _run(self, batch: list[tuple[Any, Future, float]], alone: bool) -> None:
+        # A Future cancelled by its waiter is skipped; set_running also makes its result un-cancellable.
+        batch = [b for b in batch if b[1].set_running_or_notify_cancel()]
+        if not batch:
+            return
+        t0 = time.perf_counter()
+        try:
+            items = [item for item, _, _ in batch]
+            outputs = self.fn(items, alone) if self.tell_alone else self.fn(items)
+            if len(outputs) != len(batch):
+                raise RuntimeError(f"batch function returned {len(outputs)} results for {len(batch)} items")
+        except BaseException as exc:  # noqa: B036 - every waiter must hear about the failure
+            log.exception("%s: batch of %d failed", self.name, len(batch))
+            for _, fut, _ in batch:
+                fut.set_exception(exc)
+            return
+        run_s = time.perf_counter() - t0
+        for (_, fut, t_in), out in zip(batch, outputs, strict=True):
+            fut.set_result((out, BatchInfo(len(batch), t0 - t_in, run_s)))
+        if self.on_batch is not None:
+            try:
+                self.on_batch(len(batch), run_s)
+            except Exception:  # metrics must never take the worker down
+                log.exception("%s: on_batch callback failed", self.name)

@@ -31,11 +31,11 @@ def add_parser(sub) -> None:
     p.add_argument("--min-confidence", type=float, default=0.5,
                    help="calibrated top-1 confidence under which the answer is 'not sure' (default: %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="upload size cap (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="batches run at once; on a busy CPU 2+ workers with 1 thread each can beat 1 worker with "
-                        "all the cores (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="batches run at once, each on its share of the onnxruntime threads; a batch that runs alone "
+                        "uses them all; 0 = one per thread on the CPU, one on CUDA (default: %(default)s)")
     p.add_argument("--ort-threads", type=int, default=0,
-                   help="onnxruntime intra-op threads per session; 0 = the cores shared out between the workers "
+                   help="onnxruntime intra-op threads of this process; 0 = its cores (under --processes, its share) "
                         "(default: %(default)s)")
     p.add_argument("--processes", type=int, default=1,
                    help="serving processes sharing the port, each with its own sessions: one Python process cannot "

@@ -22,8 +22,8 @@ class ServeConfig:
     top_k: int = 5
     max_upload_mb: float = 10.0  # a 12 MP phone JPEG is 3-6 MB
     max_pixels: int = 50_000_000  # decoded pixels; above this the header is enough to refuse (decompression bombs)
-    workers: int = 1  # batches run at once (batcher worker threads sharing the sessions)
-    intra_op_threads: int = 0  # onnxruntime threads per session; 0 = the cores shared out between the workers
+    workers: int = 0  # batches run at once (batcher worker threads sharing the sessions); 0 = auto (serve/engine.py)
+    intra_op_threads: int = 0  # onnxruntime threads of the process, shared out between the workers; 0 = its cores
     request_timeout_s: float = 30.0  # a request waits at most this long for its batch, then 503
     background_load: bool = False  # True: create_app returns at once and /readyz is 503 until sessions are warm
     warmup: bool = True
@@ -64,8 +64,8 @@ class ServeConfig:
             raise CarscopeError(f"--max-upload-mb must be in (0, 1024], not {self.max_upload_mb}")
         if self.max_pixels < 64:
             raise CarscopeError(f"max_pixels must be at least 64, not {self.max_pixels}")
-        if not 1 <= self.workers <= 64:
-            raise CarscopeError(f"--workers must be between 1 and 64, not {self.workers}")
+        if not 0 <= self.workers <= 64:
+            raise CarscopeError(f"--workers must be between 0 (auto) and 64, not {self.workers}")
         if self.intra_op_threads < 0:
             raise CarscopeError(f"--ort-threads must be >= 0, not {self.intra_op_threads}")
         if self.request_timeout_s <= 0:

@@ -6,6 +6,12 @@
 `providers`: "cpu", "cuda" (refuses to start without a usable GPU) or "auto" (CUDA when it works, else the
 CPU with one log line). onnxruntime-gpu lists CUDAExecutionProvider even on a machine without a GPU, so "works"
 is decided by creating the session and asking it which providers it actually got.
+
+On the CPU, `workers` batches run at once, each on its share of the process's onnxruntime threads: one
+single-threaded batch per core wasted the least CPU (int8 resnet50 + efficientnet_b1 on 2 cores: 54 img/s
+against 46 with one batch on both threads; the two were level in fp32). A batch that runs alone, with no other
+batch running and nobody queued or announced, instead takes a second set of sessions that use every thread, so a
+lone request is as fast as the whole CPU makes it (`Engine.sessions(alone=True)`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,27 @@ log = logging.getLogger("carscope.serve")
 
 PROVIDER_CHOICES = ("auto", "cpu", "cuda")
 VARIANTS = ("auto", "fp32", "int8", "fp16")
+MAX_AUTO_WORKERS = 16  # = the default waitress thread count: more batches at once than requests in flight is waste
+
+
+def cpu_count() -> int:
+    """The cores this process may run on (its affinity mask: taskset, cgroup cpusets), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def plan_threads(workers: int, threads: int, on_cuda: bool = False) -> tuple[int, int, int]:
+    """(workers, threads per worker's sessions, threads of the alone sessions or 0 for none) from the options:
+    `threads` is the onnxruntime threads the process may use (0: its cores), `workers` the batches run at once
+    (0: one per thread on the CPU, one on CUDA, where the GPU does the work)."""
+    budget = int(threads) or cpu_count()
+    if not workers:
+        workers = 1 if on_cuda else max(1, min(budget, MAX_AUTO_WORKERS))
+    per_worker = max(1, budget // workers)
+    alone = budget if workers > 1 and budget > per_worker and not on_cuda else 0
+    return workers, per_worker, alone
 
 
 def auto_variant(entry, on_cuda: bool) -> str:
@@ -50,7 +77,6 @@ def _session_options(intra_op_threads: int, spinning: bool = False):
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # One batch at a time runs (the batcher's worker), so all cores go to intra-op parallelism.
     # The memory pattern is planned and cached per input shape; with a dynamic batch every new batch size adds
     # one, and RSS kept growing (+16% over 120 random-size batches of resnet18; +2% and flat without it).
     so.enable_mem_pattern = False
@@ -126,7 +152,7 @@ class Engine:
     """The view and model sessions. `infer(view_batch, model_batch)` -> (view_logits, model_logits)."""
 
     def __init__(self, bundle, *, providers: str = "auto", variant: str = "fp32", intra_op_threads: int = 0,
-                 max_batch: int = 16, spinning: bool = False, workers: int = 1):
+                 max_batch: int = 16, spinning: bool = False, workers: int = 0, alone_sessions: bool = True):
         if variant not in VARIANTS:
             raise CarscopeError(f"--variant must be one of {', '.join(VARIANTS)}, not '{variant}'")
         model_entry = bundle.models["model"]
@@ -135,15 +161,16 @@ class Engine:
         self.bundle = bundle
         self.providers_choice = providers
         self.variant = variant
-        if not intra_op_threads and workers > 1:
-            # Batches run `workers` at a time: give each its share of the cores rather than all of them each.
-            intra_op_threads = max(1, (os.cpu_count() or 1) // workers)
-        self.intra_op_threads = intra_op_threads
-        self.workers = workers
+        self.requested_threads = int(intra_op_threads)  # the process's onnxruntime threads; 0 = its cores
+        self.requested_workers = int(workers)  # batches at once; 0 = auto (plan_threads)
+        # Resolved by load(), once the device is known; until then the CPU plan.
+        self.workers, self.intra_op_threads, self.alone_threads = plan_threads(workers, intra_op_threads)
+        self.want_alone = alone_sessions  # False: no all-threads sessions (a benchmark's fixed configuration)
         self.spinning = spinning
         self.requested_max_batch = max_batch
         self.max_batch = max_batch
-        self.models: dict[str, _Model] = {}
+        self.models: dict[str, _Model] = {}  # the sessions every worker shares (intra_op_threads each)
+        self.alone_models: dict[str, _Model] = {}  # all the threads, for a batch that runs alone; {} when none
         self.variants: dict[str, str] = {}  # the export each model runs (what "auto" resolved to)
         self.load_seconds: float | None = None
 
@@ -155,26 +182,35 @@ class Engine:
         t0 = time.perf_counter()
         state: dict[str, Any] = {}
 
-        def session_for(entry, variant):
-            return create_session(entry.path(variant), self.providers_choice, self.intra_op_threads, state,
-                                  spinning=self.spinning)
+        def session_for(entry, variant, threads):
+            return create_session(entry.path(variant), self.providers_choice, threads, state, spinning=self.spinning)
 
         for key in ("view", "model"):
             entry = self.bundle.models[key]
             if self.variant != "auto":
                 variant = self.variant if self.variant in entry.variants() else "fp32"  # view may have no variants
-                session = session_for(entry, variant)
+                session = session_for(entry, variant, self.intra_op_threads)
             else:
                 device = "cpu" if self.providers_choice == "cpu" else state.get("device")
                 session = None
                 if device is None:  # the first session tells whether CUDA works: open fp32, then switch if faster
-                    session = session_for(entry, "fp32")
+                    session = session_for(entry, "fp32", self.intra_op_threads)
                     device = state["device"]
                 variant = auto_variant(entry, device == "cuda")
                 if session is None or variant != "fp32":
-                    session = session_for(entry, variant)
+                    session = session_for(entry, variant, self.intra_op_threads)
             self.variants[key] = variant
             self.models[key] = _Model(key, session, entry.temperature, entry.labels)
+        if state.get("device") == "cuda":
+            self.workers, self.intra_op_threads, self.alone_threads = plan_threads(
+                self.requested_workers, self.requested_threads, on_cuda=True)
+        if not self.want_alone:
+            self.alone_threads = 0
+        if self.alone_threads:
+            for key in self.models:
+                entry = self.bundle.models[key]
+                session = session_for(entry, self.variants[key], self.alone_threads)
+                self.alone_models[key] = _Model(key, session, entry.temperature, entry.labels)
         fixed = [m.fixed_batch for m in self.models.values() if m.fixed_batch]
         if fixed and min(fixed) < self.max_batch:
             self.max_batch = min(fixed)
@@ -182,6 +218,11 @@ class Engine:
         if warmup:
             self.warm_up()
         self.load_seconds = time.perf_counter() - t0
+
+    def sessions(self, alone: bool = False) -> dict[str, _Model]:
+        """The view and model sessions a batch runs on: every thread when it runs alone (and there is such a
+        set), else the worker's share."""
+        return self.alone_models if alone and self.alone_models else self.models
 
     def input_shape(self, key: str) -> tuple[int, int, int]:
         spec = self.bundle.models[key].input_spec
@@ -193,11 +234,16 @@ class Engine:
         """First runs allocate memory arenas and pick kernels; do them now, not on a user's request. A few batch
         sizes up to max_batch, so the arena has grown to the largest batch before traffic arrives."""
         for n in sorted({1, 2, 4, 8, self.max_batch} & set(range(1, self.max_batch + 1))):
-            self.infer(np.zeros((n, *self.input_shape("view")), np.float32),
-                       np.zeros((n, *self.input_shape("model")), np.float32))
+            xv = np.zeros((n, *self.input_shape("view")), np.float32)
+            xm = np.zeros((n, *self.input_shape("model")), np.float32)
+            self.infer(xv, xm)
+            if self.alone_models:
+                self.infer(xv, xm, alone=True)
 
-    def infer(self, view_batch: np.ndarray, model_batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.models["view"].run(view_batch), self.models["model"].run(model_batch)
+    def infer(self, view_batch: np.ndarray, model_batch: np.ndarray, alone: bool = False
+              ) -> tuple[np.ndarray, np.ndarray]:
+        models = self.sessions(alone)
+        return models["view"].run(view_batch), models["model"].run(model_batch)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -207,6 +253,7 @@ class Engine:
             "max_batch": self.max_batch,
             "workers": self.workers,
             "intra_op_threads": self.intra_op_threads,
+            "alone_threads": self.alone_threads or None,
             "load_seconds": self.load_seconds,
         }
 

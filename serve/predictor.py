@@ -124,16 +124,19 @@ class Predictor:
         self.engine.load(warmup=self.config.warmup)
         self.batcher = Batcher(self._run_batch, max_batch=self.engine.max_batch, max_wait_ms=self.config.max_wait_ms,
                                on_batch=lambda n, s: self.metrics.batch_size.observe(n), name="carscope-batcher",
-                               workers=self.config.workers)
+                               workers=self.engine.workers, tell_alone=bool(self.engine.alone_models))
         self.batcher.start()
         if self._closed:  # closed while loading
             self.batcher.stop()
             return
         self.ready.set()
         self.metrics.ready.set(1)
-        variants = ", ".join(f"{k} {v}" for k, v in self.engine.variants.items())
-        log.info("models ready on %s (%s, max batch %d) in %.1f s", ", ".join(self.engine.providers), variants,
-                 self.engine.max_batch, self.engine.load_seconds or 0.0)
+        e = self.engine
+        variants = ", ".join(f"{k} {v}" for k, v in e.variants.items())
+        threads = f"{e.workers} worker(s) x {e.intra_op_threads} thread(s)" + (
+            f", {e.alone_threads} for a batch alone" if e.alone_threads else "")
+        log.info("models ready on %s (%s, max batch %d, %s) in %.1f s", ", ".join(e.providers), variants,
+                 e.max_batch, threads, e.load_seconds or 0.0)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """True once ready; raises CarscopeError if loading failed."""
@@ -156,13 +159,15 @@ class Predictor:
             self.batcher.stop()
 
     # -- the batched forward pass (batcher worker thread) -------------------------------------------------
-    def _run_batch(self, items: list[tuple[np.ndarray, np.ndarray | None]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _run_batch(self, items: list[tuple[np.ndarray, np.ndarray | None]], alone: bool = False
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
         view_x = np.stack([v for v, _ in items])
         model_x = view_x if self.shared_input else np.stack([m for _, m in items])
+        models = self.engine.sessions(alone)
         t0 = time.perf_counter()
-        view_logits = self.engine.models["view"].run(view_x)
+        view_logits = models["view"].run(view_x)
         t1 = time.perf_counter()
-        model_logits = self.engine.models["model"].run(model_x)
+        model_logits = models["model"].run(model_x)
         t2 = time.perf_counter()
         self.metrics.inference.labels("view").observe(t1 - t0)
         self.metrics.inference.labels("model").observe(t2 - t1)

@@ -32,6 +32,7 @@ import threading
 import time
 
 from carscope.errors import CarscopeError
+from serve.engine import cpu_count
 
 log = logging.getLogger("carscope.serve")
 
@@ -41,13 +42,6 @@ STOP_GRACE_S = 10.0
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's multiprocess mode
 STARTUP_ERROR = "startup-error: "  # a child's stdout line: why it could not start
 SUPERVISOR_ENV = "CARSCOPE_SERVE_SUPERVISOR"  # the supervisor's pid, for its children
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def listen_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:

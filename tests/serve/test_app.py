@@ -432,3 +432,44 @@ def test_auto_variant_picks_the_fastest_validated_export(variants, on_cuda, want
     from serve.engine import auto_variant
 
     assert auto_variant(SimpleNamespace(meta={"variants": variants}), on_cuda) == want
+
+
+@pytest.mark.parametrize("workers,threads,on_cuda,want", [
+    (0, 2, False, (2, 1, 2)),  # auto on 2 cores: two single-threaded workers, both threads for a lone batch
+    (0, 1, False, (1, 1, 0)),  # one thread (a --processes child's share): one worker, nothing to widen
+    (1, 4, False, (1, 4, 0)),
+    (2, 8, False, (2, 4, 8)),
+    (3, 8, False, (3, 2, 8)),
+    (4, 2, False, (4, 1, 2)),  # more workers than threads: one each, and still the whole budget alone
+    (0, 8, True, (1, 8, 0)),  # CUDA: one worker; the GPU does the work
+    (0, 64, False, (16, 4, 64)),  # auto is capped at the default waitress thread count
+])
+def test_thread_plan(workers, threads, on_cuda, want):
+    from serve.engine import plan_threads
+
+    assert plan_threads(workers, threads, on_cuda) == want
+
+
+def test_a_lone_batch_uses_every_thread_and_answers_the_same(bundle_dir):
+    """With two workers of one thread each, a lone request runs on the two-thread sessions: same logits."""
+    import numpy as np
+
+    from serve.app import create_app
+
+    app = create_app(bundle_dir, {"providers": "cpu", "workers": 2, "intra_op_threads": 2, "max_wait_ms": 1})
+    try:
+        predictor = app.extensions["carscope"]
+        engine = predictor.engine
+        assert (engine.workers, engine.intra_op_threads, engine.alone_threads) == (2, 1, 2)
+        assert set(engine.alone_models) == {"view", "model"} and predictor.batcher.tell_alone
+        assert engine.alone_models["model"].session is not engine.models["model"].session
+        xv = np.random.default_rng(0).random((3, *engine.input_shape("view")), dtype=np.float32)
+        xm = np.random.default_rng(1).random((3, *engine.input_shape("model")), dtype=np.float32)
+        for shared, alone in zip(engine.infer(xv, xm), engine.infer(xv, xm, alone=True), strict=True):
+            np.testing.assert_allclose(shared, alone, rtol=1e-5, atol=1e-5)
+        serving = app.test_client().get("/api/v1/models").get_json()["serving"]
+        assert (serving["workers"], serving["intra_op_threads"], serving["alone_threads"]) == (2, 1, 2)
+        for colour in sorted(EXPECTED):
+            assert upload(app.test_client(), photo(colour)).get_json()["model"]["prediction"]["label"] == EXPECTED[colour]
+    finally:
+        app.extensions["carscope"].close()

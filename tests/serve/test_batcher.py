@@ -160,3 +160,34 @@ def test_several_workers_run_batches_at_once():
     assert not b.running
     with pytest.raises(ValueError):
         Batcher(lambda x: x, workers=0)
+
+
+def test_a_batch_is_told_whether_it_runs_alone():
+    """alone: no other batch running, nobody queued or announced; the engine then gives it every thread."""
+    seen: list[tuple[list[int], bool]] = []
+    release = threading.Event()
+
+    def fn(items, alone):
+        seen.append((list(items), alone))
+        if items == [1]:
+            release.wait(5)  # keep the first worker busy while the second batch starts
+        return items
+
+    b = Batcher(fn, max_batch=1, max_wait_ms=0, workers=2, tell_alone=True).start()
+    try:
+        assert b.submit(0).result(timeout=5)[0] == 0  # a lone request
+        first = b.submit(1)
+        deadline = time.monotonic() + 5
+        while not seen[1:] and time.monotonic() < deadline:
+            time.sleep(0.005)
+        second = b.submit(2)  # runs beside the busy first batch
+        assert second.result(timeout=5)[0] == 2
+        release.set()
+        assert first.result(timeout=5)[0] == 1
+        with b.announce():  # someone is decoding: the batch will have company, so it takes its share only
+            assert b.submit(3).result(timeout=5)[0] == 3
+    finally:
+        release.set()
+        b.stop()
+    assert seen == [([0], True), ([1], True), ([2], False), ([3], False)]
+
