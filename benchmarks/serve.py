@@ -408,14 +408,15 @@ class Bare:
         return batch * len(flat), wall, flat, _cpu_seconds() - c0
 
     def sweep(self, max_seconds: float = 3.0) -> dict[str, Any]:
-        """img/s at batch 1..32 and batch-1 latency, for serve's session options (one worker with every core),
-        with onnxruntime's thread spinning on, and with one single-threaded worker per core; the fastest
-        configuration is the ceiling, and is what the interleaved chunks run."""
+        """img/s at batch 1..32 and batch-1 latency, for one worker with every core (serve's sessions for a batch
+        that runs alone), the same with onnxruntime's thread spinning on, and one single-threaded worker per core
+        (serve's --workers auto under load); the fastest configuration is the ceiling, and is what the interleaved
+        chunks run."""
         from benchmarks.common import percentiles
         from serve.engine import Engine
 
         cores = os.cpu_count() or 1
-        variants = {"serve_options": (False, 1), "spinning": (True, 1)}
+        variants = {"1_worker": (False, 1), "1_worker_spinning": (True, 1)}
         if cores > 1:
             variants[f"{cores}_workers"] = (False, cores)
         configs, engines = {}, {}
