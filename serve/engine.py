@@ -114,7 +114,9 @@ def create_session(path: os.PathLike | str, providers: str = "auto", intra_op_th
         if providers == "cuda":
             raise CarscopeError(f"--providers cuda: {reason}; use --providers auto or cpu")
         state["cuda_failed"] = True
-        log.warning("CUDA is not usable (%s); running on the CPU", reason)
+        # Under --processes every child finds the same; one says it (serve/processes.py SLOT_ENV), the rest at debug.
+        level = logging.WARNING if os.environ.get("CARSCOPE_SERVE_SLOT", "0") == "0" else logging.DEBUG
+        log.log(level, "CUDA is not usable (%s); running on the CPU", reason)
     state["device"] = "cpu"
     try:
         return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])

@@ -473,3 +473,23 @@ def test_a_lone_batch_uses_every_thread_and_answers_the_same(bundle_dir):
             assert upload(app.test_client(), photo(colour)).get_json()["model"]["prediction"]["label"] == EXPECTED[colour]
     finally:
         app.extensions["carscope"].close()
+
+
+@pytest.mark.parametrize("slot,level", [(None, "WARNING"), ("0", "WARNING"), ("1", "DEBUG")])
+def test_cuda_fallback_is_said_once_per_server(bundle_dir, monkeypatch, caplog, slot, level):
+    """Under --processes N every child falls back alike; only slot 0 (or a lone server) warns."""
+    import logging
+
+    from serve.engine import create_session
+
+    if slot is None:
+        monkeypatch.delenv("CARSCOPE_SERVE_SLOT", raising=False)
+    else:
+        monkeypatch.setenv("CARSCOPE_SERVE_SLOT", slot)
+    state: dict = {}
+    with caplog.at_level(logging.DEBUG, logger="carscope.serve"):
+        create_session(bundle_dir / "model.onnx", "auto", 1, state)
+    if state["device"] == "cuda":
+        pytest.skip("CUDA works here: nothing falls back")
+    said = [r for r in caplog.records if "CUDA is not usable" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == level
