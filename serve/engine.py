@@ -29,6 +29,7 @@ log = logging.getLogger("carscope.serve")
 
 PROVIDER_CHOICES = ("auto", "cpu", "cuda")
 VARIANTS = ("auto", "fp32", "int8", "fp16")
+SLOT_ENV = "CARSCOPE_SERVE_SLOT"  # a --processes child's slot, 0..N-1 (serve/processes.py)
 MAX_AUTO_WORKERS = 16  # = the default waitress thread count: more batches at once than requests in flight is waste
 
 
@@ -114,8 +115,8 @@ def create_session(path: os.PathLike | str, providers: str = "auto", intra_op_th
         if providers == "cuda":
             raise CarscopeError(f"--providers cuda: {reason}; use --providers auto or cpu")
         state["cuda_failed"] = True
-        # Under --processes every child finds the same; one says it (serve/processes.py SLOT_ENV), the rest at debug.
-        level = logging.WARNING if os.environ.get("CARSCOPE_SERVE_SLOT", "0") == "0" else logging.DEBUG
+        # Under --processes every child finds the same: slot 0 says it, the others at debug.
+        level = logging.WARNING if os.environ.get(SLOT_ENV, "0") == "0" else logging.DEBUG
         log.log(level, "CUDA is not usable (%s); running on the CPU", reason)
     state["device"] = "cpu"
     try:

@@ -32,7 +32,7 @@ import threading
 import time
 
 from carscope.errors import CarscopeError
-from serve.engine import cpu_count
+from serve.engine import SLOT_ENV, cpu_count
 
 log = logging.getLogger("carscope.serve")
 
@@ -42,7 +42,6 @@ STOP_GRACE_S = 10.0
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's multiprocess mode
 STARTUP_ERROR = "startup-error: "  # a child's stdout line: why it could not start
 SUPERVISOR_ENV = "CARSCOPE_SERVE_SUPERVISOR"  # the supervisor's pid, for its children
-SLOT_ENV = "CARSCOPE_SERVE_SLOT"  # a child's slot, 0..N-1: only slot 0 repeats machine-wide warnings (engine.py)
 
 
 def listen_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
@@ -120,8 +119,8 @@ class Supervisor:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
     def _start(self, slot: int, argv: list[str], env: dict, sock: socket.socket) -> None:
-        proc = subprocess.Popen(argv, env={**env, SLOT_ENV: str(slot)}, pass_fds=(sock.fileno(),), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(argv, env={**env, SLOT_ENV: str(slot)}, pass_fds=(sock.fileno(),),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
         self.children[slot] = proc
         reader = threading.Thread(target=self._read_child, args=(proc,), name=f"carscope-child-{proc.pid}", daemon=True)
         self.readers[proc.pid] = reader
