@@ -240,8 +240,8 @@ class Engine:
             xv = np.zeros((n, *self.input_shape("view")), np.float32)
             xm = np.zeros((n, *self.input_shape("model")), np.float32)
             self.infer(xv, xm)
-            if self.alone_models:
-                self.infer(xv, xm, alone=True)
+            if self.alone_models and n == 1:  # lone batches are nearly always of one: growing their arenas to
+                self.infer(xv, xm, alone=True)  # max_batch would hold memory they seldom use
 
     def infer(self, view_batch: np.ndarray, model_batch: np.ndarray, alone: bool = False
               ) -> tuple[np.ndarray, np.ndarray]:
