@@ -469,8 +469,12 @@ def test_a_lone_batch_uses_every_thread_and_answers_the_same(bundle_dir):
             np.testing.assert_allclose(shared, alone, rtol=1e-5, atol=1e-5)
         serving = app.test_client().get("/api/v1/models").get_json()["serving"]
         assert (serving["workers"], serving["intra_op_threads"], serving["alone_threads"]) == (2, 1, 2)
+        asked = []
+        real_sessions = engine.sessions
+        engine.sessions = lambda alone=False: asked.append(alone) or real_sessions(alone)
         for colour in sorted(EXPECTED):
             assert upload(app.test_client(), photo(colour)).get_json()["model"]["prediction"]["label"] == EXPECTED[colour]
+        assert asked == [True] * len(EXPECTED)  # one request at a time: every batch ran alone, on every thread
     finally:
         app.extensions["carscope"].close()
 
@@ -480,12 +484,12 @@ def test_cuda_fallback_is_said_once_per_server(bundle_dir, monkeypatch, caplog, 
     """Under --processes N every child falls back alike; only slot 0 (or a lone server) warns."""
     import logging
 
-    from serve.engine import create_session
+    from serve.engine import SLOT_ENV, create_session
 
     if slot is None:
-        monkeypatch.delenv("CARSCOPE_SERVE_SLOT", raising=False)
+        monkeypatch.delenv(SLOT_ENV, raising=False)
     else:
-        monkeypatch.setenv("CARSCOPE_SERVE_SLOT", slot)
+        monkeypatch.setenv(SLOT_ENV, slot)
     state: dict = {}
     with caplog.at_level(logging.DEBUG, logger="carscope.serve"):
         create_session(bundle_dir / "model.onnx", "auto", 1, state)

@@ -190,4 +190,3 @@ def test_a_batch_is_told_whether_it_runs_alone():
         release.set()
         b.stop()
     assert seen == [([0], True), ([1], True), ([2], False), ([3], False)]
-
