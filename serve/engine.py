@@ -166,8 +166,10 @@ class Engine:
         self.variant = variant
         self.requested_threads = int(intra_op_threads)  # the process's onnxruntime threads; 0 = its cores
         self.requested_workers = int(workers)  # batches at once; 0 = auto (plan_threads)
-        # Resolved by load(), once the device is known; until then the CPU plan.
-        self.workers, self.intra_op_threads, self.alone_threads = plan_threads(workers, intra_op_threads)
+        # --providers cuda: the CUDA plan now. auto: the CPU plan, redone by load() if CUDA turns out to work (the
+        # CUDA sessions then keep the CPU plan's thread count, which only ops that fall back to the CPU use).
+        self.workers, self.intra_op_threads, self.alone_threads = plan_threads(workers, intra_op_threads,
+                                                                               on_cuda=providers == "cuda")
         self.want_alone = alone_sessions  # False: no all-threads sessions (a benchmark's fixed configuration)
         self.spinning = spinning
         self.requested_max_batch = max_batch
