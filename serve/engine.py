@@ -8,8 +8,8 @@ CPU with one log line). onnxruntime-gpu lists CUDAExecutionProvider even on a ma
 is decided by creating the session and asking it which providers it actually got.
 
 On the CPU, `workers` batches run at once, each on its share of the process's onnxruntime threads: one
-single-threaded batch per core wasted the least CPU (int8 resnet50 + efficientnet_b1 on 2 cores: 54 img/s
-against 46 with one batch on both threads; the two were level in fp32). A batch that runs alone, with no other
+single-threaded batch per core wasted the least CPU (`carscope bench serve`'s bare sweep, int8 resnet50 +
+efficientnet_b1 on 2 cores: 56.8 img/s against 49.7 with one batch on both threads; level in fp32, 20.5 and 20.2). A batch that runs alone, with no other
 batch running and nobody queued or announced, instead takes a second set of sessions that use every thread, so a
 lone request is as fast as the whole CPU makes it (`Engine.sessions(alone=True)`).
 """
@@ -166,11 +166,10 @@ class Engine:
         self.variant = variant
         self.requested_threads = int(intra_op_threads)  # the process's onnxruntime threads; 0 = its cores
         self.requested_workers = int(workers)  # batches at once; 0 = auto (plan_threads)
+        self.want_alone = alone_sessions  # False: no all-threads sessions (a benchmark's fixed configuration)
         # --providers cuda: the CUDA plan now. auto: the CPU plan, redone by load() if CUDA turns out to work (the
         # CUDA sessions then keep the CPU plan's thread count, which only ops that fall back to the CPU use).
-        self.workers, self.intra_op_threads, self.alone_threads = plan_threads(workers, intra_op_threads,
-                                                                               on_cuda=providers == "cuda")
-        self.want_alone = alone_sessions  # False: no all-threads sessions (a benchmark's fixed configuration)
+        self._plan(on_cuda=providers == "cuda")
         self.spinning = spinning
         self.requested_max_batch = max_batch
         self.max_batch = max_batch
@@ -178,6 +177,11 @@ class Engine:
         self.alone_models: dict[str, _Model] = {}  # all the threads, for a batch that runs alone; {} when none
         self.variants: dict[str, str] = {}  # the export each model runs (what "auto" resolved to)
         self.load_seconds: float | None = None
+
+    def _plan(self, on_cuda: bool) -> None:
+        self.workers, self.intra_op_threads, alone = plan_threads(self.requested_workers, self.requested_threads,
+                                                                  on_cuda)
+        self.alone_threads = alone if self.want_alone else 0
 
     @property
     def providers(self) -> list[str]:
@@ -207,10 +211,7 @@ class Engine:
             self.variants[key] = variant
             self.models[key] = _Model(key, session, entry.temperature, entry.labels)
         if state.get("device") == "cuda":
-            self.workers, self.intra_op_threads, self.alone_threads = plan_threads(
-                self.requested_workers, self.requested_threads, on_cuda=True)
-        if not self.want_alone:
-            self.alone_threads = 0
+            self._plan(on_cuda=True)
         if self.alone_threads:
             for key in self.models:
                 entry = self.bundle.models[key]
