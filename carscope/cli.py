@@ -21,6 +21,7 @@ from carscope.errors import CarscopeError
 COMMANDS = {
     "showroom": "showroom.cli",
     "crawl": "crawler.cli",
+    "dataset": "crawler.dataset_cli",
     "train": "train.cli",
     "export": "export.cli",
     "serve": "serve.cli",

@@ -48,6 +48,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 SITES_DIR = Path(__file__).resolve().parent / "sites"
+MODEL_YEAR_GROUPS = {"year", "make", "model"}
 VIEW_NAMES = {"exterior": "exterior", "interior": "interior", "ext": "exterior", "int": "interior",
               "outside": "exterior", "inside": "interior", "cabin": "interior"}
 
@@ -103,6 +104,23 @@ class Adapter:
             if groups is not None:
                 return pt, groups
         return None
+
+    def model_year_types(self) -> list[str]:
+        """Page types whose URL names a model-year: their pattern has `year`, `make` and `model` groups."""
+        return [name for name, pt in self.page_types.items() if MODEL_YEAR_GROUPS <= set(pt.match.groupindex)]
+
+    def model_year_of(self, page_type: str, path: str) -> str | None:
+        """The model id a URL of this page type names (e.g. 2023_acme_roadster), or None when it names none."""
+        from crawler.dataset import make_model_id
+
+        pt = self.page_types.get(page_type)
+        groups = pt.groups(path) if pt is not None else None
+        if not groups or not MODEL_YEAR_GROUPS <= groups.keys():
+            return None
+        try:
+            return make_model_id(groups["year"], groups["make"], groups["model"])
+        except ValueError:  # a `year` group that is not a number: the pattern is looser than it says
+            return None
 
     def hook_fn(self, name: str):
         return getattr(self.hook, name, None) if self.hook is not None else None

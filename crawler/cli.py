@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from carscope.errors import CarscopeError
+
 
 def _int_at_least(minimum: int):
     """argparse type: a whole number >= minimum, with a one-line reason otherwise."""
@@ -42,6 +44,15 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _shard(text: str) -> tuple[int, int]:
+    from crawler.shard import parse_shard
+
+    try:
+        return parse_shard(text)
+    except CarscopeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("crawl", help="crawl a catalog site into a dataset", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,6 +71,10 @@ def add_parser(sub) -> None:
                    help="seconds between requests to one host; robots.txt Crawl-delay can raise it (default: %(default)s)")
     p.add_argument("--max-pages", type=_count, default=None, help="stop after this many pages")
     p.add_argument("--max-images", type=_count, default=None, help="stop after this many stored images")
+    p.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                   help="fetch only the model-years of shard K of N (every shard reads the listing pages); "
+                        "crawl each shard into its own DATASET, then `carscope dataset merge` them. Each shard is "
+                        "polite on its own: divide --per-host by N")
     p.add_argument("--browser", choices=["auto", "always", "never"], default="auto",
                    help="Chromium for JavaScript pages: auto = the page types the adapter marks, never = plain HTTP "
                         "only (the showroom adapter then reads each gallery's JSON through its hook) "
@@ -75,7 +90,7 @@ def run(args) -> int:
     config = CrawlConfig(start_url=args.start_url, out=args.out, site=args.site, resume=args.resume,
                          overwrite=args.overwrite, keep_original=args.keep_original, concurrency=args.concurrency,
                          per_host=args.per_host, delay=args.delay, max_pages=args.max_pages,
-                         max_images=args.max_images, browser=args.browser,
+                         max_images=args.max_images, browser=args.browser, shard=args.shard,
                          progress=False if args.quiet else None, log=not args.quiet)
     if args.user_agent:
         config.user_agent = args.user_agent
@@ -87,7 +102,8 @@ def run(args) -> int:
 def summary(stats: dict, out) -> str:
     pages, images = stats["pages"], stats["images"]
     rates = stats.get("rates", {})
-    line = (f"crawl {stats['status']}: {pages['done']} pages, {stats['specs']} model-years with specs, "
+    shard = f" (shard {stats['shard']})" if stats.get("shard") else ""
+    line = (f"crawl {stats['status']}{shard}: {pages['done']} pages, {stats['specs']} model-years with specs, "
             f"{images['stored']} images stored ({images['duplicates']} duplicates skipped), "
             f"{stats['failures']} failures, {stats['retries']} retries in {stats['durations']['this_run_s']:.1f} s "
             f"({rates.get('pages_per_s') or 0:.1f} pages/s, {rates.get('images_per_s') or 0:.1f} images/s) -> {out}")

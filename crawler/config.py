@@ -51,6 +51,7 @@ class CrawlConfig:
     max_pages: int | None = None
     max_images: int | None = None
     max_depth: int = 25  # links from the start page; a second guard against traps beyond robots.txt
+    shard: tuple[int, int] | None = None  # (K, N): fetch only shard K of N's model-years (crawler/shard.py)
 
     # browser
     browser: str = "auto"  # auto: only page types whose adapter says they need one
@@ -110,6 +111,10 @@ class CrawlConfig:
             raise CarscopeError(f"max aspect ratio must be >= 1 (got {self.max_aspect})")
         if self.max_redirects < 0 or self.max_depth < 0:
             raise CarscopeError("max redirects and max depth must be >= 0")
+        if self.shard is not None:
+            k, n = self.shard
+            if int(n) < 1 or not 1 <= int(k) <= int(n):
+                raise CarscopeError(f"--shard {k}/{n}: K must be between 1 and N (shards count from 1)")
         if not str(self.user_agent).strip() or "\n" in str(self.user_agent):
             raise CarscopeError("the User-Agent must be one non-empty line")
         return self
@@ -120,9 +125,12 @@ class CrawlConfig:
 
     def fingerprint(self) -> dict:
         """The settings recorded in crawl.sqlite (what a resumed crawl is compared with)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name in ("start_url", "site", "keep_original", "max_side", "jpeg_quality", "min_side",
-                              "max_aspect")}
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name in ("start_url", "site", "keep_original", "max_side", "jpeg_quality", "min_side",
+                             "max_aspect")}
+        if self.shard is not None:  # only when set: a crawl recorded before --shard existed compares equal
+            out["shard"] = list(self.shard)
+        return out
 
 
 def _flag(name: str) -> str:

@@ -28,6 +28,7 @@ from crawler import dataset as ds
 from crawler.adapter import Adapter, load_adapter
 from crawler.config import CrawlConfig
 from crawler.frontier import IMAGE, PAGE, Frontier, Item
+from crawler.shard import shard_of, shard_text
 from crawler.urls import canonicalize, host_of, origin_of, path_and_query
 
 ARTIFACTS = (ds.SPECS_FILE, ds.SPECS_RAW_FILE, ds.IMAGES_FILE, ds.FAILURES_FILE, ds.STATS_FILE, ds.FRONTIER_FILE,
@@ -44,6 +45,9 @@ def crawl(config: CrawlConfig) -> dict:
     if adapter.classify(path_and_query(start)) is None:
         raise CarscopeError(f"start URL {start} matches no page type of the '{adapter.name}' adapter "
                             f"({adapter.path}); is it the right --site?")
+    if config.shard is not None and not adapter.model_year_types():
+        raise CarscopeError(f"--shard needs an adapter whose model-year pages name (?P<year>...), (?P<make>...) "
+                            f"and (?P<model>...) in their match pattern; {adapter.path} has none")
     root, created = prepare_output(config)
     fresh = not (root / ds.FRONTIER_FILE).exists()
     frontier = Frontier(root / ds.FRONTIER_FILE)
@@ -155,6 +159,12 @@ class Crawler:
         if previous.get("site") != self.config.site and Path(str(previous.get("site"))).name != Path(
                 str(self.config.site)).name:
             raise CarscopeError(f"{self.root} was crawled with --site {previous.get('site')}, not {self.config.site}")
+        before, now = previous.get("shard"), self.config.fingerprint().get("shard")
+        if before != now:
+            was = f"as shard {before[0]}/{before[1]}" if before else "without --shard"
+            resume = f"--shard {before[0]}/{before[1]}" if before else "no --shard"
+            raise CarscopeError(f"{self.root} was crawled {was}; resume it with {resume} "
+                                f"(a shard's share cannot change mid-crawl)")
         if bool(previous.get("keep_original")) != bool(self.config.keep_original):
             raise CarscopeError(f"{self.root} was crawled {'with' if previous.get('keep_original') else 'without'} "
                                 f"--keep-original; resume it the same way")
@@ -221,6 +231,9 @@ class Crawler:
         t0 = time.time()
         self.loop = asyncio.get_running_loop()
         self._check_resume()
+        if self.config.shard is not None:
+            self._note(f"shard {shard_text(self.config.shard)}: fetching the model-years this shard owns, and the "
+                       f"listing pages every shard reads")
         self.base_counters = self.frontier.get_meta("counters", {}) or {}
         self.prev_elapsed = float(self.frontier.get_meta("elapsed_s", 0.0) or 0.0)
         allowed = {host_of(self.start_url), *self.adapter.allowed_hosts, *(h.lower() for h in self.config.allowed_hosts)}
@@ -486,6 +499,9 @@ class Crawler:
 
     async def _enqueue_links(self, item: Item, links: list[tuple[str, str]]) -> None:
         for url, page_type in links:
+            if self.config.shard is not None and not self._in_shard(url, page_type):
+                self._count("skipped_other_shard")
+                continue
             if not await self._allowed(url, PAGE):
                 continue
             if item.depth + 1 > self.config.max_depth:
@@ -493,6 +509,12 @@ class Crawler:
                 continue
             if self.frontier.add(url, PAGE, page_type=page_type, depth=item.depth + 1):
                 self._notify(1)
+
+    def _in_shard(self, url: str, page_type: str) -> bool:
+        """True unless the URL names a model-year that another shard owns (crawler/shard.py)."""
+        model_id = self.adapter.model_year_of(page_type, path_and_query(url))
+        k, n = self.config.shard
+        return model_id is None or shard_of(model_id, n) == k
 
     async def _handle_image(self, item: Item) -> None:
         from crawler.images import process_image
@@ -582,6 +604,7 @@ class Crawler:
             "exit_code": EXIT_CODES.get(self.stop_reason, 0),
             "start_url": self.start_url,
             "site": self.adapter.name,
+            "shard": shard_text(self.config.shard),
             "browser": {"mode": self.config.browser, "used_for": sorted(self.use_browser_for)},
             "pages": {"done": pages.get("done", 0), "failed": pages.get("failed", 0), "pending": pages.get("pending", 0),
                       "skipped": pages.get("skipped", 0)},
