@@ -691,9 +691,11 @@ def _targets(r: dict[str, Any], levels: list[int]) -> dict[str, Any]:
         b1 = bare.get("interleaved_batch1", bare["batch1"])
         limit = b1["p50_ms"] + TARGET_P99_MARGIN_MS
         p99 = r["serve"]["1"]["p99_ms"]
-        t["p99_c1"] = {"value": p99, "target": limit, "met": p99 <= limit,
+        # The bare calls' own p99 in the same minutes says how much of a miss is the machine's spread, not serve's.
+        t["p99_c1"] = {"value": p99, "target": limit, "met": p99 <= limit, "bare_p99_ms": b1["p99_ms"],
                        "text": f"p99 at c=1: {p99:.1f} ms (target <= bare batch-1 p50 {b1['p50_ms']:.1f} + "
-                               f"{TARGET_P99_MARGIN_MS:.0f} = {limit:.1f} ms)"}
+                               f"{TARGET_P99_MARGIN_MS:.0f} = {limit:.1f} ms; the bare batch-1 calls' own p99 in the "
+                               f"same minutes: {b1['p99_ms']:.1f} ms)"}
     g = r["rss"]["growth"]
     t["rss"] = {"value": g, "target": TARGET_RSS_GROWTH, "met": g < TARGET_RSS_GROWTH,
                 "text": f"RSS after warm-up {r['rss']['before_mb']:.0f} -> {r['rss']['after_mb']:.0f} MB over "
@@ -710,9 +712,17 @@ def _targets(r: dict[str, Any], levels: list[int]) -> dict[str, Any]:
         # be one lucky round on a shared machine.
         rounds = list(zip(r["serve"][top].get("rps_by_round", []), ub[top].get("rps_by_round", []), strict=False))
         won = sum(a > b for a, b in rounds)
+        # The most batching can buy on this machine: the bare sessions' own gain from batch 1 to their best batch,
+        # in the same worker plan. Where onnxruntime gains little from larger batches (a small CPU), so does serve.
+        b1_bare = bare.get("batches", {}).get("1", {}).get("img_per_s")
+        headroom = bare["best_img_per_s"] / b1_bare if b1_bare else None
         t["batching_gain"] = {"value": gain, "met": gain > 1.0 and won == len(rounds), "rounds_won": won,
+                              "bare_batching_gain": headroom,
                               "text": f"micro-batching at c={top}: {gain:.2f}x the throughput of --max-batch 1, "
-                                      f"ahead in {won} of {len(rounds)} interleaved rounds"}
+                                      f"ahead in {won} of {len(rounds)} interleaved rounds"
+                                      + (f" (bare onnxruntime itself gains {headroom:.2f}x from batch 1 to batch "
+                                         f"{bare['best_batch']} here: the most batching can buy on this machine)"
+                                         if headroom else "")}
     queue = r["serve"].get("1", {}).get("server_queue_ms_p50")
     if queue is not None:
         # What the batcher adds to a lone request is the wait between submit and the start of its batch, which

@@ -30,5 +30,11 @@ def test_bench_serve_small(bundle_dir, tmp_path):
     assert set(result["targets"]) >= {"vs_bare", "p99_c1", "rss", "batching_gain", "batching_cost_c1"}
     rounds = len(result["serve"]["4"]["rps_by_round"])
     assert rounds == 3 and 0 <= result["targets"]["batching_gain"]["rounds_won"] <= rounds
+    p99 = result["targets"]["p99_c1"]
+    assert p99["bare_p99_ms"] == result["bare"]["interleaved_batch1"]["p99_ms"] and "own p99" in p99["text"]
+    gain = result["targets"]["batching_gain"]
+    assert gain["bare_batching_gain"] == pytest.approx(
+        result["bare"]["best_img_per_s"] / result["bare"]["batches"]["1"]["img_per_s"])
+    assert "the most batching can buy on this machine" in gain["text"]
     assert "| serve | 4 |" in md and "Targets:" in md
     assert (tmp_path / "serve_throughput.png").stat().st_size > 1000
