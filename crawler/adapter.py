@@ -41,6 +41,7 @@ from pathlib import Path
 from types import ModuleType
 
 from carscope.errors import CarscopeError
+from crawler.dataset import make_model_id
 
 try:
     import tomllib
@@ -111,8 +112,6 @@ class Adapter:
 
     def model_year_of(self, page_type: str, path: str) -> str | None:
         """The model id a URL of this page type names (e.g. 2023_acme_roadster), or None when it names none."""
-        from crawler.dataset import make_model_id
-
         pt = self.page_types.get(page_type)
         groups = pt.groups(path) if pt is not None else None
         if not groups or not MODEL_YEAR_GROUPS <= groups.keys():

@@ -112,9 +112,14 @@ class CrawlConfig:
         if self.max_redirects < 0 or self.max_depth < 0:
             raise CarscopeError("max redirects and max depth must be >= 0")
         if self.shard is not None:
-            k, n = self.shard
-            if int(n) < 1 or not 1 <= int(k) <= int(n):
-                raise CarscopeError(f"--shard {k}/{n}: K must be between 1 and N (shards count from 1)")
+            from crawler.shard import check_shard
+
+            try:
+                check_shard(*map(int, self.shard))
+            except (TypeError, ValueError):
+                raise CarscopeError(f"--shard must be (K, N), got {self.shard!r}") from None
+            except CarscopeError as exc:
+                raise CarscopeError(f"--shard: {exc}") from None
         if not str(self.user_agent).strip() or "\n" in str(self.user_agent):
             raise CarscopeError("the User-Agent must be one non-empty line")
         return self

@@ -162,8 +162,8 @@ def _str(value) -> str | None:
 
 
 def _target_relpath(sha: str, path: str) -> str:
-    """Where the photo goes in the output: its own path when it is content-addressed (the crawl's layout),
-    else the content-addressed path with its extension, so two sources can never claim one name."""
+    """Where the photo goes in the output: the content-addressed path (the crawl's layout, so a crawl's row keeps
+    its path) with the file's extension; a name no two different photos can share."""
     ext = PurePosixPath(path).suffix.lstrip(".") or "jpg"
     return ds.image_relpath(sha, ext)
 
@@ -180,7 +180,7 @@ def merge_images(sources: list[Path], images_list, out: Path, *, progress: bool)
     new_paths: list[str] = []
     good_rows: list[int] = []  # kept and duplicate rows: their URLs succeeded
     made_dirs: set[Path] = set()
-    roots = [s.resolve() for s in sources]
+    roots = sources  # resolved by check_paths
     cols = [images[c].tolist() for c in ("sha256", "path", "model_id", _SRC)]
     bar = tqdm(total=len(images), desc="merge", unit="img", disable=not progress, file=sys.stderr)
     try:

@@ -31,6 +31,11 @@ def parse_shard(text: str) -> tuple[int, int]:
         k, n = int(k_text), int(n_text)
     except ValueError:
         raise CarscopeError(f"expected K/N such as 1/3, got '{text}'") from None
+    return check_shard(k, n)
+
+
+def check_shard(k: int, n: int) -> tuple[int, int]:
+    """(k, n) when 1 <= k <= n, else CarscopeError (one line)."""
     if n < 1 or not 1 <= k <= n:
         raise CarscopeError(f"K must be between 1 and N (shards count from 1), got {k}/{n}")
     return k, n
