@@ -37,6 +37,10 @@ def add_parser(sub) -> None:
     p.add_argument("--ort-threads", type=int, default=0,
                    help="onnxruntime intra-op threads of this process; 0 = its cores (under --processes, its share) "
                         "(default: %(default)s)")
+    p.add_argument("--alone", choices=("auto", "sequential", "parallel", "off"), default="auto",
+                   help="how a batch that runs alone (a quiet server) uses every thread: sequential = the two models "
+                        "one after the other on all threads, parallel = both at once on half the threads each, auto = "
+                        "the faster of the two, timed at warm-up, off = like any batch (default: %(default)s)")
     p.add_argument("--processes", type=int, default=1,
                    help="serving processes sharing the port, each with its own sessions: one Python process cannot "
                         "keep more than about 1.4 cores busy (serve/processes.py) (default: %(default)s)")
@@ -60,6 +64,7 @@ def run(args) -> int:
         "providers": args.providers, "variant": args.variant, "max_batch": args.max_batch,
         "max_wait_ms": args.max_wait_ms, "min_confidence": args.min_confidence,
         "max_upload_mb": args.max_upload_mb, "intra_op_threads": args.ort_threads, "workers": args.workers,
+        "alone": args.alone,
         # Alone: serve /healthz and a 503 /readyz while the sessions load and warm up. A child of --processes
         # loads first and only then accepts, so that its siblings answer meanwhile.
         "background_load": args.listen_fd is None,

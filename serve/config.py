@@ -24,6 +24,7 @@ class ServeConfig:
     max_pixels: int = 50_000_000  # decoded pixels; above this the header is enough to refuse (decompression bombs)
     workers: int = 0  # batches run at once (batcher worker threads sharing the sessions); 0 = auto (serve/engine.py)
     intra_op_threads: int = 0  # onnxruntime threads of the process, shared out between the workers; 0 = its cores
+    alone: str = "auto"  # how a batch that runs alone uses every thread: auto | sequential | parallel | off (engine.py)
     request_timeout_s: float = 30.0  # a request waits at most this long for its batch, then 503
     background_load: bool = False  # True: create_app returns at once and /readyz is 503 until sessions are warm
     warmup: bool = True
@@ -46,7 +47,7 @@ class ServeConfig:
             raise CarscopeError(f"bad serve setting: {exc}") from None
 
     def validated(self) -> ServeConfig:
-        from serve.engine import PROVIDER_CHOICES, VARIANTS
+        from serve.engine import ALONE_CHOICES, PROVIDER_CHOICES, VARIANTS
 
         if self.providers not in PROVIDER_CHOICES:
             raise CarscopeError(f"--providers must be one of {', '.join(PROVIDER_CHOICES)}, not '{self.providers}'")
@@ -66,6 +67,8 @@ class ServeConfig:
             raise CarscopeError(f"max_pixels must be at least 64, not {self.max_pixels}")
         if not 0 <= self.workers <= 64:
             raise CarscopeError(f"--workers must be between 0 (auto) and 64, not {self.workers}")
+        if self.alone not in ALONE_CHOICES:
+            raise CarscopeError(f"--alone must be one of {', '.join(ALONE_CHOICES)}, not '{self.alone}'")
         if self.intra_op_threads < 0:
             raise CarscopeError(f"--ort-threads must be >= 0, not {self.intra_op_threads}")
         if self.request_timeout_s <= 0:

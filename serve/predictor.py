@@ -25,7 +25,7 @@ from carscope.imaging import JPEG_FORMATS, jpeg_scale
 from export.bundle import load as load_bundle
 from serve.batcher import Batcher, BatcherStopped
 from serve.config import ServeConfig
-from serve.engine import Engine, softmax
+from serve.engine import Engine, alone_text, softmax
 from serve.imageio import DecodeLimits, ImageRejected, decode_image, preview_data_uri
 from serve.metrics import Metrics
 from serve.preprocess import Preprocessor
@@ -66,7 +66,7 @@ class Predictor:
         self.limits = DecodeLimits(max_pixels=self.config.max_pixels)
         self.engine = Engine(self.bundle, providers=self.config.providers, variant=self.config.variant,
                              intra_op_threads=self.config.intra_op_threads, max_batch=self.config.max_batch,
-                             workers=self.config.workers)
+                             workers=self.config.workers, alone=self.config.alone)
         self.batcher: Batcher | None = None
         self.ready = threading.Event()
         self.load_error: str | None = None
@@ -133,8 +133,7 @@ class Predictor:
         self.metrics.ready.set(1)
         e = self.engine
         variants = ", ".join(f"{k} {v}" for k, v in e.variants.items())
-        threads = f"{e.workers} worker(s) x {e.intra_op_threads} thread(s)" + (
-            f", {e.alone_threads} for a batch alone" if e.alone_threads else "")
+        threads = f"{e.workers} worker(s) x {e.intra_op_threads} thread(s)" + alone_text(e.describe())
         log.info("models ready on %s (%s, max batch %d, %s) in %.1f s", ", ".join(e.providers), variants,
                  e.max_batch, threads, e.load_seconds or 0.0)
 
@@ -157,20 +156,17 @@ class Predictor:
         self.metrics.ready.set(0)
         if self.batcher is not None:
             self.batcher.stop()
+        self.engine.close()
 
     # -- the batched forward pass (batcher worker thread) -------------------------------------------------
     def _run_batch(self, items: list[tuple[np.ndarray, np.ndarray | None]], alone: bool = False
                    ) -> list[tuple[np.ndarray, np.ndarray]]:
         view_x = np.stack([v for v, _ in items])
         model_x = view_x if self.shared_input else np.stack([m for _, m in items])
-        models = self.engine.sessions(alone)
-        t0 = time.perf_counter()
-        view_logits = models["view"].run(view_x)
-        t1 = time.perf_counter()
-        model_logits = models["model"].run(model_x)
-        t2 = time.perf_counter()
-        self.metrics.inference.labels("view").observe(t1 - t0)
-        self.metrics.inference.labels("model").observe(t2 - t1)
+        timings: dict[str, float] = {}
+        view_logits, model_logits = self.engine.infer(view_x, model_x, alone=alone, timings=timings)
+        self.metrics.inference.labels("view").observe(timings["view"])
+        self.metrics.inference.labels("model").observe(timings["model"])
         return list(zip(view_logits, model_logits, strict=True))
 
     # -- one request ---------------------------------------------------------------------------------------

@@ -67,7 +67,8 @@ def child_argv(args, fd: int, ort_threads: int) -> list[str]:
             "--threads", str(args.threads), "--providers", args.providers, "--variant", args.variant,
             "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms),
             "--min-confidence", str(args.min_confidence), "--max-upload-mb", str(args.max_upload_mb),
-            "--workers", str(args.workers), "--ort-threads", str(ort_threads), "--log-level", args.log_level]
+            "--workers", str(args.workers), "--alone", args.alone, "--ort-threads", str(ort_threads),
+            "--log-level", args.log_level]
 
 
 def watch_parent() -> None:

@@ -450,33 +450,113 @@ def test_thread_plan(workers, threads, on_cuda, want):
     assert plan_threads(workers, threads, on_cuda) == want
 
 
-def test_a_lone_batch_uses_every_thread_and_answers_the_same(bundle_dir):
-    """With two workers of one thread each, a lone request runs on the two-thread sessions: same logits."""
+@pytest.mark.parametrize("plan", ["sequential", "parallel"])
+def test_a_lone_batch_uses_every_thread_and_answers_the_same(bundle_dir, plan):
+    """With two workers of one thread each, a lone request runs on the lone-batch plan: the two-thread sessions
+    one after the other, or both models at once on the workers' own sessions. The same logits either way."""
+    import threading
+
     import numpy as np
 
     from serve.app import create_app
 
-    app = create_app(bundle_dir, {"providers": "cpu", "workers": 2, "intra_op_threads": 2, "max_wait_ms": 1})
+    app = create_app(bundle_dir, {"providers": "cpu", "workers": 2, "intra_op_threads": 2, "max_wait_ms": 1,
+                                  "alone": plan})
     try:
         predictor = app.extensions["carscope"]
         engine = predictor.engine
         assert (engine.workers, engine.intra_op_threads, engine.alone_threads) == (2, 1, 2)
-        assert set(engine.alone_models) == {"view", "model"} and predictor.batcher.tell_alone
-        assert engine.alone_models["model"].session is not engine.models["model"].session
+        assert engine.alone_plan == plan and predictor.batcher.tell_alone
+        assert set(engine.alone_models) == {"view", "model"}
+        for key in ("view", "model"):  # parallel on 2 threads: 1 + 1, the workers' sessions, no second copy
+            shared = engine.alone_models[key].session is engine.models[key].session
+            assert shared == (plan == "parallel")
         xv = np.random.default_rng(0).random((3, *engine.input_shape("view")), dtype=np.float32)
         xm = np.random.default_rng(1).random((3, *engine.input_shape("model")), dtype=np.float32)
         for shared, alone in zip(engine.infer(xv, xm), engine.infer(xv, xm, alone=True), strict=True):
             np.testing.assert_allclose(shared, alone, rtol=1e-5, atol=1e-5)
         serving = app.test_client().get("/api/v1/models").get_json()["serving"]
         assert (serving["workers"], serving["intra_op_threads"], serving["alone_threads"]) == (2, 1, 2)
-        asked = []
-        real_sessions = engine.sessions
-        engine.sessions = lambda alone=False: asked.append(alone) or real_sessions(alone)
+        assert serving["alone_plan"] == plan and serving["alone_split"] == (
+            {"view": 1, "model": 1} if plan == "parallel" else {"view": 2, "model": 2})
+        asked, view_threads = [], []
+        real_infer, real_view_run = engine.infer, engine.models["view"].run
+        engine.infer = lambda *a, alone=False, **k: asked.append(alone) or real_infer(*a, alone=alone, **k)
+        engine.models["view"].run = lambda x: view_threads.append(threading.current_thread().name) or real_view_run(x)
         for colour in sorted(EXPECTED):
             assert upload(app.test_client(), photo(colour)).get_json()["model"]["prediction"]["label"] == EXPECTED[colour]
-        assert asked == [True] * len(EXPECTED)  # one request at a time: every batch ran alone, on every thread
+        assert asked == [True] * len(EXPECTED)  # one request at a time: every batch ran alone
+        if plan == "parallel":  # the view model ran on the pair thread, beside the model classifier
+            assert len(view_threads) == len(EXPECTED)
+            assert all(name.startswith("carscope-alone") for name in view_threads)
     finally:
         app.extensions["carscope"].close()
+    assert engine._pair_pool is None  # close() stopped the pair thread
+
+
+def test_auto_times_both_lone_batch_plans_and_keeps_the_faster(bundle_dir, monkeypatch):
+    """--alone auto: both plans are timed at warm-up; the faster is kept and the other's sessions dropped."""
+    import time as _time
+
+    from export.bundle import load
+    from serve import engine as engine_mod
+
+    slow = {"plan": "parallel"}
+    real_run = engine_mod.Engine._run
+
+    def run(self, models, plan, xv, xm, timings=None):  # make one plan measurably slower
+        if plan == slow["plan"] and self._plans:
+            _time.sleep(0.01)
+        return real_run(self, models, plan, xv, xm, timings)
+
+    monkeypatch.setattr(engine_mod.Engine, "_run", run)
+    for slower, want in (("parallel", "sequential"), ("sequential", "parallel")):
+        slow["plan"] = slower
+        engine = engine_mod.Engine(load(bundle_dir), providers="cpu", workers=2, intra_op_threads=2, max_batch=2)
+        engine.load(warmup=True)
+        try:
+            assert engine.alone_plan == want
+            assert set(engine.alone_measured_ms) == {"sequential", "parallel"}
+            assert engine.alone_measured_ms[slower] > engine.alone_measured_ms[want] + 5
+            assert engine._plans == {}  # the loser's sessions are released
+            assert (engine._pair_pool is not None) == (want == "parallel")
+            assert engine.describe()["alone_plan"] == want
+        finally:
+            engine.close()
+
+
+def test_a_failing_model_in_the_parallel_plan_fails_the_batch_after_the_view_run(bundle_dir):
+    """The pair thread's view run is always waited for: a failure never leaves it running into the next batch."""
+    import threading
+
+    import numpy as np
+
+    from export.bundle import load
+    from serve.engine import Engine
+
+    engine = Engine(load(bundle_dir), providers="cpu", workers=2, intra_op_threads=2, max_batch=2, alone="parallel")
+    engine.load(warmup=False)
+    try:
+        view_done = threading.Event()
+        real_view_run = engine.alone_models["view"].run
+
+        def view_run(x):
+            out = real_view_run(x)
+            view_done.set()
+            return out
+
+        def model_run(x):
+            raise RuntimeError("model failed")
+
+        engine.alone_models["view"].run = view_run
+        engine.alone_models["model"].run = model_run
+        xv = np.zeros((1, *engine.input_shape("view")), np.float32)
+        xm = np.zeros((1, *engine.input_shape("model")), np.float32)
+        with pytest.raises(RuntimeError, match="model failed"):
+            engine.infer(xv, xm, alone=True)
+        assert view_done.is_set()
+    finally:
+        engine.close()
 
 
 @pytest.mark.parametrize("slot,level", [(None, "WARNING"), ("0", "WARNING"), ("1", "DEBUG")])
@@ -497,3 +577,10 @@ def test_cuda_fallback_is_said_once_per_server(bundle_dir, monkeypatch, caplog, 
         pytest.skip("CUDA works here: nothing falls back")
     said = [r for r in caplog.records if "CUDA is not usable" in r.getMessage()]
     assert len(said) == 1 and said[0].levelname == level
+
+
+def test_an_unknown_lone_batch_plan_is_a_one_line_error():
+    from serve.config import ServeConfig
+
+    with pytest.raises(CarscopeError, match="--alone must be one of auto, sequential, parallel, off"):
+        ServeConfig.from_any({"alone": "sideways"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import pytest
 
@@ -36,5 +37,11 @@ def test_bench_serve_small(bundle_dir, tmp_path):
     assert gain["bare_batching_gain"] == pytest.approx(
         result["bare"]["best_img_per_s"] / result["bare"]["batches"]["1"]["img_per_s"])
     assert "the most batching can buy on this machine" in gain["text"]
+    configs = result["bare"]["configs"]
+    if (os.cpu_count() or 1) > 1:  # serve's parallel lone-batch plan is a batch-1 candidate of the reference
+        assert configs["models_in_parallel"]["best_img_per_s"] is None
+    fastest = min(configs, key=lambda k: configs[k]["batch1_p50_ms"])
+    assert result["bare"]["batch1_config"] == fastest and f"fastest batch 1 ({fastest})" in md
+    assert result["server"]["resolved"]["alone_plan"] in (None, "sequential", "parallel")
     assert "| serve | 4 |" in md and "Targets:" in md
     assert (tmp_path / "serve_throughput.png").stat().st_size > 1000
