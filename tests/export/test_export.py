@@ -136,6 +136,9 @@ def test_int8_variant_is_quantised_and_measured(bundle):
         assert head and all(n.input[1] in inits and inits[n.input[1]].data_type == onnx.TensorProto.FLOAT
                             for n in head)
         assert v["quantization"]["float_nodes"] == [n.name for n in head]
+        # the pooling before the head is onnxruntime's int8-capable GlobalAveragePool, not a float ReduceMean
+        assert v["quantization"]["global_pools_from_means"] >= 1
+        assert "GlobalAveragePool" in ops and "ReduceMean" not in ops
     assert any("int8 on" in line for line in logs)
 
 
@@ -264,3 +267,35 @@ def test_int8_refusal_and_force(tiny, tmp_path, monkeypatch):
     assert b.models["model"].meta["variants"]["int8"]["forced"] is True
     b.verify(("int8",))
     assert not _leftovers(tmp_path)  # the second export replaced the first in place
+
+
+def test_spatial_means_become_global_pools_with_the_same_values():
+    """ReduceMean over H and W of a 4-D tensor, keepdims=1 -> GlobalAveragePool; any other mean is left alone."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from export.quantize import spatial_means_to_global_pool
+
+    axes = {"hw": [2, 3], "neg": [-1, -2], "c": [1]}
+    nodes = [helper.make_node("ReduceMean", ["x", "axes_hw"], ["hw"], name="hw"),
+             helper.make_node("ReduceMean", ["x", "axes_neg"], ["neg"], name="neg"),
+             helper.make_node("ReduceMean", ["x", "axes_hw"], ["flat"], name="flat", keepdims=0),
+             helper.make_node("ReduceMean", ["x", "axes_c"], ["c"], name="c")]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("hw", "neg", "flat", "c")]
+    graph = helper.make_graph(nodes, "means", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 5, 7])],
+                              outputs, [numpy_helper.from_array(np.array(v, np.int64), f"axes_{k}")
+                                        for k, v in axes.items()])
+    model = onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9))
+    x = np.random.default_rng(0).random((2, 3, 5, 7), dtype=np.float32)
+
+    def run(m):
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+
+    before = run(model)
+    assert spatial_means_to_global_pool(model) == 2
+    assert [n.op_type for n in model.graph.node] == ["GlobalAveragePool"] * 2 + ["ReduceMean"] * 2
+    assert {i.name for i in model.graph.initializer} == {"axes_hw", "axes_c"}  # axes_neg is no longer used
+    for got, want in zip(run(model), before, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
