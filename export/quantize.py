@@ -79,7 +79,8 @@ def to_int8(fp32: str | os.PathLike, dest: str | os.PathLike, calibration: Itera
     if reader.n == 0:
         raise CarscopeError("int8 calibration got no photos")
     return {"format": "QDQ", "per_channel": per_channel, "activations": "uint8", "weights": "int8",
-            "float_nodes": excluded, "global_pools_from_means": pooled, "calibration": {"method": "MinMax", "photos": reader.n, "split": "train"}}
+            "float_nodes": excluded, "global_pools_from_means": pooled,
+            "calibration": {"method": "MinMax", "photos": reader.n, "split": "train"}}
 
 
 def spatial_means_to_global_pool(model) -> int:

@@ -236,7 +236,7 @@ class Engine:
             log.warning("a model was exported with a fixed batch size of %d; batches are capped there", self.max_batch)
         if warmup:
             self.warm_up()
-        elif self._plans:  # nothing timed: auto keeps sequential, the plan that never shares a core
+        elif self._plans:  # warm-up is skipped, so nothing was timed: auto takes sequential
             self._use_plan("sequential" if "sequential" in self._plans else next(iter(self._plans)))
         self.load_seconds = time.perf_counter() - t0
 

@@ -128,6 +128,7 @@ class Predictor:
         self.batcher.start()
         if self._closed:  # closed while loading
             self.batcher.stop()
+            self.engine.close()
             return
         self.ready.set()
         self.metrics.ready.set(1)
