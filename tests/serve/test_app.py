@@ -184,6 +184,8 @@ def test_unknown_routes_and_methods_are_json_on_the_api(client):
     assert r.status_code == 405 and error_of(r) == "method_not_allowed"
     r = client.get("/no/such/page")
     assert r.status_code == 404 and r.mimetype == "text/html"
+    # Werkzeug's messages end with a full stop and the page adds one only where the message has none.
+    assert b"try again. <span" in r.data and b".." not in r.data
 
 
 def test_unexpected_errors_are_500_without_details(client, app, monkeypatch):
