@@ -7,12 +7,19 @@
 `create_app(bundle_dir, config)` builds everything; importing this module builds nothing. Uploads are read into
 memory (never a file, never a client-chosen name), decoded by serve/imageio.py and answered by
 serve/predictor.py. Bad input maps to 400/413/415/422, not-ready to 503, never to a 500 or a traceback.
+
+Every response carries an X-Request-ID: the client's (or its proxy's) own when it sent a well-formed one, else a
+new one. The same id is in the access log (config access_log, `serve --access-log`: one line a request on the
+"carscope.access" logger) and in the log line and the answer of an unexpected error, so that a user's report can
+be found in the logs.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import re
+import secrets
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,6 +48,12 @@ from serve.metrics import Metrics
 from serve.predictor import NotReady, Predictor
 
 log = logging.getLogger("carscope.serve")
+access_log = logging.getLogger("carscope.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# What a request id from a client or a proxy may look like (uuids, hex, ULIDs, "host-123.4"); anything else, a
+# header-injection attempt or a log-flooding one included, is replaced by a new id.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 # 'self' only: no CDN, no inline script or style; data: for the uploaded photo, blob: for the JS preview.
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
@@ -112,6 +125,11 @@ def get_predictor() -> Predictor:
     return current_app.extensions["carscope"]
 
 
+def request_id() -> str:
+    """This request's id (the X-Request-ID header of its response)."""
+    return g.get("request_id") or "-"
+
+
 # -- request hooks: size cap, metrics, security headers, errors ---------------------------------------------------
 def _route_label() -> str:
     rule = request.url_rule
@@ -122,6 +140,8 @@ def _install_hooks(app: Flask, cfg: ServeConfig, metrics: Metrics) -> None:
     @app.before_request
     def _before():
         g.t0 = time.perf_counter()
+        rid = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = rid if _REQUEST_ID.fullmatch(rid) else secrets.token_hex(8)
         metrics.in_flight.inc()
         g.counted = True
         # Refuse an oversized upload from its Content-Length header, before anyone reads the body.
@@ -137,6 +157,7 @@ def _install_hooks(app: Flask, cfg: ServeConfig, metrics: Metrics) -> None:
         h.setdefault("Referrer-Policy", "no-referrer")
         h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        h[REQUEST_ID_HEADER] = request_id()
         if request.method == "POST" or request.path.startswith("/api/"):
             h.setdefault("Cache-Control", "no-store")  # a result page holds the user's photo
         if getattr(g, "counted", False):
@@ -144,7 +165,12 @@ def _install_hooks(app: Flask, cfg: ServeConfig, metrics: Metrics) -> None:
             metrics.in_flight.dec()
             route = _route_label()
             metrics.requests.labels(route, request.method, str(resp.status_code)).inc()
-            metrics.latency.labels(route).observe(time.perf_counter() - g.t0)
+            seconds = time.perf_counter() - g.t0
+            metrics.latency.labels(route).observe(seconds)
+            if cfg.access_log:  # the path without its query string, never the upload's file name
+                access_log.info('%s "%s %s" %d %s %.1fms id=%s', request.remote_addr or "-", request.method,
+                                request.path, resp.status_code, resp.content_length or "-", 1000.0 * seconds,
+                                request_id())
         return resp
 
     def wants_json() -> bool:
@@ -152,7 +178,7 @@ def _install_hooks(app: Flask, cfg: ServeConfig, metrics: Metrics) -> None:
 
     def error_response(status: int, code: str, message: str):
         if status >= 500 and status != 503:
-            log.error("%s %s -> %d %s", request.method, request.path, status, code)
+            log.error("%s %s -> %d %s (request %s)", request.method, request.path, status, code, request_id())
         if wants_json():
             return jsonify(error={"code": code, "message": message}), status
         template = "index.html" if request.endpoint == "pages.upload" else "error.html"
@@ -186,9 +212,11 @@ def _install_hooks(app: Flask, cfg: ServeConfig, metrics: Metrics) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        # Logged in full here, and never shown: no path, no traceback, no exception text in the answer.
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "something went wrong on our side; the error was logged")
+        # Logged in full here, and never shown: no path, no traceback, no exception text in the answer. The
+        # request id is both, so the user's report leads to the log line.
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id())
+        return error_response(500, "internal_error",
+                              f"something went wrong on our side; the error was logged as request {request_id()}")
 
 
 # -- health, readiness, metrics -----------------------------------------------------------------------------

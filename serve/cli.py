@@ -46,6 +46,9 @@ def add_parser(sub) -> None:
                         "keep more than about 1.4 cores busy (serve/processes.py) (default: %(default)s)")
     p.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)  # a child of --processes
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--access-log", action="store_true",
+                   help="log one line per request to stderr: client, method, path, status, bytes, time and request "
+                        "id (whatever --log-level says)")
 
 
 def run(args) -> int:
@@ -60,11 +63,13 @@ def run(args) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" is normal under load
+    if args.access_log:
+        logging.getLogger("carscope.access").setLevel(logging.INFO)
     config = ServeConfig.from_any({
         "providers": args.providers, "variant": args.variant, "max_batch": args.max_batch,
         "max_wait_ms": args.max_wait_ms, "min_confidence": args.min_confidence,
         "max_upload_mb": args.max_upload_mb, "intra_op_threads": args.ort_threads, "workers": args.workers,
-        "alone": args.alone,
+        "alone": args.alone, "access_log": args.access_log,
         # Alone: serve /healthz and a 503 /readyz while the sessions load and warm up. A child of --processes
         # loads first and only then accepts, so that its siblings answer meanwhile.
         "background_load": args.listen_fd is None,

@@ -26,6 +26,7 @@ class ServeConfig:
     intra_op_threads: int = 0  # onnxruntime threads of the process, shared out between the workers; 0 = its cores
     alone: str = "auto"  # how a batch that runs alone uses every thread: auto | sequential | parallel | off (engine.py)
     request_timeout_s: float = 30.0  # a request waits at most this long for its batch, then 503
+    access_log: bool = False  # one line a request on the "carscope.access" logger (serve/app.py)
     background_load: bool = False  # True: create_app returns at once and /readyz is 503 until sessions are warm
     warmup: bool = True
     verify: bool = True  # check the bundle's sha256s at start-up (a mismatch refuses to start)

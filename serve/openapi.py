@@ -56,7 +56,9 @@ def openapi_spec(version: str, max_upload_bytes: int) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "carscope", "version": version,
-                 "description": "Identify a car's model-year from a photo, with its specifications."},
+                 "description": "Identify a car's model-year from a photo, with its specifications. Every response "
+                                "has an X-Request-ID header: the one the request sent when it is 1-128 characters "
+                                "of A-Z, a-z, 0-9 and . _ : -, else a new one. The server's logs use the same id."},
         "paths": {
             "/api/v1/predict": {"post": {
                 "summary": "Classify a photo: exterior/interior, top-k model-years, the best match's specs",

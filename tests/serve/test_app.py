@@ -201,6 +201,56 @@ def test_unexpected_errors_are_500_without_details(client, app, monkeypatch):
         assert r.status_code == 500 and "secret" not in text and "/etc" not in text and "Traceback" not in text
 
 
+def test_unexpected_errors_name_their_request_id_in_answer_and_log(client, app, monkeypatch, caplog):
+    monkeypatch.setattr(app.extensions["carscope"], "predict", lambda *a, **k: 1 / 0)
+    with caplog.at_level("ERROR", logger="carscope.serve"):
+        r = upload(client, photo("red"))
+    rid = r.headers["X-Request-ID"]
+    assert r.status_code == 500 and rid in r.get_json()["error"]["message"]
+    assert any(rid in rec.getMessage() and rec.exc_info for rec in caplog.records)
+
+
+# -- request ids and the access log ------------------------------------------------------------------------------
+def test_every_response_has_a_request_id(client):
+    ids = [client.get(path).headers["X-Request-ID"] for path in ("/healthz", "/healthz", "/nope", "/api/v1/nope")]
+    assert all(re.fullmatch(r"[0-9a-f]{16}", rid) for rid in ids) and len(set(ids)) == 4
+    r = upload(client, b"")  # an error answer has one too
+    assert r.status_code == 400 and re.fullmatch(r"[0-9a-f]{16}", r.headers["X-Request-ID"])
+
+
+@pytest.mark.parametrize("sent,kept", [
+    ("7f3c2a9e-1b4d-4c8e-9f00-0123456789ab", True),  # a proxy's uuid
+    ("web-1.42:7", True),
+    ("a" * 129, False),  # too long for a log line
+    ("x Set-Cookie: a=b", False),  # spaces: not an id (a header injection attempt after the proxy folds it)
+    ("<script>", False),
+])
+def test_a_well_formed_client_request_id_is_kept(client, sent, kept):
+    rid = client.get("/healthz", headers={"X-Request-ID": sent}).headers["X-Request-ID"]
+    assert (rid == sent) is kept and re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", rid)
+
+
+def test_access_log_is_one_line_per_request_and_off_by_default(bundle_dir, client, caplog):
+    from serve.app import create_app
+
+    with caplog.at_level("INFO", logger="carscope.access"):
+        upload(client, photo("red"))  # the shared app: access_log off
+        assert not [rec for rec in caplog.records if rec.name == "carscope.access"]
+        app = create_app(bundle_dir, {"providers": "cpu", "intra_op_threads": 1, "access_log": True})
+        try:
+            logged = app.test_client()
+            r = upload(logged, photo("red"), filename="secret-name.jpg")
+            logged.get("/healthz?token=hunter2", headers={"X-Request-ID": "req-1"})
+        finally:
+            app.extensions["carscope"].close()
+    lines = [rec.getMessage() for rec in caplog.records if rec.name == "carscope.access"]
+    assert len(lines) == 2
+    assert re.fullmatch(r'127\.0\.0\.1 "POST /api/v1/predict" 200 \d+ \d+\.\dms id=' + r.headers["X-Request-ID"],
+                        lines[0])
+    assert lines[1].startswith('127.0.0.1 "GET /healthz" 200 ') and lines[1].endswith("id=req-1")
+    assert "secret-name" not in "".join(lines) and "hunter2" not in "".join(lines)
+
+
 # -- pages ----------------------------------------------------------------------------------------------------
 def test_upload_page_works_without_javascript(client):
     r = client.get("/")
