@@ -25,6 +25,7 @@ COMMANDS = {
     "train": "train.cli",
     "export": "export.cli",
     "serve": "serve.cli",
+    "predict": "serve.predict_cli",
     "bench": "benchmarks.cli",
     "demo": "carscope.demo",
 }
