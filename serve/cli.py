@@ -46,6 +46,9 @@ def add_parser(sub) -> None:
                         "keep more than about 1.4 cores busy (serve/processes.py) (default: %(default)s)")
     p.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)  # a child of --processes
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--grace", type=float, default=10.0,
+                   help="on SIGTERM or Ctrl-C, stop accepting and give the requests in flight this many seconds to "
+                        "be answered; a second signal stops at once (default: %(default)s)")
     p.add_argument("--access-log", action="store_true",
                    help="log one line per request to stderr: client, method, path, status, bytes, time and request "
                         "id (whatever --log-level says)")
@@ -74,6 +77,8 @@ def run(args) -> int:
         # loads first and only then accepts, so that its siblings answer meanwhile.
         "background_load": args.listen_fd is None,
     })
+    if not 0 <= args.grace <= 3600:
+        raise CarscopeError(f"--grace must be between 0 and 3600 seconds, not {args.grace:g}")
     if not 1 <= args.processes <= 64:
         raise CarscopeError(f"--processes must be between 1 and 64, not {args.processes}")
     if args.processes > 1 and args.listen_fd is None:
@@ -107,9 +112,7 @@ def run(args) -> int:
     threading.Thread(target=watch_loading, name="carscope-watch", daemon=True).start()
     print(f"listening on http://{server.effective_host}:{server.effective_port}", flush=True)
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-    _run_until_stopped(server, predictor)
+    _run_until_stopped(server, predictor, args.grace, (signal.SIGINT, signal.SIGTERM))
     if failure:
         raise failure[0]
     print("stopped", file=sys.stderr)
@@ -135,22 +138,42 @@ def _serve_child(args, config) -> int:
     except CarscopeError as exc:  # the supervisor reports it, once for all its children
         print(f"{STARTUP_ERROR}{exc}", flush=True)
         return exc.exit_code
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # serving: finish in-flight requests, then leave
-    _run_until_stopped(server, app.extensions["carscope"])
+    # Serving: the supervisor says stop with one SIGTERM. A Ctrl-C reaches the whole process group, supervisor
+    # included, and the supervisor passes it on as that SIGTERM; taken here too, it would be a second signal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _run_until_stopped(server, app.extensions["carscope"], args.grace, (signal.SIGTERM,))
     return 0
 
 
-def _run_until_stopped(server, predictor) -> None:
-    """Serve until Ctrl-C or SIGTERM, then close the socket, let the worker threads finish and end the batcher."""
+def _run_until_stopped(server, predictor, grace_s: float, signals: tuple) -> None:
+    """Serve until one of `signals`, then drain (serve/server.py: the requests in flight are answered, for at most
+    `grace_s` seconds), stop the worker threads and end the batcher. A second signal stops at once."""
+    import signal
+    import threading
+
+    from waitress import wasyncore
+
+    from serve.server import serve_until_stopped
+
+    stopping = threading.Event()
+
+    def on_signal(signum, frame):
+        if stopping.is_set():
+            raise KeyboardInterrupt  # asked twice: stop now
+        stopping.set()
+        try:
+            server.pull_trigger()  # wake the loop now, not at its next timeout
+        except (OSError, ValueError, AttributeError):  # already closed
+            pass
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, on_signal) for s in signals}
     try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
+        serve_until_stopped(server, stopping, grace_s)
     finally:
-        server.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        wasyncore.close_all(server._map)  # what a second signal left open
         server.task_dispatcher.shutdown(timeout=5)
         predictor.close()
-
-
-def _raise_interrupt(signum, frame):  # a container stop (SIGTERM): leave like Ctrl-C does
-    raise KeyboardInterrupt

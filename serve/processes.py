@@ -10,16 +10,16 @@ connection to one of them). Each child loads and warms its own onnxruntime sessi
 connection, so no request ever meets a child that is still loading; the onnxruntime threads are shared out
 (cores / N each, unless --ort-threads says otherwise).
 
-The supervisor prints "listening on URL" once, forwards SIGTERM and Ctrl-C to the children and waits for them,
-restarts a child that dies (at most 5 times a minute, then it gives up and stops), and stops with the child's
-one-line error when a child fails at start-up (a bad bundle, --providers cuda without a GPU). Children leave
-when the supervisor disappears, even on SIGKILL. /metrics adds up all children (prometheus-client's
+The supervisor prints "listening on URL" once, forwards SIGTERM and Ctrl-C to the children as one SIGTERM each
+and waits while they answer their requests in flight (--grace, serve/server.py). It restarts a child that dies
+(at most 5 times a minute, then it gives up and stops), and stops with the child's one-line error when a child
+fails at start-up (a bad bundle, --providers cuda without a GPU). Children leave when the supervisor
+disappears, even on SIGKILL. /metrics adds up all children (prometheus-client's
 multiprocess mode, in a temporary directory removed at exit).
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import shutil
@@ -33,32 +33,16 @@ import time
 
 from carscope.errors import CarscopeError
 from serve.engine import SLOT_ENV, cpu_count
+from serve.server import listen_socket
 
 log = logging.getLogger("carscope.serve")
 
 MAX_RESTARTS = 5  # per RESTART_WINDOW_S; past that a child is crashing in a loop
 RESTART_WINDOW_S = 60.0
-STOP_GRACE_S = 10.0
+STOP_GRACE_S = 5.0  # on top of --grace: a child drains its requests in flight first (serve/server.py)
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's multiprocess mode
 STARTUP_ERROR = "startup-error: "  # a child's stdout line: why it could not start
 SUPERVISOR_ENV = "CARSCOPE_SERVE_SUPERVISOR"  # the supervisor's pid, for its children
-
-
-def listen_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
-    """A bound, listening, inheritable TCP socket; CarscopeError (one line) when the port is taken."""
-    if not 0 <= int(port) <= 65535:
-        raise CarscopeError(f"--port must be between 0 and 65535, not {port}")
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, int(port)), family=family, backlog=backlog)
-    except (socket.gaierror, UnicodeError) as exc:  # an unresolvable --host
-        raise CarscopeError(f"cannot listen on {host}:{port} ({exc})") from None
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise CarscopeError(f"port {port} on {host} is already in use; pick another with --port") from None
-        raise CarscopeError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
-    sock.set_inheritable(True)
-    return sock
 
 
 def child_argv(args, fd: int, ort_threads: int) -> list[str]:
@@ -68,7 +52,7 @@ def child_argv(args, fd: int, ort_threads: int) -> list[str]:
             "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms),
             "--min-confidence", str(args.min_confidence), "--max-upload-mb", str(args.max_upload_mb),
             "--workers", str(args.workers), "--alone", args.alone, "--ort-threads", str(ort_threads),
-            "--log-level", args.log_level] + (["--access-log"] if args.access_log else [])
+            "--log-level", args.log_level, "--grace", str(args.grace)] + (["--access-log"] if args.access_log else [])
 
 
 def watch_parent() -> None:
@@ -113,10 +97,12 @@ class Supervisor:
                      " ".join(str(p.pid) for p in self.children.values()), ort_threads)
             return self._supervise(argv, env, sock, metrics_dir)
         finally:
+            # Our copy of the listening socket first: once the draining children have closed theirs, a new
+            # connection is refused (a balancer retries it elsewhere) instead of waiting in a backlog nobody reads.
+            sock.close()
             self._stop_all()
             for s, handler in previous.items():
                 signal.signal(s, handler)
-            sock.close()
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
     def _start(self, slot: int, argv: list[str], env: dict, sock: socket.socket) -> None:
@@ -168,7 +154,7 @@ class Supervisor:
         procs = [p for p in self.children.values() if p.poll() is None]
         for p in procs:
             p.terminate()
-        deadline = time.monotonic() + STOP_GRACE_S
+        deadline = time.monotonic() + self.args.grace + STOP_GRACE_S
         for p in procs:
             try:
                 p.wait(max(0.1, deadline - time.monotonic()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -153,3 +154,107 @@ def test_cli_rejects_bad_options(bundle_dir, tmp_path):
                               timeout=60, env=env)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], (args, proc.stderr)
+
+
+# -- stopping: the requests in flight are answered ---------------------------------------------------------------
+def _start_cli(bundle_dir, *extra):
+    proc = subprocess.Popen([sys.executable, "-m", "carscope", "serve", "--bundle", str(bundle_dir), "--port", "0",
+                             "--providers", "cpu", "--threads", "4", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("listening on http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() else "")
+    url = line.split()[-1]
+    _wait_ready(url)
+    return proc, url
+
+
+def _half_sent_upload(url: str, colour: str):
+    """A connection that has sent its headers and half of a photo: a request still arriving."""
+    from tests.serve.http import multipart
+
+    body, ctype = multipart("image", photo(colour))
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=20)
+    head = (f"POST /api/v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    sock.sendall(head + body[: len(body) // 2])
+    return sock, body[len(body) // 2:]
+
+
+def _answer(sock) -> tuple[int, dict]:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def _refused(url: str, timeout: float = 5.0) -> bool:
+    host, port = url.removeprefix("http://").split(":")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _stop(proc) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_sigterm_answers_the_requests_in_flight(bundle_dir, processes):
+    proc, url = _start_cli(bundle_dir, "--processes", str(processes))
+    try:
+        uploading, rest = _half_sent_upload(url, "blue")
+        keepalive = Client(url)  # answered, then idle on its kept-alive connection: it must not hold the stop up
+        assert keepalive.predict(photo("green"))[0] == 200
+        time.sleep(0.3)  # the half upload has reached the server
+        proc.send_signal(signal.SIGTERM)
+        assert _refused(url)  # new connections are refused at once (a balancer retries them elsewhere)...
+        uploading.sendall(rest)  # ...while the one arriving is still read, and answered
+        status, body = _answer(uploading)
+        assert status == 200 and body["model"]["prediction"]["label"] == EXPECTED["blue"]
+        assert proc.wait(10) == 0
+        assert keepalive.conn.sock is None or keepalive.conn.sock.recv(1) == b""  # closed by the server
+        if processes == 1:  # 1, or 2 when a connection of _refused() made it into the backlog before the close
+            assert re.search(r"answering [12] request\(s\) in flight first", proc.stderr.read())
+    finally:
+        _stop(proc)
+
+
+def test_a_stalled_upload_is_cut_at_the_grace_deadline(bundle_dir):
+    proc, url = _start_cli(bundle_dir, "--grace", "1")
+    try:
+        stalled, _ = _half_sent_upload(url, "red")
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0 and time.monotonic() - t0 < 5
+        assert stalled.recv(1) == b""
+        assert "1 connection(s) still busy after 1 s were cut" in proc.stderr.read()
+    finally:
+        _stop(proc)
+
+
+def test_a_second_signal_stops_at_once(bundle_dir):
+    proc, url = _start_cli(bundle_dir, "--grace", "60")
+    try:
+        stalled, _ = _half_sent_upload(url, "red")  # kept open: the server waits for the rest of it
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert proc.poll() is None  # draining: the upload has a minute to finish
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 130 and time.monotonic() - t0 < 5
+        assert proc.stderr.read().strip().endswith("interrupted") and stalled.recv(1) == b""
+    finally:
+        _stop(proc)
