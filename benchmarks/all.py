@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-ORDER = ("crawl", "train", "latency", "serve", "accuracy")
+ORDER = ("crawl", "train", "latency", "serve", "shutdown", "accuracy")
 
 
 def add_arguments(p) -> None:
@@ -34,6 +34,7 @@ def bench_argv(name: str, scale: str, work: Path) -> list[str]:
         "latency": ["--view-run", view, "--model-run", model, "--bundle", bundle, "--data", data],
         "serve": ["--bundle", bundle, "--model-run", model, "--data", data,
                   *(["--requests", "300"] if scale == "small" else [])],
+        "shutdown": ["--bundle", bundle, "--data", data, *(["--stops", "5"] if scale == "small" else [])],
         "accuracy": ["--bundle", bundle, "--data", data, "--model-run", model],
     }[name]
 
@@ -48,7 +49,7 @@ def run(args, out: str):
     work = Path(args.workdir)
     carscope = [sys.executable, "-m", "carscope"]
     t0 = time.perf_counter()
-    if {"latency", "serve", "accuracy"} & set(names):
+    if {"latency", "serve", "shutdown", "accuracy"} & set(names):
         print(f"bench all: making sure the demo artifacts exist in {work}", flush=True)
         if subprocess.run([*carscope, "demo", "--no-serve", "--workdir", str(work)]).returncode != 0:
             raise CarscopeError("the demo pipeline failed; see its message above")

@@ -1,4 +1,4 @@
-"""`carscope bench showroom|crawl|train|latency|serve|accuracy|all`: measure a stage, write JSON + Markdown + PNG.
+"""`carscope bench showroom|crawl|train|latency|serve|shutdown|accuracy|all`: measure a stage, write JSON + Markdown + PNG.
 
     carscope bench latency --bundle demo-work/bundle --out benchmarks/results/mine
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHES = ("showroom", "crawl", "train", "latency", "serve", "accuracy")
+BENCHES = ("showroom", "crawl", "train", "latency", "serve", "shutdown", "accuracy")
 
 
 def add_parser(sub) -> None:
