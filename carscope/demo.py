@@ -22,6 +22,7 @@ from pathlib import Path
 
 from carscope.subprocs import stop_process
 
+DRAIN_WAIT_S = 12.0  # after Ctrl-C, how long the web app may take to answer its requests in flight (serve --grace 10)
 # The scales: the showroom's size and the training budget. "demo" is sized to reach a serving app in well
 # under 15 minutes on a 2-core laptop; "tiny" is for the end-to-end test.
 # The training recipe at the demo scale is train's own per-task default (train/cli.py), so the demo trains
@@ -178,6 +179,12 @@ def _serve(args, bundle: Path, model_run: Path, dataset: Path) -> int:
         _say("Ctrl-C to stop")
         return proc.wait()
     except KeyboardInterrupt:
+        # The server got the same Ctrl-C (one process group) and is answering its requests in flight; a SIGTERM
+        # now would be its second signal, which stops it at once. So let it finish; a second Ctrl-C cuts it short.
+        try:
+            proc.wait(DRAIN_WAIT_S)
+        except subprocess.TimeoutExpired:
+            pass
         return 130
     finally:
         stop_process(proc)
