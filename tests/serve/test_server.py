@@ -168,24 +168,25 @@ def _start_cli(bundle_dir, *extra):
 
 
 def _half_sent_upload(url: str, colour: str):
-    """A connection that has sent its headers and half of a photo: a request still arriving."""
+    """A keep-alive connection that has sent its headers and half of a photo: a request still arriving."""
     from tests.serve.http import multipart
 
     body, ctype = multipart("image", photo(colour))
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=20)
     head = (f"POST /api/v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ctype}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
     sock.sendall(head + body[: len(body) // 2])
     return sock, body[len(body) // 2:]
 
 
-def _answer(sock) -> tuple[int, dict]:
+def _answer(sock) -> tuple[int, dict, str]:
+    """Read to the end of the connection: the server must close it after the answer. (status, JSON, head)"""
     data = b""
     while chunk := sock.recv(65536):
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(body)
+    return int(head.split()[1]), json.loads(body), head.decode()
 
 
 def _refused(url: str) -> bool:
@@ -217,8 +218,9 @@ def test_sigterm_answers_the_requests_in_flight(bundle_dir, processes):
         time.sleep(0.3)
         assert proc.poll() is None  # still draining: waiting for the rest of the upload...
         uploading.sendall(rest)
-        status, body = _answer(uploading)  # ...which is read, and answered
+        status, body, head = _answer(uploading)  # ...which is read, and answered, and the connection closed
         assert status == 200 and body["model"]["prediction"]["label"] == EXPECTED["blue"]
+        assert "Connection: close" in head  # so that the client does not send its next request on it
         assert proc.wait(10) == 0 and _refused(url)
         assert keepalive.conn.sock is None or keepalive.conn.sock.recv(1) == b""  # closed by the server
         if processes == 1:
