@@ -46,7 +46,9 @@ def add_parser(sub) -> None:
                         "keep more than about 1.4 cores busy (serve/processes.py) (default: %(default)s)")
     p.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)  # a child of --processes
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    p.add_argument("--grace", type=float, default=10.0,
+    from serve.server import DRAIN_GRACE_S  # light: the standard library and carscope.errors
+
+    p.add_argument("--grace", type=float, default=DRAIN_GRACE_S,
                    help="on SIGTERM or Ctrl-C, stop accepting and give the requests in flight this many seconds to "
                         "be answered; a second signal stops at once (default: %(default)s)")
     p.add_argument("--access-log", action="store_true",

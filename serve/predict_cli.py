@@ -110,9 +110,7 @@ def predict_rows(predictor, photos: list[Path], jobs: int):
         except OSError as exc:
             return path, None, ("unreadable", f"cannot read the file ({exc.strerror or type(exc).__name__})")
         try:
-            if not data:
-                raise ImageRejected(400, "empty_file", "the file is empty")
-            return path, predictor.predict(data), None
+            return path, predictor.predict(data), None  # an empty file too: decode_image refuses it (empty_file)
         except ImageRejected as exc:
             return path, None, (exc.code, exc.message)
 
