@@ -2,32 +2,27 @@
 
     python -c "from crawler.adapter import load_adapter; a = load_adapter('showroom'); print(list(a.page_types))"
 
-A file (see crawler/sites/showroom.toml, the shipped example, for every field):
+The language is documented field by field in crawler/sites/README.md (the reference and a cookbook with one
+worked adapter per markup family). In short, a file has a `[site]` table and one `[pages.<type>]` table per
+page type, tried in file order against each URL's path(?query):
 
-    [site]
-    name = "showroom"
-    hook = "showroom_hook.py"          # optional Python hook, path relative to this file (or a module name)
-    allowed_hosts = []                 # hosts besides the start URL's that may be fetched
+    [pages.<type>]
+    match = '^/(?P<make>[^/]+)/(?P<model>[^/]+)/(?P<year>\\d{4})/photos$'   # regex; named groups may name the model-year
+    links = ["a.next", { json = "props.pageProps.items[*].href", from = "next" }]   # field rules giving URLs
+    browser = true   wait_for = "#gallery"   scroll = true   actions = [{ click = "button.more" }]   capture_json = false
+    [pages.<type>.data.<name>]        # JSON sources: script = "CSS" (+ var), url = <field rule>, captured = 'regex'
+    [pages.<type>.specs]              # row/key/value (+ msrp), and [[pages.<type>.specs.pairs]] forms:
+                                      #   rows, dl, table, jsonld, microdata, json (crawler/extract/pairs.py)
+    [pages.<type>.model_year]         # year / make / model / title field rules (crawler/extract/identity.py)
+    [pages.<type>.photos]             # or [[...]]: elements, JSON or JSON-LD; rewrite, ignore, view hints
+                                      #   (crawler/extract/photos.py)
 
-    [pages.<page_type>]
-    match = '^/(?P<make>[^/]+)/(?P<model>[^/]+)/(?P<year>\\d{4})/photos$'  # regex on path(?query)
-    links = ["a.specs-link"]          # CSS selectors whose href is followed (only to known page types)
-    browser = true                    # this page type's content is built by JavaScript
-    wait_for = "#gallery .gallery"    # browser: the selector that says the page is ready
-    scroll = true                     # browser: scroll to the bottom to trigger lazy loading
+Every error names the file, the line and the field, in one line.
 
-    [pages.<page_type>.specs]         # a spec page: rows of (key, value), plus make / model / year
-    row = "div.specs-set-item"  key = "span:nth-of-type(1)"  value = "span:nth-of-type(2)"
-    make = "..."  model = "..."  year = "..."  msrp = "span.msrp"
-
-    [pages.<page_type>.photos]        # a photo page: image elements and where the URL and view hint are
-    image = "img.photo"  attrs = ["srcset", "data-src", "src"]  view_attr = "data-view"  ignore = ['^data:']
-
-A model-year id comes from the URL pattern's named groups `year`, `make`, `model` when it has them, else
-from the spec fields. Every error names the file, the line and the field, in one line.
-
-The optional hook module may define `async def photos_without_browser(ctx, page) -> list[dict]`, used for a
-`browser = true` page type when the crawl runs with `--browser never` (see crawler/sites/showroom_hook.py).
+The optional hook module (`[site] hook = "file.py"`) may define, each sync or async, taking `(ctx, page, found)`
+and returning a replacement for `found` (or None to keep it): `links`, `specs`, `model_year`, `photos`; and
+`photos_without_browser(ctx, page)`, used for a `browser = true` page type when the crawl runs with
+`--browser never` (see crawler/sites/showroom_hook.py and crawler/sites/README.md).
 """
 
 from __future__ import annotations
@@ -42,6 +37,10 @@ from types import ModuleType
 
 from carscope.errors import CarscopeError
 from crawler.dataset import make_model_id
+from crawler.extract.document import DataSource
+from crawler.extract.fields import FieldRule, parse_field
+from crawler.extract.identity import IdentityRules
+from crawler.extract.photos import DEFAULT_VIEW_WORDS, PhotoSource
 
 try:
     import tomllib
@@ -54,40 +53,40 @@ VIEW_NAMES = {"exterior": "exterior", "interior": "interior", "ext": "exterior",
               "outside": "exterior", "inside": "interior", "cabin": "interior"}
 
 
+HOOKS = ("links", "specs", "model_year", "photos", "photos_without_browser")
+
+
 @dataclass
 class SpecRules:
-    row: str
-    key: str
-    value: str
-    make: str | None = None
-    model: str | None = None
-    year: str | None = None
-    msrp: str | None = None
-    title: str | None = None
+    """Where a page's specifications are: `pairs` forms in order, plus a price outside them (`msrp`)."""
 
-
-@dataclass
-class PhotoRules:
-    image: str
-    attrs: list[str] = field(default_factory=lambda: ["srcset", "data-srcset", "data-src", "src"])
-    view_attr: str | None = "data-view"
-    ignore: list[re.Pattern] = field(default_factory=list)
+    pairs: list = field(default_factory=list)  # crawler.extract.pairs forms
+    msrp: FieldRule | None = None
 
 
 @dataclass
 class PageType:
     name: str
     match: re.Pattern
-    links: list[str] = field(default_factory=list)
+    links: list[FieldRule] = field(default_factory=list)
     browser: bool = False
     wait_for: str | None = None
     scroll: bool = True
+    actions: list = field(default_factory=list)  # crawler.extract.actions.Action
+    capture_json: bool = False
+    data: list[DataSource] = field(default_factory=list)
     specs: SpecRules | None = None
-    photos: PhotoRules | None = None
+    identity: IdentityRules | None = None
+    photos: list[PhotoSource] = field(default_factory=list)
 
     def groups(self, path: str) -> dict[str, str] | None:
         m = self.match.search(path)
         return None if m is None else {k: v for k, v in m.groupdict().items() if v is not None}
+
+    @property
+    def fetches_data(self) -> bool:
+        """Whether reading this page type fetches JSON from a URL the page names."""
+        return any(d.url is not None for d in self.data)
 
 
 @dataclass
@@ -163,17 +162,22 @@ class _Checker:
 
     def __init__(self, path: Path, text: str):
         self.path, self.lines = path, text.splitlines()
+        self.index = 0  # which [[table]] of an array of tables is being checked
 
-    def line_of(self, table: str, key: str | None) -> int:
-        """Best-effort line of `key` inside `[table]` (or of the table header when key is None)."""
+    def at(self, index: int) -> _Checker:
+        """This checker, pointing its line numbers at the `index`-th [[table]] of an array of tables."""
+        import copy
+
+        other = copy.copy(self)
+        other.index = index
+        return other
+
+    def line_of(self, table: str, key: str | None, index: int = 0) -> int:
+        """Best-effort line of `key` inside `[table]` (or of the table header when key is None); `index` picks
+        the n-th `[[table]]` of an array of tables."""
         header = re.compile(r"^\s*\[\[?\s*" + re.escape(table).replace(r"\.", r"\s*\.\s*") + r"\s*\]\]?\s*(#.*)?$")
-        start = None
-        for i, line in enumerate(self.lines):
-            if header.match(line):
-                start = i
-                break
-        if start is None:  # a dotted key or inline table: search for the key anywhere
-            start = -1
+        starts = [i for i, line in enumerate(self.lines) if header.match(line)]
+        start = starts[min(index, len(starts) - 1)] if starts else -1  # -1: a dotted key or inline table
         if key is None:
             return start + 1 if start >= 0 else 1
         key_re = re.compile(r"^\s*[\"']?" + re.escape(key) + r"[\"']?\s*=")
@@ -184,9 +188,10 @@ class _Checker:
                 return i + 1
         return start + 1 if start >= 0 else 1
 
-    def fail(self, table: str, key: str | None, problem: str):
+    def fail(self, table: str, key: str | None, problem: str, index: int | None = None):
         fieldname = f"{table}.{key}" if key else table
-        raise CarscopeError(f"{self.path}:{self.line_of(table, key)}: {fieldname}: {problem}")
+        line = self.line_of(table, key, self.index if index is None else index)
+        raise CarscopeError(f"{self.path}:{line}: {fieldname}: {problem}")
 
     def get(self, table: dict, tname: str, key: str, kind, *, required=False, default=None):
         if key not in table:
@@ -217,12 +222,49 @@ class _Checker:
             self.fail(tname, key, f"invalid CSS selector {sel!r} ({exc})")
         return sel
 
+    def xpath(self, tname: str, key: str, expr: str) -> str:
+        from lxml import etree
+
+        try:
+            etree.XPath(expr)
+        except etree.XPathError as exc:
+            self.fail(tname, key, f"invalid XPath {expr!r} ({exc})")
+        return expr
+
+    def jmespath(self, tname: str, key: str, expr: str) -> str:
+        import jmespath
+        from jmespath.exceptions import JMESPathError
+
+        try:
+            jmespath.compile(expr)
+        except JMESPathError as exc:
+            self.fail(tname, key, f"invalid JMESPath expression {expr!r} ({' '.join(str(exc).split())})")
+        return expr
+
+    def table(self, parent: dict, tname: str, key: str) -> dict:
+        value = parent[key]
+        if not isinstance(value, dict):
+            self.fail(tname, key, "expected a table")
+        return value
+
+    def known(self, table: dict, tname: str, keys) -> None:
+        for key in table:
+            if key not in keys:
+                self.fail(tname, key, f"unknown field (known: {', '.join(sorted(keys))})")
+
     def regex(self, tname: str, key: str, pattern: str) -> re.Pattern:
         try:
             return re.compile(pattern)
         except re.error as exc:
             self.fail(tname, key, f"invalid regular expression {pattern!r} ({exc})")
             raise  # unreachable
+
+
+PAGE_KEYS = {"match", "links", "browser", "wait_for", "scroll", "actions", "capture_json", "data", "specs",
+             "model_year", "photos"}
+LEGACY_SPEC_KEYS = {"row", "key", "value", "make", "model", "year", "msrp", "title"}
+PHOTO_KEYS = {"image", "json", "from", "jsonld", "attrs", "picture", "url", "srcset", "view", "view_attr",
+              "view_from", "view_words", "view_regex", "caption", "ignore", "rewrite"}
 
 
 def _build(data: dict, path: Path, text: str) -> Adapter:
@@ -233,6 +275,7 @@ def _build(data: dict, path: Path, text: str) -> Adapter:
     unknown = set(data) - {"site", "pages"}
     if unknown:
         ck.fail(sorted(unknown)[0], None, "unknown table (expected [site] and [pages.*])")
+    ck.known(site, "site", {"name", "hook", "allowed_hosts"})
     name = ck.get(site, "site", "name", str, default=path.stem)
     allowed = ck.get(site, "site", "allowed_hosts", list, default=[]) if "allowed_hosts" in site else []
     hook_ref = ck.get(site, "site", "hook", str)
@@ -241,51 +284,208 @@ def _build(data: dict, path: Path, text: str) -> Adapter:
         ck.fail("pages", None, "at least one [pages.<type>] table is required")
     page_types: dict[str, PageType] = {}
     for pname, table in pages.items():
-        tname = f"pages.{pname}"
-        if not isinstance(table, dict):
-            ck.fail(tname, None, "expected a table")
-        known = {"match", "links", "browser", "wait_for", "scroll", "specs", "photos"}
-        for key in table:
-            if key not in known:
-                ck.fail(tname, key, f"unknown field (known: {', '.join(sorted(known))})")
-        pt = PageType(
-            name=pname,
-            match=ck.regex(tname, "match", ck.get(table, tname, "match", str, required=True)),
-            links=[ck.selector(tname, "links", s) for s in ck.get(table, tname, "links", list, default=[])],
-            browser=ck.get(table, tname, "browser", bool, default=False),
-            wait_for=ck.selector(tname, "wait_for", ck.get(table, tname, "wait_for", str)),
-            scroll=ck.get(table, tname, "scroll", bool, default=True),
-        )
-        if "specs" in table:
-            st, sname = table["specs"], f"{tname}.specs"
-            if not isinstance(st, dict):
-                ck.fail(tname, "specs", "expected a table")
-            sk = {"row", "key", "value", "make", "model", "year", "msrp", "title"}
-            for key in st:
-                if key not in sk:
-                    ck.fail(sname, key, f"unknown field (known: {', '.join(sorted(sk))})")
-            pt.specs = SpecRules(**{k: ck.selector(sname, k, ck.get(st, sname, k, str, required=k in
-                                                                       ("row", "key", "value")))
-                                    for k in sk})
-        if "photos" in table:
-            ph, pname2 = table["photos"], f"{tname}.photos"
-            if not isinstance(ph, dict):
-                ck.fail(tname, "photos", "expected a table")
-            pk = {"image", "attrs", "view_attr", "ignore"}
-            for key in ph:
-                if key not in pk:
-                    ck.fail(pname2, key, f"unknown field (known: {', '.join(sorted(pk))})")
-            rules = PhotoRules(image=ck.selector(pname2, "image", ck.get(ph, pname2, "image", str, required=True)))
-            if "attrs" in ph:
-                rules.attrs = ck.get(ph, pname2, "attrs", list)
-            if "view_attr" in ph:
-                rules.view_attr = ck.get(ph, pname2, "view_attr", str)
-            rules.ignore = [ck.regex(pname2, "ignore", p) for p in ck.get(ph, pname2, "ignore", list, default=[])]
-            pt.photos = rules
-        page_types[pname] = pt
+        page_types[pname] = _page_type(ck, pname, table)
     hook = _load_hook(hook_ref, path, ck) if hook_ref else None
     return Adapter(name=name, path=path, page_types=page_types, allowed_hosts=[h.lower() for h in allowed],
                    hook=hook)
+
+
+def _page_type(ck: _Checker, pname: str, table) -> PageType:
+    from crawler.extract.actions import parse_actions
+
+    tname = f"pages.{pname}"
+    if not isinstance(table, dict):
+        ck.fail(tname, None, "expected a table")
+    ck.known(table, tname, PAGE_KEYS)
+    pt = PageType(
+        name=pname,
+        match=ck.regex(tname, "match", ck.get(table, tname, "match", str, required=True)),
+        browser=ck.get(table, tname, "browser", bool, default=False),
+        wait_for=ck.selector(tname, "wait_for", ck.get(table, tname, "wait_for", str)),
+        scroll=ck.get(table, tname, "scroll", bool, default=True),
+        capture_json=ck.get(table, tname, "capture_json", bool, default=False),
+    )
+    links = table.get("links", [])
+    if not isinstance(links, list):
+        ck.fail(tname, "links", "expected a list of CSS selectors or field rules")
+    pt.links = [parse_field(ck, tname, "links", v, default_attr="href") for v in links]
+    if "actions" in table:
+        pt.actions = parse_actions(ck, tname, table["actions"])
+        if pt.actions and not pt.browser:
+            ck.fail(tname, "actions", "browser actions need `browser = true` on the page type")
+    if pt.capture_json and not pt.browser:
+        ck.fail(tname, "capture_json", "capturing the JSON a page fetches needs `browser = true`")
+    if "data" in table:
+        data = ck.table(table, tname, "data")
+        for dname in data:
+            pt.data.append(_data_source(ck, f"{tname}.data.{dname}", dname, data[dname], pt))
+    names = {d.name for d in pt.data}
+    for rule in pt.links:
+        _check_source(ck, tname, "links", rule.source, names)
+    if "specs" in table:
+        pt.specs, legacy_identity = _specs(ck, f"{tname}.specs", ck.table(table, tname, "specs"), names)
+        pt.identity = legacy_identity
+    if "model_year" in table:
+        mt, mname = ck.table(table, tname, "model_year"), f"{tname}.model_year"
+        ck.known(mt, mname, {"year", "make", "model", "title", "structured"})
+        ident = pt.identity or IdentityRules()
+        for part in ("year", "make", "model", "title"):
+            if part in mt:
+                rule = parse_field(ck, mname, part, mt[part])
+                _check_source(ck, mname, part, rule.source, names)
+                setattr(ident, part, rule)
+        ident.structured = ck.get(mt, mname, "structured", bool, default=True)
+        if ident.title is not None and (ident.title.re is None or not {"year", "make", "model"} & set(
+                ident.title.re.groupindex)):
+            ck.fail(mname, "title", "a title rule needs a regex with named groups (?P<year>...), (?P<make>...) "
+                                    "or (?P<model>...)")
+        pt.identity = ident
+    if "photos" in table:
+        raw = table["photos"]
+        entries = raw if isinstance(raw, list) else [raw]
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                ck.fail(tname, "photos", "expected a table ([pages.<type>.photos]) or tables ([[...]])")
+            pt.photos.append(_photo_source(ck.at(i), f"{tname}.photos", entry, names, i))
+    return pt
+
+
+def _check_source(ck: _Checker, tname: str, key: str, source: str | None, names: set[str]) -> None:
+    if source is not None and source not in names:
+        ck.fail(tname, key, f"no data source '{source}' (this page type has: {', '.join(sorted(names)) or 'none'})")
+
+
+def _data_source(ck: _Checker, tname: str, name: str, t, pt: PageType) -> DataSource:
+    if not isinstance(t, dict):
+        ck.fail(tname, None, "expected a table")
+    ck.known(t, tname, {"script", "var", "url", "captured", "optional"})
+    kinds = [k for k in ("script", "url", "captured") if k in t]
+    if len(kinds) != 1:
+        ck.fail(tname, None, "a data source needs exactly one of script, url or captured")
+    src = DataSource(name=name, optional=ck.get(t, tname, "optional", bool, default=False))
+    if "script" in t:
+        src.script = ck.selector(tname, "script", ck.get(t, tname, "script", str))
+        src.var = ck.get(t, tname, "var", str)
+    elif "url" in t:
+        src.url = parse_field(ck, tname, "url", t["url"])
+        _check_source(ck, tname, "url", src.url.source, {d.name for d in pt.data})
+    else:
+        if not pt.browser or not pt.capture_json:
+            ck.fail(tname, "captured", "a captured source needs `browser = true` and `capture_json = true`")
+        src.captured = ck.regex(tname, "captured", ck.get(t, tname, "captured", str))
+    if "var" in t and src.script is None:
+        ck.fail(tname, "var", "'var' goes with 'script'")
+    return src
+
+
+def _specs(ck: _Checker, sname: str, st: dict, names: set[str]) -> tuple[SpecRules, IdentityRules | None]:
+    from crawler.extract.pairs import FORMS, Rows
+
+    ck.known(st, sname, LEGACY_SPEC_KEYS | {"pairs"})
+    rules = SpecRules()
+    legacy = {k: st[k] for k in ("row", "key", "value") if k in st}
+    if legacy:
+        if len(legacy) != 3:
+            missing = sorted({"row", "key", "value"} - legacy.keys())[0]
+            ck.fail(sname, None, f"missing required field '{missing}' (row, key and value go together)")
+        rules.pairs.append(Rows.build(st, ck, sname))
+    pairs = st.get("pairs", [])
+    if not isinstance(pairs, list):
+        ck.fail(sname, "pairs", "expected [[...specs.pairs]] tables")
+    for i, entry in enumerate(pairs):
+        pname, ck = f"{sname}.pairs", ck.at(i)
+        if not isinstance(entry, dict):
+            ck.fail(pname, None, "expected a table")
+        form = entry.get("form")
+        if form not in FORMS:
+            ck.fail(pname, "form", f"expected one of {', '.join(FORMS)}, got {form!r}", index=i)
+        cls = FORMS[form]
+        for key in entry:
+            if key not in cls.keys:
+                ck.fail(pname, key, f"unknown field for form {form} (known: {', '.join(sorted(cls.keys))})",
+                        index=i)
+        built = cls.build(entry, ck, pname)
+        _check_source(ck, pname, "from", getattr(built, "source", None), names)
+        rules.pairs.append(built)
+    if not rules.pairs and "msrp" not in st:
+        ck.fail(sname, None, "a specs table needs row/key/value or [[...specs.pairs]] forms")
+    if "msrp" in st:
+        rules.msrp = parse_field(ck, sname, "msrp", st["msrp"])
+    ident = None
+    if any(k in st for k in ("make", "model", "year")):
+        ident = IdentityRules(**{k: parse_field(ck, sname, k, st[k]) for k in ("make", "model", "year") if k in st})
+    return rules, ident
+
+
+def _photo_source(ck: _Checker, tname: str, ph: dict, names: set[str], index: int) -> PhotoSource:
+    ck.known(ph, tname, PHOTO_KEYS)
+    how = [k for k in ("image", "json", "jsonld") if k in ph]
+    if not how:
+        ck.fail(tname, None, "missing required field 'image' (or 'json', or jsonld = true)")
+    src = PhotoSource()
+    if "image" in ph:
+        src.image = ck.selector(tname, "image", ck.get(ph, tname, "image", str))
+    if "json" in ph:
+        src.json = ck.jmespath(tname, "json", ck.get(ph, tname, "json", str))
+        src.source = ck.get(ph, tname, "from", str)
+        _check_source(ck, tname, "from", src.source, names)
+    elif "from" in ph:
+        ck.fail(tname, "from", "'from' goes with 'json'")
+    src.jsonld = ck.get(ph, tname, "jsonld", bool, default=False)
+    if "attrs" in ph:
+        src.attrs = ck.get(ph, tname, "attrs", list)
+    src.picture = ck.get(ph, tname, "picture", bool, default=True)
+    if "url" in ph:
+        url = ph["url"]
+        src.url = [url] if isinstance(url, str) else ck.get(ph, tname, "url", list)
+        src.url = [ck.jmespath(tname, "url", u) for u in src.url]
+    for key in ("srcset", "view"):
+        if key in ph:
+            setattr(src, key, ck.jmespath(tname, key, ck.get(ph, tname, key, str)))
+    if "view_attr" in ph:
+        src.view_from = [f"attr:{ck.get(ph, tname, 'view_attr', str)}"]
+    if "view_from" in ph:
+        src.view_from = ck.get(ph, tname, "view_from", list)
+        for v in src.view_from:
+            if v not in ("class", "alt", "caption", "text") and not (v.startswith("attr:") and len(v) > 5):
+                ck.fail(tname, "view_from", f"unknown view source {v!r} (attr:NAME, class, alt, caption, text)")
+    if "view_words" in ph:
+        words = ph["view_words"]
+        if not isinstance(words, dict) or not set(words) <= {"exterior", "interior"} or not all(
+                isinstance(w, list) and all(isinstance(x, str) for x in w) for w in words.values()):
+            ck.fail(tname, "view_words", "expected { exterior = [words...], interior = [words...] }")
+        src.view_words = {**DEFAULT_VIEW_WORDS, **{k: tuple(x.lower() for x in v) for k, v in words.items()}}
+    if "view_regex" in ph:
+        src.view_regex = ck.regex(tname, "view_regex", ck.get(ph, tname, "view_regex", str))
+    if "caption" in ph:
+        src.caption = ck.selector(tname, "caption", ck.get(ph, tname, "caption", str))
+    src.ignore = [ck.regex(tname, "ignore", p) for p in ck.get(ph, tname, "ignore", list, default=[])]
+    rewrites = ph.get("rewrite", [])
+    if not isinstance(rewrites, list):
+        ck.fail(tname, "rewrite", "expected a list of { pattern = '...', replace = '...' }")
+    for r in rewrites:
+        if not isinstance(r, dict) or set(r) != {"pattern", "replace"} or not all(
+                isinstance(v, str) for v in r.values()):
+            ck.fail(tname, "rewrite", f"each rewrite is {{ pattern = '...', replace = '...' }}, got {r!r}")
+        pattern = ck.regex(tname, "rewrite", r["pattern"])
+        try:
+            _check_template(pattern, r["replace"])
+        except (re.error, IndexError) as exc:
+            ck.fail(tname, "rewrite", f"bad replacement {r['replace']!r} ({exc})")
+        src.rewrite.append((pattern, r["replace"]))
+    return src
+
+
+def _check_template(pattern: re.Pattern, repl: str) -> None:
+    """A bad group reference in a replacement fails at load time, not on the first matching URL."""
+    try:
+        from re import _parser
+    except ImportError:  # Python 3.10: sre_parse
+        import sre_parse as _parser
+    try:
+        _parser.parse_template(repl, pattern)
+    except (AttributeError, TypeError):  # an interpreter whose private parser differs: checked at run time
+        pass
 
 
 def _load_hook(ref: str, path: Path, ck: _Checker) -> ModuleType:

@@ -29,7 +29,7 @@ import asyncio
 import os
 import shutil
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from carscope.errors import CarscopeError
 
@@ -58,7 +58,9 @@ SCROLL_JS = """async (steps) => {
 class Rendered:
     url: str
     html: str | None
-    error: str | None = None  # gallery_timeout, render_error, browser_closed
+    error: str | None = None  # gallery_timeout, render_error, browser_closed, action_failed
+    captured: list = field(default_factory=list)  # (url, body bytes) of JSON the page fetched (capture_json)
+    clicks: int = 0
 
 
 def find_chromium(explicit: str | None = None) -> str | None:
@@ -90,6 +92,9 @@ class _Slot:
         self.context = None
         self.page = None
         self.pages_done = 0
+        self.inflight = 0  # requests of this slot's page being fetched by the crawler now
+        self.capture = False
+        self.captured: list[tuple[str, bytes]] = []
 
 
 class BrowserPool:
@@ -117,6 +122,7 @@ class BrowserPool:
         self.contexts_created = 0
         self.subrequests = 0
         self.blocked = 0
+        self.clicks = 0
 
     async def __aenter__(self) -> BrowserPool:
         await self.start()
@@ -155,14 +161,18 @@ class BrowserPool:
                 self._slots.put_nowait(slot)
             self._started = True
 
-    async def _new_context(self):
+    async def _new_context(self, slot: _Slot):
         ctx = await self._browser.new_context(user_agent=self.user_agent, java_script_enabled=True,
                                               service_workers="block", viewport={"width": 1280, "height": 900})
-        await ctx.route("**/*", self._route)
+
+        async def route(route, request):
+            await self._route(route, request, slot)
+
+        await ctx.route("**/*", route)
         self.contexts_created += 1
         return ctx
 
-    async def _route(self, route, request) -> None:
+    async def _route(self, route, request, slot: _Slot | None = None) -> None:
         """Every request a page makes: blocked, served from memory, or fetched politely by the crawler."""
         try:
             rtype = request.resource_type
@@ -177,7 +187,16 @@ class BrowserPool:
             cached = self._asset_cache.get(request.url) if rtype in CACHED_TYPES else None
             if cached is None:
                 self.subrequests += 1
-                resp = await self.fetch(request.url, "json" if rtype in ("xhr", "fetch") else "asset")
+                if slot is not None:
+                    slot.inflight += 1
+                try:
+                    resp = await self.fetch(request.url, "json" if rtype in ("xhr", "fetch") else "asset")
+                finally:
+                    if slot is not None:
+                        slot.inflight -= 1
+                if (slot is not None and slot.capture and rtype in ("xhr", "fetch") and resp.ok
+                        and "json" in resp.headers.get("content-type", "")):
+                    slot.captured.append((request.url, resp.body or b""))
                 if resp.error is not None or resp.status is None:
                     await route.abort("blockedbyclient" if "robots" in (resp.error or "") or "offsite" in (
                         resp.error or "") else "failed")
@@ -196,10 +215,14 @@ class BrowserPool:
             except Exception:
                 pass
 
-    async def render(self, url: str, html: str, *, wait_for: str | None = None, scroll: bool = True) -> Rendered:
-        """Load `html` as if served at `url`, run its scripts, wait, scroll, return the resulting DOM."""
+    async def render(self, url: str, html: str, *, wait_for: str | None = None, scroll: bool = True,
+                     actions: list | None = None, capture_json: bool = False) -> Rendered:
+        """Load `html` as if served at `url`, run its scripts, wait, run the adapter's actions (clicks, scrolls,
+        waits: crawler/extract/actions.py), scroll, return the resulting DOM (and the JSON it fetched)."""
         from playwright.async_api import Error as PWError
         from playwright.async_api import TimeoutError as PWTimeout
+
+        from crawler.extract.actions import run_actions
 
         await self.start()
         slot: _Slot = await self._slots.get()
@@ -209,6 +232,7 @@ class BrowserPool:
                 await self._reset_slot(slot)
             slot.pages_done += 1
             page = slot.page  # one page per slot, navigated again and again: a new page costs a renderer
+            slot.capture, slot.captured = capture_json, []
             self._documents[url] = html
             try:
                 await page.goto(url, wait_until="domcontentloaded", timeout=self.timeout_ms)
@@ -219,12 +243,20 @@ class BrowserPool:
                     await page.wait_for_selector(wait_for, state="attached", timeout=self.timeout_ms)
                 except PWTimeout:
                     return Rendered(url, None, "gallery_timeout")
+            clicks = 0
+            if actions:
+                try:
+                    clicks = await run_actions(page, actions, self.timeout_ms, SCROLL_JS, self.scroll_steps,
+                                               busy=lambda: slot.inflight)
+                except PWTimeout:
+                    return Rendered(url, None, "action_timeout")
             if scroll:
                 await page.evaluate(SCROLL_JS, self.scroll_steps)
             content = await page.content()
             self.rendered += 1
+            self.clicks += clicks
             healthy = True
-            return Rendered(url, content)
+            return Rendered(url, content, captured=list(slot.captured), clicks=clicks)
         except PWTimeout:
             return Rendered(url, None, "render_timeout")
         except PWError as exc:
@@ -238,7 +270,7 @@ class BrowserPool:
         if slot.context is not None:
             await _quietly(slot.context.close(), 10)  # closes its page too; the renderer's memory goes with it
             slot.context = slot.page = None
-        slot.context = await self._new_context()
+        slot.context = await self._new_context(slot)
         slot.page = await slot.context.new_page()
         slot.page.set_default_timeout(self.timeout_ms)
         slot.pages_done = 0

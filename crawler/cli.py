@@ -56,10 +56,15 @@ def _shard(text: str) -> tuple[int, int]:
 def add_parser(sub) -> None:
     p = sub.add_parser("crawl", help="crawl a catalog site into a dataset", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--start-url", required=True, help="where the crawl starts, e.g. http://127.0.0.1:8700/")
-    p.add_argument("--out", required=True, metavar="DATASET", help="dataset directory to write")
-    p.add_argument("--site", default="showroom", metavar="showroom|PATH.toml",
-                   help="site adapter: a shipped one by name or a TOML file (default: %(default)s)")
+    p.add_argument("--start-url", help="where the crawl starts, e.g. http://127.0.0.1:8700/ (required unless --check)")
+    p.add_argument("--out", metavar="DATASET", help="dataset directory to write (required unless --check)")
+    p.add_argument("--check", metavar="URL", default=None,
+                   help="fetch this one page and print what the adapter makes of it (page type, links, specs, "
+                        "model-year, photos); writes nothing")
+    p.add_argument("--json", action="store_true", help="with --check: print the report as one JSON document")
+    p.add_argument("--site", default="showroom", metavar="showroom|showroom-LAYOUT|PATH.toml",
+                   help="site adapter: a shipped one by name (crawler/sites/*.toml) or a TOML file; the language is "
+                        "documented in crawler/sites/README.md (default: %(default)s)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue the crawl in DATASET")
     mode.add_argument("--overwrite", action="store_true", help="delete DATASET's crawl artifacts and start over")
@@ -87,6 +92,16 @@ def run(args) -> int:
     from crawler.config import CrawlConfig
     from crawler.engine import crawl
 
+    if args.check:
+        if args.start_url or args.out:
+            raise CarscopeError("--check URL looks at one page: it takes no --start-url or --out")
+        from crawler.check import run as run_check
+
+        return run_check(args)
+    if args.json:
+        raise CarscopeError("--json goes with --check")
+    if not args.start_url or not args.out:
+        raise CarscopeError("--start-url and --out are required (or --check URL to look at one page)")
     config = CrawlConfig(start_url=args.start_url, out=args.out, site=args.site, resume=args.resume,
                          overwrite=args.overwrite, keep_original=args.keep_original, concurrency=args.concurrency,
                          per_host=args.per_host, delay=args.delay, max_pages=args.max_pages,
@@ -107,6 +122,15 @@ def summary(stats: dict, out) -> str:
             f"{images['stored']} images stored ({images['duplicates']} duplicates skipped), "
             f"{stats['failures']} failures, {stats['retries']} retries in {stats['durations']['this_run_s']:.1f} s "
             f"({rates.get('pages_per_s') or 0:.1f} pages/s, {rates.get('images_per_s') or 0:.1f} images/s) -> {out}")
+    nmy = stats.get("no_model_year") or {}
+    if nmy.get("pages"):
+        line += (f"\n  {nmy['pages']} pages gave no model-year ({nmy.get('photos', 0)} of their photos stored "
+                 f"without one; failures.parquet reason no_model_year): check the adapter's model_year rules with --check")
+    if stats.get("page_problems"):
+        line += "\n  page problems: " + ", ".join(f"{k} {v}" for k, v in stats["page_problems"].items())
+    for note in stats.get("notes", []):
+        if note.startswith("nothing trainable"):
+            line += f"\n  {note}"
     if stats.get("failure_reasons"):
         line += "\n  failures by reason: " + ", ".join(f"{k} {v}" for k, v in stats["failure_reasons"].items())
     if stats["status"] == "interrupted":

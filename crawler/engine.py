@@ -42,9 +42,6 @@ def crawl(config: CrawlConfig) -> dict:
     config.validate()
     adapter = load_adapter(config.site)
     start = canonicalize(config.start_url)
-    if adapter.classify(path_and_query(start)) is None:
-        raise CarscopeError(f"start URL {start} matches no page type of the '{adapter.name}' adapter "
-                            f"({adapter.path}); is it the right --site?")
     if config.shard is not None and not adapter.model_year_types():
         raise CarscopeError(f"--shard needs an adapter whose model-year pages name (?P<year>...), (?P<make>...) "
                             f"and (?P<model>...) in their match pattern; {adapter.path} has none")
@@ -196,7 +193,14 @@ class Crawler:
             raise CarscopeError(f"cannot reach {self.start_url}: {resp.error.replace('_', ' ')}")
         if resp.status is not None and resp.status >= 400:
             raise CarscopeError(f"start URL {self.start_url} answers HTTP {resp.status}")
-        pt = self.adapter.classify(path_and_query(self.start_url))[0]
+        hit = self.adapter.classify(path_and_query(self.start_url))
+        if hit is None and resp.final_url != self.start_url:  # a start URL that redirects: its target's type
+            hit = self.adapter.classify(path_and_query(resp.final_url))
+        if hit is None:
+            where = f" (it redirects to {resp.final_url})" if resp.final_url != self.start_url else ""
+            raise CarscopeError(f"start URL {self.start_url}{where} matches no page type of the '{self.adapter.name}' "
+                                f"adapter ({self.adapter.path}); is it the right --site?")
+        pt = hit[0]
         if self.frontier.add(self.start_url, PAGE, page_type=pt.name, depth=0) and resp.ok:
             self._prefetched[self.start_url] = resp  # handled as the first page: no second request
         self.frontier.commit(force=True)
@@ -410,15 +414,21 @@ class Crawler:
         """What a browser page's own requests go through: the polite fetcher, with in-place retries."""
         return await self.http.fetch_retrying(url, kind=kind)
 
+    def page_type_of(self, url: str, fallback: str | None = None):
+        """(page type, URL groups) of a URL; a URL that matches none keeps the type it was queued with."""
+        hit = self.adapter.classify(path_and_query(url))
+        if hit is None and fallback in self.adapter.page_types:
+            return self.adapter.page_types[fallback], {}
+        return hit
+
     async def _handle_page(self, item: Item) -> None:
-        from crawler.parse import make_page, parse_page
+        from crawler.parse import extract_page, make_page
         from crawler.politeness import Verdict
 
-        hit = self.adapter.classify(path_and_query(item.url))
+        hit = self.page_type_of(item.url, item.page_type)
         if hit is None:
             self.frontier.fail(item, reason="no_page_type", status=None)
             return
-        pt, groups = hit
         resp = self._prefetched.pop(item.url, None) or await self.http.fetch(item.url, kind="page")
         verdict = self.politeness.classify(resp, item.attempts + 1)
         if verdict.action != "ok":
@@ -427,10 +437,19 @@ class Crawler:
         self._count("bytes_downloaded", len(resp.body or b""))
         html = (resp.body or b"").decode(_charset(resp.headers.get("content-type", "")), errors="replace")
         url = resp.final_url
-        photos_from_hook = None
+        if url != item.url:  # a redirect: the page is what its final URL says it is
+            landed = self.adapter.classify(path_and_query(url))
+            if landed is None:
+                self.frontier.fail(item, reason="redirect_no_page_type", status=resp.status)
+                return
+            hit = landed
+            self.frontier.mark_seen(url, PAGE, page_type=landed[0].name)  # linked later: not fetched again
+        pt, groups = hit
+        photos_from_hook, captured = None, None
         if pt.name in self.use_browser_for:
             try:
-                rendered = await self.browser_pool.render(url, html, wait_for=pt.wait_for, scroll=pt.scroll)
+                rendered = await self.browser_pool.render(url, html, wait_for=pt.wait_for, scroll=pt.scroll,
+                                                          actions=pt.actions, capture_json=pt.capture_json)
             except CarscopeError as exc:  # Chromium would not start
                 if self.config.browser == "always" or self.adapter.hook_fn("photos_without_browser") is None:
                     raise
@@ -447,32 +466,49 @@ class Crawler:
                 self._after_failure(item, resp, Verdict("retry" if retry else "fail", rendered.error,
                                                         self.politeness.backoff(item.attempts + 1)))
                 return
-            html = rendered.html
+            html, captured = rendered.html, rendered.captured
             self._count("browser_pages")
+            self._count("browser_clicks", rendered.clicks)
         elif pt.browser and self.adapter.hook_fn("photos_without_browser") is not None:
             hook = self.adapter.hook_fn("photos_without_browser")
             page = make_page(self.adapter, pt, groups, url, html)
             try:
-                photos_from_hook = await hook(_HookContext(self), page)
-            except _HookFetchError as exc:
+                photos_from_hook = await hook(HookContext(self.http, self.config), page)
+            except HookFetchError as exc:
                 retry = item.attempts + 1 < self.config.max_attempts
                 self._after_failure(item, exc.resp, Verdict("retry" if retry else "fail", exc.reason,
                                                             self.politeness.backoff(item.attempts + 1)))
                 return
-        parsed = parse_page(self.adapter, pt, groups, url, html)
+        try:
+            _, parsed = await extract_page(self.adapter, pt, groups, url, html,
+                                           ctx=HookContext(self.http, self.config), captured=captured)
+        except HookFetchError as exc:  # a JSON source (or a hook's fetch) failed: the page is tried again
+            retry = item.attempts + 1 < self.config.max_attempts
+            self._after_failure(item, exc.resp, Verdict("retry" if retry else "fail", exc.reason,
+                                                        self.politeness.backoff(item.attempts + 1)))
+            return
         if photos_from_hook is not None:
-            from crawler.parse import Photo
+            from crawler.parse import _photo_from
 
-            parsed.photos = [Photo(url=p["url"], view_hint=p.get("view_hint") or "unknown") if isinstance(p, dict)
-                             else p for p in photos_from_hook]
+            parsed.photos = [p for p in (_photo_from(x, url) for x in photos_from_hook) if p is not None]
+            if parsed.photos and parsed.model_id is None and "no_model_year" not in parsed.problems:
+                parsed.problems.append("no_model_year")
         await self._enqueue_links(item, parsed.links)
         if parsed.specs is not None:
             s = parsed.specs
             self.frontier.put_specs(s.model_id, s.make, s.model, s.year, url, s.rows)
+        if parsed.problems:  # the page is done; what it could not give is on record (one row per page)
+            for problem in parsed.problems:
+                self._count(f"page_{problem.split(':')[0]}")
+            ordered = sorted(parsed.problems, key=lambda p: p != "no_model_year")
+            self.frontier.record_failure(url, PAGE, "; ".join(ordered)[:300], resp.status, item.attempts + 1,
+                                         time.time())
         if parsed.photos:
-            from crawler.parse import model_id_for
-
-            model_id = model_id_for(make_page(self.adapter, pt, groups, url, ""), parsed.specs)
+            # a photo whose page names no model-year is still stored (the view classifier can learn from it),
+            # never silently: the page has a no_model_year failures row and the summary counts it
+            model_id = parsed.model_id
+            if model_id is None:
+                self._count("photos_no_model_year", len(parsed.photos))
             for photo in parsed.photos:
                 target = canonicalize(photo.url, url)
                 if target is None or not await self._allowed(target, IMAGE):
@@ -616,6 +652,10 @@ class Crawler:
             "failures": counts["failures"],
             "failure_reasons": self._failure_reasons(),
             "retries": int(total.get("retries", 0)),
+            "no_model_year": {"pages": int(total.get("page_no_model_year", 0)),
+                              "photos": int(total.get("photos_no_model_year", 0))},
+            "page_problems": {k[5:]: int(v) for k, v in sorted(total.items())
+                              if k.startswith("page_") and k != "page_no_model_year"},
             "status_histogram": {k[7:]: int(v) for k, v in sorted(total.items()) if k.startswith("status_")},
             "errors": {k[6:]: int(v) for k, v in sorted(total.items()) if k.startswith("error_")},
             "bytes_downloaded": int(total.get("bytes_downloaded", 0)),
@@ -634,7 +674,10 @@ class Crawler:
         if self.browser_pool is not None:
             bp = self.browser_pool
             stats["browser"].update({"rendered": bp.rendered, "contexts": bp.contexts_created,
-                                     "subrequests": bp.subrequests, "blocked": bp.blocked})
+                                     "subrequests": bp.subrequests, "blocked": bp.blocked, "clicks": bp.clicks})
+        if status == "complete" and stats["pages"]["done"] and not (counts["specs"] or counts["images_stored"]):
+            stats["notes"].append("nothing trainable: no model-year with specs and no photo was stored; check the "
+                                  "adapter with `carscope crawl --check URL`")
         ds.write_json(stats, self.root / ds.STATS_FILE)
         return stats
 
@@ -656,35 +699,38 @@ def _charset(content_type: str) -> str:
     return "utf-8"
 
 
-class _HookFetchError(Exception):
+class HookFetchError(Exception):
     def __init__(self, resp, reason: str):
         super().__init__(reason)
         self.resp, self.reason = resp, reason
 
 
-class _HookContext:
+class HookContext:
     """What an adapter hook may use: the crawl's polite fetcher (JSON and text) and its settings."""
 
-    def __init__(self, crawler: Crawler):
-        self._crawler = crawler
-        self.config = crawler.config
-        self.extra = crawler.config.extra
+    def __init__(self, http, config: CrawlConfig):
+        self._http = http
+        self.config = config
+        self.extra = config.extra
+        self.fetched: list[str] = []  # URLs fetched through this context (what --check reports)
 
     async def fetch_json(self, url: str):
         import json
 
-        resp = await self._crawler.http.fetch_retrying(url, kind="json")
+        self.fetched.append(url)
+        resp = await self._http.fetch_retrying(url, kind="json")
         if not resp.ok:
-            raise _HookFetchError(resp, resp.error or f"http_{resp.status}")
+            raise HookFetchError(resp, resp.error or f"http_{resp.status}")
         try:
             return json.loads(resp.body)
         except (ValueError, UnicodeDecodeError):
-            raise _HookFetchError(resp, "bad_json") from None
+            raise HookFetchError(resp, "bad_json") from None
 
     async def fetch_text(self, url: str) -> str:
-        resp = await self._crawler.http.fetch_retrying(url, kind="asset")
+        self.fetched.append(url)
+        resp = await self._http.fetch_retrying(url, kind="asset")
         if not resp.ok:
-            raise _HookFetchError(resp, resp.error or f"http_{resp.status}")
+            raise HookFetchError(resp, resp.error or f"http_{resp.status}")
         return (resp.body or b"").decode("utf-8", errors="replace")
 
 

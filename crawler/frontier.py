@@ -137,6 +137,12 @@ class Frontier:
             (url, kind, page_type, 0 if kind == IMAGE else 1, depth, json.dumps(meta or {}), time.time()))
         return cur.rowcount == 1
 
+    def mark_seen(self, url: str, kind: str, *, page_type: str | None = None) -> bool:
+        """Record a URL as done without queueing it (a redirect's target, read under the URL that led there)."""
+        cur = self.db.execute("INSERT OR IGNORE INTO urls (url, kind, page_type, state, updated) VALUES (?,?,?,?,?)",
+                              (url, kind, page_type, DONE, time.time()))
+        return cur.rowcount == 1
+
     def claim(self, now: float | None = None, *, kinds: tuple[str, ...] = (PAGE, IMAGE)) -> Item | None:
         """The next ready URL (images first, then pages in discovery order), marked in-flight."""
         now = time.time() if now is None else now

@@ -1,23 +1,25 @@
-"""Parsing, separate from fetching: HTML in, links / spec rows / photo references out, by the adapter's rules.
+"""Parsing, separate from fetching: HTML in, links / spec rows / model-year / photos out, by the adapter's rules.
 
     python -c "
     from crawler.adapter import load_adapter; from crawler.parse import parse_page
     a = load_adapter('showroom'); pt, g = a.classify('/')
     print(parse_page(a, pt, g, 'http://h/', '<ul class=makes><li><a class=make-link href=/make/acme>A</a></ul>').links)"
 
-One function per job; each takes an lxml tree so a browser-rendered page and a plain HTTP page are parsed
-the same way. Pure functions of their input (no I/O), tested on in-memory HTML.
+`parse_page` is pure (no I/O): the page's own HTML and embedded JSON. `extract_page` is what the crawler and
+`carscope crawl --check` run: the same, plus the JSON sources fetched from URLs the page names (through the
+crawl's polite fetcher) and the adapter's Python hooks. The forms themselves live in crawler/extract/.
+A browser-rendered page and a plain HTTP page are parsed the same way.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
-from crawler.adapter import Adapter, PageType, PhotoRules, SpecRules, normalize_view
-from crawler.dataset import make_model_id
-from crawler.urls import canonicalize, largest_from_srcset
-
-SRCSET_ATTRS = ("srcset", "data-srcset", "srcset-data")
+from crawler.adapter import Adapter, PageType, normalize_view  # noqa: F401 (normalize_view: re-exported)
+from crawler.extract.document import Document
+from crawler.extract.identity import Identity, resolve
+from crawler.urls import canonicalize, path_and_query
 
 
 @dataclass
@@ -37,21 +39,23 @@ class Photo:
 
 @dataclass
 class Page:
-    """What a handler sees: the page, its type, the URL pattern's groups and the parsed tree."""
+    """What a hook sees: the page, its type, the URL pattern's groups, the parsed tree and the Document
+    (`doc.sel`: a parsel Selector; `doc.data`: the JSON sources by name)."""
 
     url: str
     page_type: PageType
     groups: dict[str, str]
     html: str
     tree: object = None  # lxml.html.HtmlElement, or None for an empty document
+    doc: Document | None = None
 
     @property
     def base_url(self) -> str:
-        if self.tree is not None:
-            base = self.tree.xpath("//base/@href")
-            if base:
-                return canonicalize(base[0], self.url) or self.url
-        return self.url
+        return self.doc.base_url if self.doc is not None else self.url
+
+    @property
+    def sel(self):
+        return self.doc.sel if self.doc is not None else None
 
 
 @dataclass
@@ -59,7 +63,13 @@ class Parsed:
     links: list[tuple[str, str]] = field(default_factory=list)  # (canonical url, page type)
     ignored_links: list[str] = field(default_factory=list)  # canonical URLs that match no page type
     specs: Specs | None = None
+    identity: Identity | None = None
     photos: list[Photo] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # bad JSON, missing paths, no model-year, ...
+
+    @property
+    def model_id(self) -> str | None:
+        return self.identity.model_id if self.identity is not None else None
 
 
 def parse_tree(html: str | bytes):
@@ -74,41 +84,94 @@ def parse_tree(html: str | bytes):
         return None
 
 
-def make_page(adapter: Adapter, page_type: PageType, groups: dict, url: str, html: str | bytes) -> Page:
-    if isinstance(html, bytes):
-        html = html.decode("utf-8", errors="replace")
-    return Page(url=url, page_type=page_type, groups=groups, html=html, tree=parse_tree(html))
+def make_page(adapter: Adapter, page_type: PageType, groups: dict, url: str, html: str | bytes,
+              captured: list | None = None) -> Page:
+    """The page with its Document and embedded data sources (scripts, captured responses) read."""
+    doc = Document.from_html(url, html)
+    for src in page_type.data:
+        if src.script is not None:
+            doc.add_script_source(src.name, src.script, src.var, optional=src.optional)
+        elif src.captured is not None:
+            hit = next((body for u, body in captured or [] if src.captured.search(u)), None)
+            if hit is None:
+                if not src.optional:
+                    doc.problem(f"data_missing: {src.name} (no captured response)")
+            else:
+                doc.add_json_source(src.name, hit)
+    return Page(url=url, page_type=page_type, groups=groups, html=doc.html, tree=doc.tree, doc=doc)
 
 
-def parse_page(adapter: Adapter, page_type: PageType, groups: dict, url: str, html: str | bytes) -> Parsed:
-    page = make_page(adapter, page_type, groups, url, html)
+async def fetch_sources(page: Page, fetch_json) -> None:
+    """The `url` data sources, in order (one may name the next): `await fetch_json(url)` per source."""
+    doc = page.doc
+    for src in page.page_type.data:
+        if src.url is None:
+            continue
+        raw = src.url.first(doc) if doc.sel is not None or src.url.json is not None else None
+        url = canonicalize(raw, doc.base_url) if raw else None
+        if url is None:
+            if not src.optional:
+                doc.problem(f"data_missing: {src.name} (no URL at {src.url.describe()})")
+            continue
+        doc.add_json_source(src.name, await fetch_json(url))
+
+
+def parse_page(adapter: Adapter, page_type: PageType, groups: dict, url: str, html: str | bytes,
+               captured: list | None = None) -> Parsed:
+    return extract(adapter, make_page(adapter, page_type, groups, url, html, captured))
+
+
+def extract(adapter: Adapter, page: Page) -> Parsed:
+    """Every declarative rule of the page type on an already-made page (sources read or fetched)."""
     out = Parsed()
-    if page.tree is None:
-        return out
+    pt, doc = page.page_type, page.doc
     out.links, out.ignored_links = extract_links(adapter, page)
-    if page_type.specs is not None:
-        out.specs = extract_specs(page_type.specs, page)
-    if page_type.photos is not None:
-        out.photos = extract_photos(page_type.photos, page)
+    rows = extract_rows(pt, doc)
+    out.identity = resolve(doc, page.groups, pt.identity)
+    out.specs = _specs(out.identity, rows) if pt.specs is not None else None
+    for src in pt.photos:
+        out.photos.extend(Photo(url=f.url, view_hint=f.view_hint) for f in src.photos(doc))
+    out.photos = _unique(out.photos)
+    _check_named(pt, out, doc)
+    out.problems = list(doc.problems)
     return out
 
 
-def _select(node, selector: str) -> list:
-    return node.cssselect(selector)
+def _check_named(pt: PageType, out: Parsed, doc: Document) -> None:
+    if out.model_id is None and (out.photos or (pt.specs is not None and out.specs is None and doc.sel is not None
+                                                and _had_rows(pt, doc))):
+        doc.problem("no_model_year")
 
 
-def _text(node) -> str:
-    return " ".join(node.text_content().split())
+def _had_rows(pt: PageType, doc: Document) -> bool:
+    return bool(extract_rows(pt, doc))
+
+
+def _unique(photos: list[Photo]) -> list[Photo]:
+    seen, out = set(), []
+    for p in photos:
+        if p.url not in seen:
+            seen.add(p.url)
+            out.append(p)
+    return out
+
+
+def _specs(identity: Identity, rows: list[tuple[str, str]]) -> Specs | None:
+    if identity.model_id is None:
+        return None  # a spec page we cannot name is useless to the dataset (counted as no_model_year)
+    return Specs(model_id=identity.model_id, make=identity.make, model=identity.model, year=identity.year,
+                 rows=rows)
 
 
 def extract_links(adapter: Adapter, page: Page) -> tuple[list[tuple[str, str]], list[str]]:
-    from crawler.urls import path_and_query
-
     seen, links, ignored = set(), [], []
+    if page.doc is None:
+        return links, ignored
     base = page.base_url
-    for selector in page.page_type.links:
-        for el in _select(page.tree, selector):
-            href = el.get("href")
+    for rule in page.page_type.links:
+        if rule.json is None and page.doc.sel is None:
+            continue
+        for href in rule.values(page.doc):
             url = canonicalize(href, base) if href else None
             if url is None or url in seen:
                 continue
@@ -121,85 +184,109 @@ def extract_links(adapter: Adapter, page: Page) -> tuple[list[tuple[str, str]], 
     return links, ignored
 
 
-def _first_text(tree, selector: str | None) -> str | None:
-    if not selector:
-        return None
-    found = _select(tree, selector)
-    text = _text(found[0]) if found else ""
-    return text or None
-
-
-def extract_specs(rules: SpecRules, page: Page) -> Specs | None:
+def extract_rows(pt: PageType, doc: Document) -> list[tuple[str, str]]:
+    """The spec pairs of every form, in order; a price outside them (`msrp`) first unless one is there."""
+    rules = pt.specs
+    if rules is None or (doc.sel is None and not doc.data):
+        return []
     rows: list[tuple[str, str]] = []
-    for row in _select(page.tree, rules.row):
-        keys, values = _select(row, rules.key), _select(row, rules.value)
-        if not keys:
+    for form in rules.pairs:
+        if doc.sel is None and not hasattr(form, "items"):
             continue
-        key = _text(keys[0])
-        if key:
-            rows.append((key, _text(values[0]) if values else ""))
-    make = _first_text(page.tree, rules.make)
-    model = _first_text(page.tree, rules.model)
-    year_text = _first_text(page.tree, rules.year) or page.groups.get("year")
-    msrp = _first_text(page.tree, rules.msrp)
+        rows.extend(form.pairs(doc))
+    msrp = rules.msrp.first(doc) if rules.msrp is not None and doc.sel is not None else None
     if msrp and not any(k.strip().lower() == "msrp" for k, _ in rows):
         rows.insert(0, ("MSRP", msrp))  # the price sits outside the table on many catalogs
+    return rows
+
+
+async def extract_page(adapter: Adapter, page_type: PageType, groups: dict, url: str, html: str | bytes, *,
+                       ctx=None, captured: list | None = None) -> tuple[Page, Parsed]:
+    """parse_page plus the fetched JSON sources and the adapter's hooks (crawler and --check)."""
+    page = make_page(adapter, page_type, groups, url, html, captured)
+    if page_type.fetches_data:
+        if ctx is None:
+            page.doc.problem("data_missing: URL sources need a fetcher")
+        else:
+            await fetch_sources(page, ctx.fetch_json)
+    parsed = extract(adapter, page)
+    await apply_hooks(adapter, ctx, page, parsed)
+    return page, parsed
+
+
+async def _call(fn, *args):
+    got = fn(*args)
+    return await got if inspect.isawaitable(got) else got
+
+
+async def apply_hooks(adapter: Adapter, ctx, page: Page, parsed: Parsed) -> None:
+    """The hook module's `links`, `specs`, `model_year`, `photos` (each optional), in that order."""
+    fn = adapter.hook_fn("links")
+    if fn is not None:
+        got = await _call(fn, ctx, page, [u for u, _ in parsed.links])
+        if got is not None:
+            parsed.links, parsed.ignored_links = [], []
+            for raw in got:
+                url = canonicalize(str(raw), page.base_url)
+                if url is None:
+                    continue
+                hit = adapter.classify(path_and_query(url))
+                (parsed.ignored_links.append(url) if hit is None else parsed.links.append((url, hit[0].name)))
+    rows = parsed.specs.rows if parsed.specs is not None else (
+        extract_rows(page.page_type, page.doc) if page.page_type.specs is not None else [])
+    fn = adapter.hook_fn("specs")
+    if fn is not None:
+        got = await _call(fn, ctx, page, list(rows))
+        if got is not None:
+            rows = [(str(k), "" if v is None else str(v)) for k, v in got]
+    fn = adapter.hook_fn("model_year")
+    if fn is not None:
+        got = await _call(fn, ctx, page, parsed.identity)
+        if got is not None:
+            parsed.identity = _identity_from(got)
+    if page.page_type.specs is not None or adapter.hook_fn("specs") is not None:
+        parsed.specs = _specs(parsed.identity, rows) if rows or parsed.specs is not None else None
+    fn = adapter.hook_fn("photos")
+    if fn is not None:
+        got = await _call(fn, ctx, page, list(parsed.photos))
+        if got is not None:
+            parsed.photos = _unique([_photo_from(p, page.base_url) for p in got if _photo_from(p, page.base_url)])
+    if adapter.hook_fn("model_year") is not None or adapter.hook_fn("photos") is not None:
+        parsed.problems = [p for p in parsed.problems if p != "no_model_year"]
+        if parsed.model_id is None and parsed.photos:
+            parsed.problems.append("no_model_year")
+
+
+def _identity_from(got) -> Identity:
+    from crawler.dataset import make_model_id
+
+    if isinstance(got, Identity):
+        return got
+    if isinstance(got, str):
+        return Identity(model_id=got, sources={"model_id": "hook"})
+    parts = dict(got)
     try:
-        year = int(str(year_text).strip()[:4]) if year_text else None
-    except ValueError:
-        year = None
-    g = page.groups
-    if {"year", "make", "model"} <= g.keys():  # the URL is the one identity photo pages share
-        model_id = make_model_id(g["year"], g["make"], g["model"])
-    elif make and model and year:
-        model_id = make_model_id(year, make, model)
-    else:
-        return None  # a spec page we cannot name is useless to the dataset
-    return Specs(model_id=model_id, make=make, model=model, year=year, rows=rows)
+        model_id = parts.get("model_id") or make_model_id(parts["year"], parts["make"], parts["model"])
+    except (KeyError, ValueError, TypeError):
+        model_id = None
+    year = parts.get("year")
+    return Identity(model_id=model_id, year=int(year) if str(year or "").isdigit() else None,
+                    make=parts.get("make"), model=parts.get("model"), sources={"all": "hook"})
 
 
-def photo_url(el, rules: PhotoRules, base: str) -> str | None:
-    """The best URL an image element offers: the widest srcset candidate, else the first usable attribute."""
-    for attr in rules.attrs:
-        raw = el.get(attr)
-        if not raw or not raw.strip():
-            continue
-        cand = largest_from_srcset(raw) if attr in SRCSET_ATTRS else raw.strip()
-        if not cand or any(p.search(cand) for p in rules.ignore):
-            continue
-        url = canonicalize(cand, base)
-        if url is not None:
-            return url
+def _photo_from(p, base: str) -> Photo | None:
+    if isinstance(p, Photo):
+        return p
+    if isinstance(p, dict) and p.get("url"):
+        url = canonicalize(str(p["url"]), base)
+        return Photo(url=url, view_hint=normalize_view(p.get("view_hint"))) if url else None
+    if isinstance(p, str):
+        url = canonicalize(p, base)
+        return Photo(url=url, view_hint="unknown") if url else None
     return None
 
 
-def view_of(el, view_attr: str | None) -> str:
-    """The view label on the image itself or on the nearest ancestor that has one (a tab panel)."""
-    if not view_attr:
-        return "unknown"
-    node = el
-    while node is not None:
-        value = node.get(view_attr) if hasattr(node, "get") else None
-        if value:
-            return normalize_view(value)
-        node = node.getparent()
-    return "unknown"
-
-
-def extract_photos(rules: PhotoRules, page: Page) -> list[Photo]:
-    out, seen = [], set()
-    base = page.base_url
-    for el in _select(page.tree, rules.image):
-        url = photo_url(el, rules, base)
-        if url is None or url in seen:
-            continue
-        seen.add(url)
-        out.append(Photo(url=url, view_hint=view_of(el, rules.view_attr)))
-    return out
-
-
 def model_id_for(page: Page, specs: Specs | None = None) -> str | None:
-    g = page.groups
-    if {"year", "make", "model"} <= g.keys():
-        return make_model_id(g["year"], g["make"], g["model"])
-    return specs.model_id if specs else None
+    """The model-year a page names (URL groups first, then its fields): see crawler/extract/identity.py."""
+    return resolve(page.doc or Document.from_html(page.url, ""), page.groups, page.page_type.identity).model_id \
+        or (specs.model_id if specs else None)
