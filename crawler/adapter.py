@@ -454,7 +454,8 @@ def _photo_source(ck: _Checker, tname: str, ph: dict, names: set[str], index: in
         if not isinstance(words, dict) or not set(words) <= {"exterior", "interior"} or not all(
                 isinstance(w, list) and all(isinstance(x, str) for x in w) for w in words.values()):
             ck.fail(tname, "view_words", "expected { exterior = [words...], interior = [words...] }")
-        src.view_words = {**DEFAULT_VIEW_WORDS, **{k: tuple(x.lower() for x in v) for k, v in words.items()}}
+        src.view_words = {k: tuple(dict.fromkeys([*v, *(x.lower() for x in words.get(k, []))]))
+                          for k, v in DEFAULT_VIEW_WORDS.items()}  # added to the defaults
     if "view_regex" in ph:
         src.view_regex = ck.regex(tname, "view_regex", ck.get(ph, tname, "view_regex", str))
     if "caption" in ph:

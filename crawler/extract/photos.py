@@ -18,7 +18,8 @@ size) and `ignore = ['regex', ...]` (placeholders, data: URLs) apply.
 
 The view hint comes from the first of `view_from` that names one: `attr:NAME` (on the element or its nearest
 ancestor that has it), `class` (class tokens of the element and its ancestors), `alt` (alt / title),
-`caption` (the `caption` CSS inside the element or its ancestors, default `figcaption`), `text`.
+`caption` (the `caption` CSS inside the element or its nearest ancestor that holds no other photo,
+default `figcaption`), `text`.
 A text names a view when one of its words is in `view_words` (defaults below), or through `view_regex`'s
 `view` group. Nothing found is `unknown`: a view hint is never guessed.
 """
@@ -132,7 +133,10 @@ class PhotoSource:
                 view = self.view_of_text(el.attrib.get("alt") or el.attrib.get("title"))
             elif how == "caption":
                 node, depth = el, 0
-                while node is not None and depth < 4 and view == "unknown":
+                tag = getattr(el.root, "tag", "*")
+                while node is not None and depth < 6 and view == "unknown":
+                    if depth and len(node.root.findall(f".//{tag}")) > 1:
+                        break  # this container holds other photos too: its caption is not this photo's
                     caps = node.css(self.caption)
                     if caps:
                         view = self.view_of_text(node_text(caps[0]))
@@ -157,9 +161,13 @@ class PhotoSource:
         root = el.root
         if self.picture and getattr(root, "tag", "") == "img":
             parent = root.getparent()
+            for _ in range(3):  # HTML parsers that do not know <source> is void nest the <img> inside it
+                if parent is None or parent.tag == "picture":
+                    break
+                parent = parent.getparent()
             if parent is not None and parent.tag == "picture":
                 cands = []
-                for node in [*parent.findall("source"), root]:
+                for node in [*parent.iter("source"), root]:
                     if node.tag == "source" and (node.get("type") or "").lower() not in GOOD_SOURCE_TYPES:
                         continue
                     for a in ("srcset", "data-srcset"):
