@@ -190,7 +190,7 @@ class BrowserPool:
                 if slot is not None:
                     slot.inflight += 1
                 try:
-                    resp = await self.fetch(request.url, "json" if rtype in ("xhr", "fetch") else "asset")
+                    resp = await self.fetch(request.url, "xhr" if rtype in ("xhr", "fetch") else "asset")
                 finally:
                     if slot is not None:
                         slot.inflight -= 1

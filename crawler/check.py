@@ -82,6 +82,9 @@ async def _check(adapter, config, url: str) -> dict:
             page, parsed = await extract_page(adapter, pt, groups, final, html, ctx=ctx, captured=captured)
         except HookFetchError as exc:
             raise CarscopeError(f"a JSON source could not be fetched: {exc.resp.url}: {exc.reason}") from None
+        except Exception as exc:  # a hook is user code: one line, not a traceback
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise CarscopeError(f"the adapter's hook raised {type(exc).__name__}: {first}") from None
         if from_hook is not None:
             parsed.photos = [p for p in (_photo_from(x, final) for x in from_hook) if p is not None]
         report["fetched"] = ctx.fetched
@@ -199,6 +202,8 @@ def format_report(r: dict) -> str:
                      + (f", captured {len(b['captured'])} JSON responses" if b["captured"] else ""))
     for name, shape in (r.get("data") or {}).items():
         lines.append(f"  data         {name}: {shape}")
+    for url in r.get("fetched") or []:
+        lines.append(f"  fetched      {url}")
     my = r["model_year"]
     if my.get("model_id"):
         src = ", ".join(f"{k} from {v}" for k, v in my.get("sources", {}).items())
@@ -214,7 +219,7 @@ def format_report(r: dict) -> str:
     if specs is not None:
         lines.append(f"\nspecs: {len(specs['raw'])} raw pairs" + ("" if specs["named"] or not specs["raw"]
                                                                  else " (not stored: no model-year)"))
-        width = max([len(k) for k, _ in specs["raw"]] + [10])
+        width = max([len(k) for k, _ in specs["raw"]] + [len(k) for k in specs["cleaned"]] + [10])
         lines += [f"  {k:<{width}}  {v}" for k, v in specs["raw"]]
         if specs["cleaned"]:
             lines.append("cleaned")

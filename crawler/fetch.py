@@ -31,6 +31,7 @@ ACCEPT = {
     "json": ("application/json", "text/json", "+json", "text/plain", "text/javascript"),
     "robots": (),  # anything goes: many servers send robots.txt as text/html or octet-stream
     "asset": (),
+    "xhr": (),  # a page script's fetch(): JSON, an HTML fragment, text: the script decides
 }
 ACCEPT_HEADER = {
     "page": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
@@ -38,6 +39,7 @@ ACCEPT_HEADER = {
     "json": "application/json,*/*;q=0.5",
     "robots": "text/plain,*/*;q=0.5",
     "asset": "*/*",
+    "xhr": "*/*",
 }
 CHUNK = 64 * 1024
 

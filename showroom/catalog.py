@@ -1,7 +1,11 @@
-"""The showroom's catalog: makes, models, model-years, their spec strings and their photos, all from the seed.
+"""The showroom's catalog: makes, models, model-years, their spec strings and values, and their photos, all
+from the seed.
 
     python -c "from showroom.catalog import build_catalog; from showroom.config import ShowroomConfig; \
 c = build_catalog(ShowroomConfig(makes=2)); print(c.model_years[0].model_id, c.model_years[0].specs)"
+
+A model-year's `specs` are the classic page's strings; `values` are the same facts as US-unit numbers (SITE.md,
+"Structured values"), which the other layouts write their own way. The catalog is the same in every layout.
 
 Every random choice comes from a `random.Random` seeded with a hash of (seed, what, which), so one entity's
 draws never depend on how many others exist, and the same config always gives the same catalog. The design
@@ -142,6 +146,7 @@ class ModelYear:
     specs: tuple  # ((key, raw string), ...) in page order; missing keys are absent
     layout: str  # tabs / mixed
     photos: tuple = field(default=(), repr=False)
+    values: dict = field(default_factory=dict, repr=False)  # the specs as US-unit numbers (SITE.md), None: not shown
 
     @property
     def make(self) -> Make:
@@ -176,21 +181,26 @@ class Catalog:
     def photo_model_year(self, photo: Photo) -> ModelYear:
         return self.by_model_id[photo.model_id]
 
-    def gallery(self, my: ModelYear) -> list[dict]:
-        """The gallery JSON's photo entries (SITE.md): duplicates listed again under /cdn/."""
-        out = []
+    def gallery_entries(self, my: ModelYear) -> list[tuple[Photo, bool]]:
+        """The gallery in page order as (photo, cdn): the photos (shuffled in mixed galleries), then each
+        duplicate again, under /cdn/. Every layout shows its photos in this order."""
         rng = _rng(self.config.seed, "gallery-order", my.model_id)
         photos = list(my.photos)
         if my.layout == "mixed":
             rng.shuffle(photos)
-        for p in photos:
-            view = p.view if my.layout == "tabs" else None
-            out.append({"id": p.id, "view": view, "src": p.url(640), "srcset": p.srcset()})
-        for p in photos:  # CDN copies after the originals, as a second entry each
-            if p.dup:
-                view = p.view if my.layout == "tabs" else None
-                out.append({"id": p.id, "view": view, "src": p.url(640, cdn=True), "srcset": p.srcset(cdn=True)})
-        return out
+        return [(p, False) for p in photos] + [(p, True) for p in photos if p.dup]
+
+    def gallery(self, my: ModelYear) -> list[dict]:
+        """The gallery JSON's photo entries (SITE.md): duplicates listed again under /cdn/."""
+        return [{"id": p.id, "view": p.view if my.layout == "tabs" else None, "src": p.url(640, cdn=cdn),
+                 "srcset": p.srcset(cdn=cdn)} for p, cdn in self.gallery_entries(my)]
+
+    def memo(self, key: str, build):
+        """A table derived from the catalog (e.g. a layout's opaque ids), built once: `build(catalog)`."""
+        memo = self.__dict__.setdefault("_memo", {})
+        if key not in memo:
+            memo[key] = build(self)
+        return memo[key]
 
 
 def _names(seed: int, n: int, parts_a, parts_b, suffixes, tag: str) -> list[str]:
@@ -279,8 +289,20 @@ def _facelift(seed: int, make_index: int, j: int, year_index: int) -> dict:
     }
 
 
-def _spec_strings(seed: int, model: Model, year: int, year_index: int) -> tuple:
-    """The spec table as a real catalog writes it: messy, inconsistent, a few values missing or N/A."""
+# classic spec key -> the `values` fields it carries (None in `values` when the page omits the key or says N/A)
+VALUE_FIELDS = {
+    "MSRP": ("msrp_usd",), "Body Style": ("body_style",), "EPA Class": ("epa_class",),
+    "Drivetrain": ("drivetrain",), "Engine Type": ("engine",), "Displacement": ("displacement_l",),
+    "SAE Net Horsepower @ RPM": ("horsepower", "horsepower_rpm"), "Gas Mileage": ("mpg_city", "mpg_highway"),
+    "Length, Overall (in)": ("length_in",), "Width, Max w/o mirrors (in)": ("width_in",),
+    "Height, Overall (in)": ("height_in",), "Wheelbase (in)": ("wheelbase_in",),
+    "Front Wheel Size (in)": ("wheel_size_in",), "Passenger Capacity": ("seats",), "Passenger Doors": ("doors",),
+}
+
+
+def _spec_strings(seed: int, model: Model, year: int, year_index: int) -> tuple[tuple, dict]:
+    """The spec table as a real catalog writes it (messy, inconsistent, a few values missing or N/A), and the
+    same facts as structured US-unit `values` (SITE.md): ((key, string), ...), {field: value or None}."""
     rng = _rng(seed, "specs", model.make.index, model.index)  # per model: stable across its years
     ry = _rng(seed, "specs-year", model.make.index, model.index, year)
     t, p = BODY[model.body], model.proportions
@@ -291,13 +313,17 @@ def _spec_strings(seed: int, model: Model, year: int, year_index: int) -> tuple:
     if model.body == "pickup":
         msrp += 8000
     specs: list[tuple[str, str]] = []
+    v: dict = {"msrp_usd": msrp}
     specs.append(("MSRP", rng.choice(["${:,}", "${:,}", "${:,}", "$ {:,}", "${:,}*"]).format(msrp)))
-    specs.append(("Body Style", t["style"] if not (model.body == "hatchback" and rng.random() < 0.5) else "4dr Car"))
-    specs.append(("EPA Class", rng.choice(t["epa"])))
+    v["body_style"] = t["style"] if not (model.body == "hatchback" and rng.random() < 0.5) else "4dr Car"
+    specs.append(("Body Style", v["body_style"]))
+    v["epa_class"] = rng.choice(t["epa"])
+    specs.append(("EPA Class", v["epa_class"]))
     drive = rng.choice({"suv": ["All Wheel Drive", "Four Wheel Drive", "Front Wheel Drive"],
                         "pickup": ["Four Wheel Drive", "Rear Wheel Drive"],
                         "coupe": ["Rear Wheel Drive", "All Wheel Drive"]}.get(
         model.body, ["Front Wheel Drive", "All Wheel Drive", "Front Wheel Drive"]))
+    v["drivetrain"] = drive
     specs.append(("Drivetrain", drive))
     if electric:
         hp, rpm = rng.choice([201, 255, 320, 402, 480]), None
@@ -305,7 +331,10 @@ def _spec_strings(seed: int, model: Model, year: int, year_index: int) -> tuple:
         specs.append(("Displacement", "N/A"))
         specs.append(("SAE Net Horsepower @ RPM", f"{hp + 5 * year_index}"))
         e_city = rng.randint(98, 130)
-        specs.append(("Gas Mileage", f"{e_city} MPGe City/{e_city - rng.randint(8, 20)} MPGe Hwy"))
+        e_hwy = e_city - rng.randint(8, 20)
+        specs.append(("Gas Mileage", f"{e_city} MPGe City/{e_hwy} MPGe Hwy"))
+        v.update(engine="Electric", displacement_l=None, horsepower=hp + 5 * year_index, horsepower_rpm=None,
+                 mpg_city=e_city, mpg_highway=e_hwy)
     else:
         cyl, disp = rng.choice([(4, 1.5), (4, 2.0), (4, 2.5), (6, 3.0), (6, 3.5), (8, 5.0), (8, 5.7)])
         if model.body == "pickup" and cyl == 4:
@@ -327,17 +356,25 @@ def _spec_strings(seed: int, model: Model, year: int, year_index: int) -> tuple:
         hwy = city + rng.randint(4, 9)
         specs.append(("Gas Mileage", rng.choice(["{} mpg City/{} mpg Hwy", "{} mpg City/{} mpg Hwy",
                                                  "{}/{} mpg", "{} City / {} Hwy"]).format(city, hwy)))
+        v.update(engine=engine, displacement_l=disp, horsepower=hp, horsepower_rpm=rpm, mpg_city=city,
+                 mpg_highway=hwy)
     length = p["length_in"] + (0.4 if year_index % 2 else 0.0) * ry.random()
     height = length * p["h_ratio"] * 0.95
-    specs.append(("Length, Overall (in)", f"{length:.1f}"))
-    specs.append(("Width, Max w/o mirrors (in)", f"{p['width_in']:.1f}"))
-    specs.append(("Height, Overall (in)", f"{height:.1f}"))
-    specs.append(("Wheelbase (in)", f"{length * p['wheelbase']:.1f}"))
+    dims = {"length_in": f"{length:.1f}", "width_in": f"{p['width_in']:.1f}", "height_in": f"{height:.1f}",
+            "wheelbase_in": f"{length * p['wheelbase']:.1f}"}
+    specs.append(("Length, Overall (in)", dims["length_in"]))
+    specs.append(("Width, Max w/o mirrors (in)", dims["width_in"]))
+    specs.append(("Height, Overall (in)", dims["height_in"]))
+    specs.append(("Wheelbase (in)", dims["wheelbase_in"]))
+    v.update({k: float(s) for k, s in dims.items()})
     wheel_in = int(round(15 + p["wheel_r"] * 40 + (year_index % 2)))
     specs.append(("Front Wheel Size (in)", rng.choice(["{} x {}", "{} x {}", "{} X {}", "{}\" x {}\""]).format(
         wheel_in, rng.choice(["7.0", "7.5", "8", "8.5", "9.0"]))))
-    specs.append(("Passenger Capacity", str(rng.choice(t["seats"]))))
-    specs.append(("Passenger Doors", str(rng.choice(t["doors"]))))
+    v["wheel_size_in"] = wheel_in
+    v["seats"] = rng.choice(t["seats"])
+    specs.append(("Passenger Capacity", str(v["seats"])))
+    v["doors"] = rng.choice(t["doors"])
+    specs.append(("Passenger Doors", str(v["doors"])))
     # a few values missing or N/A, decided per model-year (real catalogs are patchy year to year)
     out = []
     for key, value in specs:
@@ -350,7 +387,10 @@ def _spec_strings(seed: int, model: Model, year: int, year_index: int) -> tuple:
             out.append((key, "N/A"))
         else:
             out.append((key, value))
-    return tuple(out)
+    shown = {k for k, s in out if s != "N/A"}
+    values = {f: (v[f] if key in shown else None) for key, fields in VALUE_FIELDS.items() for f in fields}
+    values["electric"] = electric
+    return tuple(out), values
 
 
 def _photo_id(seed: int, model_id: str, view: str, index: int) -> str:
@@ -405,16 +445,22 @@ def _build_catalog(config: ShowroomConfig) -> Catalog:
                                corrupt=pr.random() < config.faults.corrupt)
                     plist.append(ph)
                     photos[pid] = ph
+            specs, values = _spec_strings(seed, model, year, yi)
             model_years.append(ModelYear(model, year, mid, _facelift(seed, model.make.index, model.index, yi),
-                                         _spec_strings(seed, model, year, yi), layout, tuple(plist)))
+                                         specs, layout, tuple(plist), values))
     return Catalog(config, makes, models, model_years, photos)
 
 
 def truth(catalog: Catalog, sha256: dict[str, str] | None = None) -> dict:
-    """The ground truth (SITE.md `/__truth.json`). `sha256`: photo id -> sha256 of its 640 bytes, if known."""
+    """The ground truth (SITE.md `/__truth.json`) of the site the catalog's config serves (its `layout`).
+    `sha256`: photo id -> sha256 of its 640 bytes, if known."""
+    from showroom.layouts import layout_module
+
     cfg = catalog.config
+    lay = layout_module(cfg.layout)
     return {
         "config": cfg.to_dict(),
+        "site_layout": cfg.layout,
         "image_size": {str(w): [w, HEIGHTS[w]] for w in HEIGHTS},
         "makes": [{"name": m.name, "slug": m.slug, "url": f"/make/{m.slug}", "design": _jsonable(m.design)}
                   for m in catalog.makes],
@@ -427,16 +473,28 @@ def truth(catalog: Catalog, sha256: dict[str, str] | None = None) -> dict:
             "overview_url": f"{my.path}/overview", "specifications_url": f"{my.path}/specifications",
             "photos_url": f"{my.path}/photos", "gallery_url": f"/api/gallery/{my.make.slug}/{my.model.slug}/{my.year}.json",
             "specs": dict(my.specs),
+            "pages": lay.model_year_pages(catalog, my),
+            "values": dict(my.values),
+            "layout_specs": lay.layout_specs(catalog, my),
         } for my in catalog.model_years],
-        "photos": [{
-            "id": p.id, "model_id": p.model_id, "view": p.view, "pose": p.pose,
-            "url": p.url(640), "url_320": p.url(320),
-            "urls": [p.url(640)] + ([p.url(640, cdn=True)] if p.dup else []),
-            "dup_urls": [p.url(640, cdn=True), p.url(320, cdn=True)] if p.dup else [],
-            "corrupt": p.corrupt,
-            "sha256": (sha256 or {}).get(p.id),
-        } for my in catalog.model_years for p in my.photos],
+        "photos": [_photo_truth(lay, p, sha256) for my in catalog.model_years for p in my.photos],
     }
+
+
+def _photo_truth(lay, p: Photo, sha256: dict[str, str] | None) -> dict:
+    """One photo's truth; its URLs in the layout's URL scheme (classic: /photos/<id>-640.jpg)."""
+    url = lay.photo_url
+    d = {
+        "id": p.id, "model_id": p.model_id, "view": p.view, "pose": p.pose,
+        "url": url(p, 640), "url_320": url(p, 320),
+        "urls": [url(p, 640)] + ([url(p, 640, cdn=True)] if p.dup else []),
+        "dup_urls": [url(p, 640, cdn=True), url(p, 320, cdn=True)] if p.dup else [],
+        "corrupt": p.corrupt,
+        "sha256": (sha256 or {}).get(p.id),
+    }
+    if lay.THUMBNAILS:
+        d["thumb_url"] = url(p, 320)
+    return d
 
 
 def _jsonable(d: dict) -> dict:

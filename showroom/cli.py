@@ -2,6 +2,7 @@
 
     carscope showroom                                   # 6 makes x 4 models x 2 years on http://127.0.0.1:8700
     carscope showroom --makes 2 --photos 8 --faults 5xx=0.05,429=0.03,truncate=0.02 --port 0
+    carscope showroom --layout dl                       # the same catalog as a European dealer site
     carscope showroom --dump-truth truth.json           # write the ground truth and exit
 
 URL map and fault semantics: showroom/SITE.md. Ctrl-C stops it.
@@ -25,6 +26,11 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="everything the site serves follows from it")
     p.add_argument("--faults", default="",
                    help="e.g. 5xx=0.05,429=0.03,slow=0.02,truncate=0.02,corrupt=0.02,redirect=0.05,dup=0.1")
+    p.add_argument("--layout", default="classic", metavar="NAME",
+                   help="markup family: classic (make/overview/specs/photos pages), dl (European dealer: "
+                        "definition lists, metric units, More-photos button), jsonld (schema.org JSON-LD), "
+                        "spa (single-page app: embedded JSON and an API); the catalog is the same "
+                        "(default: %(default)s; SITE.md)")
     p.add_argument("--crawl-delay", type=float, default=0.0, help="Crawl-delay announced in robots.txt")
     p.add_argument("--slow-s", type=float, default=0.5, help="delay of a 'slow' fault (default: %(default)s)")
     p.add_argument("--cache-dir", default=None, help="keep rendered photos here too (survives restarts)")
@@ -38,7 +44,8 @@ def config_from_args(args):
 
     return ShowroomConfig(makes=args.makes, models_per_make=args.models_per_make, years=parse_years(args.years),
                           photos=args.photos, seed=args.seed, faults=parse_faults(args.faults),
-                          crawl_delay=args.crawl_delay, slow_s=args.slow_s, cache_dir=args.cache_dir)
+                          crawl_delay=args.crawl_delay, slow_s=args.slow_s, cache_dir=args.cache_dir,
+                          layout=args.layout)
 
 
 def run(args) -> int:
@@ -129,6 +136,8 @@ async def _serve(config, host: str, port: int, prerender_first: bool) -> int:
               f"model-years, {n_photos} photos (+{n_dups} under /cdn/), seed {config.seed}", flush=True)
         if config.faults.spec():
             print(f"showroom: faults {config.faults.spec()}", flush=True)
+        if config.layout != "classic":
+            print(f"showroom: layout {config.layout}", flush=True)
         print(f"showroom: {url}/  (truth: {url}/__truth.json, stats: {url}/__stats; Ctrl-C stops)", flush=True)
         await stop.wait()
         print("showroom: stopped", flush=True)

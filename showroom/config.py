@@ -1,4 +1,4 @@
-"""The showroom's configuration: catalog size, seed, faults. Pure Python, cheap to import.
+"""The showroom's configuration: catalog size, seed, faults, markup layout. Pure Python, cheap to import.
 
     python -c "from showroom.config import ShowroomConfig; print(ShowroomConfig(makes=2))"
 
@@ -21,6 +21,7 @@ FAULT_NAMES = TRANSIENT_FAULTS + PERMANENT_FAULTS
 DEFAULT_DUP = 0.1  # some photos are always mirrored under /cdn/ (as real CDNs do), unless `dup=0` is given
 MAX_FAULTY_ATTEMPTS = 2  # a URL faults on at most its first 2 attempts: 3 tries always get through
 
+LAYOUTS = ("classic", "dl", "jsonld", "spa")  # markup families (SITE.md); the catalog is the same in all
 WIDTHS = (320, 640)  # the two srcset sizes; the 320 photo is the 640 one downscaled
 HEIGHTS = {320: 240, 640: 480}
 
@@ -123,6 +124,7 @@ class ShowroomConfig:
     cache_dir: str | None = None  # rendered photos are also kept here (keyed by catalog_key)
     cache_mb: int = 256  # in-memory LRU of rendered photo bytes
     render_threads: int = 0  # 0: os.cpu_count()
+    layout: str = "classic"  # which markup family serves the catalog (LAYOUTS); not part of catalog_key
 
     def __post_init__(self):
         if isinstance(self.faults, str):  # allow ShowroomConfig(faults="5xx=0.1")
@@ -144,6 +146,7 @@ class ShowroomConfig:
             (self.per_page >= 1, "per_page must be at least 1"),
             (self.cache_mb >= 0, "cache_mb must not be negative"),
             (self.render_threads >= 0, "render_threads must not be negative"),
+            (self.layout in LAYOUTS, f"--layout must be one of {', '.join(LAYOUTS)}, not '{self.layout}'"),
         ]
         for ok, msg in checks:
             if not ok:

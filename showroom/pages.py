@@ -1,4 +1,5 @@
-"""The showroom's HTML pages (SITE.md shapes), as plain string templates: no template engine needed.
+"""The classic layout's HTML pages (SITE.md shapes), as plain string templates: no template engine needed.
+The /compare trap, 404 and error pages here serve every layout.
 
 Every function returns a complete HTML document. Class names and link shapes are the contract the crawler's
 showroom adapter reads, so change them only together with SITE.md.
@@ -117,9 +118,10 @@ def photos(my: ModelYear) -> str:
 <script src="/static/gallery.js"></script>""")
 
 
-def compare(catalog: Catalog, ids: list[str], page: int) -> str:
-    """The crawler trap: every compare page links to more compare pages, without end."""
-    known = [my.model_id for my in catalog.model_years]
+def compare(catalog: Catalog, ids: list[str], page: int, known: list[str] | None = None) -> str:
+    """The crawler trap: every compare page links to more compare pages, without end. `known`: the ids its
+    links add (default: model_ids; each layout names model-years its own way)."""
+    known = known or [my.model_id for my in catalog.model_years]
     links = []
     for k in range(4):
         extra = known[(page * 4 + k + len(ids)) % len(known)]

@@ -3,7 +3,10 @@
     carscope showroom --makes 3 --port 8700          # as a process
     python -c "from showroom.testing import serve_in_thread; ..."   # in-process, see showroom/testing.py
 
-`create_app(config)` builds the app; nothing is started at import. Photo rendering runs in a thread pool so
+`create_app(config)` builds the app; nothing is started at import. The routes that depend on the markup family
+(`config.layout`) come from its module (showroom/layouts.py: layout_classic, layout_dl, layout_jsonld, layout_spa);
+photo bytes, robots.txt, the sitemap, /compare, faults, /__truth.json and /__stats are shared here, and layouts
+answer with `html_response`, `not_found_response` and `photo_response`. Photo rendering runs in a thread pool so
 the event loop keeps answering while photos are drawn; rendered bytes are cached (see render.PhotoStore).
 Two middlewares wrap every handler: `stats` (what was asked, by whom, how many at once) outside `faults`
 (the transient faults of SITE.md, drawn per (URL, attempt)).
@@ -19,6 +22,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
+from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
@@ -28,6 +32,7 @@ from showroom import pages
 from showroom.catalog import Catalog, build_catalog, truth
 from showroom.config import ShowroomConfig
 from showroom.faults import Fault, FaultPlan
+from showroom.layouts import layout_module
 from showroom.render import PhotoStore
 
 STATIC = Path(__file__).parent / "static"
@@ -61,10 +66,30 @@ def path_kind(path: str) -> str:
         return path[1:].replace(".", "_")
     if path.startswith("/__"):
         return "harness"
+    kind = _layout_kind(path)
+    if kind:
+        return kind
     for page in ("overview", "specifications", "photos"):
         if path.endswith("/" + page):
             return page if page != "photos" else "photos_page"
     return "other"
+
+
+def _layout_kind(path: str) -> str | None:
+    """The kinds of the dl, jsonld and spa layouts' paths (SITE.md): listing, make, vehicle, gallery_json, photo."""
+    if path == "/vehicles":
+        return "listing"
+    if path.startswith("/vehicle/"):
+        return "gallery_json" if path.endswith("/more") else "vehicle"
+    if path.startswith("/media/"):
+        return "photo"
+    if path.startswith(("/brands/", "/m/")):
+        return "make"
+    if path.startswith(("/car/", "/v/")):
+        return "vehicle"
+    if path.startswith("/api/v2/media/"):
+        return "gallery_json"
+    return None
 
 
 class Stats:
@@ -108,6 +133,7 @@ class Showroom:
     def __init__(self, config: ShowroomConfig):
         self.config = config
         self.catalog: Catalog = build_catalog(config)
+        self.layout = layout_module(config.layout)
         self.store = PhotoStore(self.catalog, config.cache_dir, max_bytes=config.cache_mb << 20)
         self.plan = FaultPlan(config.faults, config.seed)
         self.stats = Stats()
@@ -131,23 +157,31 @@ class Showroom:
         return truth(self.catalog, self._truth_sha if with_sha else None)
 
 
-def _state(request: web.Request) -> Showroom:
+def state_of(request: web.Request) -> Showroom:
     return request.app[SHOWROOM]
 
 
-def _html(text: str, status: int = 200) -> web.Response:
-    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+def html_response(text: str, status: int = 200, headers: dict | None = None) -> web.Response:
+    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8", headers=headers)
 
 
-def _not_found(message: str = "Page not found") -> web.Response:
-    return _html(pages.not_found(message), status=404)
+def not_found_response(message: str = "Page not found") -> web.Response:
+    return html_response(pages.not_found(message), status=404)
+
+
+def query_int(request: web.Request, name: str, default: int) -> int | None:
+    """An integer query parameter (`default` when absent), or None when it is not a number."""
+    try:
+        return int(request.query.get(name, str(default)))
+    except ValueError:
+        return None
 
 
 # ---------------------------------------------------------------- middlewares
 
 @web.middleware
 async def stats_middleware(request: web.Request, handler):
-    st = _state(request).stats
+    st = state_of(request).stats
     path = request.path
     if path.startswith(HARNESS_PATHS):
         st.harness_requests += 1
@@ -183,7 +217,7 @@ async def stats_middleware(request: web.Request, handler):
 
 @web.middleware
 async def faults_middleware(request: web.Request, handler):
-    state = _state(request)
+    state = state_of(request)
     path = request.path
     if not state.plan.active or path.startswith(NO_FAULT_PREFIXES) or request.method not in ("GET", "HEAD"):
         return await handler(request)
@@ -229,70 +263,12 @@ async def _truncated(request: web.Request, resp: web.StreamResponse, fault: Faul
 
 # ---------------------------------------------------------------- handlers
 
-async def home(request: web.Request) -> web.Response:
-    return _html(pages.home(_state(request).catalog))
-
-
-async def make_page(request: web.Request) -> web.Response:
-    state = _state(request)
-    cat = state.catalog
-    make = cat.make_by_slug.get(request.match_info["make"])
-    if make is None:
-        return _not_found("No such make")
-    models = cat.models_of[make.slug]
-    per = state.config.per_page
-    pages_n = max(1, -(-len(models) // per))
-    try:
-        page = int(request.query.get("page", "1"))
-    except ValueError:
-        return _not_found("No such page")
-    if not 1 <= page <= pages_n:
-        return _not_found("No such page")
-    return _html(pages.make_page(cat, make, page, pages_n, models[(page - 1) * per: page * per]))
-
-
-def _model_year(request: web.Request):
-    m = request.match_info
-    try:
-        year = int(m["year"])
-    except ValueError:
-        return None
-    return _state(request).catalog.by_path.get((m["make"], m["model"], year))
-
-
-async def model_year_page(request: web.Request) -> web.Response:
-    my = _model_year(request)
-    if my is None:
-        return _not_found("No such model year")
-    kind = request.match_info["page"]
-    if kind == "overview":
-        return _html(pages.overview(_state(request).catalog, my))
-    if kind == "specifications":
-        return _html(pages.specifications(my))
-    if kind == "photos":
-        return _html(pages.photos(my))
-    return _not_found()
-
-
-async def gallery_json(request: web.Request) -> web.Response:
-    my = _model_year(request)
-    if my is None:
-        return web.json_response({"error": "no such model year"}, status=404)
-    cat = _state(request).catalog
-    return web.json_response({"model_id": my.model_id, "layout": "tabs" if my.layout == "tabs" else "mixed",
-                              "photos": cat.gallery(my)})
-
-
-async def photo(request: web.Request) -> web.StreamResponse:
-    state = _state(request)
-    name = request.match_info["name"]
-    pid, sep, rest = name.rpartition("-")
-    if not sep or rest not in ("320.jpg", "640.jpg") or pid not in state.catalog.photos:
-        return _not_found("No such photo")
-    width = int(rest[:3])
-    p = state.catalog.photos[pid]
-    if request.path.startswith("/cdn/") and not p.dup:
-        return _not_found("No such photo")
+async def photo_response(request: web.Request, pid: str, width: int, cdn: bool = False) -> web.StreamResponse:
+    """The bytes of photo `pid` at `width` (320 or 640), whatever URL a layout gives them; `cdn`: a /cdn/ copy."""
+    state = state_of(request)
+    p = state.catalog.photos.get(pid)
+    if p is None or width not in (320, 640) or (cdn and not p.dup):
+        return not_found_response("No such photo")
     data = await state.photo_bytes(pid, width)
     etag = state.etags.get((pid, width))
     if etag is None:
@@ -307,7 +283,7 @@ async def static(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     path = STATIC / name
     if "/" in name or name.startswith(".") or path.suffix not in STATIC_TYPES or not path.is_file():
-        return _not_found()
+        return not_found_response()
     return web.Response(body=path.read_bytes(), content_type=STATIC_TYPES[path.suffix],
                         headers={"Cache-Control": "public, max-age=3600"})
 
@@ -318,38 +294,41 @@ async def compare(request: web.Request) -> web.Response:
         page = max(1, int(request.query.get("page", "1")))
     except ValueError:
         page = 1
-    return _html(pages.compare(_state(request).catalog, ids, page))
+    state = state_of(request)
+    known = state.catalog.memo(f"compare-ids-{state.config.layout}",
+                               lambda cat: [state.layout.compare_id(cat, my) for my in cat.model_years])
+    return html_response(pages.compare(state.catalog, ids, page, known))
 
 
 async def redirect_hop(request: web.Request) -> web.Response:
     target = request.query.get("to", "/")
     if not target.startswith("/") or target.startswith("//"):  # never an open redirect
-        return _not_found()
+        return not_found_response()
     try:
         hops = int(request.match_info["hops"])
     except ValueError:
-        return _not_found()
+        return not_found_response()
     if hops <= 1:
         raise web.HTTPFound(target)
     raise web.HTTPFound(f"/redirect/{hops - 1}?to={quote(target, safe='')}")
 
 
-def _base(request: web.Request) -> str:
+def base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
 async def robots(request: web.Request) -> web.Response:
-    cfg = _state(request).config
+    cfg = state_of(request).config
     text = (f"User-agent: *\nDisallow: /__\nDisallow: /compare\nCrawl-delay: {cfg.crawl_delay:g}\n\n"
-            f"Sitemap: {_base(request)}/sitemap.xml\n")
+            f"Sitemap: {base_url(request)}/sitemap.xml\n")
     return web.Response(text=text, content_type="text/plain")
 
 
 async def sitemap(request: web.Request) -> web.Response:
-    base = _base(request)
-    urls = [f"{base}{my.path}/{kind}" for my in _state(request).catalog.model_years
-            for kind in ("overview", "specifications", "photos")]
-    body = "\n".join(f"  <url><loc>{u}</loc></url>" for u in urls)
+    base = base_url(request)
+    state = state_of(request)
+    body = "\n".join(f"  <url><loc>{escape(base + path)}</loc></url>"
+                     for path in state.layout.sitemap_paths(state.catalog))
     xml = ('<?xml version="1.0" encoding="UTF-8"?>\n'
            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n' + body + "\n</urlset>\n")
     return web.Response(text=xml, content_type="application/xml")
@@ -357,16 +336,16 @@ async def sitemap(request: web.Request) -> web.Response:
 
 async def truth_json(request: web.Request) -> web.Response:
     with_sha = request.query.get("sha256", "1") not in ("0", "false", "no")
-    return web.json_response(await _state(request).truth(with_sha), dumps=lambda o: json.dumps(o, indent=1))
+    return web.json_response(await state_of(request).truth(with_sha), dumps=lambda o: json.dumps(o, indent=1))
 
 
 async def stats_json(request: web.Request) -> web.Response:
-    st = _state(request).stats
+    st = state_of(request).stats
     return web.json_response(st.as_dict(paths=request.query.get("paths", "1") != "0"))
 
 
 async def stats_reset(request: web.Request) -> web.Response:
-    state = _state(request)
+    state = state_of(request)
     state.stats.reset()
     state.attempts.clear()  # faults start again from attempt 1, so one server can serve several test crawls
     return web.json_response({"ok": True})
@@ -375,7 +354,8 @@ async def stats_reset(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- the app
 
 def create_app(config: ShowroomConfig | None = None) -> web.Application:
-    """The showroom as an aiohttp Application (not started). `config` defaults to ShowroomConfig()."""
+    """The showroom as an aiohttp Application (not started), in `config.layout`'s markup.
+    `config` defaults to ShowroomConfig()."""
     config = config or ShowroomConfig()
     app = web.Application(middlewares=[stats_middleware, faults_middleware])
     state = Showroom(config)
@@ -392,7 +372,6 @@ def create_app(config: ShowroomConfig | None = None) -> web.Application:
     app.on_startup.append(start_pool)
     app.on_cleanup.append(stop_pool)
     r = app.router
-    r.add_get("/", home)
     r.add_get("/robots.txt", robots)
     r.add_get("/sitemap.xml", sitemap)
     r.add_get("/__truth.json", truth_json)
@@ -401,11 +380,7 @@ def create_app(config: ShowroomConfig | None = None) -> web.Application:
     r.add_get("/static/{name}", static)
     r.add_get("/compare", compare)
     r.add_get("/redirect/{hops}", redirect_hop)
-    r.add_get("/make/{make}", make_page)
-    r.add_get("/api/gallery/{make}/{model}/{year}.json", gallery_json)
-    r.add_get("/photos/{name}", photo)
-    r.add_get("/cdn/{name}", photo)
-    r.add_get("/{make}/{model}/{year}/{page}", model_year_page)
+    state.layout.add_routes(r)  # the layout's own pages (and its photo URLs), after the shared routes
     return app
 
 

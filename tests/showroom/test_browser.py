@@ -1,4 +1,4 @@
-"""The photos page in a real Chromium: the script builds the gallery, and images load as they scroll in."""
+"""The JS pages in a real Chromium: the classic gallery (built by script, lazy-loaded), dl's More button, spa."""
 
 import os
 import shutil
@@ -55,3 +55,48 @@ def test_gallery_is_built_by_script_and_lazy_loaded(showroom_site, page):
             "img.photo", "els => els.filter(e => e.offsetParent).map(e => [e.currentSrc, e.getAttribute('srcset')])")
         assert loaded and all("-320.jpg" in s or "-640.jpg" in s for s, _ in loaded)
         assert all(ss and "320w" in ss and "640w" in ss for _, ss in loaded)
+
+
+def test_dl_more_photos_button_loads_every_photo(page):
+    from showroom.testing import fetch_truth, serve_in_thread, tiny_config
+
+    with serve_in_thread(tiny_config(layout="dl", makes=1, models_per_make=1, years=(2023, 2023), photos=12)) as base:
+        truth = fetch_truth(base, sha256=False)
+        my = truth["model_years"][0]
+        page.goto(base + "/")  # redirects to the listing
+        assert page.url == base + "/vehicles"
+        page.click("a.result-link")
+        assert page.url == base + my["pages"]["photos"]
+        assert page.locator("figure.shot").count() == 8
+        clicks = 0
+        while page.locator("button.more-photos").count():
+            page.click("button.more-photos")
+            clicks += 1
+            page.wait_for_function("() => { const b = document.querySelector('button.more-photos');"
+                                   " return !b || !b.disabled; }", timeout=15000)
+        page.wait_for_selector("div.shots.complete", timeout=15000)
+        srcs = page.eval_on_selector_all("figure.shot img", "els => els.map(e => e.getAttribute('src'))")
+        want = [p for p in truth["photos"] if p["model_id"] == my["model_id"]]
+        expected = [p["thumb_url"] for p in want] + [p["dup_urls"][1] for p in want if p["dup_urls"]]
+        assert clicks >= 1 and sorted(srcs) == sorted(expected)
+
+
+def test_spa_renders_links_specs_and_gallery(page):
+    from showroom.testing import fetch_truth, serve_in_thread, tiny_config
+
+    with serve_in_thread(tiny_config(layout="spa", makes=1, models_per_make=1, years=(2023, 2023), photos=3)) as base:
+        truth = fetch_truth(base, sha256=False)
+        my = truth["model_years"][0]
+        page.goto(base + "/")
+        page.wait_for_selector("#root.ready", timeout=15000)
+        page.click("a.make")
+        page.wait_for_selector("#root.ready", timeout=15000)
+        page.click("a.year")
+        page.wait_for_selector("#root.ready", timeout=15000)
+        assert page.url == base + my["pages"]["specs"]
+        rows = page.eval_on_selector_all("table.specs tr", "els => els.map(e => [...e.children].map(c => c.textContent))")
+        assert rows == my["layout_specs"]
+        srcs = page.eval_on_selector_all("img.photo", "els => els.map(e => e.getAttribute('src'))")
+        want = [u for p in truth["photos"] if p["model_id"] == my["model_id"] for u in p["urls"]]
+        assert sorted(srcs) == sorted(want)
+        assert page.locator("a.compare").get_attribute("href").startswith("/compare?")

@@ -21,6 +21,7 @@ from carscope.cli import main
     (["--years", "soon"], "bad --years"),
     (["--makes", "0"], "--makes"),
     (["--port", "70000"], "--port"),
+    (["--layout", "grid"], "--layout must be one of classic, dl, jsonld, spa"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, message, capsys):
     assert main(["showroom", *argv]) == 2
@@ -46,6 +47,13 @@ def test_dump_truth_writes_the_ground_truth(tmp_path, capsys):
     assert len(truth["model_years"]) == 1 and len(truth["photos"]) == 3
     assert all(len(p["sha256"]) == 64 for p in truth["photos"])
     assert main(["showroom", "--dump-truth", str(tmp_path / "no" / "such" / "dir.json")]) == 2
+    assert truth["site_layout"] == "classic"
+    assert main(["showroom", "--makes", "1", "--models-per-make", "1", "--years", "2023", "--photos", "2",
+                 "--layout", "dl", "--dump-truth", str(out)]) == 0
+    dl = json.loads(out.read_text())
+    assert dl["site_layout"] == "dl" and dl["model_years"][0]["pages"]["specs"].startswith("/vehicle/")
+    assert [p["sha256"] for p in dl["photos"]] == [p["sha256"] for p in truth["photos"]]
+    assert dl["photos"][0]["url"] == f"/media/{dl['photos'][0]['id']}/full.jpg"
 
 
 def test_serves_prints_its_url_and_stops_cleanly_on_ctrl_c():
