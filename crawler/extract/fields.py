@@ -27,6 +27,13 @@ import re
 from dataclasses import dataclass
 
 FIELD_KEYS = ("css", "xpath", "json", "from", "attr", "re", "join", "strip")
+_ASCII_SPACE = re.compile(r"[ \t\n\r\f\v]+")
+
+
+def collapse(text: str) -> str:
+    """Runs of ASCII whitespace as one space, trimmed. Non-breaking and thin spaces are kept: in "31\u202f740 €"
+    they are the page's thousands separator, and specs_raw.parquet keeps values as written."""
+    return _ASCII_SPACE.sub(" ", text).strip(" ")
 
 
 def node_text(node, strip: bool = True) -> str:
@@ -40,7 +47,7 @@ def node_text(node, strip: bool = True) -> str:
         text = root.xpath("string()")
     else:
         text = scalar_text(root)
-    return " ".join(text.split()) if strip else text
+    return collapse(text) if strip else text
 
 
 def scalar_text(value) -> str | None:
@@ -86,7 +93,7 @@ class FieldRule:
             for got in scope.xpath(self.xpath):
                 root = got.root
                 if isinstance(root, str):
-                    out.append(" ".join(root.split()) if self.strip else root)
+                    out.append(collapse(root) if self.strip else root)
                 elif self.attr == "text":
                     out.append(node_text(got, self.strip))
                 else:

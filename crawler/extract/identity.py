@@ -59,7 +59,7 @@ def resolve(doc, groups: dict, rules: IdentityRules | None) -> Identity:
     display: dict[str, str] = {}
 
     def offer(part: str, value, source: str) -> None:
-        value = " ".join(str(value).split()) if value is not None else ""
+        value = " ".join(str(value).split()) if value is not None else ""  # names: any space is a space
         if not value:
             return
         if part not in found:

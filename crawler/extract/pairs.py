@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from crawler.extract.fields import node_text, scalar_text
+from crawler.extract.fields import collapse, node_text, scalar_text
 from crawler.extract.structured import VEHICLE_TYPES, flatten, vehicles
 
 
@@ -170,7 +170,7 @@ class Json:
             for k, v in got[0].items():
                 text = scalar_text(v)
                 if text is not None and not isinstance(v, (dict, list)):
-                    out.append((str(k), " ".join(text.split())))
+                    out.append((str(k), collapse(text)))
             return out
         for entry in got:
             if isinstance(entry, dict):
@@ -181,7 +181,7 @@ class Json:
                 continue
             k, v = scalar_text(k), scalar_text(v)
             if k:
-                out.append((" ".join(k.split()), " ".join((v or "").split())))
+                out.append((collapse(k), collapse(v or "")))
         return out
 
 
