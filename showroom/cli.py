@@ -34,7 +34,11 @@ def add_parser(sub) -> None:
     p.add_argument("--crawl-delay", type=float, default=0.0, help="Crawl-delay announced in robots.txt")
     p.add_argument("--slow-s", type=float, default=0.5, help="delay of a 'slow' fault (default: %(default)s)")
     p.add_argument("--cache-dir", default=None, help="keep rendered photos here too (survives restarts)")
-    p.add_argument("--prerender", action="store_true", help="render every photo before serving")
+    p.add_argument("--cache-mb", type=int, default=256,
+                   help="memory cache of rendered photos, MB (default: %(default)s)")
+    p.add_argument("--prerender", action="store_true",
+                   help="render every photo before serving; refused when they do not fit the memory cache and "
+                        "there is no --cache-dir (they would be drawn again on demand)")
     p.add_argument("--dump-truth", metavar="FILE", default=None,
                    help="write the ground truth JSON (as /__truth.json) to FILE and exit")
 
@@ -45,7 +49,7 @@ def config_from_args(args):
     return ShowroomConfig(makes=args.makes, models_per_make=args.models_per_make, years=parse_years(args.years),
                           photos=args.photos, seed=args.seed, faults=parse_faults(args.faults),
                           crawl_delay=args.crawl_delay, slow_s=args.slow_s, cache_dir=args.cache_dir,
-                          layout=args.layout)
+                          layout=args.layout, cache_mb=args.cache_mb)
 
 
 def run(args) -> int:
@@ -58,7 +62,37 @@ def run(args) -> int:
         raise CarscopeError(f"--port must be in 0..65535, not {args.port}")
     if args.dump_truth:
         return _dump_truth(config, args.dump_truth)
+    if args.prerender and not config.cache_dir:
+        check_prerender_fits(config)
     return asyncio.run(_serve(config, args.host, args.port, args.prerender))
+
+
+def prerender_bytes(config, sample: int = 12) -> int:
+    """About how many bytes every photo of the catalog takes in the memory cache (both widths), from a sample
+    of photos spread over the catalog, rendered now."""
+    from showroom.catalog import build_catalog
+    from showroom.render import PhotoStore
+
+    catalog = build_catalog(config)
+    ids = list(catalog.photos)
+    picked = ids[:: max(1, len(ids) // sample)][:sample]
+    store = PhotoStore(catalog, None, max_bytes=1 << 40)
+    each = [len(store.get(pid, 640)) + len(store.get(pid, 320)) for pid in picked]
+    return int(sum(each) / max(1, len(each)) * len(ids))
+
+
+def check_prerender_fits(config) -> None:
+    """--prerender without --cache-dir keeps only the memory cache: refuse when the catalog does not fit it,
+    instead of serving a "pre-rendered" site that draws most photos again on demand."""
+    from carscope.errors import CarscopeError
+
+    need = prerender_bytes(config)
+    have = config.cache_mb << 20
+    if need * 1.1 > have:
+        mb = -(-int(need * 1.1) // (1 << 20))
+        raise CarscopeError(f"--prerender: the catalog's photos take about {mb} MB, more than the {config.cache_mb} MB "
+                            f"memory cache, so most would be drawn again on demand; add --cache-dir DIR to keep them "
+                            f"on disk, or --cache-mb {mb}")
 
 
 def _dump_truth(config, path: str) -> int:

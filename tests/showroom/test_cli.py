@@ -83,3 +83,18 @@ def test_serves_prints_its_url_and_stops_cleanly_on_ctrl_c():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_prerender_without_a_disk_cache_refuses_a_catalog_the_memory_cache_cannot_hold(capsys):
+    from showroom.cli import prerender_bytes
+    from showroom.config import ShowroomConfig
+
+    small, big = ShowroomConfig(makes=1, models_per_make=1, photos=3), ShowroomConfig(makes=2, models_per_make=2,
+                                                                                      photos=6)
+    need_small, need_big = prerender_bytes(small), prerender_bytes(big)
+    assert 0 < need_small < need_big
+    code = main(["showroom", "--makes", "2", "--models-per-make", "2", "--photos", "6", "--prerender",
+                 "--cache-mb", str(max(1, need_big // (1 << 20) // 2)), "--port", "0"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "--cache-dir DIR" in err and "--cache-mb" in err
