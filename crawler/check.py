@@ -198,7 +198,8 @@ def format_report(r: dict) -> str:
         lines.append("  URL groups   " + ", ".join(f"{k}={v}" for k, v in r["url_groups"].items()))
     b = r.get("browser")
     if b:
-        lines.append(f"  browser      rendered, {b['clicks']} clicks, {b['subrequests']} subrequests"
+        clicks = f"{b['clicks']} click{'' if b['clicks'] == 1 else 's'}"
+        lines.append(f"  browser      rendered, {clicks}, {b['subrequests']} subrequests"
                      + (f", captured {len(b['captured'])} JSON responses" if b["captured"] else ""))
     for name, shape in (r.get("data") or {}).items():
         lines.append(f"  data         {name}: {shape}")
