@@ -15,7 +15,8 @@ def test_readme_site_adapter_example_loads(tmp_path):
     adapter = load_adapter(str(path))
     assert adapter.name == "mycatalog"
     assert adapter.page_types["photos"].browser
-    assert adapter.page_types["specifications"].specs.row == "div.specs-set-item"
+    assert adapter.page_types["specifications"].specs.pairs[0].row == "div.specs-set-item"
+    assert adapter.page_types["specifications"].identity.make.css == "div.breadcrumb a:nth-of-type(2)"
 
 
 def test_readme_starts_with_the_two_commands():
