@@ -1,7 +1,8 @@
 """The dataset format written by `carscope crawl` and read by `carscope train` (the contract; no heavy imports).
 
     dataset/
-      specs.parquet       one row per model-year, cleaned typed columns (SPECS_COLUMNS)
+      specs.parquet       one row per model-year, cleaned typed columns (SPECS_COLUMNS), in US units; `units`
+                          records, per model-year, which columns were converted from which unit (JSON)
       specs_raw.parquet   long format (model_id, key, value) exactly as scraped
       images.parquet      one row per stored image (IMAGES_COLUMNS)
       images/<sha[:2]>/<sha>.jpg   content-addressed photos
@@ -46,7 +47,9 @@ SPECS_COLUMNS: dict[str, str] = {
     "make": "string",
     "model": "string",
     "year": "Int64",
-    "msrp_usd": "Int64",
+    "msrp_usd": "Int64",  # only when the price is in USD: no exchange rates are applied
+    "price": "Float64",  # the price as written, in any currency
+    "price_currency": "string",  # ISO 4217 code of `price`: USD / EUR / GBP ...; <NA> when the page gives none
     "body_style": "string",
     "epa_class": "string",
     "drivetrain": "string",  # AWD / 4WD / FWD / RWD
@@ -58,6 +61,7 @@ SPECS_COLUMNS: dict[str, str] = {
     "horsepower_rpm": "Int64",
     "mpg_city": "Int64",
     "mpg_highway": "Int64",
+    "mpg_combined": "Int64",  # a single combined figure ("7.8 l/100 km"); never copied into city/highway
     "length_in": "Float64",
     "width_in": "Float64",
     "height_in": "Float64",
@@ -65,6 +69,10 @@ SPECS_COLUMNS: dict[str, str] = {
     "seats": "Int64",
     "doors": "Int64",
     "wheel_size_in": "Float64",
+    # compact JSON object: column -> the unit it was converted from, for columns not written in the US unit,
+    # and price -> its currency when not USD; e.g. {"length_in":"mm","mpg_city":"l/100km","horsepower":"kW",
+    # "price":"EUR"}. "{}" when nothing was converted. Units: mm cm m | l/100km km/l mpg_imp | kW PS | cc.
+    "units": "string",
     "page_url": "string",
     "crawled_at": "datetime64[ns, UTC]",
 }
@@ -216,6 +224,10 @@ def write_json(obj, path: str | os.PathLike) -> None:
         raise
 
 
+# columns added to a contract after datasets were written without them: an older file reads them as <NA>
+ADDED_LATER = frozenset({"price", "price_currency", "mpg_combined", "units"})
+
+
 def read_table(path: str | os.PathLike, columns: dict[str, str] | None = None) -> pd.DataFrame:
     import pandas as pd
 
@@ -231,7 +243,7 @@ def read_table(path: str | os.PathLike, columns: dict[str, str] | None = None) -
     except Exception as exc:  # pyarrow raises a zoo of types for a broken file
         raise CarscopeError(f"{path} is not a readable parquet file ({type(exc).__name__})") from exc
     if columns is not None:
-        missing = [c for c in columns if c not in df.columns]
+        missing = [c for c in columns if c not in df.columns and c not in ADDED_LATER]
         if missing:
             raise CarscopeError(f"{path} lacks required columns: {', '.join(missing)}")
         df = conform(df, columns)
