@@ -127,7 +127,10 @@ def extract(adapter: Adapter, page: Page) -> Parsed:
     pt, doc = page.page_type, page.doc
     out.links, out.ignored_links = extract_links(adapter, page)
     rows = extract_rows(pt, doc)
-    out.identity = resolve(doc, page.groups, pt.identity)
+    if pt.specs is not None or pt.photos or pt.identity is not None:  # a listing page names no model-year
+        out.identity = resolve(doc, page.groups, pt.identity)
+    else:
+        out.identity = Identity(model_id=None)
     out.specs = _specs(out.identity, rows) if pt.specs is not None else None
     for src in pt.photos:
         out.photos.extend(Photo(url=f.url, view_hint=f.view_hint) for f in src.photos(doc))

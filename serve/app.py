@@ -64,6 +64,7 @@ MULTIPART_SLACK = 64 * 1024  # multipart boundaries and headers on top of the fi
 SPEC_ROWS = (
     ("make", "Make", str), ("model", "Model", str), ("year", "Year", str),
     ("msrp_usd", "Starting MSRP", lambda v: f"${int(v):,}"),
+    ("price", "Price", None),  # a price in another currency (crawler/specs.py invents no exchange rates)
     ("body_style", "Body style", str), ("epa_class", "EPA class", str), ("drivetrain", "Drivetrain", str),
     ("engine", "Engine", str), ("displacement_l", "Displacement", lambda v: f"{float(v):.1f} L"),
     ("cylinders", "Cylinders", str), ("fuel", "Fuel", str),
@@ -296,9 +297,16 @@ def _api_blueprint() -> Blueprint:
 # -- pages ------------------------------------------------------------------------------------------------------
 def spec_rows(specs: dict[str, Any] | None) -> list[tuple[str, str]]:
     rows = []
+    specs = specs or {}
     for column, label, fmt in SPEC_ROWS:
-        value = (specs or {}).get(column)
+        value = specs.get(column)
         if value is None or value == "":
+            continue
+        if column == "price":
+            if specs.get("msrp_usd") not in (None, ""):
+                continue  # dollars: already the MSRP row
+            currency = specs.get("price_currency") or ""
+            rows.append((label, f"{float(value):,.0f} {currency}".strip()))
             continue
         try:
             rows.append((label, fmt(value)))

@@ -149,7 +149,8 @@ class Document:
         """The page's JSON-LD (`json-ld`) or microdata (`microdata`) items, through extruct, parsed once."""
         if syntax not in self._structured:
             items: list = []
-            if self.tree is not None:
+            marker = "application/ld+json" if syntax == "json-ld" else "itemscope"
+            if self.tree is not None and marker in self.html:  # extruct costs a walk of the page: only if there is some
                 try:
                     if syntax == "json-ld":
                         from extruct.jsonld import JsonLdExtractor

@@ -77,7 +77,7 @@ def resolve(doc, groups: dict, rules: IdentityRules | None) -> Identity:
         for part, value in rules.title.groups(doc).items():
             if part in PARTS:
                 offer(part, value, "title")
-    if rules.structured and not (found.keys() >= set(PARTS) and display.keys() >= {"make", "model"}):
+    if rules.structured and not found.keys() >= set(PARTS):  # only when a part is missing: extruct costs
         for syntax, name in (("json-ld", "jsonld"), ("microdata", "microdata")):
             items = vehicles(doc.structured(syntax), microdata=syntax == "microdata")
             if items:

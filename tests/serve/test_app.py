@@ -636,3 +636,11 @@ def test_an_unknown_lone_batch_plan_is_a_one_line_error():
 
     with pytest.raises(CarscopeError, match="--alone must be one of auto, sequential, parallel, off"):
         ServeConfig.from_any({"alone": "sideways"})
+
+
+def test_the_result_page_shows_a_price_in_its_own_currency():
+    from serve.app import spec_rows
+
+    assert ("Starting MSRP", "$34,500") in spec_rows({"msrp_usd": 34500, "price": 34500.0, "price_currency": "USD"})
+    assert not any(label == "Price" for label, _ in spec_rows({"msrp_usd": 34500, "price": 34500.0}))
+    assert spec_rows({"price": 31740.0, "price_currency": "EUR"}) == [("Price", "31,740 EUR")]
