@@ -34,6 +34,9 @@ from crawler.urls import canonicalize, host_of, origin_of, path_and_query
 ARTIFACTS = (ds.SPECS_FILE, ds.SPECS_RAW_FILE, ds.IMAGES_FILE, ds.FAILURES_FILE, ds.STATS_FILE, ds.FRONTIER_FILE,
              ds.FRONTIER_FILE + "-wal", ds.FRONTIER_FILE + "-shm", ds.IMAGES_DIR)
 STOP_GRACE_S = 20.0  # after a stop signal, in-flight items get this long to finish before being cancelled
+# what a page can fail to give while it is still read (crawler/extract/): the failures row's reason codes
+PAGE_PROBLEMS = ("bad_json", "bad_jsonld", "bad_microdata", "bad_rewrite", "data_missing", "json_path_missing",
+                 "no_jsonld_vehicle", "no_microdata_vehicle")
 EXIT_CODES = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
 
 
@@ -498,8 +501,6 @@ class Crawler:
             s = parsed.specs
             self.frontier.put_specs(s.model_id, s.make, s.model, s.year, url, s.rows)
         if parsed.problems:  # the page is done; what it could not give is on record (one row per page)
-            for problem in parsed.problems:
-                self._count(f"page_{problem.split(':')[0]}")
             ordered = sorted(parsed.problems, key=lambda p: p != "no_model_year")
             self.frontier.record_failure(url, PAGE, "; ".join(ordered)[:300], resp.status, item.attempts + 1,
                                          time.time())
@@ -507,8 +508,6 @@ class Crawler:
             # a photo whose page names no model-year is still stored (the view classifier can learn from it),
             # never silently: the page has a no_model_year failures row and the summary counts it
             model_id = parsed.model_id
-            if model_id is None:
-                self._count("photos_no_model_year", len(parsed.photos))
             for photo in parsed.photos:
                 target = canonicalize(photo.url, url)
                 if target is None or not await self._allowed(target, IMAGE):
@@ -652,10 +651,7 @@ class Crawler:
             "failures": counts["failures"],
             "failure_reasons": self._failure_reasons(),
             "retries": int(total.get("retries", 0)),
-            "no_model_year": {"pages": int(total.get("page_no_model_year", 0)),
-                              "photos": int(total.get("photos_no_model_year", 0))},
-            "page_problems": {k[5:]: int(v) for k, v in sorted(total.items())
-                              if k.startswith("page_") and k != "page_no_model_year"},
+            **self._page_problems(),
             "status_histogram": {k[7:]: int(v) for k, v in sorted(total.items()) if k.startswith("status_")},
             "errors": {k[6:]: int(v) for k, v in sorted(total.items()) if k.startswith("error_")},
             "bytes_downloaded": int(total.get("bytes_downloaded", 0)),
@@ -680,6 +676,22 @@ class Crawler:
                                   "adapter with `carscope crawl --check URL`")
         ds.write_json(stats, self.root / ds.STATS_FILE)
         return stats
+
+    def _page_problems(self) -> dict:
+        """Pages without a model-year and other extraction problems, from the failures table and the stored
+        images themselves (not from counters: a page redone after a kill is counted once)."""
+        db = self.frontier.db
+        problems: dict[str, int] = {}
+        pages = 0
+        for (reason,) in db.execute("SELECT reason FROM failures WHERE kind = ? AND attempts > 0", (PAGE,)):
+            for part in (reason or "").split("; "):
+                code = part.split(":")[0]
+                if code == "no_model_year":
+                    pages += 1
+                elif code in PAGE_PROBLEMS:
+                    problems[code] = problems.get(code, 0) + 1
+        photos = db.execute("SELECT COUNT(*) FROM images WHERE model_id IS NULL").fetchone()[0]
+        return {"no_model_year": {"pages": pages, "photos": photos}, "page_problems": dict(sorted(problems.items()))}
 
     def _failure_reasons(self) -> dict[str, int]:
         return {r: n for r, n in self.frontier.db.execute(
