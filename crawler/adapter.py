@@ -74,6 +74,7 @@ class PageType:
     scroll: bool = True
     actions: list = field(default_factory=list)  # crawler.extract.actions.Action
     capture_json: bool = False
+    content: str = "html"  # or "json": the URL answers JSON (an API), read as the data source "page"
     data: list[DataSource] = field(default_factory=list)
     specs: SpecRules | None = None
     identity: IdentityRules | None = None
@@ -260,8 +261,8 @@ class _Checker:
             raise  # unreachable
 
 
-PAGE_KEYS = {"match", "links", "browser", "wait_for", "scroll", "actions", "capture_json", "data", "specs",
-             "model_year", "photos"}
+PAGE_KEYS = {"match", "content", "links", "browser", "wait_for", "scroll", "actions", "capture_json", "data",
+             "specs", "model_year", "photos"}
 LEGACY_SPEC_KEYS = {"row", "key", "value", "make", "model", "year", "msrp", "title"}
 PHOTO_KEYS = {"image", "json", "from", "jsonld", "attrs", "picture", "url", "srcset", "view", "view_attr",
               "view_from", "view_words", "view_regex", "caption", "ignore", "rewrite"}
@@ -305,6 +306,11 @@ def _page_type(ck: _Checker, pname: str, table) -> PageType:
         scroll=ck.get(table, tname, "scroll", bool, default=True),
         capture_json=ck.get(table, tname, "capture_json", bool, default=False),
     )
+    pt.content = ck.get(table, tname, "content", str, default="html")
+    if pt.content not in ("html", "json"):
+        ck.fail(tname, "content", f"expected \"html\" or \"json\", got {pt.content!r}")
+    if pt.content == "json" and pt.browser:
+        ck.fail(tname, "browser", "a JSON page type is read as it is: it cannot be rendered in the browser")
     links = table.get("links", [])
     if not isinstance(links, list):
         ck.fail(tname, "links", "expected a list of CSS selectors or field rules")
@@ -319,7 +325,7 @@ def _page_type(ck: _Checker, pname: str, table) -> PageType:
         data = ck.table(table, tname, "data")
         for dname in data:
             pt.data.append(_data_source(ck, f"{tname}.data.{dname}", dname, data[dname], pt))
-    names = {d.name for d in pt.data}
+    names = {d.name for d in pt.data} | ({"page"} if pt.content == "json" else set())
     for rule in pt.links:
         _check_source(ck, tname, "links", rule.source, names)
     if "specs" in table:
@@ -358,7 +364,7 @@ def _check_source(ck: _Checker, tname: str, key: str, source: str | None, names:
 def _data_source(ck: _Checker, tname: str, name: str, t, pt: PageType) -> DataSource:
     if not isinstance(t, dict):
         ck.fail(tname, None, "expected a table")
-    ck.known(t, tname, {"script", "var", "url", "captured", "optional"})
+    ck.known(t, tname, {"script", "var", "attr", "url", "captured", "optional"})
     kinds = [k for k in ("script", "url", "captured") if k in t]
     if len(kinds) != 1:
         ck.fail(tname, None, "a data source needs exactly one of script, url or captured")
@@ -366,15 +372,18 @@ def _data_source(ck: _Checker, tname: str, name: str, t, pt: PageType) -> DataSo
     if "script" in t:
         src.script = ck.selector(tname, "script", ck.get(t, tname, "script", str))
         src.var = ck.get(t, tname, "var", str)
+        src.attr = ck.get(t, tname, "attr", str)
     elif "url" in t:
         src.url = parse_field(ck, tname, "url", t["url"])
-        _check_source(ck, tname, "url", src.url.source, {d.name for d in pt.data})
+        _check_source(ck, tname, "url", src.url.source,
+                      {d.name for d in pt.data} | ({"page"} if pt.content == "json" else set()))
     else:
         if not pt.browser or not pt.capture_json:
             ck.fail(tname, "captured", "a captured source needs `browser = true` and `capture_json = true`")
         src.captured = ck.regex(tname, "captured", ck.get(t, tname, "captured", str))
-    if "var" in t and src.script is None:
-        ck.fail(tname, "var", "'var' goes with 'script'")
+    for k in ("var", "attr"):
+        if k in t and src.script is None:
+            ck.fail(tname, k, f"'{k}' goes with 'script'")
     return src
 
 

@@ -49,7 +49,8 @@ async def _check(adapter, config, url: str) -> dict:
     politeness = Politeness(config, allowed)
     report: dict = {"url": url, "site": adapter.name, "adapter": str(adapter.path)}
     async with HttpFetcher(config, politeness) as http:
-        resp = await http.fetch_retrying(url, kind="page")
+        first = adapter.classify(path_and_query(url))
+        resp = await http.fetch_retrying(url, kind="json" if first and first[0].content == "json" else "page")
         if resp.error == "robots_disallowed":
             raise CarscopeError(f"robots.txt of {host_of(url)} disallows {url}")
         if resp.error is not None:

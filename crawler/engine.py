@@ -181,7 +181,9 @@ class Crawler:
 
     async def _preflight(self, http) -> None:
         """The start URL must be reachable and allowed before anything is queued: bad input fails fast."""
-        resp = await http.fetch_retrying(self.start_url, kind="page", max_bytes=self.config.max_page_bytes)
+        first = self.adapter.classify(path_and_query(self.start_url))
+        kind = "json" if first is not None and first[0].content == "json" else "page"
+        resp = await http.fetch_retrying(self.start_url, kind=kind, max_bytes=self.config.max_page_bytes)
         hs = self.politeness.host(host_of(self.start_url))
         origin = origin_of(self.start_url)
         if resp.error == "robots_disallowed":
@@ -432,7 +434,8 @@ class Crawler:
         if hit is None:
             self.frontier.fail(item, reason="no_page_type", status=None)
             return
-        resp = self._prefetched.pop(item.url, None) or await self.http.fetch(item.url, kind="page")
+        kind = "json" if hit[0].content == "json" else "page"
+        resp = self._prefetched.pop(item.url, None) or await self.http.fetch(item.url, kind=kind)
         verdict = self.politeness.classify(resp, item.attempts + 1)
         if verdict.action != "ok":
             self._after_failure(item, resp, verdict)

@@ -87,10 +87,14 @@ def parse_tree(html: str | bytes):
 def make_page(adapter: Adapter, page_type: PageType, groups: dict, url: str, html: str | bytes,
               captured: list | None = None) -> Page:
     """The page with its Document and embedded data sources (scripts, captured responses) read."""
-    doc = Document.from_html(url, html)
+    if page_type.content == "json":  # an API answer read as a page: its body is the data source "page"
+        doc = Document.from_html(url, "")
+        doc.add_json_source("page", html.encode() if isinstance(html, str) else html)
+    else:
+        doc = Document.from_html(url, html)
     for src in page_type.data:
         if src.script is not None:
-            doc.add_script_source(src.name, src.script, src.var, optional=src.optional)
+            doc.add_script_source(src.name, src.script, src.var, optional=src.optional, attr=src.attr)
         elif src.captured is not None:
             hit = next((body for u, body in captured or [] if src.captured.search(u)), None)
             if hit is None:
@@ -98,7 +102,8 @@ def make_page(adapter: Adapter, page_type: PageType, groups: dict, url: str, htm
                     doc.problem(f"data_missing: {src.name} (no captured response)")
             else:
                 doc.add_json_source(src.name, hit)
-    return Page(url=url, page_type=page_type, groups=groups, html=doc.html, tree=doc.tree, doc=doc)
+    return Page(url=url, page_type=page_type, groups=groups, html=doc.html if page_type.content != "json" else
+                html if isinstance(html, str) else html.decode("utf-8", "replace"), tree=doc.tree, doc=doc)
 
 
 async def fetch_sources(page: Page, fetch_json) -> None:

@@ -10,6 +10,7 @@ Data sources (`[pages.<type>.data.<name>]` in an adapter) are JSON documents the
 
     script = "script#__NEXT_DATA__"    # a <script>'s text: JSON, or JavaScript holding an object literal
     var = "window.__APP_CONFIG__"      #   (optional) the assignment to read when the script holds code
+    attr = "data-gallery"              #   (optional) read this attribute of the element instead of its text
     url = { json = "mediaApi", from = "config" }   # a field giving a URL, fetched politely as JSON
     captured = '/api/v2/media/'        # browser only: a JSON response the page fetched whose URL matches
 
@@ -33,13 +34,15 @@ class DataSource:
     name: str
     script: str | None = None
     var: str | None = None
+    attr: str | None = None
     url: FieldRule | None = None
     captured: re.Pattern | None = None
     optional: bool = False  # absent on some pages of the type: no problem is recorded
 
     def describe(self) -> str:
         if self.script:
-            return f"script {self.script!r}" + (f" var {self.var}" if self.var else "")
+            return f"script {self.script!r}" + (f" var {self.var}" if self.var else "") + (
+                f" attr {self.attr}" if self.attr else "")
         if self.url is not None:
             return f"JSON from the URL at {self.url.describe()}"
         return f"captured response matching {self.captured.pattern!r}"
@@ -108,9 +111,13 @@ class Document:
             self.problems.append(reason)
 
     # -- data sources --------------------------------------------------------------------------------------
-    def add_script_source(self, name: str, script: str, var: str | None = None, optional: bool = False) -> None:
+    def add_script_source(self, name: str, script: str, var: str | None = None, optional: bool = False,
+                          attr: str | None = None) -> None:
         nodes = self.sel.css(script) if self.sel is not None else []
-        texts = [n.root.text_content() if hasattr(n.root, "text_content") else str(n.root) for n in nodes]
+        if attr:
+            texts = [n.attrib[attr] for n in nodes if n.attrib.get(attr)]
+        else:
+            texts = [n.root.text_content() if hasattr(n.root, "text_content") else str(n.root) for n in nodes]
         if var:
             texts = [t for t in texts if var in t]
         if not texts:
@@ -132,15 +139,18 @@ class Document:
         else:
             self.data[name] = text_or_obj
 
-    def json_values(self, expr: str, source: str | None = None) -> list:
-        """What a JMESPath expression selects in a source, as a list (a list result is its items)."""
+    def json_values(self, expr: str, source: str | None = None, required: bool = False) -> list:
+        """What a JMESPath expression selects in a source, as a list (a list result is its items). A `required`
+        path (a spec list, a photo list) that selects nothing is a problem of the page; a field's is not (a
+        `next` link is null on the last page)."""
         if source is None:
             source = next(iter(self.data), None)
         if source not in self.data:
             return []
         got = _jmespath(expr).search(self.data[source])
         if got is None:
-            self.problem(f"json_path_missing: {expr}" + (f" in {source}" if source else ""))
+            if required:
+                self.problem(f"json_path_missing: {expr}" + (f" in {source}" if source else ""))
             return []
         return list(got) if isinstance(got, list) else [got]
 

@@ -16,6 +16,8 @@ whitespace collapsed) or as an inline table:
                                                # first group, else the whole match; non-matches are dropped
     { css = "li.tag", join = ", " }            # all matches joined into one value (default: each is a value)
     { css = "span.x", strip = false }          # keep the text as it is (default: whitespace collapsed)
+    { json = "items[*].id", format = "/cars/{}" }   # each value put into a template ({} or {value}, and the
+                                               # regex's named groups): ids -> URLs
 
 Pure functions of the document; nothing is fetched here.
 """
@@ -26,7 +28,7 @@ import json
 import re
 from dataclasses import dataclass
 
-FIELD_KEYS = ("css", "xpath", "json", "from", "attr", "re", "join", "strip")
+FIELD_KEYS = ("css", "xpath", "json", "from", "attr", "re", "join", "strip", "format")
 _ASCII_SPACE = re.compile(r"[ \t\n\r\f\v]+")
 
 
@@ -71,6 +73,7 @@ class FieldRule:
     re: re.Pattern | None = None
     join: str | None = None
     strip: bool = True
+    format: str | None = None
 
     def describe(self) -> str:
         how = (f"css {self.css!r}" if self.css else f"xpath {self.xpath!r}" if self.xpath
@@ -101,10 +104,10 @@ class FieldRule:
         return out
 
     def values(self, doc, node=None) -> list[str]:
-        vals = self.raw_values(doc, node)
-        if self.re is not None:
-            picked = []
-            for v in vals:
+        out = []
+        for v in self.raw_values(doc, node):
+            groups: dict[str, str] = {}
+            if self.re is not None:
                 m = self.re.search(v)
                 if m is None:
                     continue
@@ -115,13 +118,18 @@ class FieldRule:
                     got = next((g for g in m.groups() if g is not None), None)
                 else:
                     got = m.group(0)
-                if got is not None:
-                    picked.append(got.strip() if self.strip else got)
-            vals = picked
-        vals = [v for v in vals if v]
+                if got is None:
+                    continue
+                v = got.strip() if self.strip else got
+                groups = {k: g for k, g in gd.items() if g is not None and k != "value"}
+            if not v:
+                continue
+            if self.format is not None:
+                v = self.format.format(v, value=v, **groups)
+            out.append(v)
         if self.join is not None:
-            return [self.join.join(vals)] if vals else []
-        return vals
+            return [self.join.join(out)] if out else []
+        return out
 
     def first(self, doc, node=None) -> str | None:
         vals = self.values(doc, node)
@@ -169,4 +177,15 @@ def parse_field(ck, tname: str, key: str, value, *, default_attr: str = "text") 
         rule.json = ck.jmespath(tname, key, value["json"])
     if "re" in value:
         rule.re = ck.regex(tname, key, value["re"])
+    if "format" in value:
+        fmt = value["format"]
+        if not isinstance(fmt, str):
+            ck.fail(tname, key, f"'format' must be a string such as \"/cars/{{}}\", got {fmt!r}")
+        names = set(rule.re.groupindex) if rule.re is not None else set()
+        try:
+            fmt.format("x", value="x", **dict.fromkeys(names - {"value"}, "x"))
+        except (KeyError, IndexError, ValueError) as exc:
+            ck.fail(tname, key, f"bad format {fmt!r} ({type(exc).__name__}: {exc}); use {{}}, {{value}} or the "
+                                f"regex's named groups")
+        rule.format = fmt
     return rule

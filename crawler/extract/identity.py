@@ -71,9 +71,9 @@ def resolve(doc, groups: dict, rules: IdentityRules | None) -> Identity:
         offer(part, groups.get(part), "url")
     for part in PARTS:
         rule = getattr(rules, part)
-        if rule is not None and doc.sel is not None:
+        if rule is not None and (doc.sel is not None or rule.json is not None):
             offer(part, rule.first(doc), "field")
-    if rules.title is not None and doc.sel is not None:
+    if rules.title is not None and (doc.sel is not None or rules.title.json is not None):
         for part, value in rules.title.groups(doc).items():
             if part in PARTS:
                 offer(part, value, "title")

@@ -13,6 +13,7 @@ Each form is one small class with one job, `pairs(doc) -> [(key, value), ...]` i
 |---|---|---|
 | `rows` | `row`, `key`, `value` (CSS; required) | a row element per spec, key and value inside it |
 | `dl` | `select = "dl"` | each `<dt>` with the `<dd>` that follows it (several `<dd>`: joined with " / ") |
+| `text` | `select` (required CSS), `split = '\s*[:：]\s*'` | each element's text cut at the first `split` match: "Engine: 2.0L I4" |
 | `table` | `select = "table"`, `header = false`, `row = 1` | `th`/`td` pairs per row; with `header = true` the header row names the columns of value row `row` |
 | `jsonld` | `types = ["Car", "Vehicle", "Product", ...]` | the first schema.org item of those types, flattened (crawler/extract/structured.py) |
 | `microdata` | `types` as above | the same from microdata (`itemscope`/`itemprop`) |
@@ -23,6 +24,7 @@ Values keep the page's text (whitespace collapsed); cleaning happens later, from
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from crawler.extract.fields import collapse, node_text, scalar_text
@@ -80,6 +82,28 @@ class DefinitionList:
                         names.append(text)
                 else:
                     values.append(text)
+        return out
+
+
+@dataclass
+class Text:
+    select: str
+    split: re.Pattern = field(default_factory=lambda: re.compile(r"\s*[:：]\s*"))
+    keys = {"form", "select", "split"}
+
+    @classmethod
+    def build(cls, t: dict, ck, tname: str) -> Text:
+        out = cls(select=ck.selector(tname, "select", ck.get(t, tname, "select", str, required=True)))
+        if "split" in t:
+            out.split = ck.regex(tname, "split", ck.get(t, tname, "split", str))
+        return out
+
+    def pairs(self, doc) -> list[tuple[str, str]]:
+        out = []
+        for el in doc.sel.css(self.select):
+            parts = self.split.split(node_text(el), maxsplit=1)
+            if len(parts) == 2 and parts[0].strip():
+                out.append((parts[0].strip(), parts[1].strip()))
         return out
 
 
@@ -165,7 +189,7 @@ class Json:
         from crawler.extract.document import _jmespath
 
         out = []
-        got = doc.json_values(self.items, self.source)
+        got = doc.json_values(self.items, self.source, required=True)
         if len(got) == 1 and isinstance(got[0], dict):  # one object: each member is a pair
             for k, v in got[0].items():
                 text = scalar_text(v)
@@ -185,4 +209,4 @@ class Json:
         return out
 
 
-FORMS = {"rows": Rows, "dl": DefinitionList, "table": Table, "jsonld": JsonLd, "microdata": Microdata, "json": Json}
+FORMS = {"rows": Rows, "dl": DefinitionList, "text": Text, "table": Table, "jsonld": JsonLd, "microdata": Microdata, "json": Json}

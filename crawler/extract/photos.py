@@ -17,7 +17,7 @@ Then `rewrite = [{ pattern = '...', replace = '...' }]` (regex substitutions, in
 size) and `ignore = ['regex', ...]` (placeholders, data: URLs) apply.
 
 The view hint comes from the first of `view_from` that names one: `attr:NAME` (on the element or its nearest
-ancestor that has it), `class` (class tokens of the element and its ancestors), `alt` (alt / title),
+ancestor that has it), `class` (class tokens of the element and its ancestors), `alt` (alt / title, or those of an `<img>` inside),
 `caption` (the `caption` CSS inside the element or its nearest ancestor that holds no other photo,
 default `figcaption`), `text`.
 A text names a view when one of its words is in `view_words` (defaults below), or through `view_regex`'s
@@ -129,8 +129,10 @@ class PhotoSource:
                 while node is not None and hasattr(node, "get") and depth < 8 and view == "unknown":
                     view = self.view_of_text(node.get("class"))
                     node, depth = node.getparent(), depth + 1
-            elif how == "alt":
-                view = self.view_of_text(el.attrib.get("alt") or el.attrib.get("title"))
+            elif how == "alt":  # the element's alt / title, or those of the <img> inside it (a link to a photo)
+                inner = el.css("img")
+                view = self.view_of_text(el.attrib.get("alt") or el.attrib.get("title") or (
+                    inner[0].attrib.get("alt") or inner[0].attrib.get("title") if inner else None))
             elif how == "caption":
                 node, depth = el, 0
                 tag = getattr(el.root, "tag", "*")
@@ -217,7 +219,7 @@ class PhotoSource:
             for el in doc.sel.css(self.image):
                 found.append((self.url_of_element(el), self.view_of_element(el)))
         if self.json is not None:
-            for entry in doc.json_values(self.json, self.source):
+            for entry in doc.json_values(self.json, self.source, required=True):
                 if isinstance(entry, str):
                     found.append((self._usable(entry), "unknown"))
                     continue

@@ -313,6 +313,10 @@ def test_python_hooks_for_each_extraction(tmp_path):
     ("[pages.p]\nmatch = '^/$'\n[pages.p.photos]\nimage = 'img'\nrewrite = [{ pattern = 'a', replace = '\\2' }]\n",
      5, "pages.p.photos.rewrite"),
     ("[pages.p]\nmatch = '^/$'\n[pages.p.photos]\nimage = 'img'\nview_from = ['colour']\n", 5, "pages.p.photos.view_from"),
+    ("[pages.p]\nmatch = '^/$'\nlinks = [{ css = 'a', format = '/x/{id}' }]\n", 3, "pages.p.links"),
+    ("[pages.p]\nmatch = '^/$'\ncontent = 'xml'\n", 3, "pages.p.content"),
+    ("[pages.p]\nmatch = '^/$'\n[[pages.p.specs.pairs]]\nform = 'text'\n", 3, "pages.p.specs.pairs"),
+    ("[pages.p]\nmatch = '^/$'\n[pages.p.data.d]\nurl = 'a'\nattr = 'x'\n", 5, "pages.p.data.d.attr"),
     ("[pages.p]\nmatch = '^/$'\n[pages.p.photos]\nimage = 'img'\nview_words = { front = ['x'] }\n", 5,
      "pages.p.photos.view_words"),
     ("[pages.p]\nmatch = '^/$'\n[[pages.p.photos]]\nimage = 'img'\n[[pages.p.photos]]\nattrs = ['src']\n", 5,
@@ -326,3 +330,86 @@ def test_every_new_field_is_validated_with_file_line_and_field(tmp_path, body, l
     msg = str(exc.value)
     assert msg.startswith(f"{p}:{line}: {field}"), msg
     assert "\n" not in msg
+
+
+def test_text_pairs_an_attribute_json_source_and_formatted_links(tmp_path):
+    a = adapter(tmp_path, """
+        [pages.car]
+        match = '^/car/(?P<id>\\d+)$'
+        links = [{ json = "related[*].id", from = "gallery", format = "/car/{}" },
+                 { css = "a.model", attr = "href", re = 'm=(?P<slug>[a-z-]+)', format = "/models/{slug}" }]
+        [pages.car.data.gallery]
+        script = "div#gallery"
+        attr = "data-gallery"
+        [pages.car.model_year]
+        title = { css = "title", re = '^(?P<make>\\w+) (?P<model>.+) \\((?P<year>\\d{4})\\)' }
+        [[pages.car.specs.pairs]]
+        form = "text"
+        select = "ul.specs li"
+        [pages.car.photos]
+        json = "photos"
+        from = "gallery"
+        [pages.models]
+        match = '^/models/'
+        """)
+    html = """<title>Acme Roadster GT (2021) | Cars</title>
+      <ul class=specs><li>Engine: 2.0L I4</li><li>Seats ： 4</li><li>no separator here</li><li>: empty key</li></ul>
+      <div id=gallery data-gallery='{"photos": ["/p/1.jpg", "/p/2.jpg"], "related": [{"id": 8}, {"id": 9}]}'></div>
+      <a class=model href="/go?m=roadster-gt&x=1">all years</a>"""
+    got = parse(a, "/car/7", html)
+    assert got.model_id == "2021_acme_roadster_gt"
+    assert got.specs.rows == [("Engine", "2.0L I4"), ("Seats", "4")]
+    assert [p.url for p in got.photos] == ["http://h/p/1.jpg", "http://h/p/2.jpg"]
+    assert got.links == [("http://h/car/8", "car"), ("http://h/car/9", "car"), ("http://h/models/roadster-gt", "models")]
+
+
+def test_a_json_page_type_reads_an_api_answer_as_its_data(tmp_path):
+    a = adapter(tmp_path, """
+        [pages.api]
+        match = '^/api/cars\\?page=\\d+$'
+        content = "json"
+        links = [{ json = "items[*].id", format = "/api/car/{}" }, { json = "next" }]
+        [pages.car]
+        match = '^/api/car/\\d+$'
+        content = "json"
+        [pages.car.model_year]
+        year = { json = "year" }
+        make = { json = "brand.name" }
+        model = { json = "name" }
+        [[pages.car.specs.pairs]]
+        form = "json"
+        items = "specs"
+        [pages.car.photos]
+        json = "media[?type=='image']"
+        url = ["href"]
+        """)
+    listing = json.dumps({"items": [{"id": 1}, {"id": 2}], "next": "/api/cars?page=2"})
+    got = parse(a, "/api/cars?page=1", listing)
+    assert [u for u, _ in got.links] == ["http://h/api/car/1", "http://h/api/car/2", "http://h/api/cars?page=2"]
+    car = json.dumps({"year": 2022, "brand": {"name": "Acme"}, "name": "Roadster", "specs": {"Seats": 2, "Doors": 2},
+                      "media": [{"type": "image", "href": "/m/1.jpg"}, {"type": "video", "href": "/m/v.mp4"}]})
+    got = parse(a, "/api/car/1", car)
+    assert got.model_id == "2022_acme_roadster" and got.specs.rows == [("Seats", "2"), ("Doors", "2")]
+    assert [p.url for p in got.photos] == ["http://h/m/1.jpg"]
+    got = parse(a, "/api/car/1", "{not json")
+    assert got.problems and got.problems[0].startswith("bad_json: page")
+
+
+def test_links_to_full_size_files_on_a_cdn(tmp_path):
+    a = adapter(tmp_path, """
+        [site]
+        allowed_hosts = ["img.example-cdn.com"]
+        [pages.photos]
+        match = '^/(?P<make>\\w+)/(?P<model>\\w+)/(?P<year>\\d{4})/photos$'
+        [pages.photos.photos]
+        image = "a.gallery-item"
+        attrs = ["href"]
+        view_from = ["alt", "caption"]
+        """)
+    html = """<a class=gallery-item href="https://img.example-cdn.com/full/1.jpg"><img src=/t/1.jpg alt="Interior"></a>
+      <figure><a class=gallery-item href="//img.example-cdn.com/full/2.jpg"><img src=/t/2.jpg></a>
+      <figcaption>Exterior, front</figcaption></figure>"""
+    got = parse(a, "/acme/x/2023/photos", html)
+    assert a.allowed_hosts == ["img.example-cdn.com"]
+    assert [(p.url, p.view_hint) for p in got.photos] == [("https://img.example-cdn.com/full/1.jpg", "interior"),
+                                                         ("http://img.example-cdn.com/full/2.jpg", "exterior")]
