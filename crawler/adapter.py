@@ -333,7 +333,7 @@ def _page_type(ck: _Checker, pname: str, table) -> PageType:
         pt.identity = legacy_identity
     if "model_year" in table:
         mt, mname = ck.table(table, tname, "model_year"), f"{tname}.model_year"
-        ck.known(mt, mname, {"year", "make", "model", "title", "structured"})
+        ck.known(mt, mname, {"year", "make", "model", "title", "structured", "inherit"})
         ident = pt.identity or IdentityRules()
         for part in ("year", "make", "model", "title"):
             if part in mt:
@@ -341,6 +341,7 @@ def _page_type(ck: _Checker, pname: str, table) -> PageType:
                 _check_source(ck, mname, part, rule.source, names)
                 setattr(ident, part, rule)
         ident.structured = ck.get(mt, mname, "structured", bool, default=True)
+        ident.inherit = ck.get(mt, mname, "inherit", bool, default=False)
         if ident.title is not None and (ident.title.re is None or not {"year", "make", "model"} & set(
                 ident.title.re.groupindex)):
             ck.fail(mname, "title", "a title rule needs a regex with named groups (?P<year>...), (?P<make>...) "

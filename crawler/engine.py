@@ -487,7 +487,8 @@ class Crawler:
                 return
         try:
             _, parsed = await extract_page(self.adapter, pt, groups, url, html,
-                                           ctx=HookContext(self.http, self.config), captured=captured)
+                                           ctx=HookContext(self.http, self.config), captured=captured,
+                                           inherited=item.meta.get("referrer_model_year"))
         except HookFetchError as exc:  # a JSON source (or a hook's fetch) failed: the page is tried again
             retry = item.attempts + 1 < self.config.max_attempts
             self._after_failure(item, exc.resp, Verdict("retry" if retry else "fail", exc.reason,
@@ -499,7 +500,7 @@ class Crawler:
             parsed.photos = [p for p in (_photo_from(x, url) for x in photos_from_hook) if p is not None]
             if parsed.photos and parsed.model_id is None and "no_model_year" not in parsed.problems:
                 parsed.problems.append("no_model_year")
-        await self._enqueue_links(item, parsed.links)
+        await self._enqueue_links(item, parsed.links, parsed.identity_parts())
         if parsed.specs is not None:
             s = parsed.specs
             self.frontier.put_specs(s.model_id, s.make, s.model, s.year, url, s.rows)
@@ -535,7 +536,9 @@ class Crawler:
             return False
         return True
 
-    async def _enqueue_links(self, item: Item, links: list[tuple[str, str]]) -> None:
+    async def _enqueue_links(self, item: Item, links: list[tuple[str, str]], identity: dict | None = None) -> None:
+        """Queue a page's links; a named page's model-year travels with them (for `model_year.inherit`)."""
+        meta = {"referrer_model_year": identity} if identity else None
         for url, page_type in links:
             if self.config.shard is not None and not self._in_shard(url, page_type):
                 self._count("skipped_other_shard")
@@ -545,7 +548,7 @@ class Crawler:
             if item.depth + 1 > self.config.max_depth:
                 self._count("skipped_max_depth")
                 continue
-            if self.frontier.add(url, PAGE, page_type=page_type, depth=item.depth + 1):
+            if self.frontier.add(url, PAGE, page_type=page_type, depth=item.depth + 1, meta=meta):
                 self._notify(1)
 
     def _in_shard(self, url: str, page_type: str) -> bool:

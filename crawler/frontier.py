@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS urls (
     not_before REAL NOT NULL DEFAULT 0,
     status INTEGER,
     error TEXT,
-    meta TEXT,                       -- JSON: model_id, view_hint, page_url for images
+    meta TEXT,                       -- JSON: model_id, view_hint, page_url for images; referrer_model_year for pages
     updated REAL
 );
 CREATE INDEX IF NOT EXISTS urls_ready ON urls (state, prio, id);

@@ -71,6 +71,13 @@ class Parsed:
     def model_id(self) -> str | None:
         return self.identity.model_id if self.identity is not None else None
 
+    def identity_parts(self) -> dict | None:
+        """year / make / model of a named page, for the pages it links to (`model_year.inherit`)."""
+        i = self.identity
+        if i is None or i.model_id is None:
+            return None
+        return {"year": i.year, "make": i.make, "model": i.model}
+
 
 def parse_tree(html: str | bytes):
     import lxml.etree
@@ -122,18 +129,18 @@ async def fetch_sources(page: Page, fetch_json) -> None:
 
 
 def parse_page(adapter: Adapter, page_type: PageType, groups: dict, url: str, html: str | bytes,
-               captured: list | None = None) -> Parsed:
-    return extract(adapter, make_page(adapter, page_type, groups, url, html, captured))
+               captured: list | None = None, inherited: dict | None = None) -> Parsed:
+    return extract(adapter, make_page(adapter, page_type, groups, url, html, captured), inherited)
 
 
-def extract(adapter: Adapter, page: Page) -> Parsed:
+def extract(adapter: Adapter, page: Page, inherited: dict | None = None) -> Parsed:
     """Every declarative rule of the page type on an already-made page (sources read or fetched)."""
     out = Parsed()
     pt, doc = page.page_type, page.doc
     out.links, out.ignored_links = extract_links(adapter, page)
     rows = extract_rows(pt, doc)
     if pt.specs is not None or pt.photos or pt.identity is not None:  # a listing page names no model-year
-        out.identity = resolve(doc, page.groups, pt.identity)
+        out.identity = resolve(doc, page.groups, pt.identity, inherited)
     else:
         out.identity = Identity(model_id=None)
     out.specs = _specs(out.identity, rows) if pt.specs is not None else None
@@ -209,15 +216,17 @@ def extract_rows(pt: PageType, doc: Document) -> list[tuple[str, str]]:
 
 
 async def extract_page(adapter: Adapter, page_type: PageType, groups: dict, url: str, html: str | bytes, *,
-                       ctx=None, captured: list | None = None) -> tuple[Page, Parsed]:
-    """parse_page plus the fetched JSON sources and the adapter's hooks (crawler and --check)."""
+                       ctx=None, captured: list | None = None,
+                       inherited: dict | None = None) -> tuple[Page, Parsed]:
+    """parse_page plus the fetched JSON sources and the adapter's hooks (crawler and --check). `inherited`: the
+    model-year parts of the page that linked here (`model_year.inherit`)."""
     page = make_page(adapter, page_type, groups, url, html, captured)
     if page_type.fetches_data:
         if ctx is None:
             page.doc.problem("data_missing: URL sources need a fetcher")
         else:
             await fetch_sources(page, ctx.fetch_json)
-    parsed = extract(adapter, page)
+    parsed = extract(adapter, page, inherited)
     await apply_hooks(adapter, ctx, page, parsed)
     return page, parsed
 

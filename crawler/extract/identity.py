@@ -13,7 +13,9 @@ Each of `year`, `make` and `model` is taken from the first of these that gives i
    write them, in `[pages.<type>.specs]`);
 3. `title`: a field rule whose regex has named groups `year`, `make`, `model` ("2023 · Vexa · Delta1");
 4. the page's schema.org vehicle, JSON-LD then microdata (`brand.name`, `model`, `vehicleModelDate`),
-   unless `structured = false`.
+   unless `structured = false`;
+5. with `inherit = true`, the model-year of the page whose link led here (a gallery or a "more photos"
+   fragment that does not name its car itself).
 The `model_id` (e.g. `2023_acme_motors_road_star`) is made from the three parts; the names kept for the
 dataset's `make` / `model` columns prefer page text over URL slugs. A page that names no complete model-year
 gets no id: its photos are counted as `no_model_year`, never stored with an empty label.
@@ -35,6 +37,7 @@ class IdentityRules:
     model: FieldRule | None = None
     title: FieldRule | None = None
     structured: bool = True
+    inherit: bool = False
 
     def is_empty(self) -> bool:
         return not any((self.year, self.make, self.model, self.title))
@@ -49,7 +52,8 @@ class Identity:
     sources: dict[str, str] = field(default_factory=dict)  # part -> where it came from (url, field, title, jsonld)
 
 
-def resolve(doc, groups: dict, rules: IdentityRules | None) -> Identity:
+def resolve(doc, groups: dict, rules: IdentityRules | None, inherited: dict | None = None) -> Identity:
+    """`inherited`: year / make / model of the page that linked here (used with `inherit = true`)."""
     from crawler.dataset import make_model_id
     from crawler.extract.structured import identity as vehicle_identity
     from crawler.extract.structured import vehicles
@@ -84,6 +88,10 @@ def resolve(doc, groups: dict, rules: IdentityRules | None) -> Identity:
                 for part, value in vehicle_identity(items[0]).items():
                     offer(part, value, name)
                 break
+    if rules.inherit and inherited:
+        for part in PARTS:
+            if part in inherited:
+                offer(part, inherited[part], "referrer")
     ident = Identity(model_id=None, sources={p: s for p, (_, s) in found.items()})
     year_text = found.get("year", (None,))[0]
     try:

@@ -108,7 +108,20 @@ def assert_values(ds, truth: dict, layout: str) -> None:
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_each_layout_crawls_to_exactly_the_truth(crawls, sites, layout):
     root, stats, site, _ = crawls[layout]
-    truth = sites[layout].truth
+    assert_crawl_matches(root, stats, site, sites[layout].truth, layout)
+
+
+def test_the_dl_layout_without_a_browser_follows_the_more_photos_fragments(sites, tmp_path):
+    """--browser never: the button's data-next URL is a page type that inherits the vehicle's model-year."""
+    server = sites["dl"]
+    server.reset_stats()
+    stats = crawl(config(server.base_url, tmp_path / "ds", site="showroom-dl", browser="never", per_host=PER_HOST))
+    site = server.stats()
+    assert stats["browser"]["used_for"] == [] and site["by_kind"]["gallery_json"] > 0
+    assert_crawl_matches(tmp_path / "ds", stats, site, server.truth, "dl")
+
+
+def assert_crawl_matches(root, stats, site, truth, layout):
     ds = load(root)
     assert stats["status"] == "complete" and stats["failures"] == 0, stats["failure_reasons"]
     assert stats["no_model_year"] == {"pages": 0, "photos": 0} and stats["page_problems"] == {}
