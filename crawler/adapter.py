@@ -81,8 +81,18 @@ class PageType:
     photos: list[PhotoSource] = field(default_factory=list)
 
     def groups(self, path: str) -> dict[str, str] | None:
+        """The pattern's named groups, percent-decoded (and `+` as a space in the query): the URL's words."""
+        from urllib.parse import unquote, unquote_plus
+
         m = self.match.search(path)
-        return None if m is None else {k: v for k, v in m.groupdict().items() if v is not None}
+        if m is None:
+            return None
+        query_at = path.find("?")
+        out = {}
+        for k, v in m.groupdict().items():
+            if v is not None:
+                out[k] = unquote_plus(v) if 0 <= query_at < m.start(k) else unquote(v)
+        return out
 
     @property
     def fetches_data(self) -> bool:
@@ -265,7 +275,7 @@ PAGE_KEYS = {"match", "content", "links", "browser", "wait_for", "scroll", "acti
              "specs", "model_year", "photos"}
 LEGACY_SPEC_KEYS = {"row", "key", "value", "make", "model", "year", "msrp", "title"}
 PHOTO_KEYS = {"image", "json", "from", "jsonld", "attrs", "picture", "url", "srcset", "view", "view_attr",
-              "view_from", "view_words", "view_regex", "caption", "ignore", "rewrite"}
+              "view_from", "view_words", "view_regex", "view_hint", "caption", "ignore", "rewrite"}
 
 
 def _build(data: dict, path: Path, text: str) -> Adapter:
@@ -468,6 +478,10 @@ def _photo_source(ck: _Checker, tname: str, ph: dict, names: set[str], index: in
                           for k, v in DEFAULT_VIEW_WORDS.items()}  # added to the defaults
     if "view_regex" in ph:
         src.view_regex = ck.regex(tname, "view_regex", ck.get(ph, tname, "view_regex", str))
+    if "view_hint" in ph:
+        src.view_hint = ck.get(ph, tname, "view_hint", str)
+        if src.view_hint not in ("exterior", "interior", "unknown"):
+            ck.fail(tname, "view_hint", f"expected exterior, interior or unknown, got {src.view_hint!r}")
     if "caption" in ph:
         src.caption = ck.selector(tname, "caption", ck.get(ph, tname, "caption", str))
     src.ignore = [ck.regex(tname, "ignore", p) for p in ck.get(ph, tname, "ignore", list, default=[])]

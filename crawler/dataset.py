@@ -115,9 +115,18 @@ def make_model_id(year: int | str, make: str, model: str) -> str:
     return "_".join([str(int(year)), slugify(make), slugify(model)])
 
 
+_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "ø": "o", "œ": "oe", "ł": "l", "đ": "d", "þ": "th", "ı": "i"})
+
+
 def slugify(text: str) -> str:
+    """Lower-case ASCII words joined by `_`: accents dropped ("Škoda" -> "skoda", as a URL slug writes it)."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", str(text).lower().translate(_LETTERS))
     out, prev_sep = [], True
-    for ch in str(text).lower():
+    for ch in text:
+        if unicodedata.combining(ch):
+            continue
         if ch.isalnum():
             out.append(ch)
             prev_sep = False

@@ -570,8 +570,11 @@ class Crawler:
         self._count("bytes_downloaded", len(resp.body))
         # hashing and decoding both run on the CPU pool (they release the GIL); a duplicate costs one decode
         processed = await self.loop.run_in_executor(self.cpu, process_image, resp.body, self.rules, None)
+        meta = item.meta
         if self.frontier.has_source(processed.source_sha256):
             self._count("duplicates")
+            self.frontier.improve_image(source_sha256=processed.source_sha256, model_id=meta.get("model_id"),
+                                        view_hint=meta.get("view_hint"))
             self.frontier.done(item, resp.status)
             self.progress.image_dup()
             return
@@ -586,7 +589,6 @@ class Crawler:
             return
         relpath = ds.image_relpath(processed.sha256, processed.ext)
         await store_file(self.root, relpath, processed.data)
-        meta = item.meta
         row = {"sha256": processed.sha256, "source_sha256": processed.source_sha256, "path": relpath,
                "model_id": meta.get("model_id"), "view_hint": meta.get("view_hint") or "unknown",
                "width": processed.width, "height": processed.height, "bytes": len(processed.data),
@@ -596,6 +598,7 @@ class Crawler:
             self.progress.image_stored()
         else:
             self._count("duplicates")
+            self.frontier.improve_image(sha256=processed.sha256, model_id=row["model_id"], view_hint=row["view_hint"])
             self.progress.image_dup()
         self.frontier.done(item, resp.status)
 

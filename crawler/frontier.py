@@ -222,6 +222,20 @@ class Frontier:
             ":width, :height, :bytes, :source_url, :page_url, :crawled_at)", row)
         return cur.rowcount == 1
 
+    def improve_image(self, *, sha256: str | None = None, source_sha256: str | None = None,
+                      model_id: str | None = None, view_hint: str | None = None) -> int:
+        """A duplicate's labels fill in what the stored copy lacks: a known view over `unknown`, a model-year over
+        none (so the result does not depend on which copy finished downloading first). Rows changed."""
+        where, key = ("sha256=?", sha256) if sha256 else ("source_sha256=?", source_sha256)
+        n = 0
+        if view_hint and view_hint != "unknown":
+            n += self.db.execute(f"UPDATE images SET view_hint=? WHERE {where} AND view_hint='unknown'",
+                                 (view_hint, key)).rowcount
+        if model_id:
+            n += self.db.execute(f"UPDATE images SET model_id=? WHERE {where} AND model_id IS NULL",
+                                 (model_id, key)).rowcount
+        return n
+
     def image_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
 

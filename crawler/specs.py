@@ -192,6 +192,7 @@ def _canon_key(key: str) -> tuple[str | None, str | None]:
         labels = _label_of(k)
         if len(set(labels)) == 1:
             return f"mileage_{labels[0]}", hint
+        canon = canon or "mileage"  # "Consumption (WLTP)": a consumption figure all the same
     return canon, hint if canon else None
 
 

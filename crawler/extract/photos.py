@@ -20,8 +20,9 @@ The view hint comes from the first of `view_from` that names one: `attr:NAME` (o
 ancestor that has it), `class` (class tokens of the element and its ancestors), `alt` (alt / title, or those of an `<img>` inside),
 `caption` (the `caption` CSS inside the element or its nearest ancestor that holds no other photo,
 default `figcaption`), `text`.
-A text names a view when one of its words is in `view_words` (defaults below), or through `view_regex`'s
-`view` group. Nothing found is `unknown`: a view hint is never guessed.
+A text names a view when one of its words (runs of letters: "tab-exterior" is "tab" and "exterior") is in
+`view_words` (defaults below), or through `view_regex`'s `view` group. Nothing found is `view_hint` (default
+`unknown`; set it for a source that holds one view only, such as an interior tab): never guessed.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class PhotoSource:
     view_words: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_VIEW_WORDS))
     view_regex: re.Pattern | None = None
     caption: str = "figcaption"
+    view_hint: str = "unknown"  # the view of every photo of this source that names none itself
     ignore: list[re.Pattern] = field(default_factory=list)
     rewrite: list[tuple[re.Pattern, str]] = field(default_factory=list)
 
@@ -247,5 +249,5 @@ class PhotoSource:
             if url is None or url in seen:
                 continue
             seen.add(url)
-            out.append(Found(url, view))
+            out.append(Found(url, view if view != "unknown" else self.view_hint))
         return out

@@ -413,3 +413,24 @@ def test_links_to_full_size_files_on_a_cdn(tmp_path):
     assert a.allowed_hosts == ["img.example-cdn.com"]
     assert [(p.url, p.view_hint) for p in got.photos] == [("https://img.example-cdn.com/full/1.jpg", "interior"),
                                                          ("http://img.example-cdn.com/full/2.jpg", "exterior")]
+
+
+def test_a_source_of_one_view_and_percent_encoded_url_groups(tmp_path):
+    a = adapter(tmp_path, """
+        [pages.car]
+        match = '^/car/(?P<model>[^/?]+)\\?make=(?P<make>[^&]+)&year=(?P<year>\\d{4})$'
+        [[pages.car.photos]]
+        image = "#tab-interior img"
+        view_hint = "interior"
+        [[pages.car.photos]]
+        image = "#tab-exterior img"
+        view_from = ["attr:id"]
+        """)
+    html = """<div id=tab-interior><img src=/i1.jpg><img src=/i2.jpg alt="Exterior mirror" data-view=exterior></div>
+      <div id=tab-exterior><img src=/e1.jpg></div>"""
+    got = parse(a, "/car/Octavia%20Combi?make=%C5%A0koda+Auto&year=2019", html)
+    assert got.model_id == "2019_skoda_auto_octavia_combi"
+    assert (got.identity.make, got.identity.model) == ("Škoda Auto", "Octavia Combi")
+    assert [(p.url, p.view_hint) for p in got.photos] == [("http://h/i1.jpg", "interior"),
+                                                         ("http://h/i2.jpg", "exterior"),  # its own hint wins
+                                                         ("http://h/e1.jpg", "exterior")]  # "tab-exterior"

@@ -31,3 +31,25 @@ def test_the_reference_names_every_field_of_the_language():
     keys |= {"times", "max", "timeout_ms"} | set(ad.HOOKS)
     missing = sorted(k for k in keys if f"`{k}" not in README)
     assert missing == [], f"not documented in crawler/sites/README.md: {missing}"
+
+
+def test_the_worked_hook_example_runs(tmp_path):
+    import asyncio
+    import re
+
+    from crawler.parse import extract_page
+
+    code = re.search(r"```python\n(# mysite_hook.py.*?)```", README, re.S).group(1)
+    (tmp_path / "mysite_hook.py").write_text(code)
+    (tmp_path / "mysite.toml").write_text("[site]\nhook = 'mysite_hook.py'\n[pages.car]\nmatch = '^/(?P<make>\\w+)/"
+                                          "(?P<model>\\w+)/(?P<year>\\d{4})$'\n[pages.car.specs]\nmsrp = 'p.price'\n"
+                                          "[pages.car.photos]\nimage = 'a.photo'\nattrs = ['href']\n")
+    a = load_adapter(str(tmp_path / "mysite.toml"))
+    html = """<p class=price>$30,000</p>
+      <section class=spec-group><h3>Front</h3><ul><li><span class=label>Brakes</span>: <b>Disc</b></li></ul></section>
+      <section class=spec-group><h3>Rear</h3><ul><li><span class=label>Brakes</span>: <b>Drum</b></li></ul></section>
+      <a class=photo href=/1.jpg></a><a class=photo href=/press.zip></a>"""
+    pt, groups = a.classify("/acme/roadster/2023")
+    _, got = asyncio.run(extract_page(a, pt, groups, "http://h/acme/roadster/2023", html))
+    assert got.specs.rows == [("Front Brakes", "Disc"), ("Rear Brakes", "Drum")]
+    assert [p.url for p in got.photos] == ["http://h/1.jpg"]
