@@ -54,6 +54,22 @@ def assert_files_intact(root: Path, images) -> None:
     assert leftovers == []
 
 
+def frontier_done(root: Path) -> int:
+    """URLs a crawl in `root` has finished so far (read while it runs, from its crawl.sqlite)."""
+    import sqlite3
+
+    if not (root / "crawl.sqlite").exists():
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{root / 'crawl.sqlite'}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute("SELECT COUNT(*) FROM urls WHERE state='done'").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
 def comparable_specs(ds):
     return ds.specs.drop(columns=["crawled_at"]).sort_values("model_id").reset_index(drop=True)
 

@@ -22,6 +22,7 @@ from tests.crawler.helpers import (
     comparable_specs,
     config,
     expected_view,
+    frontier_done,
     good_photos,
     specs_by_model,
     truth_specs,
@@ -133,25 +134,10 @@ def _crawl_cmd(base: str, out: Path, *extra: str) -> list[str]:
             "--browser", "never", "--per-host", str(PER_HOST), "--quiet", *extra]
 
 
-def _frontier_done(root: Path) -> int:
-    import sqlite3
-
-    if not (root / "crawl.sqlite").exists():
-        return 0
-    try:
-        con = sqlite3.connect(f"file:{root / 'crawl.sqlite'}?mode=ro", uri=True, timeout=5)
-        try:
-            return con.execute("SELECT COUNT(*) FROM urls WHERE state='done'").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 def _start_and_wait_for_progress(cmd, root: Path, min_done: int, timeout: float = 30):
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.monotonic()
-    while _frontier_done(root) < min_done:
+    while frontier_done(root) < min_done:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() - t0 < timeout, "the crawl made no progress"
         time.sleep(0.05)

@@ -364,25 +364,9 @@ def test_text_pairs_an_attribute_json_source_and_formatted_links(tmp_path):
 
 
 def test_a_json_page_type_reads_an_api_answer_as_its_data(tmp_path):
-    a = adapter(tmp_path, """
-        [pages.api]
-        match = '^/api/cars\\?page=\\d+$'
-        content = "json"
-        links = [{ json = "items[*].id", format = "/api/car/{}" }, { json = "next" }]
-        [pages.car]
-        match = '^/api/car/\\d+$'
-        content = "json"
-        [pages.car.model_year]
-        year = { json = "year" }
-        make = { json = "brand.name" }
-        model = { json = "name" }
-        [[pages.car.specs.pairs]]
-        form = "json"
-        items = "specs"
-        [pages.car.photos]
-        json = "media[?type=='image']"
-        url = ["href"]
-        """)
+    from tests.crawler.test_json_api_site import ADAPTER  # crawled end to end there
+
+    a = adapter(tmp_path, ADAPTER)
     listing = json.dumps({"items": [{"id": 1}, {"id": 2}], "next": "/api/cars?page=2"})
     got = parse(a, "/api/cars?page=1", listing)
     assert [u for u, _ in got.links] == ["http://h/api/car/1", "http://h/api/car/2", "http://h/api/cars?page=2"]

@@ -21,6 +21,7 @@ from tests.crawler.helpers import (
     comparable_specs,
     config,
     expected_view,
+    frontier_done,
     good_photos,
     specs_by_model,
 )
@@ -245,19 +246,6 @@ def test_check_as_text_for_a_person(sites):
         assert part in out, (part, out)
 
 
-def _frontier_done(root: Path) -> int:
-    import sqlite3
-
-    try:
-        con = sqlite3.connect(f"file:{root / 'crawl.sqlite'}?mode=ro", uri=True, timeout=1)
-        try:
-            return con.execute("SELECT COUNT(*) FROM urls WHERE state='done'").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.parametrize("layout", ["dl", "spa"])
@@ -272,7 +260,7 @@ def test_kill_and_resume_is_exact_on_the_new_layouts(crawls, sites, layout, tmp_
            "--per-host", "2"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.monotonic()
-    while _frontier_done(root) < 12:
+    while frontier_done(root) < 12:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() - t0 < 60, "no progress"
         time.sleep(0.05)
