@@ -107,6 +107,22 @@ class Adapter:
     page_types: dict[str, PageType]
     allowed_hosts: list[str] = field(default_factory=list)
     hook: ModuleType | None = None
+    drop_params: list[str] = field(default_factory=list)  # query parameters removed from every link
+    link_rewrite: list[tuple[re.Pattern, str]] = field(default_factory=list)  # regex substitutions on links
+
+    def link_url(self, url: str) -> str | None:
+        """A link as the crawl queues it: the site's parameters dropped, its rewrites applied, canonical."""
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+        from crawler.urls import canonicalize
+
+        if self.drop_params:
+            parts = urlsplit(url)
+            query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in self.drop_params]
+            url = urlunsplit(parts._replace(query=urlencode(query)))
+        for pattern, repl in self.link_rewrite:
+            url = pattern.sub(repl, url)
+        return canonicalize(url)
 
     def classify(self, path: str) -> tuple[PageType, dict[str, str]] | None:
         """The first page type (in file order) whose pattern matches this path(?query)."""
@@ -286,7 +302,10 @@ def _build(data: dict, path: Path, text: str) -> Adapter:
     unknown = set(data) - {"site", "pages"}
     if unknown:
         ck.fail(sorted(unknown)[0], None, "unknown table (expected [site] and [pages.*])")
-    ck.known(site, "site", {"name", "hook", "allowed_hosts"})
+    ck.known(site, "site", {"name", "hook", "allowed_hosts", "drop_params", "rewrite_links"})
+    drop = ck.get(site, "site", "drop_params", list, default=[])
+    link_rewrite = [_rewrite_rule(ck, "site", "rewrite_links", r)
+                    for r in _rewrite_list(ck, "site", "rewrite_links", site.get("rewrite_links", []))]
     name = ck.get(site, "site", "name", str, default=path.stem)
     allowed = ck.get(site, "site", "allowed_hosts", list, default=[]) if "allowed_hosts" in site else []
     hook_ref = ck.get(site, "site", "hook", str)
@@ -298,7 +317,7 @@ def _build(data: dict, path: Path, text: str) -> Adapter:
         page_types[pname] = _page_type(ck, pname, table)
     hook = _load_hook(hook_ref, path, ck) if hook_ref else None
     return Adapter(name=name, path=path, page_types=page_types, allowed_hosts=[h.lower() for h in allowed],
-                   hook=hook)
+                   hook=hook, drop_params=drop, link_rewrite=link_rewrite)
 
 
 def _page_type(ck: _Checker, pname: str, table) -> PageType:
@@ -485,20 +504,26 @@ def _photo_source(ck: _Checker, tname: str, ph: dict, names: set[str], index: in
     if "caption" in ph:
         src.caption = ck.selector(tname, "caption", ck.get(ph, tname, "caption", str))
     src.ignore = [ck.regex(tname, "ignore", p) for p in ck.get(ph, tname, "ignore", list, default=[])]
-    rewrites = ph.get("rewrite", [])
-    if not isinstance(rewrites, list):
-        ck.fail(tname, "rewrite", "expected a list of { pattern = '...', replace = '...' }")
-    for r in rewrites:
-        if not isinstance(r, dict) or set(r) != {"pattern", "replace"} or not all(
-                isinstance(v, str) for v in r.values()):
-            ck.fail(tname, "rewrite", f"each rewrite is {{ pattern = '...', replace = '...' }}, got {r!r}")
-        pattern = ck.regex(tname, "rewrite", r["pattern"])
-        try:
-            _check_template(pattern, r["replace"])
-        except (re.error, IndexError) as exc:
-            ck.fail(tname, "rewrite", f"bad replacement {r['replace']!r} ({exc})")
-        src.rewrite.append((pattern, r["replace"]))
+    src.rewrite = [_rewrite_rule(ck, tname, "rewrite", r) for r in _rewrite_list(ck, tname, "rewrite",
+                                                                                   ph.get("rewrite", []))]
     return src
+
+
+def _rewrite_list(ck: _Checker, tname: str, key: str, value) -> list:
+    if not isinstance(value, list):
+        ck.fail(tname, key, "expected a list of { pattern = '...', replace = '...' }")
+    return value
+
+
+def _rewrite_rule(ck: _Checker, tname: str, key: str, r) -> tuple[re.Pattern, str]:
+    if not isinstance(r, dict) or set(r) != {"pattern", "replace"} or not all(isinstance(v, str) for v in r.values()):
+        ck.fail(tname, key, f"each rewrite is {{ pattern = '...', replace = '...' }}, got {r!r}")
+    pattern = ck.regex(tname, key, r["pattern"])
+    try:
+        _check_template(pattern, r["replace"])
+    except (re.error, IndexError) as exc:
+        ck.fail(tname, key, f"bad replacement {r['replace']!r} ({exc})")
+    return pattern, r["replace"]
 
 
 def _check_template(pattern: re.Pattern, repl: str) -> None:

@@ -188,6 +188,8 @@ def extract_links(adapter: Adapter, page: Page) -> tuple[list[tuple[str, str]], 
             continue
         for href in rule.values(page.doc):
             url = canonicalize(href, base) if href else None
+            if url is not None and (adapter.drop_params or adapter.link_rewrite):
+                url = adapter.link_url(url)
             if url is None or url in seen:
                 continue
             seen.add(url)
@@ -245,6 +247,7 @@ async def apply_hooks(adapter: Adapter, ctx, page: Page, parsed: Parsed) -> None
             parsed.links, parsed.ignored_links = [], []
             for raw in got:
                 url = canonicalize(str(raw), page.base_url)
+                url = adapter.link_url(url) if url is not None else None
                 if url is None:
                     continue
                 hit = adapter.classify(path_and_query(url))

@@ -418,3 +418,25 @@ def test_a_source_of_one_view_and_percent_encoded_url_groups(tmp_path):
     assert [(p.url, p.view_hint) for p in got.photos] == [("http://h/i1.jpg", "interior"),
                                                          ("http://h/i2.jpg", "exterior"),  # its own hint wins
                                                          ("http://h/e1.jpg", "exterior")]  # "tab-exterior"
+
+
+def test_site_wide_link_rules_drop_session_parameters_and_rewrite(tmp_path):
+    a = adapter(tmp_path, """
+        [site]
+        drop_params = ["sid", "sort"]
+        rewrite_links = [{ pattern = ';jsessionid=\\w+', replace = '' }, { pattern = '\\?page=1$', replace = '' }]
+        [pages.list]
+        match = '^/cars(\\?page=\\d+)?$'
+        links = ["a"]
+        """)
+    html = """<a href="/cars?page=2&sid=abc123">2</a><a href="/cars;jsessionid=F00D?page=2&sort=price">2 again</a>
+      <a href="/cars?page=1">1</a><a href="/cars?sort=name">all</a>"""
+    got = parse(a, "/cars?page=2", html)
+    assert got.links == [("http://h/cars?page=2", "list"), ("http://h/cars", "list")]
+
+
+def test_site_wide_link_rules_are_validated(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("[site]\nrewrite_links = [{ pattern = '(', replace = '' }]\n[pages.p]\nmatch = '^/$'\n")
+    with pytest.raises(CarscopeError, match=r"bad.toml:2: site.rewrite_links: invalid regular expression"):
+        load_adapter(str(p))

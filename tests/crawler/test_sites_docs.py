@@ -27,7 +27,7 @@ def test_the_cookbook_holds_each_shipped_adapter_verbatim(name):
 def test_the_reference_names_every_field_of_the_language():
     keys = set(ad.PAGE_KEYS) | set(ad.PHOTO_KEYS) | set(FIELD_KEYS) | set(ACTION_KEYS) | set(ad.LEGACY_SPEC_KEYS)
     keys |= {k for form in FORMS.values() for k in form.keys} | set(FORMS)
-    keys |= {"script", "var", "url", "captured", "optional", "structured", "inherit", "title", "name", "hook", "allowed_hosts"}
+    keys |= {"script", "var", "url", "captured", "optional", "structured", "inherit", "title", "name", "hook", "allowed_hosts", "drop_params", "rewrite_links"}
     keys |= {"times", "max", "timeout_ms"} | set(ad.HOOKS)
     missing = sorted(k for k in keys if f"`{k}" not in README)
     assert missing == [], f"not documented in crawler/sites/README.md: {missing}"
