@@ -109,8 +109,8 @@ def make_page(adapter: Adapter, page_type: PageType, groups: dict, url: str, htm
                     doc.problem(f"data_missing: {src.name} (no captured response)")
             else:
                 doc.add_json_source(src.name, hit)
-    return Page(url=url, page_type=page_type, groups=groups, html=doc.html if page_type.content != "json" else
-                html if isinstance(html, str) else html.decode("utf-8", "replace"), tree=doc.tree, doc=doc)
+    text = html.decode("utf-8", errors="replace") if isinstance(html, bytes) else html
+    return Page(url=url, page_type=page_type, groups=groups, html=text, tree=doc.tree, doc=doc)
 
 
 async def fetch_sources(page: Page, fetch_json) -> None:
@@ -147,19 +147,10 @@ def extract(adapter: Adapter, page: Page, inherited: dict | None = None) -> Pars
     for src in pt.photos:
         out.photos.extend(Photo(url=f.url, view_hint=f.view_hint) for f in src.photos(doc))
     out.photos = _unique(out.photos)
-    _check_named(pt, out, doc)
+    if out.model_id is None and (out.photos or rows):
+        doc.problem("no_model_year")  # never stored silently with an empty label: the crawl reports it
     out.problems = list(doc.problems)
     return out
-
-
-def _check_named(pt: PageType, out: Parsed, doc: Document) -> None:
-    if out.model_id is None and (out.photos or (pt.specs is not None and out.specs is None and doc.sel is not None
-                                                and _had_rows(pt, doc))):
-        doc.problem("no_model_year")
-
-
-def _had_rows(pt: PageType, doc: Document) -> bool:
-    return bool(extract_rows(pt, doc))
 
 
 def _unique(photos: list[Photo]) -> list[Photo]:
