@@ -17,6 +17,9 @@ def test_readme_site_adapter_example_loads(tmp_path):
     assert adapter.page_types["photos"].browser
     assert adapter.page_types["specifications"].specs.pairs[0].row == "div.specs-set-item"
     assert adapter.page_types["specifications"].identity.make.css == "div.breadcrumb a:nth-of-type(2)"
+    pattern, replace = adapter.page_types["photos"].photos[0].rewrite[0]  # the seed's thumbnail -> CDN full size
+    assert pattern.sub(replace, "https://www.example-cars.com/2023/acme/smlab12_s.jpg") == \
+        "https://images.example-cars.com/2023/acme/ab12.jpg"
 
 
 def test_readme_starts_with_the_two_commands():
