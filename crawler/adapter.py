@@ -3,17 +3,19 @@
     python -c "from crawler.adapter import load_adapter; a = load_adapter('showroom'); print(list(a.page_types))"
 
 The language is documented field by field in crawler/sites/README.md (the reference and a cookbook with one
-worked adapter per markup family). In short, a file has a `[site]` table and one `[pages.<type>]` table per
-page type, tried in file order against each URL's path(?query):
+worked adapter per markup family). In short, a file has a `[site]` table (name, hook, allowed_hosts,
+drop_params, rewrite_links) and one `[pages.<type>]` table per page type, tried in file order against each
+URL's path(?query):
 
     [pages.<type>]
     match = '^/(?P<make>[^/]+)/(?P<model>[^/]+)/(?P<year>\\d{4})/photos$'   # regex; named groups may name the model-year
     links = ["a.next", { json = "props.pageProps.items[*].href", from = "next" }]   # field rules giving URLs
     browser = true   wait_for = "#gallery"   scroll = true   actions = [{ click = "button.more" }]   capture_json = false
-    [pages.<type>.data.<name>]        # JSON sources: script = "CSS" (+ var), url = <field rule>, captured = 'regex'
+    content = "html"                  # or "json": the URL answers JSON, read as the data source "page"
+    [pages.<type>.data.<name>]        # JSON sources: script = "CSS" (+ var, attr), url = <field rule>, captured = 're'
     [pages.<type>.specs]              # row/key/value (+ msrp), and [[pages.<type>.specs.pairs]] forms:
-                                      #   rows, dl, table, jsonld, microdata, json (crawler/extract/pairs.py)
-    [pages.<type>.model_year]         # year / make / model / title field rules (crawler/extract/identity.py)
+                                      #   rows, text, dl, table, jsonld, microdata, json (crawler/extract/pairs.py)
+    [pages.<type>.model_year]         # year / make / model / title field rules, inherit (crawler/extract/identity.py)
     [pages.<type>.photos]             # or [[...]]: elements, JSON or JSON-LD; rewrite, ignore, view hints
                                       #   (crawler/extract/photos.py)
 
