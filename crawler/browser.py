@@ -58,7 +58,7 @@ SCROLL_JS = """async (steps) => {
 class Rendered:
     url: str
     html: str | None
-    error: str | None = None  # gallery_timeout, render_error, browser_closed, action_failed
+    error: str | None = None  # gallery_timeout, render_error, browser_closed, action_timeout
     captured: list = field(default_factory=list)  # (url, body bytes) of JSON the page fetched (capture_json)
     clicks: int = 0
 

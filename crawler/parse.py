@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
-from crawler.adapter import Adapter, PageType, normalize_view  # noqa: F401 (normalize_view: re-exported)
+from crawler.adapter import Adapter, PageType, normalize_view
 from crawler.extract.document import Document
 from crawler.extract.identity import Identity, resolve
 from crawler.urls import canonicalize, path_and_query
@@ -199,7 +199,7 @@ def extract_rows(pt: PageType, doc: Document) -> list[tuple[str, str]]:
         return []
     rows: list[tuple[str, str]] = []
     for form in rules.pairs:
-        if doc.sel is None and not hasattr(form, "items"):
+        if doc.sel is None and form.reads_html:
             continue
         rows.extend(form.pairs(doc))
     msrp = rules.msrp.first(doc) if rules.msrp is not None and doc.sel is not None else None
@@ -295,9 +295,3 @@ def _photo_from(p, base: str) -> Photo | None:
         url = canonicalize(p, base)
         return Photo(url=url, view_hint="unknown") if url else None
     return None
-
-
-def model_id_for(page: Page, specs: Specs | None = None) -> str | None:
-    """The model-year a page names (URL groups first, then its fields): see crawler/extract/identity.py."""
-    return resolve(page.doc or Document.from_html(page.url, ""), page.groups, page.page_type.identity).model_id \
-        or (specs.model_id if specs else None)

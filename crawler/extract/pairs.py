@@ -6,7 +6,8 @@ r"""Spec pair forms: the shapes in which catalog pages write (key, value) specif
     print(DefinitionList(select='dl.f').pairs(doc))"
 
 Each form is one small class with one job, `pairs(doc) -> [(key, value), ...]` in page order, and a
-`build(table, ck, tname)` that validates its adapter table. An adapter lists them under
+`build(table, ck, tname)` that validates its adapter table; `reads_html` says whether it needs the page's HTML
+(a JSON-only page has none). An adapter lists them under
 `[[pages.<type>.specs.pairs]]` with `form = "..."`:
 
 | form | fields (defaults) | reads |
@@ -37,6 +38,7 @@ class Rows:
     key: str
     value: str
     keys = {"form", "row", "key", "value"}
+    reads_html = True
 
     @classmethod
     def build(cls, t: dict, ck, tname: str) -> Rows:
@@ -56,6 +58,7 @@ class Rows:
 class DefinitionList:
     select: str = "dl"
     keys = {"form", "select"}
+    reads_html = True
 
     @classmethod
     def build(cls, t: dict, ck, tname: str) -> DefinitionList:
@@ -90,6 +93,7 @@ class Text:
     select: str
     split: re.Pattern = field(default_factory=lambda: re.compile(r"\s*[:：]\s*"))
     keys = {"form", "select", "split"}
+    reads_html = True
 
     @classmethod
     def build(cls, t: dict, ck, tname: str) -> Text:
@@ -113,6 +117,7 @@ class Table:
     header: bool = False
     row: int = 1
     keys = {"form", "select", "header", "row"}
+    reads_html = True
 
     @classmethod
     def build(cls, t: dict, ck, tname: str) -> Table:
@@ -152,6 +157,7 @@ class JsonLd:
     types: list[str] = field(default_factory=lambda: list(VEHICLE_TYPES))
     syntax = "json-ld"
     keys = {"form", "types"}
+    reads_html = True
 
     @classmethod
     def build(cls, t: dict, ck, tname: str):
@@ -177,6 +183,7 @@ class Json:
     key: str = "key"
     value: str = "value"
     keys = {"form", "items", "from", "key", "value"}
+    reads_html = False
 
     @classmethod
     def build(cls, t: dict, ck, tname: str) -> Json:

@@ -90,11 +90,6 @@ class PhotoSource:
     ignore: list[re.Pattern] = field(default_factory=list)
     rewrite: list[tuple[re.Pattern, str]] = field(default_factory=list)
 
-    @property
-    def view_attr(self) -> str | None:  # the one-attribute spelling of older adapters
-        attrs = [v[5:] for v in self.view_from if v.startswith("attr:")]
-        return attrs[0] if attrs else None
-
     # -- views ---------------------------------------------------------------------------------------------
     def view_of_text(self, text: str | None) -> str:
         from crawler.adapter import VIEW_NAMES
