@@ -85,6 +85,10 @@ class CrawlConfig:
 
         if canonicalize(str(self.start_url)) is None:
             raise CarscopeError(f"invalid start URL '{self.start_url}': expected an absolute http:// or https:// URL")
+        return self.validate_settings()
+
+    def validate_settings(self) -> CrawlConfig:
+        """`validate` without the start URL (what `dataset import`, which has none, checks)."""
         if self.resume and self.overwrite:
             raise CarscopeError("--resume and --overwrite exclude each other")
         if self.browser not in BROWSER_MODES:

@@ -7,7 +7,7 @@
       images.parquet      one row per stored image (IMAGES_COLUMNS)
       images/<sha[:2]>/<sha>.jpg   content-addressed photos
       failures.parquet    url, kind, reason, status, attempts, last_error_at
-      crawl.sqlite        frontier and progress (the crawler's own business)
+      crawl.sqlite        frontier and progress (the crawler's own business; `dataset import` writes one too)
       stats.json          counts, rates, status histogram, durations
 
     python -c "from crawler.dataset import load; d = load('dataset'); print(d.images.head())"
@@ -88,7 +88,11 @@ IMAGES_COLUMNS: dict[str, str] = {
     "source_url": "string",
     "page_url": "string",
     "crawled_at": "datetime64[ns, UTC]",
+    # train / val / test when the source publishes a split (`carscope dataset import`), kept by `carscope train`;
+    # <NA> for crawled photos (train makes a stratified split)
+    "split": "string",
 }
+SPLITS = ("train", "val", "test")
 FAILURES_COLUMNS: dict[str, str] = {
     "url": "string",
     "kind": "string",  # page / image / robots / ...
@@ -234,7 +238,7 @@ def write_json(obj, path: str | os.PathLike) -> None:
 
 
 # columns added to a contract after datasets were written without them: an older file reads them as <NA>
-ADDED_LATER = frozenset({"price", "price_currency", "mpg_combined", "units"})
+ADDED_LATER = frozenset({"price", "price_currency", "mpg_combined", "units", "split"})
 
 
 def read_table(path: str | os.PathLike, columns: dict[str, str] | None = None) -> pd.DataFrame:

@@ -58,17 +58,23 @@ def crawl(config: CrawlConfig) -> dict:
         failed = False
         return stats
     finally:
-        try:
-            frontier.close()
-        except Exception:
-            pass
-        if failed and fresh and not _has_results(root):  # bad input before any work: leave nothing behind
-            _remove_artifacts(root)
-            if created:
-                try:
-                    root.rmdir()
-                except OSError:
-                    pass
+        close_output(frontier, root, created,
+                     discard=failed and fresh and not _has_results(root))  # bad input before any work
+
+
+def close_output(frontier: Frontier, root: Path, created: bool, *, discard: bool) -> None:
+    """Close the frontier; with `discard`, leave nothing behind (the directory too, if this run made it)."""
+    try:
+        frontier.close()
+    except Exception:
+        pass
+    if discard:
+        _remove_artifacts(root)
+        if created:
+            try:
+                root.rmdir()
+            except OSError:
+                pass
 
 
 def _has_results(root: Path) -> bool:
@@ -245,8 +251,7 @@ class Crawler:
                        f"listing pages every shard reads")
         self.base_counters = self.frontier.get_meta("counters", {}) or {}
         self.prev_elapsed = float(self.frontier.get_meta("elapsed_s", 0.0) or 0.0)
-        allowed = {host_of(self.start_url), *self.adapter.allowed_hosts, *(h.lower() for h in self.config.allowed_hosts)}
-        self.politeness = Politeness(self.config, allowed)
+        self.politeness = self._make_politeness(Politeness)
         self.rules = ImageRules(min_side=self.config.min_side, max_aspect=self.config.max_aspect,
                                 max_side=self.config.max_side, quality=self.config.jpeg_quality,
                                 keep_original=self.config.keep_original, max_pixels=self.config.max_pixels)
@@ -285,6 +290,11 @@ class Crawler:
             return await asyncio.to_thread(self._finish, time.time() - t0)
         finally:
             self._remove_signals()
+
+    def _make_politeness(self, politeness_cls):
+        """The scope: the start URL's host, the adapter's `allowed_hosts` and `--allowed-hosts`."""
+        allowed = {host_of(self.start_url), *self.adapter.allowed_hosts, *(h.lower() for h in self.config.allowed_hosts)}
+        return politeness_cls(self.config, allowed)
 
     def _install_signals(self) -> None:
         self._signals = []
@@ -562,7 +572,7 @@ class Crawler:
         from crawler.politeness import Verdict
         from crawler.writer import store_file
 
-        resp = await self.http.fetch(item.url, kind="image")
+        resp = await self._fetch_image(item)
         verdict = self.politeness.classify(resp, item.attempts + 1)
         if verdict.action != "ok":
             self._after_failure(item, resp, verdict)
@@ -592,7 +602,8 @@ class Crawler:
         row = {"sha256": processed.sha256, "source_sha256": processed.source_sha256, "path": relpath,
                "model_id": meta.get("model_id"), "view_hint": meta.get("view_hint") or "unknown",
                "width": processed.width, "height": processed.height, "bytes": len(processed.data),
-               "source_url": item.url, "page_url": meta.get("page_url"), "crawled_at": time.time()}
+               "source_url": item.url, "page_url": meta.get("page_url"), "crawled_at": time.time(),
+               "split": meta.get("split")}
         if self.frontier.put_image(row):
             self._count("bytes_stored", len(processed.data))
             self.progress.image_stored()
@@ -601,6 +612,10 @@ class Crawler:
             self.frontier.improve_image(sha256=processed.sha256, model_id=row["model_id"], view_hint=row["view_hint"])
             self.progress.image_dup()
         self.frontier.done(item, resp.status)
+
+    async def _fetch_image(self, item: Item):
+        """The image's bytes as a fetch.Response (`dataset import` also reads local files here)."""
+        return await self.http.fetch(item.url, kind="image")
 
     # -- output --------------------------------------------------------------------------------------------
     async def _flush_loop(self) -> None:

@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS specs_raw (
 );
 CREATE TABLE IF NOT EXISTS images (
     sha256 TEXT PRIMARY KEY, source_sha256 TEXT, path TEXT, model_id TEXT, view_hint TEXT,
-    width INTEGER, height INTEGER, bytes INTEGER, source_url TEXT, page_url TEXT, crawled_at REAL
+    width INTEGER, height INTEGER, bytes INTEGER, source_url TEXT, page_url TEXT, crawled_at REAL, split TEXT
 );
 CREATE INDEX IF NOT EXISTS images_source ON images (source_sha256);
 CREATE TABLE IF NOT EXISTS failures (
@@ -81,9 +81,16 @@ class Frontier:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses at most the last commits
         self.db.executescript(SCHEMA)
+        self._migrate()
         self.db.commit()
         self.commit_every = commit_every
         self._last_commit = time.monotonic()
+
+    def _migrate(self) -> None:
+        """Columns added after crawl.sqlite files were written without them (a resumed old crawl gains them)."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(images)")}
+        if "split" not in have:
+            self.db.execute("ALTER TABLE images ADD COLUMN split TEXT")
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def reopen(self) -> int:
@@ -218,8 +225,8 @@ class Frontier:
         """Insert an image row; False when that content is already stored (a duplicate)."""
         cur = self.db.execute(
             "INSERT OR IGNORE INTO images (sha256, source_sha256, path, model_id, view_hint, width, height, bytes, "
-            "source_url, page_url, crawled_at) VALUES (:sha256, :source_sha256, :path, :model_id, :view_hint, "
-            ":width, :height, :bytes, :source_url, :page_url, :crawled_at)", row)
+            "source_url, page_url, crawled_at, split) VALUES (:sha256, :source_sha256, :path, :model_id, :view_hint, "
+            ":width, :height, :bytes, :source_url, :page_url, :crawled_at, :split)", {"split": None, **row})
         return cur.rowcount == 1
 
     def improve_image(self, *, sha256: str | None = None, source_sha256: str | None = None,

@@ -80,9 +80,10 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 class Politeness:
-    def __init__(self, config, allowed_hosts: set[str], *, stats=None):
+    def __init__(self, config, allowed_hosts: set[str], *, stats=None, any_host: bool = False):
         self.config = config
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        self.any_host = any_host  # a URL list (`dataset import`): every http(s) host is in scope, robots.txt still rules
         self.global_sem = asyncio.Semaphore(config.concurrency)
         self.hosts: dict[str, HostState] = {}
         self.stats = stats if stats is not None else {}
@@ -103,7 +104,7 @@ class Politeness:
         """None when `url` may be fetched as far as scope goes, else the reason it may not."""
         if not url.startswith(("http://", "https://")):
             return "not_http"
-        if host_of(url) not in self.allowed_hosts:
+        if not self.any_host and host_of(url) not in self.allowed_hosts:
             return "offsite"
         return None
 

@@ -182,3 +182,35 @@ def make_showroom_dataset(root, config=None, *, width: int = 640, threads: int =
     write_table(pd.DataFrame(specs), root / "specs.parquet", SPECS_COLUMNS)
     write_table(pd.DataFrame(images), root / "images.parquet", IMAGES_COLUMNS)
     return root
+
+
+def tiny_photos(n_classes: int = 3, per_class: int = 8, *, interior_per_class: int = 4, size=(96, 72),
+                seed: int = 0):
+    """(class index, view, JPEG bytes) of the tiny dataset's photos, without a dataset around them: what
+    `carscope dataset import` tests lay out as folders, manifests and parquet files."""
+    rng = random.Random(seed)
+    for c in range(n_classes):
+        for _ in range(per_class):
+            yield c, "exterior", _jpeg(_exterior(c, 0, rng, size), rng.randint(70, 95))
+        for _ in range(interior_per_class):
+            yield c, "interior", _jpeg(_interior(c, rng, size), rng.randint(70, 95))
+
+
+def make_photo_folder(root, n_classes: int = 3, per_class: int = 8, *, interior_per_class: int = 4,
+                      class_name=lambda c: f"2023_make{c}_model{c}", splits: bool = False, views: bool = True,
+                      seed: int = 0) -> Path:
+    """ROOT/[train|test/]<class>/[exterior|interior/]NNN.jpg (every fifth photo of a class in test/ with
+    `splits`); returns ROOT."""
+    root = Path(root)
+    counts: dict = {}
+    for c, view, data in tiny_photos(n_classes, per_class, interior_per_class=interior_per_class, seed=seed):
+        n = counts[c] = counts.get(c, 0) + 1
+        folder = root
+        if splits:
+            folder = folder / ("test" if n % 5 == 0 else "train")
+        folder = folder / class_name(c)
+        if views:
+            folder = folder / view
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{n:03d}.jpg").write_bytes(data)
+    return root

@@ -51,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dropout", type=float, default=0.2, help="dropout before each head layer")
     g = p.add_argument_group("data")
     g.add_argument("--target-year", type=int, default=None, help="model task: the year to classify (default: latest)")
+    g.add_argument("--all-years", action="store_true",
+                   help="model task: every year's model-years are classes (default: only --target-year's)")
     g.add_argument("--view-run", default=None, help="model task: a view run that labels view_hint=unknown photos")
     g.add_argument("--view-threshold", type=float, default=0.9, help="p(exterior) needed to use an unknown photo")
     g.add_argument("--pretrain-all-years", action="store_true",

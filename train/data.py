@@ -51,7 +51,10 @@ def build_table(ds, task: str, *, target_year: int | None = None, label_mode: st
                               "missing_files": int(ds.missing_files)}
     if len(images) == 0:
         raise CarscopeError(f"dataset {ds.root} has no images (crawl it first, or check its images/ folder)")
-    df = images[["sha256", "path", "model_id", "view_hint"]].copy()
+    cols = ["sha256", "path", "model_id", "view_hint"] + (["split"] if "split" in images.columns else [])
+    df = images[cols].copy().rename(columns={"split": "published"})
+    if "published" not in df.columns:
+        df["published"] = pd.Series(pd.NA, index=df.index, dtype="string")
     df = df.dropna(subset=["sha256", "path"])
     if task == "view":
         df = df[df["view_hint"].isin(["exterior", "interior"])].copy()
@@ -62,23 +65,32 @@ def build_table(ds, task: str, *, target_year: int | None = None, label_mode: st
         counts["unknown_excluded"] = int((images["view_hint"] == "unknown").sum())
     elif task == "model":
         meta = specs[["model_id", "make", "model", "year"]].drop_duplicates("model_id")
-        df = df.merge(meta, on="model_id", how="left")
-        no_specs = int(df["year"].isna().sum())
+        df = df.merge(meta, on="model_id", how="left", indicator=True)
+        no_specs = int((df["_merge"] != "both").sum())
         if no_specs:
             say(f"warning: {no_specs} photos have a model_id with no row in specs.parquet; skipped")
-        df = df[df["year"].notna()].copy()
+        df = df[df["_merge"] == "both"].drop(columns="_merge").copy()
         counts["no_specs"] = no_specs
         if len(df) == 0:
             raise CarscopeError(f"dataset {ds.root}: no photo belongs to a model-year of specs.parquet")
-        data_years = sorted(int(y) for y in df["year"].unique())
-        if target_year is None:
-            target_year = data_years[-1]
-        if target_year not in data_years:
-            raise CarscopeError(f"--target-year {target_year} is not in the data (years: "
-                                f"{', '.join(map(str, data_years))})")
-        counts["target_year"] = int(target_year)
-        if years != "all":
-            df = df[df["year"] == target_year]
+        dated = df["year"].notna()
+        if not dated.any():
+            # labels without a year (an imported folder of plain classes): every label is a class
+            if target_year is not None:
+                raise CarscopeError(f"--target-year {target_year}: no label of dataset {ds.root} has a year")
+            counts["target_year"] = None
+            counts["plain_classes"] = True
+        else:
+            data_years = sorted(int(y) for y in df.loc[dated, "year"].unique())
+            if target_year is None:
+                target_year = data_years[-1]
+            if target_year not in data_years:
+                raise CarscopeError(f"--target-year {target_year} is not in the data (years: "
+                                    f"{', '.join(map(str, data_years))})")
+            counts["target_year"] = int(target_year)
+            if years != "all":
+                counts["other_years_excluded"] = int((df["year"] != target_year).fillna(True).sum())
+                df = df[(df["year"] == target_year).fillna(False)]
         ext = df["view_hint"] == "exterior"
         unknown = df["view_hint"] == "unknown"
         df["source"] = pd.Series("hint", index=df.index, dtype="object")
@@ -103,8 +115,13 @@ def build_table(ds, task: str, *, target_year: int | None = None, label_mode: st
     else:
         raise CarscopeError(f"unknown task '{task}' (view or model)")
     if len(df) == 0:
-        raise CarscopeError(f"dataset {ds.root} has no usable photos for the '{task}' task "
-                            f"(view_hint values: {dict(images['view_hint'].value_counts())})")
+        views = {str(k): int(v) for k, v in images["view_hint"].value_counts().items()}
+        hint = ""
+        if task == "model" and views.get("unknown") and not views.get("exterior"):
+            hint = ("; every photo's view is unknown: import them with --view exterior, or pass --view-run RUN "
+                    "(a view run picks the exterior ones)")
+        raise CarscopeError(f"dataset {ds.root} has no usable photos for the '{task}' task (view_hint values: "
+                            f"{views}){hint}")
     # One row per content hash: a photo listed twice (another URL, a CDN copy) counts once; a hash with two
     # different labels is ambiguous and dropped rather than guessed.
     n_labels = df.groupby("sha256")["label"].nunique()
@@ -116,15 +133,21 @@ def build_table(ds, task: str, *, target_year: int | None = None, label_mode: st
         df = df[~df["sha256"].isin(ambiguous)]
     df = df.drop_duplicates("sha256").sort_values(["label", "sha256"]).reset_index(drop=True)
     df["year"] = df["year"].astype("Int64")
-    return df[["sha256", "path", "model_id", "year", "label", "source"]], counts
+    published = df["published"].dropna()
+    if len(published):
+        counts["published_split"] = {str(k): int(v) for k, v in published.value_counts().sort_index().items()}
+    return df[["sha256", "path", "model_id", "year", "label", "source", "published"]], counts
 
 
 def split_table(df, *, val_frac: float, test_frac: float, seed: int, min_class_images: int,
                 exclude: dict[str, str] | None = None) -> tuple[Any, list[str]]:
     """Stratified train/val/test split by class with a fixed seed; classes under `min_class_images` dropped.
 
-    Rows are unique by sha256 (build_table), so no photo lands in two splits. `exclude` (sha256 -> split)
-    pins photos to a split (the pretraining keeps the target year's val/test photos out of its training)."""
+    Rows are unique by sha256 (build_table), so no photo lands in two splits. A `published` column (the split
+    a source such as Stanford Cars ships, from `carscope dataset import`) is kept: its val and test photos stay
+    there, and when it has a test (or val) split no other photo is drawn into it: only the missing splits are
+    carved from the rest. `exclude` (sha256 -> split) pins photos to a split (the pretraining keeps the target
+    year's val/test photos out of its training)."""
     import numpy as np
 
     if min_class_images < 3:
@@ -140,17 +163,30 @@ def split_table(df, *, val_frac: float, test_frac: float, seed: int, min_class_i
         raise CarscopeError(
             f"need at least 2 classes with {min_class_images}+ photos, have {df['label'].nunique()}"
             + (f" (dropped: {', '.join(dropped[:12])})" if dropped else ""))
+    df = df.reset_index(drop=True)
+    published = df["published"] if "published" in df.columns else None
+    pinned_pub = published.isin(["val", "test"]).fillna(False).to_numpy() if published is not None else None
+    if pinned_pub is not None and pinned_pub.any():
+        if (published == "test").any():
+            test_frac = 0.0
+        if (published == "val").any():
+            val_frac = 0.0
     split = np.empty(len(df), dtype=object)
     rng = np.random.default_rng(seed)
-    for _, idx in sorted(df.groupby("label").indices.items()):
+    free = df if pinned_pub is None else df[~pinned_pub]
+    for _, pos in sorted(free.groupby("label").indices.items()):
+        idx = free.index.to_numpy()[pos]
         idx = idx[rng.permutation(len(idx))]
         n = len(idx)
         n_test = max(1, int(round(n * test_frac))) if test_frac > 0 else 0
-        n_val = max(1, int(round(n * val_frac)))
-        n_test = min(n_test, n - n_val - 1)
+        n_val = max(1, int(round(n * val_frac))) if val_frac > 0 else 0
+        n_val = min(n_val, max(0, n - 1))
+        n_test = max(0, min(n_test, n - n_val - 1))
         split[idx[:n_val]] = "val"
         split[idx[n_val:n_val + n_test]] = "test"
         split[idx[n_val + n_test:]] = "train"
+    if pinned_pub is not None and pinned_pub.any():
+        split[pinned_pub] = published[pinned_pub].astype(str).to_numpy()
     df["split"] = split
     if exclude:
         pinned = df["sha256"].map(exclude)

@@ -101,8 +101,10 @@ def _check_args(args) -> None:
     for ok, message in checks:
         if not ok:
             raise CarscopeError(message)
-    if args.task == "view" and (args.view_run or args.pretrain_all_years):
-        raise CarscopeError("--view-run and --pretrain-all-years apply to the model task only")
+    if args.task == "view" and (args.view_run or args.pretrain_all_years or getattr(args, "all_years", False)):
+        raise CarscopeError("--view-run, --all-years and --pretrain-all-years apply to the model task only")
+    if getattr(args, "all_years", False) and args.target_year is not None:
+        raise CarscopeError("--all-years trains every year; it takes no --target-year")
 
 
 def setup(args) -> Context:
@@ -553,6 +555,8 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
     from train.report import read_metrics, write_json
 
     spec = checkpoint.make_preprocess_spec(args.img_size, args.crop_pct)
+    if years == "target" and getattr(args, "all_years", False):
+        years = "all"
     prepared = load_data(ctx, args, run_dir, spec, reuse=reuse_splits, label_mode=label_mode, years=years,
                          exclude=exclude)
     labels = prepared.labels
