@@ -64,3 +64,41 @@ def test_cache_decodes_once_and_skips_corrupt(tiny_data, tmp_path):
     ref2, ok2 = open_cache(tmp_path, "train", spec, paths[:5], list(rows["sha256"])[:5])
     assert ref2.path.stat().st_mtime_ns == stamp  # reused, not decoded again
     assert np.array_equal(ref2.open()[ref2.rows], arr[:5])
+
+
+def test_a_published_split_is_kept_and_only_the_missing_splits_are_drawn(tmp_path):
+    data = make_tiny_dataset(tmp_path / "d", n_classes=3, per_class=20, interior_per_class=0)
+    ds = load(data)
+    published = np.where(np.arange(len(ds.images)) % 4 == 0, "test", "train")
+    ds.images["split"] = pd.array(published, dtype="string")
+    table, counts = build_table(ds, "model")
+    assert counts["published_split"] == {"test": 15, "train": 45}
+    out, _ = split_table(table, val_frac=0.2, test_frac=0.15, seed=0, min_class_images=5)
+    by_sha = dict(zip(ds.images["sha256"], published, strict=True))
+    pub = out["sha256"].map(by_sha)
+    assert (out.loc[pub == "test", "split"] == "test").all()  # the published test split stays the test split
+    assert set(out.loc[pub == "train", "split"]) == {"train", "val"}  # val is carved from train, test is not
+    assert (out.loc[pub == "train", "split"] == "val").sum() == 9  # 20% of each class's 15 train photos
+
+
+def test_labels_without_a_year_are_plain_classes(tmp_path):
+    data = make_tiny_dataset(tmp_path / "d", n_classes=3, per_class=6, interior_per_class=0)
+    ds = load(data)
+    ds.specs["year"] = pd.array([pd.NA] * len(ds.specs), dtype="Int64")
+    table, counts = build_table(ds, "model")
+    assert counts["plain_classes"] is True and counts["target_year"] is None
+    assert sorted(table["label"].unique()) == sorted(ds.specs["model_id"]) and len(table) == 18
+    import pytest
+
+    from carscope.errors import CarscopeError
+
+    with pytest.raises(CarscopeError, match="no label of dataset .* has a year"):
+        build_table(ds, "model", target_year=2023)
+
+
+def test_all_years_keeps_every_year_and_the_default_keeps_the_latest(tmp_path):
+    data = make_tiny_dataset(tmp_path / "d", n_classes=2, per_class=4, interior_per_class=0, years=(2022, 2023))
+    latest, counts = build_table(load(data), "model")
+    assert set(latest["year"]) == {2023} and counts["other_years_excluded"] == 8
+    every, _ = build_table(load(data), "model", years="all")
+    assert set(every["year"]) == {2022, 2023} and every["label"].nunique() == 4
