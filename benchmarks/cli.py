@@ -1,4 +1,4 @@
-"""`carscope bench showroom|crawl|train|latency|serve|shutdown|accuracy|all`: measure a stage, write JSON + Markdown + PNG.
+"""`carscope bench showroom|crawl|import|train|latency|serve|shutdown|accuracy|all`: measure a stage, write JSON + Markdown + PNG.
 
     carscope bench latency --bundle demo-work/bundle --out benchmarks/results/mine
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 
-BENCHES = ("showroom", "crawl", "train", "latency", "serve", "shutdown", "accuracy")
+BENCHES = ("showroom", "crawl", "import", "train", "latency", "serve", "shutdown", "accuracy")
+MODULES = {"import": "imports"}  # `import` is a keyword: its module is benchmarks/imports.py
 
 
 def add_parser(sub) -> None:
@@ -20,9 +21,9 @@ def add_parser(sub) -> None:
         bp = bsub.add_parser(name, help=f"{name} benchmark")
         bp.add_argument("--out", default=None, help="results directory (default benchmarks/results/<date>-<host>)")
         try:
-            importlib.import_module(f"benchmarks.{name}").add_arguments(bp)
+            importlib.import_module(f"benchmarks.{MODULES.get(name, name)}").add_arguments(bp)
         except ModuleNotFoundError as exc:
-            if exc.name != f"benchmarks.{name}":
+            if exc.name != f"benchmarks.{MODULES.get(name, name)}":
                 raise
 
 
@@ -32,7 +33,7 @@ def run(args) -> int:
 
     out = args.out or str(default_results_dir())
     try:
-        module = importlib.import_module(f"benchmarks.{args.bench}")
+        module = importlib.import_module(f"benchmarks.{MODULES.get(args.bench, args.bench)}")
     except ModuleNotFoundError:
         raise CarscopeError(f"benchmark '{args.bench}' is not built yet") from None
     result, markdown = module.run(args, out)
