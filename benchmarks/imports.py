@@ -201,7 +201,10 @@ def _img2dataset_python(given: str | None) -> str | None:
 
     candidates = [given] if given else [sys.executable]
     for py in candidates:
-        ok = subprocess.run([py, "-c", "import img2dataset"], capture_output=True).returncode == 0 if py else False
+        try:
+            ok = subprocess.run([py, "-c", "import img2dataset"], capture_output=True).returncode == 0
+        except OSError:  # no such interpreter
+            ok = False
         if ok:
             return py
         if given:

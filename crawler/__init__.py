@@ -1,11 +1,13 @@
-"""Crawl a car catalog website into a dataset directory (see `crawler/dataset.py` for the format).
+"""Crawl a car catalog website, or import photos a user already has, into a dataset directory (see
+`crawler/dataset.py` for the format).
 
     python -c "from crawler import crawl, CrawlConfig; crawl(CrawlConfig('http://127.0.0.1:8700/', 'dataset'))"
+    python -c "from crawler import import_dataset, ImportConfig; import_dataset(ImportConfig('photos', 'dataset'))"
 
-`crawl` and `CrawlConfig` are imported lazily: importing the package stays cheap.
+The names are imported lazily: importing the package stays cheap.
 """
 
-__all__ = ["crawl", "CrawlConfig"]
+__all__ = ["crawl", "CrawlConfig", "import_dataset", "ImportConfig"]
 
 
 def __getattr__(name):
@@ -17,4 +19,8 @@ def __getattr__(name):
         from crawler.config import CrawlConfig
 
         return CrawlConfig
+    if name in ("import_dataset", "ImportConfig"):
+        from crawler import importer
+
+        return getattr(importer, name)
     raise AttributeError(f"module 'crawler' has no attribute {name!r}")

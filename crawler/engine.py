@@ -259,7 +259,7 @@ class Crawler:
                                       thread_name_prefix="carscope-img")
         self._plan_browser()
         self._install_signals()
-        self.progress = _Progress(self.config, self.frontier)
+        self.progress = self._make_progress()
         self.pages_done_start = self.frontier.counts().get(PAGE, {}).get("done", 0)
         flusher = None
         try:
@@ -290,6 +290,9 @@ class Crawler:
             return await asyncio.to_thread(self._finish, time.time() - t0)
         finally:
             self._remove_signals()
+
+    def _make_progress(self) -> _Progress:
+        return _Progress(self.config, self.frontier)
 
     def _make_politeness(self, politeness_cls):
         """The scope: the start URL's host, the adapter's `allowed_hosts` and `--allowed-hosts`."""
@@ -773,7 +776,8 @@ class HookContext:
 class _Progress:
     """tqdm bars (pages, images) on a terminal; otherwise a status line every 10 s when logging."""
 
-    def __init__(self, config: CrawlConfig, frontier: Frontier):
+    def __init__(self, config: CrawlConfig, frontier: Frontier, *, kinds: tuple[str, ...] = (PAGE, IMAGE),
+                 image_total: int | None = None):
         counts = frontier.counts()
         self.pages_done = counts.get(PAGE, {}).get("done", 0)
         self.images_stored = counts["images_stored"]
@@ -788,14 +792,18 @@ class _Progress:
         if self.enabled:
             from tqdm import tqdm
 
-            self.bars = {
-                PAGE: tqdm(desc="pages ", unit="page", initial=self.pages_done, position=0, dynamic_ncols=True),
-                IMAGE: tqdm(desc="images", unit="img", initial=self.images_stored, position=1, dynamic_ncols=True),
+            made = {
+                PAGE: lambda pos: tqdm(desc="pages ", unit="page", initial=self.pages_done, position=pos,
+                                       dynamic_ncols=True),
+                IMAGE: lambda pos: tqdm(desc="images", unit="img", initial=self.images_stored, position=pos,
+                                        total=image_total, dynamic_ncols=True),
             }
+            self.bars = {kind: made[kind](pos) for pos, kind in enumerate(kinds)}
 
     def _tick(self) -> None:
         if self.bars is not None:
-            self.bars[PAGE].set_postfix(errors=self.errors[PAGE], refresh=False)
+            if PAGE in self.bars:
+                self.bars[PAGE].set_postfix(errors=self.errors[PAGE], refresh=False)
             self.bars[IMAGE].set_postfix(dups=self.dups, errors=self.errors[IMAGE], refresh=False)
         elif self.log and time.monotonic() - self.last_log >= 10:
             self.last_log = time.monotonic()
@@ -805,7 +813,7 @@ class _Progress:
 
     def page_done(self) -> None:
         self.pages_done += 1
-        if self.bars is not None:
+        if self.bars is not None and PAGE in self.bars:
             self.bars[PAGE].update(1)
         self._tick()
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,7 +145,15 @@ def label_pass(source: Source, parser: LabelParser, specs, config: ImportConfig,
         kind = LABEL_KIND if reason in ("no_label", "label_unparsed", "bad_year") else IMAGE
         frontier.record_failure(url, kind, reason, None, 0, now)
 
+    bar = None
+    show = sys.stderr.isatty() if config.crawl_config().progress is None else bool(config.crawl_config().progress)
+    if show:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="labels", unit="row", dynamic_ncols=True, mininterval=0.5)
     for entry in entries:
+        if bar is not None:
+            bar.update(1)
         counts["rows"] += 1
         if counts["rows"] % SEED_COMMIT_ROWS == 0:
             frontier.commit(force=True)
@@ -181,7 +190,9 @@ def label_pass(source: Source, parser: LabelParser, specs, config: ImportConfig,
             row = frontier.db.execute("SELECT meta FROM urls WHERE url=?", (url,)).fetchone()
             if row and json.loads(row[0] or "{}").get("model_id") != ident.model_id:
                 counts["label_conflicts"] += 1
-    usable = counts["queued"] + counts["bytes_rows"] + counts["duplicate_rows"]
+    if bar is not None:
+        bar.close()
+    usable = counts["queued"] + counts["bytes_rows"]
     if not models:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(counts["rejected"].items())) or "no rows"
         hint = (f"--label-pattern {parser.pattern!r} matches none of the labels" if parser.strict
@@ -300,6 +311,12 @@ class ImportCrawler(Crawler):
 
     def _make_politeness(self, politeness_cls):
         return politeness_cls(self.config, set(), any_host=True)
+
+    def _make_progress(self):
+        from crawler.engine import _Progress
+
+        labelled = self.frontier.get_meta("labelled") or {}
+        return _Progress(self.config, self.frontier, kinds=(IMAGE,), image_total=labelled.get("usable_rows"))
 
     def _plan_browser(self) -> None:
         self.use_browser_for = set()

@@ -154,7 +154,13 @@ class FolderSource(Source):
 
     def _walk(self) -> Iterator[tuple[Path, list[str]]]:
         """(folder relative to ROOT, its image files), folders and files in sorted order; hidden ones skipped."""
+        seen: set[tuple[int, int]] = set()  # (device, inode) of folders walked: a symlink loop is walked once
         for dirpath, dirnames, filenames in os.walk(self.path, followlinks=True):
+            st = os.stat(dirpath)
+            if (st.st_dev, st.st_ino) in seen:
+                dirnames[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             files = sorted(f for f in filenames if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTS)
             if files:

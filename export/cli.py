@@ -18,7 +18,10 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--view-run", required=True, help="run directory of `carscope train view`")
     p.add_argument("--model-run", required=True, help="run directory of `carscope train model`")
-    p.add_argument("--data", required=True, help="the dataset both runs were trained on")
+    p.add_argument("--data", required=True, help="the dataset the runs were trained on (the model run's)")
+    p.add_argument("--view-data", default=None, metavar="DATASET",
+                   help="the view run's dataset, when it is another one (e.g. an import of exterior photos only, "
+                        "with a view run trained on a crawl); default: --data")
     p.add_argument("--out", required=True, help="bundle directory to write (an earlier bundle there is replaced)")
     p.add_argument("--int8", action="store_true", help="also write static-QDQ int8 variants (CPU); left out when top-1 drops > 1 point")
     p.add_argument("--fp16", action="store_true", help="also write float16 variants (CUDA provider)")
@@ -37,7 +40,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from export.pipeline import export_bundle
 
-    export_bundle(args.view_run, args.model_run, args.data, args.out, int8=args.int8, fp16=args.fp16,
+    export_bundle(args.view_run, args.model_run, args.data, args.out, view_data=args.view_data, int8=args.int8,
+                  fp16=args.fp16,
                   force=args.force, opset=args.opset, eval_photos=args.eval_photos,
                   calib_photos=args.calib_photos, thumbs_per_view=args.thumbs, exporter=args.exporter,
                   log=lambda msg: print(msg, flush=True))

@@ -41,9 +41,12 @@ class ExportFailed(CarscopeError):
 def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, data: str | os.PathLike,
                   out: str | os.PathLike, *, int8: bool = False, fp16: bool = False, force: bool = False,
                   opset: int | None = None, eval_photos: int = 1000, calib_photos: int = 128,
-                  thumbs_per_view: int = 3, exporter: str = "auto",
+                  thumbs_per_view: int = 3, exporter: str = "auto", view_data: str | os.PathLike | None = None,
                   log: Callable[[str], Any] = print) -> Bundle:
     """Export the view and model runs trained on `data` into the bundle directory `out`; returns it, loaded.
+
+    `view_data` is the view run's dataset when it is not `data` (its test and train photos are read there);
+    thumbnails then come from `data` alone.
 
     `eval_photos` caps the test-split photos used for parity and int8 accuracy; `calib_photos` is the number of
     train-split photos int8 is calibrated on (all of them when the split is smaller). Raises CarscopeError
@@ -66,6 +69,7 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
     if runs["view"].resolve() == runs["model"].resolve():
         raise CarscopeError("--view-run and --model-run are the same run")
     dataset = dsmod.load(data)
+    datasets = {"model": dataset, "view": dsmod.load(view_data) if view_data is not None else dataset}
     states = {key: load_run(path, task=key) for key, path in runs.items()}
     for state in states.values():
         missing = [k for k in PREPROCESS_KEYS if k not in state["preprocess"]]
@@ -89,10 +93,11 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
     photos: dict[str, dict[str, Any]] = {}
     for key, state in states.items():
         splits = read_splits(runs[key])
-        test = split_photos(runs[key], dataset, "test", state["labels"], splits)
+        test = split_photos(runs[key], datasets[key], "test", state["labels"], splits)
         if test.empty:
-            raise CarscopeError(f"run {runs[key]} has no test-split photos in {dataset.root} to check the export on")
-        train = split_photos(runs[key], dataset, "train", state["labels"], splits)
+            raise CarscopeError(f"run {runs[key]} has no test-split photos in {datasets[key].root} to check the "
+                                f"export on")
+        train = split_photos(runs[key], datasets[key], "train", state["labels"], splits)
         photos[key] = {"test": test, "train": train}
 
     try:
@@ -122,7 +127,8 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
             "thumbs": thumbs,
             "specs": "specs.parquet",
             "source": {"data": str(dataset.root.resolve()),
-                       "images": int(len(dataset.images))},
+                       "images": int(len(dataset.images)),
+                       **({"view_data": str(datasets["view"].root.resolve())} if view_data is not None else {})},
             "options": {"int8": int8, "fp16": fp16, "force": force, "opset": opset, "exporter": exporter,
                         "eval_photos": eval_photos, "calib_photos": calib_photos},
             "export_s": round(time.perf_counter() - t0, 2),

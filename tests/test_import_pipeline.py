@@ -85,3 +85,20 @@ def test_classes_without_a_year_train_as_plain_classes(work):
     assert _bundle_labels(bundle) == ["make0_model_0", "make1_model_1", "make2_model_2"]
     report = json.loads((work / "model-plain" / "report.json").read_text())
     assert report["data"]["plain_classes"] is True and report["data"]["target_year"] is None
+
+
+def test_exterior_only_photos_export_with_a_view_run_from_another_dataset(work, capsys):
+    """Stanford Cars' shape: exterior photos only (`--view exterior`), so no view run can be trained on them;
+    the view run of another dataset serves, named by `--view-data`."""
+    folder = make_photo_folder(work / "exterior", per_class=10, interior_per_class=0, views=False, seed=3,
+                               class_name=lambda c: f"Make{c} Model {c} 2023")
+    _ok(["dataset", "import", folder, "--out", work / "ds-ext", "--view", "exterior", "--quiet"])
+    _ok(["train", "model", "--data", work / "ds-ext", "--out", work / "model-ext", *TRAIN])
+    code = main(["export", "--view-run", str(work / "view"), "--model-run", str(work / "model-ext"),
+                 "--data", str(work / "ds-ext"), "--out", str(work / "bundle-ext-refused")])
+    assert code == 2 and "does not match run" in capsys.readouterr().err
+    _ok(["export", "--view-run", work / "view", "--model-run", work / "model-ext", "--data", work / "ds-ext",
+         "--view-data", work / "ds-folder", "--out", work / "bundle-ext"])
+    meta = json.loads((work / "bundle-ext" / "bundle.json").read_text())
+    assert meta["models"]["model"]["labels"] == EXPECTED
+    assert meta["source"]["view_data"] == str((work / "ds-folder").resolve())

@@ -25,3 +25,20 @@ def test_readme_site_adapter_example_loads(tmp_path):
 def test_readme_starts_with_the_two_commands():
     head = README.read_text().split("```")[1]
     assert "make demo" in head and "make test" in head
+
+
+def test_readme_import_example_commands_parse():
+    """Every command of the bring-your-own-photos section parses with the real CLI (no flag that does not exist)."""
+    import shlex
+
+    from carscope.cli import build_parser
+
+    section = README.read_text().split("### Bring your own photos", 1)[1].split("\n### ", 1)[0]
+    lines = [ln.split("  #", 1)[0].strip() for block in re.findall(r"```\n(.*?)```", section, re.S)
+             for ln in block.splitlines() if ln.startswith("carscope ")]
+    assert len(lines) == 8
+    parser = build_parser()
+    for line in lines:
+        args = parser.parse_args(shlex.split(line)[1:])
+        assert args.command in ("dataset", "train", "export", "serve"), line
+    assert any("--view-data" in ln for ln in lines) and any("--all-years" in ln for ln in lines)
