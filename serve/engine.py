@@ -36,6 +36,7 @@ log = logging.getLogger("carscope.serve")
 PROVIDER_CHOICES = ("auto", "cpu", "cuda")
 VARIANTS = ("auto", "fp32", "int8", "fp16")
 SLOT_ENV = "CARSCOPE_SERVE_SLOT"  # a --processes child's slot, 0..N-1 (serve/processes.py)
+PROCESSES_ENV = "CARSCOPE_SERVE_PROCESSES"  # how many children --processes started
 MAX_AUTO_WORKERS = 16  # = the default waitress thread count: more batches at once than requests in flight is waste
 ALONE_CHOICES = ("auto", "sequential", "parallel", "off")  # how a batch that runs alone uses every thread
 ALONE_TIMING_ROUNDS = 5  # auto: timed batch-1 calls per plan at warm-up (interleaved, median)
@@ -95,6 +96,64 @@ def _session_options(intra_op_threads: int, spinning: bool = False):
     return so
 
 
+_PRELOADED: dict[str, Any] = {}  # once per process: {"missing": [library file names that would not load]}
+
+
+def preload_cuda_libraries() -> list[str]:
+    """Load the CUDA and cuDNN libraries of the pip CUDA wheels before the CUDA provider is probed (once per
+    process); returns the libraries that would not load.
+
+    serve never imports torch, and torch is what loads those libraries in a training process: without this,
+    onnxruntime's CUDA provider fails with "libcublasLt.so.13: cannot open shared object file" and serve falls
+    back to the CPU on a machine with a perfectly good GPU. `onnxruntime.preload_dlls` reports what it could
+    not load on stdout; that account is captured here, so it reaches the user once, in our fallback line."""
+    if "missing" in _PRELOADED:
+        return _PRELOADED["missing"]
+    import contextlib
+    import io
+    import re
+
+    import onnxruntime as ort
+
+    missing: list[str] = []
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime >= 1.21
+    if preload is not None:
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                preload()
+        except Exception as exc:  # an odd install: say so in the fallback line rather than fail here
+            missing.append(f"preload_dlls raised {type(exc).__name__}")
+        missing += re.findall(r"Failed to load (\S+?):", out.getvalue())
+    _PRELOADED["missing"] = [os.path.basename(m) for m in missing]
+    return _PRELOADED["missing"]
+
+
+def gpu_count() -> int:
+    """CUDA devices this process may use, without torch: libcudart's count (loaded by preload_cuda_libraries),
+    else CUDA_VISIBLE_DEVICES, else 1."""
+    import ctypes
+
+    for name in ("libcudart.so.13", "libcudart.so.12", "libcudart.so"):
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        n = ctypes.c_int(0)
+        if lib.cudaGetDeviceCount(ctypes.byref(n)) == 0 and n.value > 0:
+            return n.value
+        break
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    return len([d for d in visible.split(",") if d.strip()]) if visible and visible != "-1" else 1
+
+
+def cuda_provider_options(slot: int, n_gpus: int) -> dict[str, str]:
+    """The CUDA provider's options for --processes slot `slot`: slots spread over the GPUs (slot k on GPU k mod
+    n), and cuDNN's heuristic algorithm choice, so that no request pays for an exhaustive search at a batch
+    size the warm-up did not run."""
+    return {"device_id": str(slot % max(1, n_gpus)), "cudnn_conv_algo_search": "HEURISTIC"}
+
+
 def create_session(path: os.PathLike | str, providers: str = "auto", intra_op_threads: int = 0,
                    _state: dict[str, Any] | None = None, spinning: bool = False):
     """An InferenceSession on the requested providers; see the module docstring for the fallback rule."""
@@ -108,16 +167,24 @@ def create_session(path: os.PathLike | str, providers: str = "auto", intra_op_th
     if providers in ("auto", "cuda") and not state.get("cuda_failed"):
         reason = "onnxruntime has no CUDAExecutionProvider"
         if "CUDAExecutionProvider" in ort.get_available_providers():
+            missing = preload_cuda_libraries()  # before the probe: it is what makes the provider loadable
+            slot = int(os.environ.get(SLOT_ENV, "0") or 0)
+            options = cuda_provider_options(slot, gpu_count())
             # The probe's failure is ours to report (one line below); silence onnxruntime's multi-line account.
             ort.set_default_logger_severity(4)
             try:
-                session = ort.InferenceSession(str(path), so, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+                session = ort.InferenceSession(str(path), so, providers=[("CUDAExecutionProvider", options),
+                                                                         "CPUExecutionProvider"])
                 if session.get_providers()[0] == "CUDAExecutionProvider":
                     state["device"] = "cuda"
+                    state["gpu"] = int(options["device_id"])
                     return session
-                reason = "the CUDA provider did not initialise (no GPU or CUDA libraries)"
+                reason = ("the CUDA provider did not initialise: " + (
+                    f"CUDA libraries that would not load: {', '.join(missing)}" if missing
+                    else "no usable GPU (the CUDA libraries loaded)"))
             except Exception as exc:  # a broken CUDA install raises instead of falling back
-                reason = f"the CUDA provider failed ({type(exc).__name__})"
+                reason = f"the CUDA provider failed ({type(exc).__name__})" + (
+                    f"; CUDA libraries that would not load: {', '.join(missing)}" if missing else "")
             finally:
                 ort.set_default_logger_severity(3)
         if providers == "cuda":
@@ -193,6 +260,8 @@ class Engine:
         self._pair_pool = None  # parallel: the thread that runs the view model beside the caller's model call
         self.variants: dict[str, str] = {}  # the export each model runs (what "auto" resolved to)
         self.load_seconds: float | None = None
+        self.device = "cpu"  # "cuda" once load() got CUDA sessions
+        self.gpu: int | None = None  # the CUDA device this process's sessions run on
 
     def _plan(self, on_cuda: bool) -> None:
         self.workers, self.intra_op_threads, alone = plan_threads(self.requested_workers, self.requested_threads,
@@ -227,7 +296,13 @@ class Engine:
             self.variants[key] = variant
             self.models[key] = _Model(key, session, entry.temperature, entry.labels)
         if state.get("device") == "cuda":
+            self.device, self.gpu = "cuda", state.get("gpu", 0)
             self._plan(on_cuda=True)
+            slot = int(os.environ.get(SLOT_ENV, "0") or 0)
+            if slot == 0 and int(os.environ.get(PROCESSES_ENV, "1") or 1) > gpu_count():
+                log.warning("%s serve processes share %d GPU(s): each holds its own CUDA context and copy of the "
+                            "models on its GPU (slot k runs on GPU k mod %d)", os.environ.get(PROCESSES_ENV),
+                            gpu_count(), gpu_count())
         if self.alone_threads:
             self._load_alone_plans(session_for)
         fixed = [m.fixed_batch for m in self.models.values() if m.fixed_batch]
@@ -307,7 +382,11 @@ class Engine:
     def warm_up(self) -> None:
         """First runs allocate memory arenas and pick kernels; do them now, not on a user's request. A few batch
         sizes up to max_batch, so the arena has grown to the largest batch before traffic arrives."""
-        for n in sorted({1, 2, 4, 8, self.max_batch} & set(range(1, self.max_batch + 1))):
+        # On CUDA every batch size: kernels are chosen per input shape (cuDNN's search is set to its heuristic
+        # too, see cuda_provider_options), and a size first met by a live request would pay for the choice.
+        sizes = range(1, self.max_batch + 1) if self.device == "cuda" else \
+            sorted({1, 2, 4, 8, self.max_batch} & set(range(1, self.max_batch + 1)))
+        for n in sizes:
             xv = np.zeros((n, *self.input_shape("view")), np.float32)
             xm = np.zeros((n, *self.input_shape("model")), np.float32)
             self.infer(xv, xm)

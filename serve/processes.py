@@ -37,7 +37,7 @@ import threading
 import time
 
 from carscope.errors import CarscopeError
-from serve.engine import SLOT_ENV, cpu_count
+from serve.engine import PROCESSES_ENV, SLOT_ENV, cpu_count
 from serve.server import listen_socket
 
 log = logging.getLogger("carscope.serve")
@@ -111,7 +111,8 @@ class Supervisor:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
     def _start(self, slot: int, argv: list[str], env: dict, sock: socket.socket) -> None:
-        proc = subprocess.Popen(argv, env={**env, SLOT_ENV: str(slot)}, pass_fds=(sock.fileno(),),
+        proc = subprocess.Popen(argv, env={**env, SLOT_ENV: str(slot), PROCESSES_ENV: str(self.n)},
+                                pass_fds=(sock.fileno(),),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
         self.children[slot] = proc
         reader = threading.Thread(target=self._read_child, args=(proc,), name=f"carscope-child-{proc.pid}", daemon=True)

@@ -297,7 +297,9 @@ class TrainImages:
             self._arr = self.cache.open()
         img = torch.from_numpy(np.array(self._arr[self.cache.rows[index]])).permute(2, 0, 1)  # copy: mmap is r/o
         state = torch.get_rng_state()
-        torch.manual_seed((self.seed * 1_000_003 + epoch * 100_003 + index) % (2**63))
+        # the CPU generator alone: torch.manual_seed would also reseed every CUDA generator, per photo, in the
+        # training process itself under --workers 0 (and the dropout stream on the GPU with it)
+        torch.default_generator.manual_seed((self.seed * 1_000_003 + epoch * 100_003 + index) % (2**63))
         try:
             img = self.preset(img)
         finally:

@@ -19,7 +19,9 @@ usable model with the optimizer, scheduler, scaler and RNG state), so --resume c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import datetime
 import json
 import math
 import os
@@ -38,6 +40,9 @@ METRICS_FILE = "metrics.jsonl"
 
 
 # -------------------------------------------------------------------------------------------- setup
+DIST_TIMEOUT_ENV = "CARSCOPE_DIST_TIMEOUT_S"  # the process group's collective timeout (default: torch's own)
+
+
 @dataclass
 class Context:
     """Where and how this process trains: decided once, passed everywhere."""
@@ -126,10 +131,13 @@ def setup(args) -> Context:
     else:
         device = torch.device("cpu")
     if world > 1 and not torch.distributed.is_initialized():
+        kw = {}
+        if os.environ.get(DIST_TIMEOUT_ENV):
+            kw["timeout"] = datetime.timedelta(seconds=float(os.environ[DIST_TIMEOUT_ENV]))
         if use_cuda:  # binding the device up front lets NCCL barriers and collectives skip a guess
-            torch.distributed.init_process_group("nccl", device_id=device)
+            torch.distributed.init_process_group("nccl", device_id=device, **kw)
         else:
-            torch.distributed.init_process_group("gloo")
+            torch.distributed.init_process_group("gloo", **kw)
     if not use_cuda or args.threads:
         torch.set_num_threads(_cpu_threads(args, int(os.environ.get("LOCAL_WORLD_SIZE", str(world))), rank))
     amp_dtype, use_scaler = _resolve_amp(args.amp, device)
@@ -167,13 +175,22 @@ def _cpu_has_bf16() -> bool:
         return False
 
 
+def gpu_has_native_bf16(device) -> bool:
+    """bf16 in hardware: compute capability 8.0 (Ampere) or newer. `torch.cuda.is_bf16_supported()` alone also
+    says yes on Turing (T4, sm75) and Volta, where bf16 is emulated and slower than fp16 with a GradScaler."""
+    import torch
+
+    major, _minor = torch.cuda.get_device_capability(device)
+    return major >= 8 and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def _resolve_amp(mode: str, device):
     import torch
 
     if mode == "off":
         return None, False
     if device.type == "cuda":
-        if mode in ("auto", "bf16") and torch.cuda.is_bf16_supported():
+        if mode in ("auto", "bf16") and gpu_has_native_bf16(device):
             return torch.bfloat16, False
         if mode == "bf16":
             say("warning: this GPU has no bf16; using fp16 with a GradScaler")
@@ -192,23 +209,49 @@ def _barrier(ctx: Context) -> None:
         dist.barrier()
 
 
-def _on_main(ctx: Context, fn):
-    """Run fn on rank 0 only; its CarscopeError reaches every rank (instead of the others hanging)."""
-    import torch.distributed as dist
+_MAIN_CALLS = [0]  # how many _on_main calls this process made: the same sequence on every rank
 
+
+def _on_main(ctx: Context, fn):
+    """Run fn on rank 0 only, while the other ranks wait for it; its error, of any kind, reaches every rank.
+
+    The others wait by polling the process group's key-value store, not in a collective: rank 0 may take an hour
+    to decode 200,000 photos into the cache, far past NCCL's watchdog timeout (10 minutes by default), which
+    aborts a rank blocked in a collective. An exception on rank 0 is published before it propagates, so the
+    other ranks end at once with its message instead of hanging until that timeout."""
     result, error = None, None
+    _MAIN_CALLS[0] += 1
+    key = f"carscope/on_main/{_MAIN_CALLS[0]}"
     if ctx.main:
         try:
             result = fn()
         except CarscopeError as exc:
             error = str(exc)
-    if ctx.world > 1:
-        box = [error]
-        dist.broadcast_object_list(box, src=0)
-        error = box[0]
+        except BaseException as exc:
+            if ctx.world > 1:
+                _store().set(key, json.dumps({"error": f"rank 0 failed: {type(exc).__name__}: {exc}"}))
+            raise
+        if ctx.world > 1:
+            _store().set(key, json.dumps({"error": error}))
+    elif ctx.world > 1:
+        error = json.loads(_wait_key(key))["error"]
     if error:
         raise CarscopeError(error)
     return result
+
+
+def _store():
+    import torch.distributed.distributed_c10d as c10d
+
+    return c10d._get_default_store()
+
+
+def _wait_key(key: str, poll_s: float = 0.5) -> str:
+    """The store's value for `key` once rank 0 has set it; polled, so no collective timeout applies."""
+    store = _store()
+    while not store.check([key]):
+        time.sleep(poll_s)
+    return store.get(key).decode()
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -227,8 +270,7 @@ def load_data(ctx: Context, args, run_dir: Path, spec, *, reuse: bool, label_mod
         return prepare(ds, task=args.task, run_dir=run_dir, cache_dir=cache_dir, spec=spec, args=args,
                        device=ctx.device, label_mode=label_mode, years=years, exclude=exclude)
 
-    prepared = _on_main(ctx, build)
-    _barrier(ctx)
+    prepared = _on_main(ctx, build)  # the other ranks wait inside it (no collective: see _on_main)
     if not ctx.main:  # the caches exist now: this only maps them
         prepared = load_prepared(run_dir, cache_dir, spec, Path(args.data), workers=workers)
     if prepared.size("train") == 0 or prepared.size("val") == 0:
@@ -322,7 +364,10 @@ def train_one_epoch(ctx: Context, model, train_model, loader, criterion, optimiz
     model.train()
     if frozen:
         _backbone_eval(model, args.arch)
-    sums = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss * n, correct, n
+    # loss * n and correct stay on the device; n is counted on the host (len(y) is known there): nothing in the
+    # step waits for the GPU (tests/train/test_gpu_paths.py counts the host syncs)
+    sums = torch.zeros(2, dtype=torch.float64, device=ctx.device)
+    n_seen = 0
     start = time.perf_counter()
     bar = tqdm(loader, desc=desc, leave=False, disable=True if not ctx.main or args.no_progress else None,  # None: off when not a TTY
                file=sys.stderr,
@@ -343,21 +388,107 @@ def train_one_epoch(ctx: Context, model, train_model, loader, criterion, optimiz
         scaler.update()
         scheduler.step()
         if ema is not None:
-            ema.update_parameters(model)
+            ema.update(model)
         with torch.no_grad():
-            sums += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
-                                 torch.tensor(float(len(y)), dtype=torch.float64, device=ctx.device)])
+            sums += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double()])
+        n_seen += len(y)
         if not bar.disable and (step % 5 == 0 or step == len(loader) - 1):
-            s = sums.tolist()  # a device sync every few steps only
-            bar.set_postfix(loss=f"{s[0] / s[2]:.3f}", acc=f"{s[1] / s[2]:.3f}",
-                            img_s=f"{s[2] * ctx.world / (time.perf_counter() - start):.1f}")
+            s = sums.tolist()  # a device sync every few steps only, and only with a progress bar on a terminal
+            bar.set_postfix(loss=f"{s[0] / n_seen:.3f}", acc=f"{s[1] / n_seen:.3f}",
+                            img_s=f"{n_seen * ctx.world / (time.perf_counter() - start):.1f}")
     bar.close()
+    totals = torch.cat([sums, torch.tensor([float(n_seen)], dtype=torch.float64).to(ctx.device)])
     if ctx.world > 1:
-        torch.distributed.all_reduce(sums)
+        torch.distributed.all_reduce(totals)
+    loss_sum, correct, n = totals.tolist()  # waits for the epoch's last kernels: the clock is read after it
     seconds = time.perf_counter() - start
-    loss_sum, correct, n = sums.tolist()
     return {"train_loss": loss_sum / max(n, 1), "train_top1": correct / max(n, 1), "train_images": int(n),
             "train_img_per_s": n / seconds, "train_seconds": seconds}
+
+
+def sync_buffers(ctx: Context, module) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank. DDP broadcasts them at the start of each
+    forward, so after the last step every rank holds statistics its own last batch moved; evaluating on those
+    would score a model that is not the one rank 0 saves."""
+    if ctx.world > 1:
+        import torch.distributed as dist
+
+        for buf in module.buffers():
+            dist.broadcast(buf, src=0)
+
+
+@contextlib.contextmanager
+def true_fp32():
+    """TF32 off for the duration: training runs with TF32 matmuls and convolutions on Ampere and newer (setup),
+    but the reported validation and test figures are true fp32, what export compares with."""
+    import torch
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+class EMA:
+    """An exponential moving average of a model's weights and buffers, updated without a host synchronisation.
+
+    torch's AveragedModel tests its step counter, a tensor, on every update (`n_averaged == 0`) and copies it to
+    the device: a CPU-GPU synchronisation per training step. Here the counter lives on the host. The state dict
+    has AveragedModel's layout (`n_averaged`, `module.*`), so checkpoints written before load unchanged."""
+
+    def __init__(self, model, decay: float):
+        import copy
+
+        import torch
+
+        self.module = copy.deepcopy(model)
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.decay = float(decay)
+        self.n = 0
+        self._torch = torch
+
+    def _pairs(self, model):
+        torch = self._torch
+        mine = list(self.module.parameters()) + list(self.module.buffers())
+        theirs = list(model.parameters()) + list(model.buffers())
+        floats = [(a, b.detach()) for a, b in zip(mine, theirs, strict=True) if torch.is_floating_point(a)]
+        others = [(a, b.detach()) for a, b in zip(mine, theirs, strict=True) if not torch.is_floating_point(a)]
+        return floats, others
+
+    def update(self, model) -> None:
+        torch = self._torch
+        floats, others = self._pairs(model)
+        with torch.no_grad():
+            if self.n == 0:
+                for a, b in floats + others:
+                    a.copy_(b)
+            else:
+                torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1.0 - self.decay)
+                for a, b in others:
+                    a.copy_(b)
+        self.n += 1
+
+    def state_dict(self) -> dict:
+        out = {"n_averaged": self._torch.tensor(self.n, dtype=self._torch.long)}
+        out.update({f"module.{k}": v for k, v in self.module.state_dict().items()})
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        self.n = int(state["n_averaged"])
+        self.module.load_state_dict({k[len("module."):]: v for k, v in state.items() if k.startswith("module.")})
+
+
+def load_scaler_state(scaler, state: dict | None) -> None:
+    """A GradScaler's saved state, across a change of precision: a run saved without a scaler (CPU, bf16) has an
+    empty state, which `GradScaler.load_state_dict` refuses once the scaler is enabled (the run resumed on a
+    GPU with fp16); that scaler starts fresh instead. A saved state for a scaler now disabled is dropped."""
+    if state and scaler.is_enabled():
+        scaler.load_state_dict(state)
+    elif scaler.is_enabled():
+        say("resuming with fp16 and a GradScaler where the checkpoint had none: the loss scale starts afresh")
 
 
 def evaluate(ctx: Context, model, cache, targets, normalizer, batch_size: int, n_classes: int):
@@ -366,7 +497,7 @@ def evaluate(ctx: Context, model, cache, targets, normalizer, batch_size: int, n
 
     model.eval()
     idx_all, out = [], []
-    with torch.inference_mode():
+    with torch.inference_mode(), true_fp32():
         for idx, x, _ in eval_batches(cache, targets, batch_size * 2, rank=ctx.rank, world=ctx.world):
             out.append(model(normalizer(x.to(ctx.device, non_blocking=True))).float().cpu())
             idx_all.append(torch.as_tensor(idx))
@@ -547,7 +678,6 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
         reuse_splits: bool = False) -> bool:
     """Train, checkpoint, calibrate and report one stage into run_dir. Returns True when --stop-after hit."""
     import torch
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     from train.evaluation import fit_temperature
     from train.models import create_model, load_backbone_weights
@@ -588,7 +718,7 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
         model.to(memory_format=torch.channels_last)
     ema = None
     if args.ema:
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
+        ema = EMA(model, args.ema_decay)
     loader, sampler = _train_loader(ctx, args, prepared)
     optimizer = build_optimizer(model, args.arch, args, backbone_scale)
     steps_per_epoch = len(loader)
@@ -604,7 +734,7 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
         model.load_state_dict(resume_state.get("train_model") or resume_state["model"])
         optimizer.load_state_dict(resume_state["optimizer"])
         scheduler.load_state_dict(resume_state["scheduler"])
-        scaler.load_state_dict(resume_state["scaler"])
+        load_scaler_state(scaler, resume_state.get("scaler"))
         if ema is not None and resume_state.get("ema") is not None:
             ema.load_state_dict(resume_state["ema"])
         _set_rng_state(ctx, resume_state.get("rng", {}), args.seed)
@@ -643,6 +773,7 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
         train_metrics = train_one_epoch(ctx, model, ddp_model, loader, criterion, optimizer, scheduler, scaler, ema,
                                         normalizer, args, epoch, frozen=frozen, desc=desc)
         eval_model = ema.module if ema is not None else model
+        sync_buffers(ctx, eval_model)  # every rank evaluates rank 0's model, the one that is saved
         val_logits, val_targets = evaluate(ctx, eval_model, prepared.caches["val"], prepared.targets["val"],
                                            normalizer, args.batch_size, len(labels))
         val = {"val_loss": float(torch.nn.functional.cross_entropy(val_logits, val_targets)),
@@ -682,10 +813,8 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
     # The final word: the best epoch's weights on val (temperature) and test, written into report and best.pt.
     # Rank 0 alone: the others have nothing left to contribute and wait at the barrier below.
     _barrier(ctx)
-    if ctx.main:
-        _finish(dataclasses.replace(ctx, rank=0, world=1), args, run_dir, prepared, normalizer, arch_kwargs,
-                label_mode, time.perf_counter() - t_start)
-    _barrier(ctx)
+    _on_main(ctx, lambda: _finish(dataclasses.replace(ctx, rank=0, world=1), args, run_dir, prepared, normalizer,
+                                  arch_kwargs, label_mode, time.perf_counter() - t_start))
     if ctx.main and not keep_cache and not args.keep_cache and not args.cache_dir:
         shutil.rmtree(run_dir / "cache", ignore_errors=True)
     return False
