@@ -18,6 +18,7 @@ Photos come from --data (a crawl's exterior photos) or are rendered from the sho
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -86,6 +87,22 @@ def _decodes(path) -> bool:
         return True
     except Exception:
         return False
+
+
+@contextlib.contextmanager
+def torch_defaults():
+    """torch's own backend flags for the duration (cudnn.benchmark off, TF32 matmuls off, TF32 convolutions on),
+    and the flags as they were afterwards: a loop measured here never inherits another's settings."""
+    import torch
+
+    flags = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = \
+        False, False, True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = \
+            flags
 
 
 # ------------------------------------------------------------------------------------------ naive loop
@@ -306,8 +323,10 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         result["photos"] = {"n": len(paths), "source": args.data or "showroom render (640x480 JPEG)"}
         for arch, size in cases:
             print(f"bench train: {arch} at {size} px ...", file=sys.stderr, flush=True)
-            naive = _naive(arch, size, paths, device, args, scale["steps"], scale["windows"])
-            ours = _ours(arch, size, paths, device.type, args, scale["steps"], scale["windows"], work)
+            with torch_defaults():  # the naive loop as a plain torch program runs: cudnn.benchmark and TF32 off
+                naive = _naive(arch, size, paths, device, args, scale["steps"], scale["windows"])
+            with torch_defaults():  # engine.setup() turns them on for carscope's loop: not for the next case
+                ours = _ours(arch, size, paths, device.type, args, scale["steps"], scale["windows"], work)
             speedup = ours["img_per_s"] / naive["img_per_s"]
             result["cases"].append({"arch": arch, "img_size": size, "naive": naive, "carscope": ours,
                                     "speedup": speedup, "target": TARGET_SPEEDUP, "met": speedup >= TARGET_SPEEDUP})

@@ -28,6 +28,7 @@ COMMANDS = {
     "predict": "serve.predict_cli",
     "bench": "benchmarks.cli",
     "demo": "carscope.demo",
+    "doctor": "carscope.doctor",
 }
 
 

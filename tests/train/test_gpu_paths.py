@@ -209,3 +209,18 @@ def test_an_error_on_rank0_ends_every_rank_at_once_with_its_message(tiny_data, t
     assert "boom from the test's rank-0 preparation" in proc.stderr
     assert "rank 0 failed: RuntimeError" in proc.stderr  # what the waiting rank says
     assert seconds < 60, f"the ranks took {seconds:.0f} s to end"
+
+
+def test_bench_train_loops_run_on_torchs_default_flags():
+    from benchmarks.train import torch_defaults
+
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = True, True  # engine.setup() on CUDA
+    try:
+        with torch_defaults():
+            assert (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
+                    torch.backends.cudnn.allow_tf32) == (False, False, True)
+            torch.backends.cudnn.benchmark = True  # what carscope's loop sets inside
+        assert torch.backends.cudnn.benchmark and torch.backends.cuda.matmul.allow_tf32  # as before the block
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
