@@ -136,52 +136,10 @@ def make_tiny_dataset(root, n_classes: int = 3, per_class: int = 8, *, interior_
 
 
 def make_showroom_dataset(root, config=None, *, width: int = 640, threads: int = 2, **overrides) -> Path:
-    """Write the crawl of a showroom (showroom/render.py) without a server or a crawl: same photos, same labels.
+    """showroom.offline.write_dataset: the crawl of a showroom written without a server or a crawl."""
+    from showroom.offline import write_dataset
 
-    view_hint is what a crawl sees: the photo's view in a tabbed gallery, "unknown" in a mixed one. Corrupt
-    photos (the `corrupt` fault) keep their broken bytes, like a crawl that stored them."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import pandas as pd
-
-    from crawler.dataset import IMAGES_COLUMNS, SPECS_COLUMNS, image_relpath, write_table
-    from showroom.catalog import build_catalog
-    from showroom.config import ShowroomConfig
-    from showroom.render import render_dataset_photo
-
-    config = config or ShowroomConfig()
-    if overrides:
-        config = config.with_(**overrides)
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    catalog = build_catalog(config)
-    now = pd.Timestamp("2024-01-01", tz="UTC")
-    jobs = [(my, p) for my in catalog.model_years for p in my.photos]
-
-    def render(job):
-        my, p = job
-        return my, p, render_dataset_photo(catalog, p, width)
-
-    images, seen = [], set()
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        for my, p, data in pool.map(render, jobs):
-            sha = hashlib.sha256(data).hexdigest()
-            if sha in seen:
-                continue
-            seen.add(sha)
-            rel = image_relpath(sha)
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_bytes(data)
-            images.append({"sha256": sha, "path": rel, "model_id": my.model_id,
-                           "view_hint": p.view if my.layout == "tabs" else "unknown", "width": width,
-                           "height": int(width * 3 / 4), "bytes": len(data), "source_url": f"showroom:{p.id}",
-                           "page_url": f"showroom:{my.model_id}", "crawled_at": now})
-    specs = [{"model_id": my.model_id, "make": my.make.name, "model": my.model.name, "year": my.year,
-              "body_style": my.model.body, "page_url": f"showroom:{my.model_id}", "crawled_at": now}
-             for my in catalog.model_years]
-    write_table(pd.DataFrame(specs), root / "specs.parquet", SPECS_COLUMNS)
-    write_table(pd.DataFrame(images), root / "images.parquet", IMAGES_COLUMNS)
-    return root
+    return write_dataset(root, config, width=width, threads=threads, **overrides)
 
 
 def tiny_photos(n_classes: int = 3, per_class: int = 8, *, interior_per_class: int = 4, size=(96, 72),
