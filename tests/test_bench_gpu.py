@@ -24,7 +24,8 @@ def test_bench_gpu_dry_run_checks_every_step(tmp_path, capsys):
     import torch
 
     out = tmp_path / "gpu"
-    assert main(["bench", "gpu", "--dry-run", "--img-size", "64", "--makes", "2", "--out", str(out)]) == 0
+    assert main(["bench", "gpu", "--dry-run", "--view-arch", "tinynet", "--model-arch", "tinynet", "--img-size", "32",
+                 "--makes", "2", "--out", str(out)]) == 0
     r = json.loads((out / "gpu.json").read_text())
     assert [s["name"] for s in r["steps"]] == list(STEPS)
     assert r["failed"] == []
