@@ -1,15 +1,16 @@
-"""The README's worked examples must keep working."""
+"""The worked examples of the README and docs/ must keep working."""
 
 import re
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def test_readme_site_adapter_example_loads(tmp_path):
+def test_crawling_guide_adapter_example_loads(tmp_path):
     from crawler.adapter import load_adapter
 
-    block = re.search(r"```toml\n(.*?)```", README.read_text(), re.S).group(1)
+    block = re.search(r"```toml\n(.*?)```", (DOCS / "crawling.md").read_text(), re.S).group(1)
     path = tmp_path / "mycatalog.toml"
     path.write_text(block)
     adapter = load_adapter(str(path))
@@ -27,13 +28,13 @@ def test_readme_starts_with_the_two_commands():
     assert "make demo" in head and "make test" in head
 
 
-def test_readme_import_example_commands_parse():
-    """Every command of the bring-your-own-photos section parses with the real CLI (no flag that does not exist)."""
+def test_import_guide_commands_parse():
+    """Every command of the importing guide parses with the real CLI (no flag that does not exist)."""
     import shlex
 
     from carscope.cli import build_parser
 
-    section = README.read_text().split("### Bring your own photos", 1)[1].split("\n### ", 1)[0]
+    section = (DOCS / "importing.md").read_text()
     lines = [ln.split("  #", 1)[0].strip() for block in re.findall(r"```\n(.*?)```", section, re.S)
              for ln in block.splitlines() if ln.startswith("carscope ")]
     assert len(lines) == 8
