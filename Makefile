@@ -10,9 +10,11 @@ CHROMIUM ?= /usr/bin/chromium
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@echo "install: the virtual environment $(VENV)"
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@echo "install: carscope and its pinned packages (pip install -e '.[dev]')"
+	@$(BIN)/python -m pip install -q -e '.[dev]'
 	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "installing chromium with apt-get"; \
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null || \
@@ -20,7 +22,8 @@ $(STAMP): pyproject.toml
 	fi
 	@if [ ! -x $(CHROMIUM) ]; then $(BIN)/python -m playwright install chromium || \
 		echo "warning: no Chromium available; browser tests will be skipped"; fi
-	touch $(STAMP)
+	@touch $(STAMP)
+	@echo "install: done"
 
 demo: install
 	$(BIN)/carscope demo
