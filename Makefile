@@ -20,8 +20,13 @@ $(STAMP): pyproject.toml
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null || \
 		echo "apt-get could not install chromium"; \
 	fi
-	@if [ ! -x $(CHROMIUM) ]; then $(BIN)/python -m playwright install chromium || \
-		echo "warning: no Chromium available; browser tests will be skipped"; fi
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" = 0 ]; then $(BIN)/python -m playwright install --with-deps chromium; \
+		else $(BIN)/python -m playwright install chromium; fi || echo "install: playwright could not install Chromium"; \
+	fi
+	@$(BIN)/python -c "from crawler.browser import browser_available as ok; raise SystemExit(0 if ok() else 1)" || \
+		{ if [ "$$CARSCOPE_REQUIRE_BROWSER" = 1 ]; then echo "install: no Chromium, and CARSCOPE_REQUIRE_BROWSER=1"; \
+		  exit 1; else echo "install: no Chromium: the browser tests will skip (and say so)"; fi; }
 	@touch $(STAMP)
 	@echo "install: done"
 

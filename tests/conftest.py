@@ -11,7 +11,18 @@ first; tests that need faults or another size start their own with `showroom.tes
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+REQUIRE_BROWSER = "CARSCOPE_REQUIRE_BROWSER"  # 1 in CI (.ci/run): a missing or unlaunchable Chromium fails the run
+
+
+def no_browser(reason: str):
+    """Skip a browser test locally (pytest's -ra summary says so at the end); fail it where a browser is required."""
+    if os.environ.get(REQUIRE_BROWSER) == "1":
+        pytest.fail(f"{REQUIRE_BROWSER}=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -91,8 +91,11 @@ def test_robots_txt_keeps_the_crawler_out_of_the_trap(showroom_site, tmp_path):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not browser_available(), reason="no Chromium on this machine")
 def test_browser_renders_the_javascript_gallery(showroom_site, tmp_path):
+    if not browser_available():
+        from tests.conftest import no_browser
+
+        no_browser("no Chromium on this machine")
     showroom_site.reset_stats()
     stats = crawl(config(showroom_site.base_url, tmp_path / "ds", browser="auto", per_host=PER_HOST))
     site = showroom_site.stats()

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-serve_preprocess = pytest.importorskip("serve.preprocess")
-presets = pytest.importorskip("train.presets")
-
+import serve.preprocess as serve_preprocess
+import train.presets as presets
 from train.checkpoint import make_preprocess_spec  # noqa: E402
 
 

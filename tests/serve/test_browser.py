@@ -45,7 +45,9 @@ def showroom_bundle(tmp_path_factory):
 
 
 def test_upload_a_showroom_photo_in_chromium(showroom_bundle, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api
+
+    from tests.conftest import no_browser
     bundle, photo_path = showroom_bundle
     # min_confidence 0: the tiny model's guess for a showroom photo is arbitrary but must be shown as an answer.
     with serve_in_thread(bundle, {"providers": "cpu", "min_confidence": 0.0}, threads=4) as server:
@@ -57,7 +59,7 @@ def test_upload_a_showroom_photo_in_chromium(showroom_bundle, tmp_path):
             try:
                 browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
             except Exception as exc:  # no Chromium at all on this machine
-                pytest.skip(f"no Chromium to drive ({type(exc).__name__})")
+                no_browser(f"no Chromium to drive ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
             try:
                 page = browser.new_page(viewport={"width": 1200, "height": 900})
                 problems: list[str] = []

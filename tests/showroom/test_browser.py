@@ -13,14 +13,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture(scope="module")
 def page():
-    playwright = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api as playwright
+
+    from tests.conftest import no_browser
     exe = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
     with playwright.sync_playwright() as p:
         try:
             browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS) if exe else \
                 p.chromium.launch(args=CHROMIUM_ARGS)
         except Exception as exc:  # no browser on this machine
-            pytest.skip(f"no Chromium: {type(exc).__name__}")
+            no_browser(f"no Chromium: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
         pg = browser.new_page(viewport={"width": 800, "height": 600})
         yield pg
         browser.close()
