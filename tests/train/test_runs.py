@@ -113,3 +113,36 @@ def test_pretrain_all_years_then_fine_tune(tmp_path):
     pre_splits = pd.read_parquet(out / "pretrain" / "splits.parquet")
     held_out = set(target.loc[target["split"] != "train", "sha256"])
     assert held_out and not held_out & set(pre_splits.loc[pre_splits["split"] == "train", "sha256"])
+
+
+def test_the_stored_temperature_is_the_one_that_fits_the_validation_split(view_run, tiny_data, tmp_path):
+    """The temperature in best.pt minimises the validation NLL of best.pt's own logits (found here by a grid of
+    its own, independent of train.evaluation), and calibration does not make the validation ECE worse."""
+    import json
+
+    import torch
+
+    from train import checkpoint, engine
+    from train.data import load_prepared
+    from train.models import model_from_checkpoint
+    from train.presets import Normalizer
+
+    _, run_dir = view_run
+    state = checkpoint.load_run(run_dir, task="view")
+    spec = state["preprocess"]
+    prepared = load_prepared(run_dir, tmp_path / "cache", spec, tiny_data, workers=1)
+    model = model_from_checkpoint(state)
+    ctx = engine.Context(device=torch.device("cpu"))
+    logits, targets = engine.evaluate(ctx, model, prepared.caches["val"], prepared.targets["val"],
+                                      Normalizer(spec["mean"], spec["std"], ctx.device), 8, len(state["labels"]))
+
+    def nll(t: float) -> float:
+        return float(torch.nn.functional.cross_entropy(logits / t, targets))
+
+    grid = torch.logspace(-2, 1.5, 400).tolist()
+    best = min(grid, key=nll)
+    stored = float(state["temperature"])
+    assert nll(stored) <= nll(best) + 1e-3, (stored, best)
+    assert abs(stored - 1.0) > 1e-6 or abs(best - 1.0) < 0.05  # a fit that returned 1.0 untouched shows here
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["val"]["ece_after"] <= report["val"]["ece_before"] + 1e-9
