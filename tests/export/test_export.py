@@ -299,3 +299,25 @@ def test_spatial_means_become_global_pools_with_the_same_values():
     assert {i.name for i in model.graph.initializer} == {"axes_hw", "axes_c"}  # axes_neg is no longer used
     for got, want in zip(run(model), before, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_one_top1_disagreement_with_zero_error_fails_export(tiny, tmp_path, capsys, monkeypatch):
+    """The gate's top-1 clause on its own: a comparison that finds no numeric error but one photo whose top-1
+    differs must still fail the export (exit 1) and leave no bundle."""
+    import export.parity
+
+    real = export.parity.compare
+
+    def one_disagreement(*a, **k):
+        out = real(*a, **k)
+        n = max(1, int(out.get("photos") or 1))
+        return {**out, "top1_agreement": 1.0 - 1.0 / n, "max_rel_error": 0.0, "max_abs_logit_diff": 0.0}
+
+    monkeypatch.setattr(export.parity, "compare", one_disagreement)
+    data, view_run, model_run = tiny
+    out = tmp_path / "b"
+    code, err = _cli(capsys, "--view-run", view_run, "--model-run", model_run, "--data", data, "--out", out,
+                     "--exporter", "torchscript")
+    assert code == 1, err
+    assert "does not match PyTorch" in err
+    assert not out.exists() and not _leftovers(tmp_path)
