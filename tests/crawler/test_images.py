@@ -62,5 +62,27 @@ def test_keep_original_stores_the_downloaded_bytes():
     assert got.ok and got.data == buf.getvalue() and got.ext == "png"
 
 
+def _claims(width: int, height: int) -> bytes:
+    """A 64x64 PNG whose header claims width x height: a bomb's shape (a small file, a huge canvas); decoding it
+    would fail (the pixel data is for 64x64), so only a check made before decoding calls it too_many_pixels."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = 8 + 8  # signature, then the IHDR chunk's length and type
+    data[ihdr:ihdr + 8] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr - 4:ihdr + 13]))
+    data[ihdr + 13:ihdr + 17] = struct.pack(">I", crc)
+    return bytes(data)
+
+
 def test_decompression_bombs_are_refused_before_decoding():
     assert process_image(jpeg((3000, 3000)), ImageRules(max_pixels=1_000_000)).reason == "too_many_pixels"
+    bomb = _claims(7_000, 7_000)  # 49 Mpx: over max_pixels, under the 89 Mpx where Pillow itself would warn
+    assert len(bomb) < 1000
+    assert process_image(bomb, ImageRules(max_pixels=40_000_000)).reason == "too_many_pixels"
+    assert process_image(_claims(64, 64), ImageRules()).ok  # the same file with its true size decodes
