@@ -113,18 +113,32 @@ def test_wait_is_bounded_by_max_wait_and_released_by_cancel():
 
 def test_a_failing_batch_fails_every_waiter_and_the_worker_survives():
     calls = []
+    gate = threading.Event()
 
     def fn(items):
         calls.append(list(items))
+        if "hold" in items:  # keeps the worker busy while the next four queue up: they become one batch
+            gate.wait(5)
+            return items
         if 0 in items:
             raise ValueError("boom")
         return items
 
     b = Batcher(fn, max_batch=4, max_wait_ms=0).start()
     try:
-        with pytest.raises(ValueError):
-            b.submit(0).result(timeout=5)
-        assert b.submit(5).result(timeout=5)[0] == 5
+        held = b.submit("hold")
+        deadline = time.monotonic() + 5
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.005)
+        waiters = [b.submit(i) for i in range(4)]
+        gate.set()
+        held.result(timeout=5)
+        for fut in waiters:  # every waiter of the failing batch gets the error, not only the one with item 0
+            with pytest.raises(ValueError, match="boom"):
+                fut.result(timeout=5)
+        assert calls[1] == [0, 1, 2, 3]
+        assert b.submit(5).result(timeout=5)[0] == 5  # and the worker goes on
+        assert calls[-1] == [5]
     finally:
         b.stop()
 
