@@ -61,7 +61,7 @@ def test_confidences_are_calibrated_softmax(client, bundle_dir):
     from serve.preprocess import Preprocessor
     from tests.serve.tinybundle import SPEC
 
-    data = photo("orange" if False else (200, 110, 40), seed=1)
+    data = photo((200, 110, 40), seed=1)  # orange
     x = Preprocessor(SPEC)(Image.open(io.BytesIO(data)).convert("RGB"))[None]
     sess = ort.InferenceSession(str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     logits = sess.run(None, {"input": x})[0][0].astype(np.float64)
