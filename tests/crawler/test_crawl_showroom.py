@@ -6,9 +6,11 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -154,12 +156,19 @@ def test_resume_after_sigkill_equals_an_uninterrupted_crawl(clean_crawl, showroo
     rng = random.Random()
     seed = rng.randrange(1 << 30)
     moment = random.Random(seed).randint(3, 60)  # how many URLs are done when the kill comes
+    showroom_site.reset_stats()
     # --delay spaces requests so the kill lands mid-crawl whatever the machine's speed
     proc = _start_and_wait_for_progress(_crawl_cmd(showroom_site.base_url, root, "--delay", "0.02"), root, moment)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert not (root / "stats.json").exists(), f"seed {seed}: the crawl finished before the kill"
+    con = sqlite3.connect(f"file:{root / 'crawl.sqlite'}?mode=ro", uri=True)
+    try:  # what the killed crawl had committed as done: the resume must not fetch any of it again
+        done_at_kill = [urllib.parse.urlsplit(u).path for (u,) in con.execute("SELECT url FROM urls WHERE state='done'")]
+    finally:
+        con.close()
+    assert done_at_kill, seed
 
     with pytest.raises(Exception, match="not empty"):  # a killed crawl's directory is not silently reused
         crawl(config(showroom_site.base_url, root))
@@ -170,6 +179,10 @@ def test_resume_after_sigkill_equals_an_uninterrupted_crawl(clean_crawl, showroo
     assert comparable_specs(got).equals(comparable_specs(want)), seed
     assert specs_by_model(got) == specs_by_model(want)
     assert_files_intact(root, got.images)  # and no temp files left
+    fetched = showroom_site.stats()["by_path"]
+    # (the start URL excepted: every run fetches it once, first, to check that the site answers)
+    again = sorted(p for p in set(done_at_kill) - {"/"} if fetched.get(p, 0) > 1)
+    assert again == [], f"seed {seed}: committed before the kill and fetched again on resume: {again[:10]}"
 
 
 @pytest.mark.slow
