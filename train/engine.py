@@ -789,6 +789,10 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
                   "temperature": temperature, "elapsed_s": time.perf_counter() - t_start}
         rng = _rng_state(ctx)  # collective under DDP: every rank calls it
         if ctx.main:
+            # The epoch's metrics line first, then its checkpoints: a stop between the two leaves a line for an
+            # epoch last.pt does not have, which --resume drops and redoes (the other order lost the line)
+            with open(run_dir / METRICS_FILE, "a") as f:
+                f.write(json.dumps(record) + "\n")
             metrics = {k: v for k, v in record.items()}
             state = base_state(eval_model, epoch, temperature, metrics)
             if improved:
@@ -798,8 +802,6 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
                           "train_model": model.state_dict() if ema is not None else None, "rng": rng, "best": best,
                           "finished": False})
             checkpoint.save(state, run_dir / "last.pt")
-            with open(run_dir / METRICS_FILE, "a") as f:
-                f.write(json.dumps(record) + "\n")
             say(f"epoch {epoch + 1}/{args.epochs} {record['phase']}: train loss {record['train_loss']:.4f} "
                 f"acc {record['train_top1']:.3f} | val loss {val['val_loss']:.4f} top1 {val['val_top1']:.3f} "
                 f"top5 {val['val_top5']:.3f} | {record['train_img_per_s']:.1f} img/s, "
