@@ -164,3 +164,22 @@ def test_a_site_whose_robots_txt_fails_is_not_crawled(tmp_path, robots_status):
     with app_in_thread(app) as base:
         with pytest.raises(CarscopeError, match="robots.txt .* answers HTTP 503"):
             crawl(config(base, tmp_path / "ds", site=str(adapter), max_attempts=2))
+
+
+@pytest.mark.parametrize("delay, crawl_delay", [(0.12, 0.03), (0.01, 0.12)])
+def test_delay_and_crawl_delay_the_larger_wins(tmp_path, delay, crawl_delay):
+    """--delay and robots.txt's Crawl-delay together: request starts to the host are spaced by the larger."""
+    log: list = []
+    adapter = tmp_path / "tiny.toml"
+    adapter.write_text(PHOTO_ADAPTER)
+    robots = f"User-agent: *\nDisallow: /private\nCrawl-delay: {crawl_delay}\n"
+    with app_in_thread(_site(log, robots)) as base:
+        stats = crawl(config(base, tmp_path / "ds", site=str(adapter), max_attempts=1, per_host=4, delay=delay,
+                             max_image_bytes=20_000))
+    want = max(delay, crawl_delay)
+    hosts = stats["politeness"]["hosts"]
+    assert [h["delay_s"] for h in hosts.values()] == [pytest.approx(want)]
+    starts = [t for t, _, _ in log]
+    gaps = sorted(b - a for a, b in zip(starts[:-1], starts[1:], strict=True))
+    # the smaller of the two would give gaps of 0.01-0.03 s: the median must be near the larger one
+    assert gaps[len(gaps) // 2] >= 0.9 * want, gaps
