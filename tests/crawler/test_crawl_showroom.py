@@ -110,6 +110,22 @@ def test_browser_renders_the_javascript_gallery(showroom_site, tmp_path):
     assert max(site["max_inflight_per_client"].values()) <= PER_HOST  # the browser's requests are gated too
 
 
+@pytest.mark.browser
+def test_browser_contexts_are_recycled(showroom_site, tmp_path):
+    """--browser-recycle N: a page context is closed and replaced after N pages, so a long crawl's browser memory
+    stays flat. With N = 1 every page gets a fresh context; the photos are the same."""
+    if not browser_available():
+        from tests.conftest import no_browser
+
+        no_browser("no Chromium on this machine")
+    stats = crawl(config(showroom_site.base_url, tmp_path / "ds", browser="auto", per_host=PER_HOST,
+                         browser_recycle=1, browser_pages=1))
+    rendered = stats["browser"]["rendered"]
+    assert rendered == len(showroom_site.truth["model_years"])
+    assert stats["browser"]["contexts"] >= rendered  # one context per page
+    assert_matches_truth(tmp_path / "ds", showroom_site.truth)
+
+
 @pytest.mark.slow
 def test_faults_everything_recoverable_is_collected(tmp_path):
     faults = "5xx=0.06,429=0.02,truncate=0.08,redirect=0.1,slow=0.02,corrupt=0.15,dup=0.2"
