@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench mutate clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check .
+
+mutate: install
+	$(BIN)/python -m pip install -q "mutmut>=2.5,<3"
+	tools/mutate.sh
 
 bench: install
 	$(BIN)/carscope bench all --scale small

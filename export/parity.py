@@ -48,6 +48,13 @@ def compare(reference: np.ndarray, candidate: np.ndarray, *, temperature: float 
     return out
 
 
+def fp32_passes(p: dict[str, Any], max_rel_error: float | None = None) -> bool:
+    """The fp32 parity gate: every top-1 equal and the worst photo's relative error within `max_rel_error`
+    (default FP32_MAX_REL_ERROR, read at call time). An export that fails it is not written."""
+    limit = FP32_MAX_REL_ERROR if max_rel_error is None else max_rel_error
+    return p["top1_agreement"] >= 1.0 and p["max_rel_error"] <= limit
+
+
 def summary(p: dict[str, Any]) -> str:
     """One line for logs and errors."""
     s = (f"{p['photos']} photos, top-1 agreement {p['top1_agreement']:.2%} ({p['top1_disagreements']} differ), "

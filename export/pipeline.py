@@ -175,8 +175,9 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
     import numpy as np
     import torch
 
+    from export import parity as parity_mod
     from export.onnx_export import INPUT_NAME, OUTPUT_NAME, choose_graph, cpu_session, export_onnx
-    from export.parity import FP32_MAX_REL_ERROR, compare, summary
+    from export.parity import compare, fp32_passes, summary
     from export.photos import SPLITS_FILE, batches
     from train.models import model_from_checkpoint
 
@@ -215,9 +216,9 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
     parity = compare(eager, fp32, temperature=temperature, targets=targets)
     parity.update(provider="CPUExecutionProvider", split="test",
                   batch1_max_abs_logit_diff=float(np.abs(single[0] - fp32[0]).max()))
-    if parity["top1_agreement"] < 1.0 or parity["max_rel_error"] > FP32_MAX_REL_ERROR:
+    if not fp32_passes(parity):
         raise ExportFailed(f"{key}: onnxruntime fp32 does not match PyTorch: {summary(parity)} "
-                           f"(needs every top-1 equal and max rel. error <= {FP32_MAX_REL_ERROR:g})")
+                           f"(needs every top-1 equal and max rel. error <= {parity_mod.FP32_MAX_REL_ERROR:g})")
     log(f"{key}: parity fp32 vs PyTorch: {summary(parity)}")
 
     run_files = {name: run_dir / name for name in (SPLITS_FILE, "config.json", "report.json")}

@@ -1,0 +1,94 @@
+"""export/parity.py on known answers: the numbers the parity and int8 gates decide on (fast; also what `make
+mutate` runs against this module)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from export.parity import compare, softmax, summary
+
+
+def test_identical_logits_agree_completely():
+    x = np.array([[1.0, 2.0, 3.0], [3.0, 1.0, 0.0]])
+    p = compare(x, x.copy())
+    assert p == {"photos": 2, "max_abs_logit_diff": 0.0, "mean_abs_logit_diff": 0.0, "max_rel_error": 0.0,
+                 "max_abs_prob_diff": 0.0, "top1_agreement": 1.0, "top1_disagreements": 0}
+
+
+def test_one_flipped_top1_in_four():
+    ref = np.array([[2.0, 0.0], [2.0, 0.0], [0.0, 2.0], [0.0, 2.0]])
+    cand = ref.copy()
+    cand[1] = [0.0, 2.0]
+    p = compare(ref, cand)
+    assert p["top1_agreement"] == 0.75 and p["top1_disagreements"] == 1
+    assert p["max_abs_logit_diff"] == 2.0 and p["mean_abs_logit_diff"] == pytest.approx(4.0 / 8)
+    assert p["max_rel_error"] == pytest.approx(1.0)  # |Δ|∞ 2 over |reference|∞ 2 on the flipped photo
+
+
+def test_relative_error_is_per_photo_then_worst():
+    ref = np.array([[10.0, 0.0], [1.0, 0.0]])
+    cand = np.array([[10.0, 1.0], [1.0, 0.5]])
+    p = compare(ref, cand)
+    assert p["max_rel_error"] == pytest.approx(0.5)  # photo 2: 0.5 / 1 (photo 1: 1 / 10)
+    assert p["max_abs_logit_diff"] == 1.0 and p["mean_abs_logit_diff"] == pytest.approx(1.5 / 4)
+
+
+def test_an_all_zero_reference_row_does_not_divide_by_zero():
+    p = compare(np.zeros((1, 3)), np.full((1, 3), 1e-13))
+    assert p["max_rel_error"] == pytest.approx(0.1)  # the scale's floor is 1e-12
+
+
+def test_probabilities_use_the_temperature():
+    ref, cand = np.array([[2.0, 0.0]]), np.array([[1.0, 0.0]])
+    want = abs(1 / (1 + np.exp(-2.0 / 2)) - 1 / (1 + np.exp(-1.0 / 2)))
+    assert compare(ref, cand, temperature=2.0)["max_abs_prob_diff"] == pytest.approx(want)
+    assert compare(ref, cand)["max_abs_prob_diff"] == pytest.approx(
+        abs(1 / (1 + np.exp(-2.0)) - 1 / (1 + np.exp(-1.0))))
+
+
+def test_accuracies_against_targets():
+    ref = np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+    cand = np.array([[2.0, 0.0], [2.0, 0.0], [2.0, 0.0]])
+    p = compare(ref, cand, targets=np.array([0, 1, 1]))
+    assert p["top1_reference"] == pytest.approx(2 / 3) and p["top1_candidate"] == pytest.approx(1 / 3)
+    assert "top1_reference" not in compare(ref, cand)
+
+
+def test_empty_and_mismatched_inputs():
+    p = compare(np.zeros((0, 3)), np.zeros((0, 3)), targets=np.zeros(0))
+    assert p["photos"] == 0 and p["top1_agreement"] == 1.0 and p["max_rel_error"] == 0.0
+    assert p["max_abs_logit_diff"] == p["mean_abs_logit_diff"] == p["max_abs_prob_diff"] == 0.0
+    assert "top1_reference" not in p
+    with pytest.raises(ValueError, match="logit shapes differ"):
+        compare(np.zeros((2, 3)), np.zeros((2, 4)))
+
+
+def test_softmax_is_stable_and_sums_to_one():
+    z = np.array([[1000.0, 1000.0, 0.0], [0.0, 1.0, 2.0]])
+    p = softmax(z)
+    assert np.allclose(p.sum(axis=1), 1.0) and np.all(np.isfinite(p))
+    assert p[0, 0] == pytest.approx(0.5) and p[0, 2] < 1e-300 + 1e-12
+    e = np.exp([0.0, 1.0, 2.0])
+    assert np.allclose(p[1], e / e.sum())
+    assert np.allclose(softmax(z[1:], temperature=2.0)[0], np.exp([0, 0.5, 1]) / np.exp([0, 0.5, 1]).sum())
+
+
+def test_summary_line():
+    ref = np.array([[2.0, 0.0], [0.0, 2.0]])
+    s = summary(compare(ref, ref[::-1].copy(), targets=np.array([0, 1])))
+    assert s.startswith("2 photos, top-1 agreement 0.00% (2 differ)")
+    assert "max |Δlogit| 2.00e+00" in s and "max rel. error 1.00e+00" in s and "top-1 100.00% -> 0.00%" in s
+    assert "->" not in summary(compare(ref, ref))
+
+
+def test_the_fp32_gate():
+    from export.parity import fp32_passes
+
+    ok = {"top1_agreement": 1.0, "max_rel_error": 1e-4}
+    assert fp32_passes(ok)
+    assert fp32_passes({**ok, "max_rel_error": 1e-3})  # the limit itself passes
+    assert not fp32_passes({**ok, "max_rel_error": 2e-3})
+    assert not fp32_passes({**ok, "top1_agreement": 0.999})
+    assert not fp32_passes({**ok, "max_rel_error": 0.5}) and not fp32_passes({**ok, "max_rel_error": 1.0005})
+    assert fp32_passes({**ok, "max_rel_error": 0.05}, max_rel_error=0.1)
