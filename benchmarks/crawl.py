@@ -46,7 +46,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,6 +55,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from benchmarks.common import describe_code, free_port
 
 TARGET_CEILING_FRACTION = 0.6
 REPO = Path(__file__).resolve().parents[1]  # the current code: the checkout this module is part of
@@ -116,7 +117,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
             if ref is not None:
                 sides = {"baseline": stack.enter_context(_worktree(commit, work / "baseline-src")), "current": REPO}
                 result["baseline_ref"] = {"ref": ref, "commit": commit, "rounds": rounds,
-                                          "current": _describe_current()}
+                                          "current": describe_code()}
                 result["comparison"] = {}
             for size in sizes:
                 showroom = _showroom(SIZES[size], args.cache_dir)
@@ -236,15 +237,6 @@ def _resolve_ref(ref: str) -> str:
     return proc.stdout.strip()
 
 
-def _describe_current() -> dict:
-    """HEAD and whether the working tree differs from it: what "current" was, for the record."""
-    def git(*a: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO), *a], capture_output=True, text=True).stdout.strip()
-
-    return {"head": git("rev-parse", "HEAD"), "uncommitted_changes": bool(git("status", "--porcelain",
-                                                                              "--untracked-files=no"))}
-
-
 @contextlib.contextmanager
 def _worktree(commit: str, path: Path):
     """A detached `git worktree` of `commit` at `path`, removed (and pruned) whatever happens."""
@@ -269,12 +261,6 @@ def _say(msg: str) -> None:
     print(f"bench crawl: {msg}", file=sys.stderr, flush=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _showroom:
     """A pre-rendered showroom in its own process (so its CPU and memory are not the crawler's)."""
 
@@ -282,7 +268,7 @@ class _showroom:
         self.size, self.cache_dir = size, cache_dir
 
     def __enter__(self):
-        port = _free_port()
+        port = free_port()
         cmd = [sys.executable, "-m", "carscope", "showroom", "--port", str(port), "--makes", str(self.size["makes"]),
                "--models-per-make", str(self.size["models_per_make"]), "--years", self.size["years"],
                "--photos", str(self.size["photos"]), "--seed", "0", "--prerender", "--cache-dir", self.cache_dir]
@@ -328,6 +314,7 @@ sys.path.insert(0, args["src"])
 import dataclasses, resource, threading, time, psutil
 import crawler
 from crawler import crawl, CrawlConfig
+
 def cpu_s(p):
     # user + system of p, its reaped children, and its live descendants (each with its own reaped ones)
     total = 0.0

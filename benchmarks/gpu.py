@@ -32,6 +32,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import describe_code
+
 REPO = Path(__file__).resolve().parents[1]
 STEPS = ("train-view-amp", "train-model-amp", "torchrun-2gpu", "export-fp16", "serve-cuda", "latency-cuda")
 
@@ -73,7 +75,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
                          "--max-seconds", "5", "--peak-seconds", "0.5"],
     }
     parser = build_parser()
-    result: dict[str, Any] = {"dry_run": bool(args.dry_run), "cuda": cuda, "commit": _commit(),
+    result: dict[str, Any] = {"dry_run": bool(args.dry_run), "cuda": cuda, "code": describe_code(),
                               "dataset": {"path": str(data), "seconds": round(data_s, 2), **_data_check(data)},
                               "steps": []}
     for name in STEPS:
@@ -257,19 +259,11 @@ def _photo() -> bytes:
     return buf.getvalue()
 
 
-def _commit() -> str | None:
-    try:
-        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
 def _markdown(r: dict[str, Any]) -> str:
     cuda = r["cuda"]
     where = (f"{cuda['gpus']} GPU(s): {', '.join(cuda.get('names', []))}" if cuda["available"]
              else f"no CUDA ({cuda['reason']})")
-    lines = [f"# bench gpu{' --dry-run' if r['dry_run'] else ''} at {r['commit']}", "",
+    lines = [f"# bench gpu{' --dry-run' if r['dry_run'] else ''} at {(r['code']['head'] or 'unknown')[:7]}", "",
              f"{where}. Dataset: {r['dataset']['photos']} photos, {r['dataset']['classes']} classes "
              f"({r['dataset']['seconds']} s to write).", "", "| step | status | seconds | reason | command |",
              "|---|---|---:|---|---|"]

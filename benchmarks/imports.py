@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import describe_code, free_port
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SIZES = "2000,20000"
 BASE_IMAGES = 64
@@ -88,6 +90,7 @@ import glob, json, os, sys, time
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 args = json.loads(sys.argv[1])
 from img2dataset import download
+
 t0 = time.perf_counter()
 download(url_list=args["manifest"], input_format="csv", url_col="url", output_folder=args["out"],
          output_format="files", resize_mode="no", processes_count=args["processes"], thread_count=args["threads"],
@@ -129,7 +132,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
                               "img2dataset": {"python": theirs_py, "version": _version(theirs_py),
                                               "processes": procs, "threads_per_process": threads}
                               if theirs_py else None,
-                              "runs": {}, "commit": _head()}
+                              "runs": {}, "code": describe_code()}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="carscope-bench-import-"))
@@ -219,15 +222,9 @@ def _version(py: str | None) -> str | None:
     return subprocess.run([py, "-c", code], capture_output=True, text=True).stdout.strip() or None
 
 
-def _head() -> str:
-    return subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-
-
 class _server:
     def __enter__(self) -> str:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(BASE_IMAGES)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         line = self.proc.stdout.readline()
@@ -330,7 +327,7 @@ def _plots(r: dict, out: Path) -> None:
 def _markdown(r: dict) -> str:
     i2d = r.get("img2dataset")
     lines = ["# bench import: a URL manifest downloaded by `carscope dataset import`", "",
-             f"Code at {r['commit'][:12]}; {r['cpu_count']} cores; {r['concurrency']} requests in flight for each "
+             f"Code at {(r['code']['head'] or 'unknown')[:12]}{' (with uncommitted changes)' if r['code']['uncommitted_changes'] else ''}; {r['cpu_count']} cores; {r['concurrency']} requests in flight for each "
              f"tool; {r['rounds']} rounds per size, medians. " +
              (f"img2dataset {i2d['version']}: {i2d['processes']} processes x {i2d['threads_per_process']} threads, "
               f"output_format files, resize_mode no." if i2d else "img2dataset: not installed, left out."), "",

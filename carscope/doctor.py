@@ -25,7 +25,7 @@ from typing import Any
 
 # the onnxruntime probe runs in a fresh Python without torch: what serve sees, not what this process loaded
 ORT_PROBE = r"""
-import contextlib, io, json, os, re, sys, tempfile
+import json, os, sys, tempfile
 out = {"version": None, "available": [], "providers": {}, "missing_libraries": []}
 try:
     import onnxruntime as ort
@@ -34,14 +34,8 @@ except Exception as exc:
     print(json.dumps(out)); sys.exit(0)
 out["version"] = ort.__version__
 out["available"] = ort.get_available_providers()
-buf = io.StringIO()
-if hasattr(ort, "preload_dlls"):
-    try:
-        with contextlib.redirect_stdout(buf):
-            ort.preload_dlls()
-    except Exception as exc:
-        out["missing_libraries"].append(f"preload_dlls raised {type(exc).__name__}")
-out["missing_libraries"] += [os.path.basename(m) for m in re.findall(r"Failed to load (\S+?):", buf.getvalue())]
+from serve.engine import preload_cuda_libraries  # exactly what serve does before its CUDA probe
+out["missing_libraries"] = preload_cuda_libraries()
 import onnx
 from onnx import TensorProto, helper
 graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe",
