@@ -1,4 +1,4 @@
-"""`carscope bench showroom|crawl|import|train|latency|serve|shutdown|accuracy|gpu|all`: measure a stage, write JSON + Markdown + PNG.
+"""`carscope bench showroom|crawl|import|train|latency|serve|shutdown|accuracy|ood|gpu|all`: measure a stage, write JSON + Markdown + PNG.
 
     carscope bench latency --bundle demo-work/bundle --out benchmarks/results/mine
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHES = ("showroom", "crawl", "import", "train", "latency", "serve", "shutdown", "accuracy", "gpu")
+BENCHES = ("showroom", "crawl", "import", "train", "latency", "serve", "shutdown", "accuracy", "ood", "gpu")
 MODULES = {"import": "imports"}  # `import` is a keyword: its module is benchmarks/imports.py
 
 

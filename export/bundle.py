@@ -4,6 +4,7 @@
       bundle.json        see below
       view.onnx          interior/exterior classifier
       model.onnx         model-year classifier (fp32); model.int8.onnx / model.fp16.onnx optional
+      model.ood.npz      the model classifier's out-of-distribution score (OodScorer's arrays); absent in older bundles
       specs.parquet      the served classes' rows of the dataset's specs.parquet
       thumbs/<label>/<exterior|interior>_<n>.jpg   a few train-split photos per served class
 
@@ -32,6 +33,13 @@ What export/pipeline.py records besides (readers may ignore any of it):
     int8        "metrics": {"split": "test", "photos", "top1_fp32", "top1_int8", "top1_drop_points",
                             "top1_agreement_vs_fp32", ...}, "quantization": {...}, "forced": bool
     fp16        "validation": {"validated": false, "reason": "not validated: no CUDA"} or the parity numbers
+    model       "output": {"name": "logits", "kind": "logits", "features": "features"}  # second graph output
+                "ood": {"method": "mahalanobis" | "knn", "file": "model.ood.npz", "sha256", "output": "features",
+                        "dim", "bytes", "threshold", "tpr", "threshold_split": "val", "fit": {...},
+                        "figures": {"val"|"test"|"synthetic": {"photos", "flagged", "median_score", ...}},
+                        "compared": {method: {...}}, "parity": {...},
+                        "variants": {"int8": {"threshold", "gate": {...}}}}   # a score above threshold: unfamiliar
+    view        "labels" may hold a third class, "other": not a car photo (bundles before it have two)
     top level   "source": {"data", ...}, "options": {...}, "export_s"
 
     python -c "from export.bundle import load; print(load('bundle').models['model'].labels[:5])"
@@ -51,6 +59,80 @@ from carscope.errors import CarscopeError
 FORMAT_VERSION = 1
 BUNDLE_JSON = "bundle.json"
 MODEL_KEYS = ("view", "model")
+OOD_METHODS = ("mahalanobis", "knn")
+OTHER_LABEL = "other"  # the view classifier's "not a car photo" class (bundles made before it have none)
+
+
+class OodScorer:
+    """The out-of-distribution score of one photo's features: larger is less like the training photos. The one
+    definition: export fits it (export/ood.py) and records its threshold, serve and the benchmarks score with it.
+
+    knn          arrays "bank" (N x D, L2-normalised train features, float16), "k":
+                 score = 1 - the k-th largest cosine similarity to the bank
+    mahalanobis  arrays "whiten" (D x D, W = shrunk shared covariance^-1/2), "means_w" (C x D, class means @ W):
+                 score = min over classes of |x W - means_w[c]|^2, x L2-normalised
+    """
+
+    def __init__(self, method: str, arrays: dict[str, Any]):
+        import numpy as np
+
+        if method not in OOD_METHODS:
+            raise CarscopeError(f"unknown OOD method '{method}' (this carscope knows {', '.join(OOD_METHODS)})")
+        self.method = method
+        self.arrays = dict(arrays)
+        if method == "knn":
+            self.bank = np.asarray(arrays["bank"], dtype=np.float32)
+            self.k = int(arrays["k"])
+            self.dim = self.bank.shape[1]
+        else:
+            self.whiten = np.ascontiguousarray(arrays["whiten"], dtype=np.float32)
+            self.means_w = np.ascontiguousarray(arrays["means_w"], dtype=np.float32)
+            self.means_sq = (self.means_w.astype(np.float64) ** 2).sum(axis=1)
+            self.dim = self.whiten.shape[0]
+
+    def score(self, features) -> Any:
+        """float64 scores of an (N, D) batch of features (any float dtype)."""
+        import numpy as np
+
+        x = np.asarray(features, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"features of shape {x.shape}; the OOD score expects (N, {self.dim})")
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        if self.method == "knn":
+            sims = x @ self.bank.T
+            k = min(self.k, sims.shape[1])
+            kth = np.partition(sims, sims.shape[1] - k, axis=1)[:, sims.shape[1] - k]
+            return 1.0 - kth.astype(np.float64)
+        z = (x @ self.whiten).astype(np.float64)
+        d = (z ** 2).sum(axis=1, keepdims=True) - 2.0 * z @ self.means_w.T.astype(np.float64) + self.means_sq
+        return np.maximum(d.min(axis=1), 0.0)
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(getattr(a, "nbytes", 0) for a in self.arrays.values()))
+
+    def save(self, path: str | os.PathLike) -> None:
+        import numpy as np
+
+        tmp = Path(str(path) + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, method=np.array(self.method), **self.arrays)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> OodScorer:
+        import numpy as np
+
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, KeyError) as exc:
+            raise CarscopeError(f"the OOD file {Path(path).name} cannot be read ({type(exc).__name__})") from None
+        method = str(arrays.pop("method", ""))
+        try:
+            return cls(method, arrays)
+        except KeyError as exc:
+            raise CarscopeError(f"the OOD file {Path(path).name} lacks {exc}") from None
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -79,6 +161,21 @@ class ModelEntry:
     def temperature(self) -> float:
         return float(self.meta.get("temperature", 1.0))
 
+    @property
+    def ood(self) -> dict[str, Any] | None:
+        """The model's out-of-distribution check ("ood" in bundle.json), or None for a bundle made without one."""
+        return self.meta.get("ood") or None
+
+    def ood_scorer(self) -> OodScorer | None:
+        return OodScorer.load(self.root / self.ood["file"]) if self.ood else None
+
+    def ood_threshold(self, variant: str = "fp32") -> float | None:
+        """The threshold of the features `variant` returns (int8 has its own, fitted on its own features)."""
+        if not self.ood:
+            return None
+        own = (self.ood.get("variants") or {}).get(variant) or {}
+        return float(own.get("threshold", self.ood["threshold"]))
+
     def path(self, variant: str = "fp32") -> Path:
         """File of a variant: fp32 (the default), int8 or fp16."""
         return self.root / self._variant(variant)["file"]
@@ -101,6 +198,12 @@ class ModelEntry:
             raise CarscopeError(f"bundle file {entry['file']} is missing")
         if sha256_file(path) != entry["sha256"]:
             raise CarscopeError(f"bundle file {entry['file']} does not match its sha256 in {BUNDLE_JSON} (tampered or corrupt)")
+        if variant == "fp32" and self.ood:
+            ood_path = self.root / self.ood["file"]
+            if not ood_path.is_file():
+                raise CarscopeError(f"bundle file {self.ood['file']} is missing")
+            if sha256_file(ood_path) != self.ood["sha256"]:
+                raise CarscopeError(f"bundle file {self.ood['file']} does not match its sha256 in {BUNDLE_JSON}")
 
 
 @dataclass

@@ -33,6 +33,11 @@ def add_parser(sub) -> None:
     p.add_argument("--calib-photos", type=int, default=128,
                    help="train-split photos to calibrate int8 on, at least 100 (default: %(default)s)")
     p.add_argument("--thumbs", type=int, default=3, help="thumbnails per class and view (default: %(default)s)")
+    p.add_argument("--ood", choices=["auto", "mahalanobis", "knn", "none"], default="auto",
+                   help="the model classifier's out-of-distribution score, fitted on its train-split features "
+                        "(auto: the better of the two on synthetic frames; none: no OOD check)")
+    p.add_argument("--ood-tpr", type=float, default=0.98, metavar="RATE",
+                   help="share of held-out in-distribution photos the OOD threshold keeps (default: %(default)s)")
     p.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto",
                    help="ONNX exporter (auto: dynamo, falling back to TorchScript with the reason recorded)")
 
@@ -44,5 +49,6 @@ def run(args) -> int:
                   fp16=args.fp16,
                   force=args.force, opset=args.opset, eval_photos=args.eval_photos,
                   calib_photos=args.calib_photos, thumbs_per_view=args.thumbs, exporter=args.exporter,
+                  ood_method=args.ood, ood_tpr=args.ood_tpr,
                   log=lambda msg: print(msg, flush=True))
     return 0

@@ -20,16 +20,49 @@ from carscope.errors import CarscopeError
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+FEATURES_NAME = "features"  # the penultimate activations (the last Linear's input): the OOD score's input
 MIN_OPSET = 18
 DEFAULT_OPSET = 18  # the oldest opset the dynamo exporter targets natively: widest runtime support
 MAX_BATCH = 4096
 
 
+def with_features(model):
+    """`model` as a module returning (logits, features) from one forward pass: features are the input of its
+    last Linear layer (the penultimate activations, after pooling and any hidden head layers). The weights are
+    shared with `model`, not copied."""
+    import torch
+    from torch import nn
+
+    linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise CarscopeError("the model has no Linear layer to take features from")
+    name, last = linears[-1]
+
+    class WithFeatures(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.captured: list[torch.Tensor] = []
+            self.head = last
+
+        def forward(self, x):
+            feats = []
+            handle = self.head.register_forward_pre_hook(lambda m, args: feats.append(args[0]))
+            try:
+                logits = self.model(x)
+            finally:
+                handle.remove()
+            return logits, feats[-1]
+
+    return WithFeatures().eval()
+
+
 def export_onnx(model, img_size: int, path: str | os.PathLike, opset: int = DEFAULT_OPSET,
-                exporter: str = "auto") -> dict[str, Any]:
+                exporter: str = "auto", features: bool = False) -> dict[str, Any]:
     """Write `model` (eval mode, CPU) as ONNX to `path`; returns how (exporter, fallback reason, seconds).
 
-    `exporter`: "auto" (dynamo, falling back to TorchScript), "dynamo" or "torchscript"."""
+    `exporter`: "auto" (dynamo, falling back to TorchScript), "dynamo" or "torchscript". `features`: the graph
+    returns the penultimate features too (second output, FEATURES_NAME), from the same run."""
     import torch
 
     if opset < MIN_OPSET:
@@ -37,11 +70,14 @@ def export_onnx(model, img_size: int, path: str | os.PathLike, opset: int = DEFA
     path = Path(path)
     # batch 2, not 1: torch.export specialises a dimension whose example size is 0 or 1
     example = torch.randn(2, 3, img_size, img_size)
-    info: dict[str, Any] = {"opset": opset, "fallback_reason": None}
+    outputs = [OUTPUT_NAME, FEATURES_NAME] if features else [OUTPUT_NAME]
+    if features:
+        model = with_features(model)
+    info: dict[str, Any] = {"opset": opset, "fallback_reason": None, "outputs": outputs}
     t0 = time.perf_counter()
     if exporter in ("auto", "dynamo"):
         try:
-            _export_dynamo(model, example, path, opset, info)
+            _export_dynamo(model, example, path, opset, info, outputs)
             info["exporter"] = "dynamo"
         except Exception as exc:  # any tracing failure: the exporters raise many types
             if exporter == "dynamo":
@@ -50,7 +86,7 @@ def export_onnx(model, img_size: int, path: str | os.PathLike, opset: int = DEFA
             info["fallback_reason"] = f"{type(exc).__name__}: {reason}"[:500]
             path.unlink(missing_ok=True)
     if "exporter" not in info:
-        _export_torchscript(model, example, path, opset, info)
+        _export_torchscript(model, example, path, opset, info, outputs)
         info["exporter"] = "torchscript"
     info["export_s"] = round(time.perf_counter() - t0, 3)
     check(path)
@@ -60,27 +96,27 @@ def export_onnx(model, img_size: int, path: str | os.PathLike, opset: int = DEFA
     return info
 
 
-def _export_dynamo(model, example, path: Path, opset: int, info: dict) -> None:
+def _export_dynamo(model, example, path: Path, opset: int, info: dict, outputs: list[str]) -> None:
     import torch
 
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset,
-                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                    input_names=[INPUT_NAME], output_names=outputs,
                                     dynamic_shapes=({0: batch},), optimize=True, verbose=False)
         program.save(str(path))
     info["warnings"] = sorted({str(w.message).splitlines()[0][:200] for w in caught})[:5]
 
 
-def _export_torchscript(model, example, path: Path, opset: int, info: dict) -> None:
+def _export_torchscript(model, example, path: Path, opset: int, info: dict, outputs: list[str]) -> None:
     import torch
 
     with warnings.catch_warnings(record=True) as caught:  # its deprecation warning is expected here
         warnings.simplefilter("always")
         torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=opset,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+                          input_names=[INPUT_NAME], output_names=outputs,
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in outputs}})
     info["warnings"] = sorted({str(w.message).splitlines()[0][:200] for w in caught})[:5]
 
 
@@ -132,6 +168,22 @@ def run_batches(session, arrays) -> Any:
     name = session.get_inputs()[0].name
     outs = [session.run(None, {name: a})[0] for a in arrays]
     return np.concatenate(outs).astype(np.float32)
+
+
+def run_all(session, arrays) -> tuple[Any, Any]:
+    """(logits, features or None) of every batch in `arrays`, concatenated: one session call per batch."""
+    import numpy as np
+
+    name = session.get_inputs()[0].name
+    names = [o.name for o in session.get_outputs()]
+    logits, feats = [], []
+    for a in arrays:
+        out = session.run(None, {name: a})
+        logits.append(out[0])
+        if FEATURES_NAME in names:
+            feats.append(out[names.index(FEATURES_NAME)])
+    return (np.concatenate(logits).astype(np.float32),
+            np.concatenate(feats).astype(np.float32) if feats else None)
 
 
 def choose_graph(raw: str | os.PathLike, dest: str | os.PathLike, img_size: int, *, work_dir: str | os.PathLike,

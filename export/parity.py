@@ -48,11 +48,29 @@ def compare(reference: np.ndarray, candidate: np.ndarray, *, temperature: float 
     return out
 
 
+def compare_features(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+    """How close two sets of penultimate features are: max |Δ|, and the worst photo's relative error
+    (|Δ|∞ / |reference|∞), the same measure as the logits'."""
+    reference = np.asarray(reference, dtype=np.float64)
+    candidate = np.asarray(candidate, dtype=np.float64)
+    if reference.shape != candidate.shape:
+        raise ValueError(f"feature shapes differ: {reference.shape} vs {candidate.shape}")
+    if not len(reference):
+        return {"photos": 0, "dim": int(reference.shape[1]) if reference.ndim == 2 else 0,
+                "max_abs_diff": 0.0, "max_rel_error": 0.0}
+    diff = np.abs(reference - candidate)
+    scale = np.maximum(np.abs(reference).max(axis=1), 1e-12)
+    return {"photos": int(len(reference)), "dim": int(reference.shape[1]), "max_abs_diff": float(diff.max()),
+            "max_rel_error": float((diff.max(axis=1) / scale).max())}
+
+
 def fp32_passes(p: dict[str, Any], max_rel_error: float | None = None) -> bool:
     """The fp32 parity gate: every top-1 equal and the worst photo's relative error within `max_rel_error`
-    (default FP32_MAX_REL_ERROR, read at call time). An export that fails it is not written."""
+    (default FP32_MAX_REL_ERROR, read at call time), for the logits and, when the graph returns them, for the
+    features (`p["features"]`, from `compare_features`). An export that fails it is not written."""
     limit = FP32_MAX_REL_ERROR if max_rel_error is None else max_rel_error
-    return p["top1_agreement"] >= 1.0 and p["max_rel_error"] <= limit
+    feats_ok = "features" not in p or p["features"]["max_rel_error"] <= limit
+    return p["top1_agreement"] >= 1.0 and p["max_rel_error"] <= limit and feats_ok
 
 
 def summary(p: dict[str, Any]) -> str:
@@ -61,4 +79,6 @@ def summary(p: dict[str, Any]) -> str:
          f"max |Δlogit| {p['max_abs_logit_diff']:.2e}, max rel. error {p['max_rel_error']:.2e}")
     if "top1_reference" in p:
         s += f", top-1 {p['top1_reference']:.2%} -> {p['top1_candidate']:.2%}"
+    if "features" in p:
+        s += f"; features max rel. error {p['features']['max_rel_error']:.2e}"
     return s

@@ -53,6 +53,8 @@ def split_photos(run_dir: str | os.PathLike, dataset: Dataset, split: str, label
 
     Photos are matched by sha256, not by path, so a dataset that was moved or merged still matches. A run
     whose photos are mostly absent from `dataset` was trained on another dataset: CarscopeError."""
+    import pandas as pd
+
     if splits is None:
         splits = read_splits(run_dir)
     rows = splits[splits["split"].astype(str) == split]
@@ -60,7 +62,14 @@ def split_photos(run_dir: str | os.PathLike, dataset: Dataset, split: str, label
         return rows.assign(file=[], target=[])
     by_sha = dict(zip(dataset.images["sha256"].astype(str), dataset.images["path"].astype(str), strict=True))
     found = rows["sha256"].astype(str).map(by_sha)
-    n, k = len(rows), int(found.notna().sum())
+    # the view run's synthetic negatives (train/negatives.py) live in the run, not the dataset (absolute paths)
+    own = rows["source"].astype(str).eq("negative") if "source" in rows.columns else pd.Series(False, rows.index)
+    if own.any():
+        run_root = Path(run_dir).parent if Path(run_dir).suffix == ".parquet" else Path(run_dir)
+        found = found.astype(object)
+        found[own] = [_negative_file(run_root, p, sha) for p, sha in zip(rows.loc[own, "path"],
+                                                                          rows.loc[own, "sha256"], strict=True)]
+    n, k = int((~own).sum()), int((found.notna() & ~own).sum())
     if k < MIN_MATCH * n:
         raise CarscopeError(f"dataset {dataset.root} does not match run {run_dir}: only {k} of its {n} "
                             f"{split}-split photos are in the dataset")
@@ -70,6 +79,14 @@ def split_photos(run_dir: str | os.PathLike, dataset: Dataset, split: str, label
     rows = rows[rows["file"].notna() & rows["target"].notna()]
     # sorted by hash: the same photos in the same order on every export of the same run
     return rows.assign(target=rows["target"].astype(int)).sort_values("sha256").reset_index(drop=True)
+
+
+def _negative_file(run_root: Path, path: str, sha: str) -> str | None:
+    """A negative's file: where splits.parquet says, else RUN/negatives/<sha>.jpg (a run that was moved)."""
+    for candidate in (Path(str(path)), run_root / "negatives" / f"{sha}.jpg"):
+        if candidate.is_file():
+            return str(candidate)
+    return None
 
 
 def eval_transform(spec: dict[str, Any]) -> Callable[[Any], Any]:
@@ -98,4 +115,14 @@ def batches(files: list[str], spec: dict[str, Any], batch_size: int = 32) -> Ite
                 chunk.append(np.asarray(transform(open_rgb(f, spec)), dtype=np.float32))
             except OSError as exc:  # Pillow's UnidentifiedImageError is an OSError
                 raise CarscopeError(f"photo {f} cannot be read ({type(exc).__name__})") from None
+        yield np.ascontiguousarray(np.stack(chunk))
+
+
+def image_batches(images: list[Any], spec: dict[str, Any], batch_size: int = 32) -> Iterator[np.ndarray]:
+    """`batches` for PIL images in memory (the synthetic frames an export measures its OOD score on)."""
+    import numpy as np
+
+    transform = eval_transform(spec)
+    for start in range(0, len(images), batch_size):
+        chunk = [np.asarray(transform(im.convert("RGB")), dtype=np.float32) for im in images[start:start + batch_size]]
         yield np.ascontiguousarray(np.stack(chunk))

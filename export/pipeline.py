@@ -22,9 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from carscope.errors import CarscopeError
-from export.bundle import BUNDLE_JSON, FORMAT_VERSION, Bundle, load, sha256_file, write_meta
+from export.bundle import BUNDLE_JSON, FORMAT_VERSION, OTHER_LABEL, Bundle, load, sha256_file, write_meta
 
 INT8_MAX_DROP_POINTS = 1.0  # int8 may cost at most this much test top-1 (percentage points) without --force
+# The OOD threshold keeps this share of held-out in-distribution photos. 95% is the literature's operating point
+# (bench ood reports FPR at 95% TPR), but a 95% threshold refuses 1 in 20 good photos by construction, before
+# the confidence gate refuses any: 98% keeps the served coverage of in-distribution photos above 95%.
+DEFAULT_OOD_TPR = 0.98
+OOD_CHOICES = ("auto", "mahalanobis", "knn", "none")
+OOD_SYNTHETIC_FRAMES = 200  # generic synthetic frames (train/negatives.py, seeds no training run draws)
+OOD_SYNTHETIC_SEED = 1_000_000_007
+INT8_OOD_MAX_TPR_DROP = 0.03  # int8 may lose at most this much of the test split's in-distribution rate
+INT8_OOD_MAX_AUROC_DROP = 0.02  # ... and of the AUROC against the synthetic frames
 FP16_MIN_AGREEMENT = 0.99
 MIN_CALIB_PHOTOS = 100
 THUMB_SIZE = 192  # longest side, px: the result page shows them small
@@ -42,6 +51,7 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
                   out: str | os.PathLike, *, int8: bool = False, fp16: bool = False, force: bool = False,
                   opset: int | None = None, eval_photos: int = 1000, calib_photos: int = 128,
                   thumbs_per_view: int = 3, exporter: str = "auto", view_data: str | os.PathLike | None = None,
+                  ood_method: str = "auto", ood_tpr: float = DEFAULT_OOD_TPR,
                   log: Callable[[str], Any] = print) -> Bundle:
     """Export the view and model runs trained on `data` into the bundle directory `out`; returns it, loaded.
 
@@ -63,6 +73,10 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
         raise CarscopeError(f"int8 calibration needs at least {MIN_CALIB_PHOTOS} photos (got {calib_photos})")
     if eval_photos < 1:
         raise CarscopeError("eval_photos must be at least 1")
+    if ood_method not in OOD_CHOICES:
+        raise CarscopeError(f"--ood must be one of {', '.join(OOD_CHOICES)}, not '{ood_method}'")
+    if not 0.5 <= ood_tpr < 1:
+        raise CarscopeError(f"--ood-tpr must be in [0.5, 1), not {ood_tpr}")
     out = Path(out)
     _check_out(out)
     runs = {"view": Path(view_run), "model": Path(model_run)}
@@ -82,8 +96,9 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
             t = float("nan")
         if not 0 < t < float("inf"):  # NaN fails this too
             raise CarscopeError(f"{state['path']} has temperature {state['temperature']!r}; it must be positive")
-    if sorted(states["view"]["labels"]) != sorted(VIEW_LABELS):
-        raise CarscopeError(f"{runs['view']} does not classify {' / '.join(VIEW_LABELS)} "
+    view_labels = sorted(states["view"]["labels"])
+    if view_labels not in (sorted(VIEW_LABELS), sorted([*VIEW_LABELS, OTHER_LABEL])):
+        raise CarscopeError(f"{runs['view']} does not classify {' / '.join(VIEW_LABELS)} [/ {OTHER_LABEL}] "
                             f"(its labels: {', '.join(states['view']['labels'][:5])})")
     known = set(dataset.specs["model_id"].astype(str))
     absent = [label for label in states["model"]["labels"] if label not in known]
@@ -98,7 +113,8 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
             raise CarscopeError(f"run {runs[key]} has no test-split photos in {datasets[key].root} to check the "
                                 f"export on")
         train = split_photos(runs[key], datasets[key], "train", state["labels"], splits)
-        photos[key] = {"test": test, "train": train}
+        val = split_photos(runs[key], datasets[key], "val", state["labels"], splits)
+        photos[key] = {"test": test, "train": train, "val": val}
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +129,8 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
         for key in ("view", "model"):
             models[key] = _export_model(key, states[key], runs[key], photos[key], tmp, work, log=log,
                                         opset=opset, exporter=exporter, int8=int8, fp16=fp16, force=force,
-                                        eval_photos=eval_photos, calib_photos=calib_photos)
+                                        eval_photos=eval_photos, calib_photos=calib_photos,
+                                        ood_method=ood_method if key == "model" else "none", ood_tpr=ood_tpr)
         log("thumbnails and specs")
         thumbs = _write_thumbs(photos, dataset, tmp, models["view"], states["view"], states["model"]["labels"],
                                thumbs_per_view)
@@ -130,7 +147,8 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
                        "images": int(len(dataset.images)),
                        **({"view_data": str(datasets["view"].root.resolve())} if view_data is not None else {})},
             "options": {"int8": int8, "fp16": fp16, "force": force, "opset": opset, "exporter": exporter,
-                        "eval_photos": eval_photos, "calib_photos": calib_photos},
+                        "eval_photos": eval_photos, "calib_photos": calib_photos, "ood": ood_method,
+                        "ood_tpr": ood_tpr},
             "export_s": round(time.perf_counter() - t0, 2),
         }
         shutil.rmtree(work)
@@ -171,12 +189,21 @@ def _publish(tmp: Path, out: Path) -> None:
 
 def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path, work: Path, *, log, opset: int,
                   exporter: str, int8: bool, fp16: bool, force: bool, eval_photos: int,
-                  calib_photos: int) -> dict[str, Any]:
+                  calib_photos: int, ood_method: str = "none", ood_tpr: float = DEFAULT_OOD_TPR) -> dict[str, Any]:
     import numpy as np
     import torch
 
     from export import parity as parity_mod
-    from export.onnx_export import INPUT_NAME, OUTPUT_NAME, choose_graph, cpu_session, export_onnx
+    from export.onnx_export import (
+        FEATURES_NAME,
+        INPUT_NAME,
+        OUTPUT_NAME,
+        choose_graph,
+        cpu_session,
+        export_onnx,
+        run_all,
+        with_features,
+    )
     from export.parity import compare, fp32_passes, summary
     from export.photos import SPLITS_FILE, batches
     from train.models import model_from_checkpoint
@@ -192,7 +219,9 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
                             f"({str(exc).strip().splitlines()[0][:120]})") from None
 
     raw = work / f"{key}.raw.onnx"
-    info = export_onnx(model, size, raw, opset, exporter)
+    features = ood_method != "none"  # the graph returns the penultimate features beside the logits
+    info = export_onnx(model, size, raw, opset, exporter, features=features)
+    net = with_features(model) if features else model
     how = info["exporter"] + (f" (dynamo failed: {info['fallback_reason']})" if info["fallback_reason"] else "")
     log(f"{key}: {state['arch']} exported with {how}, opset {opset}, in {info['export_s']:.1f}s; onnx.checker ok")
     fname = f"{key}.onnx"
@@ -205,20 +234,30 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
     test = photos["test"].iloc[:eval_photos]
     files, targets = test["file"].tolist(), test["target"].to_numpy()
     session = cpu_session(tmp / fname, threads=torch.get_num_threads())
-    eager, fp32 = [], []
+    eager, fp32, eager_f, fp32_f = [], [], [], []
     with torch.inference_mode():
         for x in batches(files, spec):
-            eager.append(model(torch.from_numpy(x)).float().numpy())
-            fp32.append(session.run(None, {INPUT_NAME: x})[0])
+            out = net(torch.from_numpy(x))
+            logits, feats = out if features else (out, None)
+            eager.append(logits.float().numpy())
+            ort_out = session.run(None, {INPUT_NAME: x})
+            fp32.append(ort_out[0])
+            if features:
+                eager_f.append(feats.float().numpy())
+                fp32_f.append(ort_out[1])
         first = next(batches(files[:1], spec))
         single = session.run(None, {INPUT_NAME: first})[0]
     eager, fp32 = np.concatenate(eager), np.concatenate(fp32).astype(np.float32)
     parity = compare(eager, fp32, temperature=temperature, targets=targets)
     parity.update(provider="CPUExecutionProvider", split="test",
                   batch1_max_abs_logit_diff=float(np.abs(single[0] - fp32[0]).max()))
+    if features:
+        eager_f, fp32_f = np.concatenate(eager_f), np.concatenate(fp32_f).astype(np.float32)
+        parity["features"] = parity_mod.compare_features(eager_f, fp32_f)
     if not fp32_passes(parity):
         raise ExportFailed(f"{key}: onnxruntime fp32 does not match PyTorch: {summary(parity)} "
-                           f"(needs every top-1 equal and max rel. error <= {parity_mod.FP32_MAX_REL_ERROR:g})")
+                           f"(needs every top-1 equal and max rel. error <= {parity_mod.FP32_MAX_REL_ERROR:g}, "
+                           f"logits and features)")
     log(f"{key}: parity fp32 vs PyTorch: {summary(parity)}")
 
     run_files = {name: run_dir / name for name in (SPLITS_FILE, "config.json", "report.json")}
@@ -226,7 +265,7 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
         "file": fname, "sha256": sha256_file(tmp / fname), "task": key, "arch": state["arch"],
         "arch_kwargs": _jsonable(state.get("arch_kwargs", {})), "labels": labels,
         "input": {"name": INPUT_NAME, **_jsonable(spec), "shape": ["batch", 3, size, size]},
-        "output": {"name": OUTPUT_NAME, "kind": "logits"},
+        "output": {"name": OUTPUT_NAME, "kind": "logits", **({"features": FEATURES_NAME} if features else {})},
         "temperature": temperature,
         "metrics": _jsonable(state.get("metrics", {})), "epoch": _jsonable(state.get("epoch")),
         "parity": parity, "export": info, "graph": graph, "variants": {}, "refused": {},
@@ -235,6 +274,11 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
                    **{f"{Path(n).stem}": str(p.resolve()) for n, p in run_files.items() if p.is_file()},
                    "splits_sha256": sha256_file(run_files[SPLITS_FILE])},
     }
+
+    ood = None
+    if features:
+        ood = _fit_ood(key, ood_method, ood_tpr, session, spec, photos, eager_f, fp32_f, targets, tmp, log=log)
+        entry["ood"] = ood.entry
 
     if int8:
         from export.quantize import to_int8
@@ -246,7 +290,7 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
         q_file = f"{key}.int8.onnx"
         quant = to_int8(raw, tmp / q_file, batches(calib, spec, 16))
         q_session = cpu_session(tmp / q_file, threads=torch.get_num_threads())
-        q_logits = np.concatenate([q_session.run(None, {INPUT_NAME: x})[0] for x in batches(files, spec)])
+        q_logits, q_feats = run_all(q_session, batches(files, spec))
         vs = compare(fp32, q_logits, temperature=temperature, targets=targets)
         drop = (vs["top1_reference"] - vs["top1_candidate"]) * 100
         metrics = {"split": "test", "photos": vs["photos"], "top1_fp32": vs["top1_reference"],
@@ -256,13 +300,20 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
         line = (f"{key}: int8 on {vs['photos']} test photos: top-1 {vs['top1_reference']:.2%} fp32 -> "
                 f"{vs['top1_candidate']:.2%} int8 (drop {drop:.2f} points), agreement with fp32 "
                 f"{vs['top1_agreement']:.2%}, calibrated on {quant['calibration']['photos']} train photos")
-        if drop > INT8_MAX_DROP_POINTS and not force:
+        reasons = [f"top-1 drops {drop:.2f} points > {INT8_MAX_DROP_POINTS:g}"] if drop > INT8_MAX_DROP_POINTS else []
+        if ood is not None:
+            q_ood = ood.variant(q_session, q_feats, spec)
+            ood.entry.setdefault("variants", {})["int8"] = q_ood
+            metrics["ood"] = q_ood["gate"]
+            reasons += q_ood["gate"]["failures"]
+            log(f"{key}: int8 OOD score: {q_ood['gate']['line']}")
+        if reasons and not force:
             (tmp / q_file).unlink()
-            entry["refused"]["int8"] = {"reason": f"top-1 drops {drop:.2f} points > {INT8_MAX_DROP_POINTS:g}",
-                                        "metrics": metrics, "quantization": quant}
-            log(f"{line}: REFUSED (more than {INT8_MAX_DROP_POINTS:g} point; --force keeps it)")
+            ood and ood.entry.get("variants", {}).pop("int8", None)
+            entry["refused"]["int8"] = {"reason": "; ".join(reasons), "metrics": metrics, "quantization": quant}
+            log(f"{line}: REFUSED ({'; '.join(reasons)}; --force keeps it)")
         else:
-            forced = drop > INT8_MAX_DROP_POINTS
+            forced = bool(reasons)
             entry["variants"]["int8"] = {"file": q_file, "sha256": sha256_file(tmp / q_file), "metrics": metrics,
                                          "quantization": quant, "forced": forced}
             log(line + (" (kept by --force)" if forced else ""))
@@ -292,6 +343,115 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
             variant["sha256"] = sha256_file(tmp / h_file)
             entry["variants"]["fp16"] = variant
     return entry
+
+
+class _OodFit:
+    """The fitted OOD score of the model classifier: its bundle entry, and the int8 check against it."""
+
+    def __init__(self, entry: dict[str, Any], scorer, tpr: float, files: dict[str, list[str]], synthetic: list,
+                 fp32_scores: dict[str, Any]):
+        self.entry, self.scorer, self.tpr = entry, scorer, tpr
+        self.files, self.synthetic, self.fp32_scores = files, synthetic, fp32_scores
+
+    def variant(self, session, test_features, spec) -> dict[str, Any]:
+        """A quantised graph's own threshold (its val features) and its figures against fp32's."""
+        import numpy as np
+
+        from export.onnx_export import run_all
+        from export.ood import auroc, threshold_at
+        from export.photos import batches, image_batches
+
+        val = self.scorer.score(run_all(session, batches(self.files["val"], spec))[1])
+        test = self.scorer.score(test_features)
+        syn = self.scorer.score(run_all(session, image_batches(self.synthetic, spec))[1])
+        threshold = threshold_at(val, self.tpr)
+        ref = self.fp32_scores
+        tpr_ref, tpr_q = float((ref["test"] <= ref["threshold"]).mean()), float((test <= threshold).mean())
+        au_ref, au_q = auroc(ref["test"], ref["synthetic"]), auroc(test, syn)
+        agree = float(np.mean(np.concatenate([(test > threshold) == (ref["test"] > ref["threshold"]),
+                                              (syn > threshold) == (ref["synthetic"] > ref["threshold"])])))
+        failures = []
+        if tpr_ref - tpr_q > INT8_OOD_MAX_TPR_DROP:
+            failures.append(f"OOD in-distribution rate drops {tpr_ref:.1%} -> {tpr_q:.1%}")
+        if au_ref - au_q > INT8_OOD_MAX_AUROC_DROP:
+            failures.append(f"OOD AUROC drops {au_ref:.3f} -> {au_q:.3f}")
+        gate = {"test_tpr_fp32": round(tpr_ref, 4), "test_tpr": round(tpr_q, 4),
+                "auroc_synthetic_fp32": round(au_ref, 4), "auroc_synthetic": round(au_q, 4),
+                "decision_agreement_vs_fp32": round(agree, 4), "failures": failures,
+                "line": (f"in-distribution kept {tpr_ref:.1%} fp32 -> {tpr_q:.1%} int8, AUROC vs synthetic "
+                         f"{au_ref:.3f} -> {au_q:.3f}, decisions agree with fp32 on {agree:.1%}")}
+        return {"threshold": threshold, "gate": gate}
+
+
+def _fit_ood(key: str, method: str, tpr: float, session, spec: dict, photos: dict, eager_test, fp32_test,
+             targets, tmp: Path, *, log) -> _OodFit:
+    """Fit the OOD score(s) on the train split's fp32 ONNX features, set the threshold on the val split (the
+    test split when there is no val), measure on the test split and synthetic frames; write the arrays file."""
+    import numpy as np
+
+    from export import ood as oodmod
+    from export.onnx_export import run_all
+    from export.photos import batches, image_batches
+    from train.negatives import draw_negative
+
+    train = photos["train"]
+    if train.empty:
+        raise CarscopeError("the model run has no train-split photos in the dataset to fit the OOD score on")
+    val = photos["val"] if len(photos["val"]) else photos["test"]
+    files = {"train": train["file"].tolist(), "val": val["file"].tolist()}
+    t0 = time.perf_counter()
+    train_f = run_all(session, batches(files["train"], spec))[1]
+    val_f = run_all(session, batches(files["val"], spec))[1]
+    synthetic = [draw_negative(OOD_SYNTHETIC_SEED + i, int(spec["resize"])) for i in range(OOD_SYNTHETIC_FRAMES)]
+    syn_f = run_all(session, image_batches(synthetic, spec))[1]
+    sets = {"val": val_f, "test": fp32_test, "synthetic": syn_f}
+    compared: dict[str, Any] = {}
+    fitted = {}
+    for m in (("mahalanobis", "knn") if method == "auto" else (method,)):
+        scorer = oodmod.fit(m, train_f, train["target"].to_numpy())
+        threshold = oodmod.threshold_at(scorer.score(val_f), tpr)
+        test_s, syn_s = scorer.score(fp32_test), scorer.score(syn_f)
+        compared[m] = {"threshold": threshold, "test_tpr": round(float((test_s <= threshold).mean()), 4),
+                       "auroc_synthetic": round(oodmod.auroc(test_s, syn_s), 4),
+                       "fpr95_synthetic": round(oodmod.fpr_at_tpr(test_s, syn_s, 0.95), 4),
+                       "bytes": scorer.nbytes}
+        fitted[m] = (scorer, threshold)
+    # auto: the higher AUROC against the synthetic frames; within 0.005 Mahalanobis, whose cost does not grow
+    # with the training set (knn's bank does)
+    chosen = max(compared, key=lambda m: (compared[m]["auroc_synthetic"] + (0.005 if m == "mahalanobis" else 0)))
+    scorer, threshold = fitted[chosen]
+    fname = f"{key}.ood.npz"
+    scorer.save(tmp / fname)
+    test_s = scorer.score(fp32_test)
+    eager_s = scorer.score(eager_test)
+    x1 = fp32_test[:1]
+    times = []
+    for _ in range(50):
+        t1 = time.perf_counter()
+        scorer.score(x1)
+        times.append(time.perf_counter() - t1)
+    entry = {
+        "method": chosen, "file": fname, "sha256": sha256_file(tmp / fname), "output": "features",
+        "dim": int(train_f.shape[1]), "bytes": scorer.nbytes, "threshold": threshold, "tpr": tpr,
+        "fit": {"split": "train", "photos": int(len(train_f)), "source": "onnxruntime fp32"},
+        "threshold_split": "val" if len(photos["val"]) else "test",
+        "figures": oodmod.figures(scorer, threshold, sets),
+        "compared": compared,
+        "parity": {"photos": int(len(test_s)),
+                   "max_abs_score_diff": float(np.abs(eager_s - test_s).max()) if len(test_s) else 0.0,
+                   "decisions_equal": bool(((eager_s > threshold) == (test_s > threshold)).all())},
+        "score_ms_batch1": round(float(np.median(times)) * 1000, 4),
+        "fit_s": round(time.perf_counter() - t0, 2),
+    }
+    test_rate = entry["figures"]["test"]["flagged"]
+    aurocs = ", ".join(f"{m} AUROC {c['auroc_synthetic']:.3f}" for m, c in compared.items())
+    log(f"{key}: OOD score {chosen} ({aurocs}"
+        f" vs {OOD_SYNTHETIC_FRAMES} synthetic frames): threshold {threshold:.4g} keeps {tpr:.0%} of "
+        f"{len(val_f)} val photos; flags {test_rate:.1%} of test photos, "
+        f"{entry['figures']['synthetic']['flagged']:.1%} of synthetic frames; {scorer.nbytes / 1e6:.2f} MB, "
+        f"{entry['score_ms_batch1']:.3f} ms per photo")
+    return _OodFit(entry, scorer, tpr, files, synthetic,
+                   {"test": test_s, "synthetic": scorer.score(syn_f), "threshold": threshold})
 
 
 def _write_thumbs(photos: dict, dataset, tmp: Path, view_entry: dict, view_state: dict, served: list[str],

@@ -204,7 +204,7 @@ def create_session(path: os.PathLike | str, providers: str = "auto", intra_op_th
 class _Model:
     """One session with its input/output contract."""
 
-    def __init__(self, key: str, session, temperature: float, labels: list[str]):
+    def __init__(self, key: str, session, temperature: float, labels: list[str], features: str | None = None):
         self.key = key
         self.session = session
         self.temperature = float(temperature) if temperature and temperature > 0 else 1.0
@@ -215,15 +215,24 @@ class _Model:
         batch_dim = inp.shape[0] if inp.shape else None
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
         self.output_name = session.get_outputs()[0].name
+        names = [o.name for o in session.get_outputs()]
+        if features is not None and features not in names:
+            raise CarscopeError(f"the bundle's {key} graph has no '{features}' output for its OOD check "
+                                f"(outputs: {', '.join(names)})")
+        self.features_name = features  # the second output, fetched in the same run, when the bundle has an OOD check
         self.input_shape = list(inp.shape)
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(logits, features or None) from one session call."""
         if x.dtype != self.input_dtype:
             x = x.astype(self.input_dtype)
-        out = self.session.run([self.output_name], {self.input_name: x})[0]
+        names = [self.output_name] + ([self.features_name] if self.features_name else [])
+        outs = self.session.run(names, {self.input_name: x})
+        out = outs[0]
         if out.ndim != 2 or out.shape[1] != len(self.labels):
             raise RuntimeError(f"{self.key} model returned shape {out.shape}, expected (N, {len(self.labels)})")
-        return out.astype(np.float32, copy=False)
+        feats = outs[1].astype(np.float32, copy=False) if self.features_name else None
+        return out.astype(np.float32, copy=False), feats
 
 
 class Engine:
@@ -263,6 +272,11 @@ class Engine:
         self.device = "cpu"  # "cuda" once load() got CUDA sessions
         self.gpu: int | None = None  # the CUDA device this process's sessions run on
 
+    @staticmethod
+    def _features_of(entry) -> str | None:
+        """The features output a model's OOD check reads (None: the bundle has no OOD check for it)."""
+        return (entry.ood or {}).get("output") if entry.ood else None
+
     def _plan(self, on_cuda: bool) -> None:
         self.workers, self.intra_op_threads, alone = plan_threads(self.requested_workers, self.requested_threads,
                                                                   on_cuda)
@@ -294,7 +308,7 @@ class Engine:
                 if session is None or variant != "fp32":
                     session = session_for(entry, variant, self.intra_op_threads)
             self.variants[key] = variant
-            self.models[key] = _Model(key, session, entry.temperature, entry.labels)
+            self.models[key] = _Model(key, session, entry.temperature, entry.labels, self._features_of(entry))
         if state.get("device") == "cuda":
             self.device, self.gpu = "cuda", state.get("gpu", 0)
             self._plan(on_cuda=True)
@@ -330,7 +344,7 @@ class Engine:
                 else:
                     entry = self.bundle.models[key]
                     session = session_for(entry, self.variants[key], threads)
-                    models[key] = _Model(key, session, entry.temperature, entry.labels)
+                    models[key] = _Model(key, session, entry.temperature, entry.labels, self._features_of(entry))
             self._plans[plan] = models
         self._splits = {plan: splits[plan] for plan in wanted}
         if "parallel" in wanted:
@@ -400,24 +414,29 @@ class Engine:
     def infer(self, view_batch: np.ndarray, model_batch: np.ndarray, alone: bool = False,
               timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(view logits, model logits) for a batch; `timings`, when given, gets each model's seconds."""
+        return self.infer_all(view_batch, model_batch, alone, timings)[:2]
+
+    def infer_all(self, view_batch: np.ndarray, model_batch: np.ndarray, alone: bool = False,
+                  timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(view logits, model logits, model features or None when the bundle has no OOD check)."""
         if alone and self.alone_models:
             return self._run(self.alone_models, self.alone_plan, view_batch, model_batch, timings)
         return self._run(self.models, "sequential", view_batch, model_batch, timings)
 
     def _run(self, models: dict[str, _Model], plan: str | None, xv: np.ndarray, xm: np.ndarray,
-             timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+             timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         if plan == "parallel":  # the view model on the pair thread, the model classifier here, at the same time
             view = self._pair_pool.submit(_timed, models["view"], xv)
             try:
-                model_logits, t_model = _timed(models["model"], xm)
+                (model_logits, feats), t_model = _timed(models["model"], xm)
             finally:
-                view_logits, t_view = view.result()  # never leave a view run behind, even when the model failed
+                (view_logits, _), t_view = view.result()  # never leave a view run behind, even when the model failed
         else:
-            view_logits, t_view = _timed(models["view"], xv)
-            model_logits, t_model = _timed(models["model"], xm)
+            (view_logits, _), t_view = _timed(models["view"], xv)
+            (model_logits, feats), t_model = _timed(models["model"], xm)
         if timings is not None:
             timings["view"], timings["model"] = t_view, t_model
-        return view_logits, model_logits
+        return view_logits, model_logits, feats
 
     def close(self) -> None:
         """Stop the pair thread of the parallel plan (after the batcher has stopped)."""
@@ -452,7 +471,7 @@ def alone_text(serving: dict[str, Any]) -> str:
     return f", {threads} for a batch alone" if threads else ""
 
 
-def _timed(model: _Model, x: np.ndarray) -> tuple[np.ndarray, float]:
+def _timed(model: _Model, x: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray | None], float]:
     t0 = time.perf_counter()
     out = model.run(x)
     return out, time.perf_counter() - t0

@@ -34,6 +34,8 @@ class _Part:
 class FastFormDataParser(FormDataParser):
     """Werkzeug's FormDataParser with the multipart body parsed by python-multipart, in memory."""
 
+    file_fields: tuple[str, ...] = ("image",)  # parts read as files with or without a filename
+
     def _parse_multipart(self, stream, mimetype: str, content_length: int | None,
                          options: dict[str, str]) -> tuple[Any, Any, Any]:
         from python_multipart.exceptions import MultipartParseError
@@ -96,8 +98,10 @@ class FastFormDataParser(FormDataParser):
             if disposition != "form-data" or name is None:
                 continue
             data = b"".join(part.chunks)
-            if "filename" in params:
-                files.append((name, FileStorage(io.BytesIO(data), filename=params["filename"], name=name,
+            # A file field sent without a filename (`curl -F image=<photo.jpg` sends the photo as a plain form
+            # value) is still the file: its bytes are kept as they came, never decoded as text.
+            if "filename" in params or name in self.file_fields:
+                files.append((name, FileStorage(io.BytesIO(data), filename=params.get("filename", ""), name=name,
                                                 headers=headers)))
             else:
                 if self.max_form_memory_size is not None and len(data) > self.max_form_memory_size:

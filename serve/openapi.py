@@ -24,19 +24,41 @@ _CANDIDATE = {
 }
 _PREDICTION = {
     "type": "object",
-    "required": ["view", "model", "specs", "notes", "timings_ms"],
+    "required": ["view", "model", "ood", "specs", "notes", "timings_ms"],
     "properties": {
         "view": {"type": "object", "properties": {
-            "label": {"type": "string", "enum": ["exterior", "interior"]},
+            "label": {"type": "string", "enum": ["exterior", "interior", "other"],
+                      "description": "other: not a car photo (bundles exported before the view classifier learned "
+                                     "it have exterior and interior only)"},
             "confidence": {"type": "number"}, "interior": {"type": "boolean"},
+            "not_a_car": {"type": "boolean", "description": "the view classifier's answer is `other`"},
             "probabilities": {"type": "object", "additionalProperties": {"type": "number"}}}},
-        "model": {"type": "object", "required": ["sure", "prediction", "top"], "properties": {
-            "sure": {"type": "boolean", "description": "false when the top-1 confidence is under min_confidence"},
+        "model": {"type": "object", "required": ["sure", "reason", "prediction", "top"], "properties": {
+            "sure": {"type": "boolean",
+                     "description": "true only when the photo is an exterior car photo like the training photos "
+                                    "(view classifier and OOD check) and the top-1 confidence reaches "
+                                    "min_confidence"},
+            "reason": {"type": ["string", "null"], "enum": ["not_a_car", "unfamiliar", "interior", "low_confidence",
+                                                            None],
+                       "description": "why not sure (null when sure), the first that applies: not_a_car (the view "
+                                      "classifier says it is not a car photo), unfamiliar (the OOD score is above "
+                                      "its threshold), interior (the model-year classifier learned from exterior "
+                                      "photos), low_confidence (top-1 under min_confidence)"},
             "prediction": {"oneOf": [{"$ref": "#/components/schemas/Candidate"}, {"type": "null"}],
                            "description": "the best match, or null when not sure"},
             "top": {"type": "array", "items": {"$ref": "#/components/schemas/Candidate"},
-                    "description": "the top-k candidates, best first (always present)"},
+                    "description": "the top-k candidates, best first (always present; only guesses when not sure)"},
             "min_confidence": {"type": "number"}}},
+        "ood": {"type": "object", "required": ["checked"], "properties": {
+            "checked": {"type": "boolean", "description": "false for a bundle exported without an OOD check"},
+            "method": {"type": ["string", "null"], "enum": ["mahalanobis", "knn", None]},
+            "score": {"type": ["number", "null"],
+                      "description": "how unlike the training photos the photo's features are (larger: less alike)"},
+            "threshold": {"type": ["number", "null"],
+                          "description": "a score above it is `unfamiliar`; set at export to keep a stated share "
+                                         "of held-out in-distribution photos"},
+            "unfamiliar": {"type": ["boolean", "null"]}},
+            "description": "the out-of-distribution check of the model classifier's features"},
         "specs": {"type": ["object", "null"], "description": "the best match's row of the bundle's specs table"},
         "thumbs": {"type": "object", "description": "example photos of the best match, by view (URLs)"},
         "notes": {"type": "array", "items": {"type": "string"}},
@@ -67,7 +89,9 @@ def openapi_spec(version: str, max_upload_bytes: int) -> dict[str, Any]:
                     "type": "object", "required": ["image"],
                     "properties": {"image": {"type": "string", "format": "binary",
                                              "description": f"JPEG, PNG, WebP, GIF, BMP or TIFF; at most "
-                                                            f"{max_upload_bytes} bytes in the request"}}}}}},
+                                                            f"{max_upload_bytes} bytes in the request. A part "
+                                                            "without a filename (curl -F image=<photo.jpg) is "
+                                                            "read as the photo too"}}}}}},
                 "responses": {
                     "200": {"description": "the answer",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Prediction"}}}},

@@ -78,7 +78,8 @@ def output_format(out: str, overwrite: bool) -> str:
 
 
 def row_for(path: Path, result: dict | None, error: tuple[str, str] | None, top_k: int) -> dict:
-    """One output row: the photo, its view, the top-1 (with make, model, year and `sure`) and the top-k."""
+    """One output row: the photo, its view, the top-1 (with make, model, year, `sure` and, when not, the
+    `reason`), the OOD score and threshold (None for a bundle without an OOD check) and the top-k."""
     row = {"path": str(path), "ok": error is None, "error_code": error[0] if error else None,
            "error": error[1] if error else None}
     view = (result or {}).get("view") or {}
@@ -87,9 +88,12 @@ def row_for(path: Path, result: dict | None, error: tuple[str, str] | None, top_
     best = top[0] if top else {}
     row.update({
         "view": view.get("label"), "view_confidence": view.get("confidence"), "interior": view.get("interior"),
-        "sure": model.get("sure"), "label": best.get("label"), "name": best.get("name"), "make": best.get("make"),
+        "sure": model.get("sure"), "reason": model.get("reason"), "label": best.get("label"),
+        "name": best.get("name"), "make": best.get("make"),
         "model": best.get("model"), "year": best.get("year"), "confidence": best.get("confidence"),
     })
+    ood = (result or {}).get("ood") or {}
+    row.update({"ood_score": ood.get("score"), "ood_threshold": ood.get("threshold")})
     for i in range(top_k):
         cand = top[i] if i < len(top) else {}
         row[f"top{i + 1}_label"] = cand.get("label")
@@ -209,6 +213,7 @@ def run(args) -> int:
     writer = _Writer(args.out, fmt, columns)
     t0 = time.perf_counter()
     refused: Counter = Counter()
+    reasons: Counter = Counter()
     sure = 0
     try:
         with tqdm(total=len(photos), unit="photo", desc="predict", disable=None, file=sys.stderr) as bar, \
@@ -219,6 +224,8 @@ def run(args) -> int:
                 if error:
                     refused[error[0]] += 1
                 sure += bool(row["sure"])
+                if row["reason"]:
+                    reasons[row["reason"]] += 1
                 bar.update()
         writer.commit()
     except BaseException:
@@ -230,6 +237,7 @@ def run(args) -> int:
     answered = len(photos) - sum(refused.values())
     why = f" ({', '.join(f'{code} {n}' for code, n in refused.most_common())})" if refused else ""
     dest = "" if args.out == "-" else f" -> {args.out}"
+    unsure = f"; not sure: {', '.join(f'{r} {n}' for r, n in reasons.most_common())}" if reasons else ""
     print(f"predict: {len(photos)} photos in {seconds:.1f} s ({len(photos) / seconds:.0f}/s): {answered} answered "
-          f"({sure} sure), {sum(refused.values())} refused{why}{dest}", file=sys.stderr)
+          f"({sure} sure{unsure}), {sum(refused.values())} refused{why}{dest}", file=sys.stderr)
     return 0

@@ -22,6 +22,7 @@ import numpy as np
 
 from carscope.errors import CarscopeError
 from carscope.imaging import JPEG_FORMATS, jpeg_scale
+from export.bundle import OTHER_LABEL
 from export.bundle import load as load_bundle
 from serve.batcher import Batcher, BatcherStopped
 from serve.config import ServeConfig
@@ -32,8 +33,16 @@ from serve.preprocess import Preprocessor
 
 log = logging.getLogger("carscope.serve")
 
-INTERIOR_NOTE = ("This looks like an interior photo. The model-year guess below is less reliable from inside the "
-                 "car; an exterior photo gives a better answer.")
+INTERIOR_NOTE = ("This looks like an interior photo. The model classifier learned model-years from exterior photos, "
+                 "so it gives no answer from inside the car: the candidates below are only guesses. An exterior "
+                 "photo gives an answer.")
+NOT_A_CAR_NOTE = ("This does not look like a car photo the model knows. The candidates below are only guesses, "
+                  "not an answer.")
+UNFAMILIAR_NOTE = ("This photo is unlike the photos the model was trained on (out-of-distribution score {score:.4g}, "
+                   "above the threshold {threshold:.4g}), so the model gives no answer: the candidates below are only "
+                   "guesses. It may not show a car, or shows one from a view or of a kind the model has not seen.")
+NO_OOD_NOTE = "This bundle was exported without an out-of-distribution check; re-export it to get one."
+REASONS = ("not_a_car", "unfamiliar", "interior", "low_confidence")  # why not sure, in the order they are tested
 
 
 class NotReady(Exception):
@@ -61,6 +70,13 @@ class Predictor:
         if len(self.labels) < 2 or len(self.view_labels) < 2:
             raise CarscopeError("the bundle's models need at least two labels each")
         self.interior_index = self.view_labels.index("interior") if "interior" in self.view_labels else None
+        self.other_index = self.view_labels.index(OTHER_LABEL) if OTHER_LABEL in self.view_labels else None
+        model_entry = self.bundle.models["model"]
+        self.ood_meta = model_entry.ood  # None: a bundle made without an OOD check (it still serves)
+        self.ood_scorer = model_entry.ood_scorer()
+        if self.ood_scorer is None:
+            log.warning("the bundle has no out-of-distribution check: a photo unlike the training photos is judged "
+                        "by its confidence alone (re-export to add one)")
         self.specs = self._load_specs()
         self.thumb_files = self._thumb_files()
         self.limits = DecodeLimits(max_pixels=self.config.max_pixels)
@@ -161,14 +177,17 @@ class Predictor:
 
     # -- the batched forward pass (batcher worker thread) -------------------------------------------------
     def _run_batch(self, items: list[tuple[np.ndarray, np.ndarray | None]], alone: bool = False
-                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+                   ) -> list[tuple[np.ndarray, np.ndarray, float | None]]:
         view_x = np.stack([v for v, _ in items])
         model_x = view_x if self.shared_input else np.stack([m for _, m in items])
         timings: dict[str, float] = {}
-        view_logits, model_logits = self.engine.infer(view_x, model_x, alone=alone, timings=timings)
+        view_logits, model_logits, feats = self.engine.infer_all(view_x, model_x, alone=alone, timings=timings)
         self.metrics.inference.labels("view").observe(timings["view"])
         self.metrics.inference.labels("model").observe(timings["model"])
-        return list(zip(view_logits, model_logits, strict=True))
+        # the OOD score of the whole batch at once (one matrix product), on the batcher thread
+        scores = self.ood_scorer.score(feats).tolist() if self.ood_scorer is not None and feats is not None \
+            else [None] * len(items)
+        return list(zip(view_logits, model_logits, scores, strict=True))
 
     # -- one request ---------------------------------------------------------------------------------------
     def predict(self, data: bytes, *, preview: bool = False) -> dict[str, Any]:
@@ -195,7 +214,7 @@ class Predictor:
             t2 = time.perf_counter()
             future = ticket.submit((view_x, model_x))
         try:
-            (view_logits, model_logits), info = future.result(timeout=self.config.request_timeout_s)
+            (view_logits, model_logits, ood_score), info = future.result(timeout=self.config.request_timeout_s)
         except FutureTimeout:
             future.cancel()
             raise NotReady("the server is overloaded; try again shortly", code="overloaded") from None
@@ -203,7 +222,7 @@ class Predictor:
             raise NotReady("the server is shutting down", code="shutting_down") from None
         t3 = time.perf_counter()
         self.metrics.queue_wait.observe(info.queue_s)
-        result = self._answer(view_logits, model_logits)
+        result = self._answer(view_logits, model_logits, ood_score)
         if decoded.frames:
             result["notes"].append("The image has several frames; the first one was used.")
         result["image"] = {"format": decoded.format, "width": decoded.size[0], "height": decoded.size[1],
@@ -217,31 +236,57 @@ class Predictor:
             "inference": _ms(info.run_s), "postprocess": _ms(t4 - t3), "total": _ms(t4 - t0),
         }
         result["batch_size"] = info.size
-        self.metrics.predictions.labels("sure" if result["model"]["sure"] else "not_sure").inc()
+        self.metrics.predictions.labels("sure" if result["model"]["sure"] else result["model"]["reason"]).inc()
         return result
 
-    def _answer(self, view_logits: np.ndarray, model_logits: np.ndarray) -> dict[str, Any]:
+    def ood_threshold(self) -> float | None:
+        """The threshold of the features the served variant returns (int8 carries its own)."""
+        return self.bundle.models["model"].ood_threshold(self.engine.variants.get("model", "fp32"))
+
+    def _answer(self, view_logits: np.ndarray, model_logits: np.ndarray, ood_score: float | None = None
+                ) -> dict[str, Any]:
+        """The answer to one photo. Sure of a model-year only when none of REASONS applies: the view classifier
+        does not call it `other` (not a car photo) or interior, the OOD score is within its threshold, and the
+        calibrated top-1 reaches min_confidence."""
         view_probs = softmax(view_logits, self.engine.models["view"].temperature)
         probs = softmax(model_logits, self.engine.models["model"].temperature)
         vi = int(np.argmax(view_probs))
         interior = self.interior_index is not None and vi == self.interior_index
+        not_a_car = self.other_index is not None and vi == self.other_index
         k = min(self.config.top_k, len(self.labels))
         order = np.argsort(-probs, kind="stable")[:k]
         top = [self.describe_label(self.labels[i], float(probs[i])) for i in order]
-        sure = top[0]["confidence"] >= self.config.min_confidence
+        threshold = self.ood_threshold()
+        unfamiliar = ood_score is not None and threshold is not None and ood_score > threshold
+        confident = top[0]["confidence"] >= self.config.min_confidence
+        reason = ("not_a_car" if not_a_car else "unfamiliar" if unfamiliar else "interior" if interior
+                  else None if confident else "low_confidence")
+        sure = reason is None
         notes = []
+        if not_a_car:
+            notes.append(NOT_A_CAR_NOTE)
+        elif unfamiliar:
+            notes.append(UNFAMILIAR_NOTE.format(score=ood_score, threshold=threshold))
         if interior:
             notes.append(INTERIOR_NOTE)
-        if not sure:
+        if reason == "low_confidence":
             notes.append(f"Not sure: the best guess has {top[0]['confidence']:.0%} confidence, under the "
                          f"{self.config.min_confidence:.0%} threshold. The photo may not show a car, or shows a "
                          "model this service does not know. The candidates are listed instead of an answer.")
+        if self.ood_scorer is None:
+            notes.append(NO_OOD_NOTE)
+            ood = {"checked": False, "method": None, "score": None, "threshold": None, "unfamiliar": None}
+        else:
+            ood = {"checked": True, "method": self.ood_meta["method"], "score": ood_score, "threshold": threshold,
+                   "unfamiliar": bool(unfamiliar)}
         best = top[0]["label"]
         return {
             "view": {"label": self.view_labels[vi], "confidence": float(view_probs[vi]), "interior": bool(interior),
+                     "not_a_car": bool(not_a_car),
                      "probabilities": {lab: float(p) for lab, p in zip(self.view_labels, view_probs, strict=True)}},
-            "model": {"sure": bool(sure), "prediction": top[0] if sure else None, "top": top,
+            "model": {"sure": bool(sure), "reason": reason, "prediction": top[0] if sure else None, "top": top,
                       "min_confidence": self.config.min_confidence},
+            "ood": ood,
             "specs": self.specs.get(best) if sure else None,
             "thumbs": self.bundle.thumbs(best) if sure else {},
             "notes": notes,
@@ -277,8 +322,14 @@ class Predictor:
                 "metrics": meta.get("metrics", {}),
                 "parity": meta.get("parity", {}),
             }
+        ood = self.ood_meta
         return {
             "models": models,
+            "ood": ({"checked": True, "method": ood["method"], "threshold": self.ood_threshold(),
+                     "tpr": ood.get("tpr"), "threshold_split": ood.get("threshold_split"),
+                     "figures": ood.get("figures", {})} if ood else
+                    {"checked": False, "note": NO_OOD_NOTE}),
+            "not_a_car_class": self.other_index is not None,
             "classes": [self.describe_label(label) for label in self.labels],
             "serving": {**self.engine.describe(), "ready": self.ready.is_set(), "max_wait_ms": self.config.max_wait_ms,
                         "min_confidence": self.config.min_confidence, "top_k": self.config.top_k,
@@ -314,4 +365,4 @@ def _json_value(v: Any) -> Any:
     return str(v)
 
 
-__all__ = ["Predictor", "NotReady", "ImageRejected", "INTERIOR_NOTE"]
+__all__ = ["Predictor", "NotReady", "ImageRejected", "INTERIOR_NOTE", "NOT_A_CAR_NOTE", "REASONS"]

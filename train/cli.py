@@ -35,7 +35,8 @@ def _csv_ints(text: str) -> list[int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task", choices=["view", "model"], help="view: interior/exterior; model: model-year")
+    p.add_argument("task", choices=["view", "model"],
+                   help="view: exterior/interior/other (not a car photo); model: model-year")
     p.add_argument("--data", required=True, help="dataset directory written by `carscope crawl`")
     p.add_argument("--out", required=True, help="run directory to write")
     g = p.add_argument_group("model")
@@ -55,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model task: every year's model-years are classes (default: only --target-year's)")
     g.add_argument("--view-run", default=None, help="model task: a view run that labels view_hint=unknown photos")
     g.add_argument("--view-threshold", type=float, default=0.9, help="p(exterior) needed to use an unknown photo")
+    g.add_argument("--negatives", type=int, default=-1, metavar="N",
+                   help="view task: N generic synthetic not-a-car images (train/negatives.py) as a third class, "
+                        "'other' (default -1: a quarter of the labelled photos, at least 64; 0: two classes only)")
     g.add_argument("--pretrain-all-years", action="store_true",
                    help="model task: first train make+model on every year, then fine-tune on the target year")
     g.add_argument("--pretrain-epochs", type=int, default=None, help="epochs of the pretraining (default: --epochs)")

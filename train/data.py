@@ -25,6 +25,8 @@ from carscope.errors import CarscopeError
 
 SPLITS_FILE = "splits.parquet"
 SPLITS = ("train", "val", "test")
+OTHER_LABEL = "other"  # the view task's not-a-car class (export/bundle.py's OTHER_LABEL)
+MIN_NEGATIVES, MAX_NEGATIVES = 64, 20_000
 
 
 def say(msg: str) -> None:
@@ -34,13 +36,14 @@ def say(msg: str) -> None:
 # ----------------------------------------------------------------------------------------------- labels
 def build_table(ds, task: str, *, target_year: int | None = None, label_mode: str = "model_year",
                 view_scores: dict[str, float] | None = None, view_threshold: float = 0.9,
-                years: str = "target") -> tuple[Any, dict[str, Any]]:
+                years: str = "target", other_scores: dict[str, float] | None = None) -> tuple[Any, dict[str, Any]]:
     """One row per usable photo: sha256, path, model_id, year, label, source. Returns (table, counts).
 
     view:  label = view_hint (exterior/interior); unknown photos excluded.
     model: photos of `target_year` (default: the latest year in the data) with view_hint exterior (source
            "hint"), plus unknown photos whose exterior probability from a view run (`view_scores`, sha256 ->
-           p(exterior)) is >= view_threshold (source "view_run"). label_mode "model_year" labels by model_id;
+           p(exterior)) is >= view_threshold (source "view_run"), less any photo whose p(other) from a
+           three-class view run (`other_scores`) is >= 0.5. label_mode "model_year" labels by model_id;
            "make_model" by make+model (the all-years pretraining); years "all" keeps every year."""
     import pandas as pd
 
@@ -103,6 +106,10 @@ def build_table(ds, task: str, *, target_year: int | None = None, label_mode: st
             counts["view_run_rejected"] = int((unknown & ~from_run).sum())
         counts["unknown_excluded"] = int((unknown & ~keep).sum())
         counts["interior_excluded"] = int((df["view_hint"] == "interior").sum())
+        if other_scores:  # photos the view run calls not a car photo (logos, banners in a gallery): left out
+            not_car = keep & (df["sha256"].map(other_scores).fillna(0.0) >= 0.5)
+            counts["view_run_not_a_car"] = int(not_car.sum())
+            keep &= ~not_car
         df = df[keep].copy()
         if label_mode == "make_model":
             df["label"] = [f"{slugify(a)}_{slugify(b)}" for a, b in zip(df["make"], df["model"], strict=False)]
@@ -350,10 +357,13 @@ class Prepared:
         return len(self.targets[split])
 
 
-def score_unknown(ds, view_run: str, *, cache_dir: Path, device, workers: int, batch_size: int = 64
-                  ) -> dict[str, float]:
+def score_unknown(ds, view_run: str, *, cache_dir: Path, device, workers: int, batch_size: int = 64,
+                  other: dict[str, float] | None = None) -> dict[str, float]:
     """p(exterior) for every view_hint=unknown photo, by a finished view run (calibrated by its temperature).
-    The photos are decoded into this run's cache (`cache_dir`): another run's directory is never written."""
+    The photos are decoded into this run's cache (`cache_dir`): another run's directory is never written.
+
+    When the view run has an `other` class (not a car photo) and `other` is a dict, every photo is scored and
+    `other` gets sha256 -> p(other) for all of them: a gallery's logos and banners come with the page's view."""
     import numpy as np
     import torch
 
@@ -362,7 +372,11 @@ def score_unknown(ds, view_run: str, *, cache_dir: Path, device, workers: int, b
     from train.presets import Normalizer
 
     state = checkpoint.load_run(view_run, task="view")
-    unknown = ds.images[ds.images["view_hint"] == "unknown"].drop_duplicates("sha256")
+    other_i = state["labels"].index(OTHER_LABEL) if OTHER_LABEL in state["labels"] else None
+    every = other is not None and other_i is not None
+    unknown = ds.images if every else ds.images[ds.images["view_hint"] == "unknown"]
+    unknown = unknown.drop_duplicates("sha256")
+    hint = dict(zip(unknown["sha256"], unknown["view_hint"], strict=False))
     if len(unknown) == 0:
         return {}
     spec = state["preprocess"]
@@ -375,11 +389,32 @@ def score_unknown(ds, view_run: str, *, cache_dir: Path, device, workers: int, b
     out: dict[str, float] = {}
     with torch.inference_mode():
         for idx, x, _ in eval_batches(ref, np.zeros(len(shas), dtype=np.int64), batch_size):
-            probs = torch.softmax(model(norm(x.to(device))).float() / state["temperature"], dim=1)[:, ext]
-            for i, p in zip(idx, probs.cpu().tolist(), strict=False):
+            probs = torch.softmax(model(norm(x.to(device))).float() / state["temperature"], dim=1).cpu()
+            for i, row in zip(idx, probs.tolist(), strict=False):
                 if ok[i]:
-                    out[shas[i]] = float(p)
+                    if hint[shas[i]] == "unknown":
+                        out[shas[i]] = float(row[ext])
+                    if every:
+                        other[shas[i]] = float(row[other_i])
     return out
+
+
+def add_negatives(table, run_dir: Path, count: int, *, seed: int, photos: list[str], size: int = 256,
+                  workers: int = 2):
+    """The view table plus `count` synthetic not-a-car images (train/negatives.py) labelled `other`, written
+    under RUN/negatives/ (absolute paths in splits.parquet, so export finds them without the dataset)."""
+    import pandas as pd
+
+    from train.negatives import write_negatives
+
+    drawn = write_negatives(run_dir / "negatives", count, seed=seed, size=size, photos=photos, threads=workers)
+    rows = pd.DataFrame({"sha256": [s for s, _ in drawn], "path": [str(Path(p).resolve()) for _, p in drawn]})
+    rows = rows.drop_duplicates("sha256")
+    rows = rows.assign(model_id=pd.NA, year=pd.NA, label=OTHER_LABEL, source="negative",
+                       published=pd.Series(pd.NA, index=rows.index, dtype="string"))
+    out = pd.concat([table, rows[table.columns]], ignore_index=True)
+    out["year"] = out["year"].astype("Int64")
+    return out.sort_values(["label", "sha256"]).reset_index(drop=True), len(rows)
 
 
 def prepare(ds, *, task: str, run_dir: Path, cache_dir: Path, spec: dict[str, Any], args, device,
@@ -388,13 +423,22 @@ def prepare(ds, *, task: str, run_dir: Path, cache_dir: Path, spec: dict[str, An
     """Build the table, split it, decode the caches, write splits.parquet (rank 0 only)."""
     from crawler.dataset import write_table
 
-    view_scores = None
+    view_scores, other_scores = None, {}
     if task == "model" and getattr(args, "view_run", None):
         view_scores = score_unknown(ds, args.view_run, cache_dir=cache_dir / "view-run", device=device,
-                                    workers=args.workers or 2)
+                                    workers=args.workers or 2, other=other_scores)
     table, counts = build_table(ds, task, target_year=getattr(args, "target_year", None), label_mode=label_mode,
                                 view_scores=view_scores, view_threshold=getattr(args, "view_threshold", 0.9),
-                                years=years)
+                                years=years, other_scores=other_scores)
+    negatives = getattr(args, "negatives", 0)
+    if task == "view" and negatives:
+        if negatives < 0:  # auto: a quarter of the labelled photos
+            negatives = min(MAX_NEGATIVES, max(MIN_NEGATIVES, round(0.25 * len(table))))
+        sample = table.sample(n=min(len(table), 256), random_state=args.seed)["path"]
+        table, n = add_negatives(table, run_dir, negatives, seed=args.seed,
+                                 photos=[str(ds.root / p) for p in sample], workers=args.workers or 2)
+        counts["sources"]["negative"] = n
+        say(f"{n} synthetic not-a-car images as class '{OTHER_LABEL}' (--negatives)")
     table, dropped = split_table(table, val_frac=args.val_frac, test_frac=args.test_frac, seed=args.seed,
                                  min_class_images=args.min_class_images, exclude=exclude)
     counts["dropped_classes"] = dropped

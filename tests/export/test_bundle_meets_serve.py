@@ -11,6 +11,7 @@ from PIL import Image
 
 from export.bundle import load as load_bundle
 from serve.app import create_app
+from serve.predictor import REASONS
 
 
 def _jpeg(size=(96, 72), colour=(180, 40, 40)) -> bytes:
@@ -34,10 +35,19 @@ def test_exports_real_bundle_is_served(bundle):
         assert resp.status_code == 200, resp.get_json()
         body = resp.get_json()
         labels = meta["models"]["model"]["labels"]
-        assert body["model"]["prediction"]["label"] in labels and len(body["model"]["top"]) == min(5, len(labels))
+        assert body["model"]["top"][0]["label"] in labels and len(body["model"]["top"]) == min(5, len(labels))
         assert body["view"]["label"] in meta["models"]["view"]["labels"]
-        assert body["specs"]["model_id"] == body["model"]["prediction"]["label"]  # the exported specs table
+        if body["model"]["sure"]:
+            assert body["specs"]["model_id"] == body["model"]["prediction"]["label"]  # the exported specs table
+        else:  # a flat red frame is rightly refused by the OOD check or the view's `other` class
+            assert body["model"]["reason"] in REASONS and body["specs"] is None
         models = client.get("/api/v1/models").get_json()
         assert models["models"]["model"]["labels"] == labels
         running = models["serving"]["variants"]["model"]  # the export the model classifier runs
         assert running == (variant if variant != "auto" else running) and running in ("fp32", "int8")
+        # the OOD check export fitted is the one served: the variant's own threshold, a score from its features
+        ood = meta["models"]["model"]["ood"]
+        own = (ood.get("variants") or {}).get(running, {}).get("threshold", ood["threshold"])
+        assert body["ood"]["checked"] is True and body["ood"]["method"] == ood["method"]
+        assert body["ood"]["threshold"] == own and isinstance(body["ood"]["score"], float)
+        assert body["ood"]["unfamiliar"] == (body["ood"]["score"] > own)

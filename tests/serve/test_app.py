@@ -280,7 +280,18 @@ def test_result_page_not_sure_and_interior(client):
     html = upload(client, photo("grey"), path="/").get_data(as_text=True)
     assert "Not sure" in html and "Candidates" in html and '<table class="specs">' not in html
     html = upload(client, photo("dark"), path="/").get_data(as_text=True)
-    assert "Interior" in html and "less reliable" in html
+    assert "Interior" in html and "no answer from inside the car" in html
+    assert '<table class="specs">' not in html and 'data-reason="interior"' in html
+
+
+def test_an_interior_photo_is_never_sure(client):
+    """The model classifier learned model-years from exterior photos: however confident it is about an interior
+    photo, the answer is not sure, with the reason, and carries no specifications."""
+    body = upload(client, photo("dark")).get_json()
+    assert body["view"]["interior"] is True
+    assert body["model"]["top"][0]["confidence"] >= body["model"]["min_confidence"]  # confident, yet:
+    assert body["model"]["sure"] is False and body["model"]["reason"] == "interior"
+    assert body["model"]["prediction"] is None and body["specs"] is None and body["thumbs"] == {}
 
 
 def test_thumbs_are_served_and_nothing_else_from_the_bundle(client):
@@ -532,8 +543,8 @@ def test_a_lone_batch_uses_every_thread_and_answers_the_same(bundle_dir, plan):
         assert serving["alone_plan"] == plan and serving["alone_split"] == (
             {"view": 1, "model": 1} if plan == "parallel" else {"view": 2, "model": 2})
         asked, view_threads = [], []
-        real_infer, real_view_run = engine.infer, engine.models["view"].run
-        engine.infer = lambda *a, alone=False, **k: asked.append(alone) or real_infer(*a, alone=alone, **k)
+        real_infer, real_view_run = engine.infer_all, engine.models["view"].run
+        engine.infer_all = lambda *a, alone=False, **k: asked.append(alone) or real_infer(*a, alone=alone, **k)
         engine.models["view"].run = lambda x: view_threads.append(threading.current_thread().name) or real_view_run(x)
         for colour in sorted(EXPECTED):
             assert upload(app.test_client(), photo(colour)).get_json()["model"]["prediction"]["label"] == EXPECTED[colour]

@@ -1,0 +1,157 @@
+"""The out-of-distribution score: its arithmetic (export/ood.py, export/bundle.py's OodScorer), and the score an
+export fits, records and gates, computed the same from PyTorch, fp32 ONNX and int8 ONNX features."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from carscope.errors import CarscopeError
+from export import ood as oodmod
+from export.bundle import OodScorer
+from export.bundle import load as load_bundle
+
+
+def _clusters(n=300, d=16, classes=3, seed=0, centres=None):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1, (classes, d)) * 4 if centres is None else centres
+    y = rng.integers(0, classes, n)
+    return centres[y] + rng.normal(0, 0.5, (n, d)), y, centres
+
+
+@pytest.mark.parametrize("method", ["mahalanobis", "knn"])
+def test_in_distribution_scores_lower_than_far_points(method):
+    x, y, centres = _clusters()
+    scorer = oodmod.fit(method, x, y)
+    held, _, _ = _clusters(n=100, seed=1, centres=centres)  # same clusters, new draws
+    rng = np.random.default_rng(2)
+    far = rng.normal(0, 1, (100, x.shape[1])) * 4  # directions none of the classes has
+    s_in, s_out = scorer.score(held), scorer.score(far)
+    assert np.median(s_in) < np.median(s_out)
+    assert oodmod.auroc(s_in, s_out) > 0.95
+
+
+@pytest.mark.parametrize("method", ["mahalanobis", "knn"])
+def test_saved_scorer_scores_the_same(tmp_path, method):
+    x, y, _ = _clusters()
+    scorer = oodmod.fit(method, x, y)
+    scorer.save(tmp_path / "ood.npz")
+    again = OodScorer.load(tmp_path / "ood.npz")
+    assert again.method == method
+    np.testing.assert_allclose(again.score(x[:20]), scorer.score(x[:20]), rtol=1e-6)
+    with pytest.raises(ValueError, match="expects"):
+        again.score(x[:2, :5])  # the wrong width is an error, not a silent broadcast
+
+
+def test_knn_bank_is_capped_per_class():
+    x, y, _ = _clusters(n=1000)
+    scorer = oodmod.fit("knn", x, y, max_bank=100)
+    assert len(scorer.bank) <= 100 and scorer.arrays["bank"].dtype == np.float16  # what the bundle stores
+    # the k-th neighbour: a bank photo itself scores ~0 with k=1
+    assert scorer.score(scorer.bank[:5].astype(np.float32)).max() < 1e-3
+
+
+def test_threshold_keeps_the_stated_share():
+    scores = np.arange(100, dtype=float)
+    t = oodmod.threshold_at(scores, 0.95)
+    assert (scores <= t).mean() == pytest.approx(0.95)
+    assert oodmod.threshold_at(scores, 0.98) == 97
+    with pytest.raises(CarscopeError):
+        oodmod.threshold_at(scores, 0)
+    with pytest.raises(CarscopeError):
+        oodmod.threshold_at([], 0.95)
+
+
+def test_auroc_and_fpr():
+    assert oodmod.auroc([0, 1, 2], [3, 4]) == 1.0
+    assert oodmod.auroc([3, 4], [0, 1]) == 0.0
+    assert oodmod.auroc([1, 1], [1, 1]) == 0.5  # ties count half
+    assert oodmod.fpr_at_tpr(np.arange(100), np.array([50, 200, 300]), 0.95) == pytest.approx(1 / 3)
+
+
+def test_unknown_method_and_too_few_photos():
+    with pytest.raises(CarscopeError, match="unknown OOD method"):
+        oodmod.fit("cosine", np.ones((5, 3)), np.zeros(5))
+    with pytest.raises(CarscopeError, match="at least 2"):
+        oodmod.fit("knn", np.ones((1, 3)), np.zeros(1))
+
+
+# ------------------------------------------------------------------------------------------- the export
+def test_bundle_records_the_ood_check(bundle):
+    out, logs = bundle
+    meta = json.loads((out / "bundle.json").read_text())
+    ood = meta["models"]["model"]["ood"]
+    assert ood["method"] in ("mahalanobis", "knn") and set(ood["compared"]) == {"mahalanobis", "knn"}
+    assert ood["tpr"] == 0.98 and ood["threshold_split"] in ("val", "test") and ood["fit"]["split"] == "train"
+    assert ood["figures"]["synthetic"]["photos"] == 200 and "auroc_vs_test" in ood["figures"]["synthetic"]
+    assert meta["models"]["model"]["output"]["features"] == "features"
+    assert "ood" not in meta["models"]["view"]  # the view classifier has its `other` class instead
+    assert meta["models"]["model"]["parity"]["features"]["max_rel_error"] < 1e-3
+    assert any("OOD score" in line for line in logs)
+    # a tampered OOD file is refused like a tampered graph
+    assert load_bundle(out).models["model"].ood_scorer().method == ood["method"]
+
+
+def test_score_is_the_same_from_pytorch_fp32_and_int8(bundle, tiny):
+    """The features of the three graphs give the same score: fp32 ONNX = PyTorch to float rounding, and int8
+    keeps the decisions export measured (its own threshold, recorded)."""
+    from crawler import dataset as dsmod
+    from export.onnx_export import cpu_session, run_all, with_features
+    from export.photos import batches, split_photos
+    from train.checkpoint import load_run
+    from train.models import model_from_checkpoint
+
+    out, _ = bundle
+    data, _, model_run = tiny
+    b = load_bundle(out)
+    entry = b.models["model"]
+    scorer = entry.ood_scorer()
+    state = load_run(model_run, task="model")
+    files = split_photos(model_run, dsmod.load(data), "test", state["labels"])["file"].tolist()
+    x = np.concatenate(list(batches(files, entry.input_spec)))
+    with torch.inference_mode():
+        _, eager = with_features(model_from_checkpoint(state))(torch.from_numpy(x))
+    _, fp32 = run_all(cpu_session(entry.path("fp32")), [x])
+    s_eager, s_fp32 = scorer.score(eager.numpy()), scorer.score(fp32)
+    np.testing.assert_allclose(s_fp32, s_eager, rtol=1e-4, atol=1e-4)
+    assert "int8" in entry.variants(), "the tiny export's int8 variant passed its gates"
+    _, q = run_all(cpu_session(entry.path("int8")), [x])
+    s_q = scorer.score(q)
+    t32, t8 = entry.ood_threshold("fp32"), entry.ood_threshold("int8")
+    assert t8 != t32 or entry.ood["variants"]["int8"]["threshold"] == t32  # int8 has its own threshold
+    agree = ((s_q > t8) == (s_fp32 > t32)).mean()
+    gate = entry.meta["variants"]["int8"]["metrics"]["ood"]
+    assert agree >= 0.9 and gate["failures"] == [] and gate["test_tpr"] >= gate["test_tpr_fp32"] - 0.03
+    assert np.corrcoef(s_q, s_fp32)[0, 1] > 0.9
+
+
+def test_int8_that_loses_the_score_is_refused(tiny, tmp_path, monkeypatch):
+    from export import pipeline
+
+    monkeypatch.setattr(pipeline, "INT8_OOD_MAX_AUROC_DROP", -1.0)  # any AUROC at all counts as a drop
+    data, view, model = tiny
+    logs: list[str] = []
+    b = pipeline.export_bundle(view, model, data, tmp_path / "b", int8=True, log=logs.append)
+    entry = b.models["model"]
+    assert "int8" not in entry.variants() and "OOD AUROC drops" in entry.meta["refused"]["int8"]["reason"]
+    assert "int8" not in (entry.ood.get("variants") or {})
+    assert any("REFUSED" in line and "OOD" in line for line in logs)
+
+
+def test_export_without_ood(tiny, tmp_path):
+    from export.pipeline import export_bundle
+    from serve.app import create_app
+
+    data, view, model = tiny
+    b = export_bundle(view, model, data, tmp_path / "b", ood_method="none", log=lambda m: None)
+    assert b.models["model"].ood is None and "features" not in b.models["model"].meta["output"]
+    import onnx
+
+    assert [o.name for o in onnx.load(str(b.models["model"].path())).graph.output] == ["logits"]
+    models = create_app(tmp_path / "b", {"providers": "cpu"}).test_client().get("/api/v1/models").get_json()
+    assert models["ood"]["checked"] is False
+    with pytest.raises(CarscopeError, match="--ood-tpr"):
+        export_bundle(view, model, data, tmp_path / "c", ood_tpr=1.0)
