@@ -84,6 +84,11 @@ PAINTS = [  # shared by every model: colour alone never identifies one
 
 EXTERIOR_VIEWS = ("side", "front34", "rear34")
 
+# What a gallery holds besides car photos (`ShowroomConfig.others` per model-year; SITE.md): a Photo's `subject`
+# is "car" or one of these, and a non-car image's `pose` is its subject.
+NON_CAR_SUBJECTS = ("logo", "banner", "portrait", "map", "brochure", "ad", "badge", "wheel")
+OTHER_INTERIOR = 0.25  # the share of non-car images shown in the interior tab (the rest: exterior)
+
 
 def _rng(*parts) -> random.Random:
     h = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
@@ -124,11 +129,16 @@ class Model:
 class Photo:
     id: str
     model_id: str
-    view: str  # exterior / interior
-    index: int  # within its model-year and view
-    pose: str  # side / front34 / rear34 for exteriors; dash / seats / console for interiors
+    view: str  # exterior / interior (a non-car image: the tab it is shown in)
+    index: int  # within its model-year and view (a non-car image: within the model-year's non-car images)
+    pose: str  # side / front34 / rear34 for exteriors; dash / seats / console for interiors; else the subject
     dup: bool  # also served under /cdn/
     corrupt: bool  # its bytes are permanently broken (valid JPEG header, truncated data)
+    subject: str = "car"  # "car", or one of NON_CAR_SUBJECTS (a logo, a map, ... in the gallery)
+
+    @property
+    def car(self) -> bool:
+        return self.subject == "car"
 
     def url(self, width: int = 640, cdn: bool = False) -> str:
         return f"/{'cdn' if cdn else 'photos'}/{self.id}-{width}.jpg"
@@ -183,11 +193,18 @@ class Catalog:
 
     def gallery_entries(self, my: ModelYear) -> list[tuple[Photo, bool]]:
         """The gallery in page order as (photo, cdn): the photos (shuffled in mixed galleries), then each
-        duplicate again, under /cdn/. Every layout shows its photos in this order."""
+        duplicate again, under /cdn/. Every layout shows its photos in this order.
+
+        Mixed galleries shuffle the car photos alone, then put each non-car image back at its place in
+        `my.photos`, so the car photos keep the order they had before galleries held anything else."""
         rng = _rng(self.config.seed, "gallery-order", my.model_id)
         photos = list(my.photos)
         if my.layout == "mixed":
+            photos = [p for p in my.photos if p.car]
             rng.shuffle(photos)
+            for i, p in enumerate(my.photos):  # ascending: each lands at its own index
+                if not p.car:
+                    photos.insert(i, p)
         return [(p, False) for p in photos] + [(p, True) for p in photos if p.dup]
 
     def gallery(self, my: ModelYear) -> list[dict]:
@@ -397,6 +414,25 @@ def _photo_id(seed: int, model_id: str, view: str, index: int) -> str:
     return hashlib.sha256(f"{seed}|{model_id}|{view}|{index}".encode()).hexdigest()[:12]
 
 
+def _others(seed: int, mid: str, config: ShowroomConfig, n_cars: int) -> list[tuple[int, Photo]]:
+    """A model-year's non-car images as (index in its photo list, Photo), to be inserted in order. Subjects
+    go round a per-model-year shuffle of NON_CAR_SUBJECTS (distinct until all are used); each image's tab,
+    flags and place come from its own id, and the car photos keep their ids, flags and relative order."""
+    subjects = list(NON_CAR_SUBJECTS)
+    _rng(seed, "other-subjects", mid).shuffle(subjects)
+    out = []
+    for k in range(config.others):
+        pid = _photo_id(seed, mid, "other", k)
+        r = _rng(seed, "other", pid)
+        view = "interior" if r.random() < OTHER_INTERIOR else "exterior"
+        at = r.randint(0, n_cars + k)  # anywhere among the photos listed so far, the end included
+        pr = _rng(seed, "photo-flags", pid)
+        subject = subjects[k % len(subjects)]
+        out.append((at, Photo(pid, mid, view, k, subject, dup=pr.random() < config.faults.dup,
+                              corrupt=pr.random() < config.faults.corrupt, subject=subject)))
+    return out
+
+
 def build_catalog(config: ShowroomConfig) -> Catalog:
     """The whole catalog for a config (cached: the same config object gives the same Catalog)."""
     return _build_catalog(config)
@@ -445,6 +481,9 @@ def _build_catalog(config: ShowroomConfig) -> Catalog:
                                corrupt=pr.random() < config.faults.corrupt)
                     plist.append(ph)
                     photos[pid] = ph
+            for at, ph in _others(seed, mid, config, len(plist)):
+                plist.insert(at, ph)
+                photos[ph.id] = ph
             specs, values = _spec_strings(seed, model, year, yi)
             model_years.append(ModelYear(model, year, mid, _facelift(seed, model.make.index, model.index, yi),
                                          specs, layout, tuple(plist), values))
@@ -485,7 +524,7 @@ def _photo_truth(lay, p: Photo, sha256: dict[str, str] | None) -> dict:
     """One photo's truth; its URLs in the layout's URL scheme (classic: /photos/<id>-640.jpg)."""
     url = lay.photo_url
     d = {
-        "id": p.id, "model_id": p.model_id, "view": p.view, "pose": p.pose,
+        "id": p.id, "model_id": p.model_id, "view": p.view, "pose": p.pose, "subject": p.subject, "car": p.car,
         "url": url(p, 640), "url_320": url(p, 320),
         "urls": [url(p, 640)] + ([url(p, 640, cdn=True)] if p.dup else []),
         "dup_urls": [url(p, 640, cdn=True), url(p, 320, cdn=True)] if p.dup else [],

@@ -2,6 +2,7 @@
 
     carscope showroom                                   # 6 makes x 4 models x 2 years on http://127.0.0.1:8700
     carscope showroom --makes 2 --photos 8 --faults 5xx=0.05,429=0.03,truncate=0.02 --port 0
+    carscope showroom --others 0                        # galleries of car photos only (default: 2 others each)
     carscope showroom --layout dl                       # the same catalog as a European dealer site
     carscope showroom --dump-truth truth.json           # write the ground truth and exit
 
@@ -23,6 +24,9 @@ def add_parser(sub) -> None:
     p.add_argument("--years", default="2022-2023", help="model years A-B (default: %(default)s)")
     p.add_argument("--photos", type=int, default=24,
                    help="exterior photos per model-year; interiors are a third of that (default: %(default)s)")
+    p.add_argument("--others", type=int, default=2, metavar="N",
+                   help="non-car images (dealer logo, banner, staff portrait, map, brochure page, ad, badge or "
+                        "wheel close-up) in each model-year's gallery, 0..20 (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="everything the site serves follows from it")
     p.add_argument("--faults", default="",
                    help="e.g. 5xx=0.05,429=0.03,slow=0.02,truncate=0.02,corrupt=0.02,redirect=0.05,dup=0.1")
@@ -47,7 +51,7 @@ def config_from_args(args):
     from showroom.config import ShowroomConfig, parse_faults, parse_years
 
     return ShowroomConfig(makes=args.makes, models_per_make=args.models_per_make, years=parse_years(args.years),
-                          photos=args.photos, seed=args.seed, faults=parse_faults(args.faults),
+                          photos=args.photos, others=args.others, seed=args.seed, faults=parse_faults(args.faults),
                           crawl_delay=args.crawl_delay, slow_s=args.slow_s, cache_dir=args.cache_dir,
                           layout=args.layout, cache_mb=args.cache_mb)
 

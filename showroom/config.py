@@ -114,6 +114,7 @@ class ShowroomConfig:
     models_per_make: int = 4
     years: tuple[int, int] = (2022, 2023)
     photos: int = 24  # exterior photos per model-year; interiors are about a third of that
+    others: int = 2  # non-car images (logos, banners, maps, ...: catalog.NON_CAR_SUBJECTS) per model-year gallery
     seed: int = 0
     faults: Faults = field(default_factory=Faults)
     crawl_delay: float = 0.0  # announced in robots.txt, not enforced
@@ -139,6 +140,7 @@ class ShowroomConfig:
             (1 <= self.makes <= 60, f"--makes must be in 1..60, not {self.makes}"),
             (1 <= self.models_per_make <= 40, f"--models-per-make must be in 1..40, not {self.models_per_make}"),
             (1 <= self.photos <= 500, f"--photos must be in 1..500, not {self.photos}"),
+            (0 <= self.others <= 20, f"--others must be in 0..20, not {self.others}"),
             (self.crawl_delay >= 0, "--crawl-delay must not be negative"),
             (0 <= self.slow_s <= 60, "--slow-s must be in 0..60 seconds"),
             (0 <= self.retry_after_s <= 3600, "retry_after_s must be in 0..3600"),
@@ -168,7 +170,7 @@ class ShowroomConfig:
         from showroom.render import RENDER_VERSION
 
         d = {"makes": self.makes, "mpm": self.models_per_make, "years": list(self.years), "photos": self.photos,
-             "seed": self.seed, "corrupt": self.faults.corrupt, "dup": self.faults.dup,
+             "others": self.others, "seed": self.seed, "corrupt": self.faults.corrupt, "dup": self.faults.dup,
              "mixed": self.mixed_fraction, "render": RENDER_VERSION}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -13,8 +13,10 @@ from pathlib import Path
 def write_dataset(root, config=None, *, width: int = 640, threads: int = 2, **overrides) -> Path:
     """Write the crawl of a showroom (showroom/render.py) without a server or a crawl: same photos, same labels.
 
-    view_hint is what a crawl sees: the photo's view in a tabbed gallery, "unknown" in a mixed one. Corrupt
-    photos (the `corrupt` fault) keep their broken bytes, like a crawl that stored them."""
+    view_hint is what a crawl sees: the photo's view in a tabbed gallery, "unknown" in a mixed one. The
+    galleries' non-car images (`config.others`: logos, maps, ...) are stored too, labelled with their page's
+    model_id and their tab's view_hint, as a crawl stores them. Corrupt photos (the `corrupt` fault) keep their
+    broken bytes, like a crawl that stored them."""
     from concurrent.futures import ThreadPoolExecutor
 
     import pandas as pd

@@ -1,6 +1,7 @@
 """Procedural, deterministic car photos (Pillow + numpy): what the showroom serves under /photos/.
 
     python -m showroom.render --out /tmp/showroom-photos --makes 2 --photos 6   # writes a contact sheet
+    (the galleries' non-car images, `--others`, are drawn in showroom/render_other.py)
 
 What identifies what (so a small CNN can learn it, and colour alone never does):
   make  = design language: grille shape, lamp shape, badge shape and colour, side stripe, wheel-arch style,
@@ -617,6 +618,8 @@ def render_photo_image(catalog: Catalog, photo: Photo) -> tuple[Image.Image, int
     """The 640x480 RGB image of a photo and the JPEG quality it is served at."""
     my = catalog.photo_model_year(photo)
     rng = _rng(catalog.config.seed, "photo", photo.id, RENDER_VERSION)
+    if not photo.car:
+        return _render_other(my, rng, photo.subject)
     if photo.view == "interior":
         img = _interior(my, rng, photo.pose)
     else:
@@ -646,6 +649,21 @@ def render_photo_image(catalog: Catalog, photo: Photo) -> tuple[Image.Image, int
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     quality = rng.randint(68, 92)
     return img, quality
+
+
+def _render_other(my: ModelYear, rng: random.Random, subject: str) -> tuple[Image.Image, int]:
+    """A non-car gallery image (showroom/render_other.py): photographic kinds get a photo's lighting and blur,
+    graphics (logo, banner, map, brochure, ad) only a rare slight blur; the same JPEG qualities as photos."""
+    from showroom.render_other import PHOTOGRAPHIC, draw_other
+
+    img = draw_other(my, rng, subject)
+    if subject in PHOTOGRAPHIC:
+        gain = rng.uniform(0.85, 1.12)
+        if abs(gain - 1) > 0.02:
+            img = img.point(lambda v: min(255, int(v * gain)))
+    if rng.random() < (0.25 if subject in PHOTOGRAPHIC else 0.1):
+        img = img.filter(ImageFilter.BoxBlur(rng.uniform(0.4, 1.0)))
+    return img, rng.randint(68, 92)
 
 
 def _encode(img: Image.Image, quality: int) -> bytes:
@@ -832,9 +850,11 @@ def _main(argv=None) -> int:
     ap.add_argument("--makes", type=int, default=3)
     ap.add_argument("--models-per-make", type=int, default=4)
     ap.add_argument("--photos", type=int, default=6)
+    ap.add_argument("--others", type=int, default=2, help="non-car images per model-year (render_other.py)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
-    cat = build_catalog(ShowroomConfig(makes=a.makes, models_per_make=a.models_per_make, photos=a.photos, seed=a.seed))
+    cat = build_catalog(ShowroomConfig(makes=a.makes, models_per_make=a.models_per_make, photos=a.photos,
+                                       others=a.others, seed=a.seed))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     for my in cat.model_years:

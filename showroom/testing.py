@@ -6,7 +6,7 @@
 
     from showroom.testing import iter_photos
     for info, jpeg in iter_photos(ShowroomConfig(makes=2, photos=4)):
-        ...  # info: model_id, view, make, model, year, body, pose, id, corrupt
+        ...  # info: model_id, view, make, model, year, body, pose, subject, id, corrupt (car photos only)
 
 The server binds 127.0.0.1 port 0 (a free port) in a background thread with its own event loop.
 """
@@ -162,7 +162,8 @@ class ShowroomSite:
 
 
 def tiny_config(**overrides) -> ShowroomConfig:
-    """The tests' tiny showroom: 2 makes x 2 models x 2 years, 4 exterior + 1 interior photo each, seed 0."""
+    """The tests' tiny showroom: 2 makes x 2 models x 2 years, 4 exterior + 1 interior photo and 2 non-car
+    images (the default `others`) each, seed 0."""
     base = ShowroomConfig(makes=2, models_per_make=2, years=(2022, 2023), photos=4, seed=0)
     return base.with_(**overrides) if overrides else base
 
@@ -170,11 +171,14 @@ def tiny_config(**overrides) -> ShowroomConfig:
 # ---------------------------------------------------------------- photos without a crawl
 
 def iter_photos(config: ShowroomConfig, width: int = 640, *, include_corrupt: bool = False,
-                views: tuple[str, ...] = ("exterior", "interior")) -> Iterator[tuple[dict, bytes]]:
+                views: tuple[str, ...] = ("exterior", "interior"),
+                subjects: tuple[str, ...] = ("car",)) -> Iterator[tuple[dict, bytes]]:
     """Every photo of a showroom with its label, rendered directly (no server, no crawl).
 
-    Yields (info, jpeg_bytes); info has id, model_id, make, model, year, body, view, pose, corrupt.
-    Corrupt photos are skipped unless `include_corrupt`. Duplicates (/cdn/) are not repeated.
+    Yields (info, jpeg_bytes); info has id, model_id, make, model, year, body, view, pose, subject, corrupt.
+    Only car photos unless `subjects` names others too (catalog.NON_CAR_SUBJECTS: the galleries' logos, maps,
+    ...; a crawl stores them all, see showroom.offline). Corrupt photos are skipped unless `include_corrupt`.
+    Duplicates (/cdn/) are not repeated.
     """
     from showroom.catalog import build_catalog
     from showroom.render import render_dataset_photo
@@ -182,8 +186,9 @@ def iter_photos(config: ShowroomConfig, width: int = 640, *, include_corrupt: bo
     catalog = build_catalog(config)
     for my in catalog.model_years:
         for p in my.photos:
-            if p.view not in views or (p.corrupt and not include_corrupt):
+            if p.view not in views or p.subject not in subjects or (p.corrupt and not include_corrupt):
                 continue
             info = {"id": p.id, "model_id": my.model_id, "make": my.make.name, "model": my.model.name,
-                    "year": my.year, "body": my.model.body, "view": p.view, "pose": p.pose, "corrupt": p.corrupt}
+                    "year": my.year, "body": my.model.body, "view": p.view, "pose": p.pose, "subject": p.subject,
+                    "corrupt": p.corrupt}
             yield info, render_dataset_photo(catalog, p, width)

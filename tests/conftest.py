@@ -4,7 +4,8 @@
         html = urllib.request.urlopen(showroom_site.base_url + "/").read()
         assert showroom_site.truth["model_years"]
 
-The site has 2 makes x 2 models x 2 years, 4 exterior + 1 interior photo per model-year, seed 0, no faults
+The site has 2 makes x 2 models x 2 years, 4 exterior + 1 interior photo and 2 non-car images (logos, maps, ...)
+per model-year, seed 0, no faults
 (other than the default `dup` copies under /cdn/). Tests that count requests call `showroom_site.reset_stats()`
 first; tests that need faults or another size start their own with `showroom.testing.serve_in_thread`.
 """

@@ -33,8 +33,9 @@ def test_sizes_interiors_and_model_ids_follow_the_dataset_contract():
     cat = build_catalog(cfg)
     assert len(cat.makes) == 3 and len(cat.models) == 15 and len(cat.model_years) == 60
     for my in cat.model_years:
-        views = [p.view for p in my.photos]
+        views = [p.view for p in my.photos if p.car]
         assert views.count("exterior") == 24 and views.count("interior") == 8  # a third
+        assert len(my.photos) == 24 + 8 + cfg.others  # and the gallery's non-car images
         assert my.model_id == make_model_id(my.year, my.make.name, my.model.name)
     assert len({m.slug for m in cat.makes}) == 3
     assert len({(m.make.slug, m.slug) for m in cat.models}) == 15

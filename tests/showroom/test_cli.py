@@ -20,6 +20,8 @@ from carscope.cli import main
     (["--years", "2024-2020"], "runs backwards"),
     (["--years", "soon"], "bad --years"),
     (["--makes", "0"], "--makes"),
+    (["--others", "21"], "--others must be in 0..20"),
+    (["--others", "-1"], "--others must be in 0..20"),
     (["--port", "70000"], "--port"),
     (["--layout", "grid"], "--layout must be one of classic, dl, jsonld, spa"),
 ])
@@ -44,7 +46,9 @@ def test_dump_truth_writes_the_ground_truth(tmp_path, capsys):
     assert main(["showroom", "--makes", "1", "--models-per-make", "1", "--years", "2023", "--photos", "2",
                  "--dump-truth", str(out)]) == 0
     truth = json.loads(out.read_text())
-    assert len(truth["model_years"]) == 1 and len(truth["photos"]) == 3
+    # 2 exterior + 1 interior car photos, and the default 2 non-car images (--others)
+    assert len(truth["model_years"]) == 1 and len(truth["photos"]) == 3 + 2
+    assert sum(p["car"] for p in truth["photos"]) == 3
     assert all(len(p["sha256"]) == 64 for p in truth["photos"])
     assert main(["showroom", "--dump-truth", str(tmp_path / "no" / "such" / "dir.json")]) == 2
     assert truth["site_layout"] == "classic"
@@ -73,7 +77,7 @@ def test_serves_prints_its_url_and_stops_cleanly_on_ctrl_c():
                 url = line.split()[1].rstrip("/")
         assert url, lines
         assert any("1 makes" in ln for ln in lines) and any("5xx=0.1" in ln for ln in lines)
-        assert any("prerendered 6 photos" in ln for ln in lines)
+        assert any("prerendered 10 photos" in ln for ln in lines)  # 2 years x (2 + 1 car photos + 2 others)
         assert b"make-link" in urllib.request.urlopen(url + "/", timeout=10).read()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=15)

@@ -25,7 +25,8 @@ from showroom.config import LAYOUTS, ShowroomConfig
 from showroom.server import path_kind
 from showroom.testing import fetch_truth, serve_in_thread, tiny_config
 
-# What the classic layout gave before the layouts existed (tiny_config; see _classic_pages_hash, _old_truth_hash)
+# What the classic layout gave before the layouts existed (tiny_config; see _classic_pages_hash, _old_truth_hash),
+# and before galleries held non-car images: the pages with `others=0`, the truth of the car photos with any `others`
 CLASSIC_PAGES_SHA = "48377c2dc0f4ecd110a777cca73ea84498da3f8f210caffab7f024d03b992ef2"
 CLASSIC_TRUTH_SHA = "dc11ca65e0b6214f43c93636f34e0c478deb3f0f64928fdec7b04119e525051f"  # /__truth.json?sha256=0
 CATALOG_TRUTH_SHA = {  # ShowroomConfig(makes=6, models_per_make=6, years=(2019, 2023), photos=2, seed=s)
@@ -92,11 +93,12 @@ def _classic_pages_hash(base, truth_doc):
 
 
 def _old_truth_hash(t):
-    """The truth's fields as they were before the layouts (the config without `layout`)."""
+    """The truth's fields as they were before the layouts and the non-car images (the config without `layout`
+    and `others`, the car photos only)."""
     d = {k: t[k] for k in ("config", "image_size", "makes", "models", "years")}
-    d["config"] = {k: v for k, v in d["config"].items() if k != "layout"}
+    d["config"] = {k: v for k, v in d["config"].items() if k not in ("layout", "others")}
     d["model_years"] = [{k: m[k] for k in OLD_MY_FIELDS} for m in t["model_years"]]
-    d["photos"] = [{k: p[k] for k in OLD_PHOTO_FIELDS} for p in t["photos"]]
+    d["photos"] = [{k: p[k] for k in OLD_PHOTO_FIELDS} for p in t["photos"] if p["car"]]
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 
@@ -104,11 +106,15 @@ def test_classic_pages_and_truth_are_byte_for_byte_what_they_were(showroom_site)
     base = showroom_site.base_url
     t = fetch_truth(base, sha256=False)
     assert t["site_layout"] == "classic" and t["config"]["layout"] == "classic"
-    assert _classic_pages_hash(base, t) == CLASSIC_PAGES_SHA
-    assert _old_truth_hash(t) == CLASSIC_TRUTH_SHA
+    assert t["config"]["others"] == 2 and not all(p["car"] for p in t["photos"])
+    assert _old_truth_hash(t) == CLASSIC_TRUTH_SHA  # the car photos are what they were, non-car images or not
+    with serve_in_thread(tiny_config(others=0)) as plain:  # galleries of car photos only: the very same pages
+        t0 = fetch_truth(plain, sha256=False)
+        assert _classic_pages_hash(plain, t0) == CLASSIC_PAGES_SHA and _old_truth_hash(t0) == CLASSIC_TRUTH_SHA
     for seed, want in CATALOG_TRUTH_SHA.items():  # the spec strings and every RNG draw behind them
-        cfg = ShowroomConfig(makes=6, models_per_make=6, years=(2019, 2023), photos=2, seed=seed)
-        assert _old_truth_hash(truth(build_catalog(cfg))) == want, seed
+        for others in (0, 3):
+            cfg = ShowroomConfig(makes=6, models_per_make=6, years=(2019, 2023), photos=2, seed=seed, others=others)
+            assert _old_truth_hash(truth(build_catalog(cfg))) == want, (seed, others)
 
 
 def test_classic_truth_has_the_new_fields_in_classic_terms(showroom_site):

@@ -37,10 +37,12 @@ def test_two_sizes_decode_and_the_small_one_is_the_big_one_downscaled(catalog):
 
 
 def test_views_look_different(showroom_site):
-    """Interiors are dark cabins; exteriors stand on a road or floor (a sanity check of content)."""
+    """Interiors are dark cabins; exteriors stand on a road or floor (a sanity check of car photos' content)."""
     tops = {"interior": [], "exterior": []}
     store = showroom_site.server.state.store  # the photos the site already rendered for its truth
     for p in showroom_site.truth["photos"]:
+        if not p["car"]:  # a logo or map in the interior tab is no cabin
+            continue
         im = Image.open(io.BytesIO(store.get(p["id"], 320))).convert("L")
         tops[p["view"]].append(sum(im.crop((0, 120, 320, 240)).getdata()) / (320 * 120))
     # the lower half of an interior photo is dashboard/seats/console: darker on average than road/floor
@@ -88,10 +90,11 @@ def test_iter_photos_gives_labelled_photos_without_a_server():
     cfg = ShowroomConfig(makes=1, models_per_make=2, years=(2023, 2023), photos=3, faults="corrupt=0.4")
     cat = build_catalog(cfg)
     items = list(iter_photos(cfg, 320))
-    assert len(items) == sum(not p.corrupt for p in cat.photos.values())
+    assert len(items) == sum(not p.corrupt and p.car for p in cat.photos.values())  # car photos only by default
     for info, data in items:
         p = cat.photos[info["id"]]
         assert info["model_id"] == p.model_id and info["view"] == p.view and not info["corrupt"]
+        assert info["subject"] == "car"
         assert Image.open(io.BytesIO(data)).size == (320, 240)
     assert {i["view"] for i, _ in items} <= {"exterior", "interior"}
     assert len(list(iter_photos(cfg, views=("interior",), include_corrupt=True))) == 2
