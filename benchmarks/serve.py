@@ -70,6 +70,9 @@ def add_arguments(p) -> None:
                    help="interleaved rounds each setup's requests are split into (default: %(default)s)")
     p.add_argument("--no-seed", action="store_true", help="skip the seed-style server")
     p.add_argument("--no-unbatched", action="store_true", help="skip the --max-batch 1 server")
+    p.add_argument("--baseline-bundle", default=None, metavar="BUNDLE",
+                   help="also serve this bundle (e.g. one exported by an earlier commit, or with --ood none) and "
+                        "compare batch-1 latency at concurrency 1, rounds interleaved with --bundle's")
 
 
 # -- photos and requests ---------------------------------------------------------------------------------------------
@@ -336,8 +339,8 @@ class Child:
         self.stop()
 
 
-def _serve_argv(args, max_batch: int) -> list[str]:
-    return [sys.executable, "-m", "carscope", "serve", "--bundle", str(args.bundle), "--port", "0",
+def _serve_argv(args, max_batch: int, bundle: str | None = None) -> list[str]:
+    return [sys.executable, "-m", "carscope", "serve", "--bundle", str(bundle or args.bundle), "--port", "0",
             "--threads", str(args.threads), "--providers", args.providers, "--variant", args.variant,
             "--max-batch", str(max_batch), "--max-wait-ms", str(args.max_wait_ms), "--workers", str(args.workers),
             "--processes", str(args.processes), "--log-level", "warning"]
@@ -602,9 +605,12 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     # Both servers run side by side (an idle one costs nothing) and every setup is measured in `rounds`
     # chunks, interleaved: when other work on the machine comes and goes, it falls on all setups alike.
     unbatched_levels = [] if args.no_unbatched else sorted({1, top})
+    baseline = getattr(args, "baseline_bundle", None)
     with Child(_serve_argv(args, args.max_batch), "carscope serve") as server, \
-            (Child(_serve_argv(args, 1), "carscope serve --max-batch 1") if unbatched_levels else _Nothing()) as ub:
-        for child in (server, ub):
+            (Child(_serve_argv(args, 1), "carscope serve --max-batch 1") if unbatched_levels else _Nothing()) as ub, \
+            (Child(_serve_argv(args, args.max_batch, baseline), "carscope serve (baseline bundle)") if baseline
+             else _Nothing()) as base:
+        for child in (server, ub, base):
             if isinstance(child, Child):
                 closed_loop(child.url, photos, 4, warm)  # warm-up: sessions, arenas, connections, page cache
         result["server"]["resolved"] = _serving(server.url)
@@ -619,6 +625,9 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
                 if c in unbatched_levels:
                     chunks.setdefault(f"unbatched/{c}", []).append(
                         load_chunk(ub.url, photos, c, per_chunk[r], server_pid=ub.pid))
+                if baseline and c == 1:
+                    chunks.setdefault("baseline/1", []).append(
+                        load_chunk(base.url, photos, 1, per_chunk[r], server_pid=base.pid))
                 if c == top:  # the throughput ceiling, measured in the same minutes as serve at full load
                     images, secs, _ = bare.chunk(best_batch, min(ch["seconds"], 10.0))
                     bare_tp.append((images, secs))
@@ -637,6 +646,14 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         result["serve"] = serve_levels
         if unbatched_levels:
             result["serve_unbatched"] = {str(c): summarize(chunks[f"unbatched/{c}"], photos) for c in unbatched_levels}
+        if baseline and "baseline/1" in chunks:
+            row = summarize(chunks["baseline/1"], photos)
+            ratio = serve_levels["1"]["p50_ms"] / row["p50_ms"] if "1" in serve_levels and row["p50_ms"] else None
+            result["baseline"] = {"bundle": str(Path(baseline).resolve()), "serve": {"1": row},
+                                  "p50_ratio_c1": ratio}
+            if ratio is not None:
+                print(f"  baseline bundle c=1: p50 {row['p50_ms']:.2f} ms; --bundle / baseline {ratio:.3f}",
+                      flush=True)
         if bare_tp:
             result["bare"]["interleaved_img_per_s"] = sum(i for i, _ in bare_tp) / sum(s for _, s in bare_tp)
         if bare_b1:
@@ -826,6 +843,11 @@ def _markdown(r: dict[str, Any], levels: list[int], args) -> str:
                   f"{top['client_cpu_ms_per_request']:.1f} CPU ms per request on the same machine.", ""]
     if "skipped" in seed:
         lines += [f"Seed-style server skipped: {seed['skipped']}.", ""]
+    base = r.get("baseline")
+    if base and base.get("p50_ratio_c1") is not None:
+        b1 = base["serve"]["1"]
+        lines += [f"Baseline bundle {base['bundle']} at c=1, rounds interleaved: p50 {b1['p50_ms']:.2f} ms, "
+                  f"p99 {b1['p99_ms']:.2f} ms; --bundle's p50 is {(base['p50_ratio_c1'] - 1) * 100:+.1f}% of it.", ""]
     lines.append("Targets:")
     for t in r["targets"].values():
         mark = "met" if t["met"] else "NOT met"

@@ -232,10 +232,13 @@ def _check_prediction(url: str, model_run: Path, dataset: Path) -> int:
 
     splits = pd.read_parquet(model_run / "splits.parquet")
     test = splits[splits["split"] == "test"]
-    right = 0
+    right = sure = sure_right = 0
     for _, row in test.iterrows():
-        answer = _post_image(url + "/api/v1/predict", dataset / row["path"])
-        right += answer["model"]["top"][0]["label"] == row["label"]
+        answer = _post_image(url + "/api/v1/predict", (dataset / row["path"]).read_bytes())
+        hit = answer["model"]["top"][0]["label"] == row["label"]
+        right += hit
+        sure += answer["model"]["sure"]
+        sure_right += answer["model"]["sure"] and hit
     report = json.loads((model_run / "report.json").read_text())
     trained, measured_by = _test_top1(report), "training"
     with urllib.request.urlopen(url + "/api/v1/models", timeout=30) as resp:
@@ -250,7 +253,40 @@ def _check_prediction(url: str, model_run: Path, dataset: Path) -> int:
     expected = "unknown" if trained is None else f"{trained:.1%}"
     _say(f"check: {right} of {len(test)} held-out photos served right (top-1 {served:.1%}; "
          f"{measured_by} measured {expected}): {'right' if right and agree else 'WRONG'}")
-    return 0 if right and agree else 1
+    _say(f"check: {sure} of {len(test)} held-out photos answered sure ({sure / max(len(test), 1):.1%}), "
+         f"{sure_right} of them right ({sure_right / max(sure, 1):.1%})")
+    refused = _check_not_cars(url)
+    return 0 if right and agree and refused else 1
+
+
+def _check_not_cars(url: str) -> bool:
+    """A blank frame, a noise frame and a drawn non-car image (a showroom dealer logo, from a seed the demo's
+    showroom does not use) must come back not sure, as `not_a_car`."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from showroom.catalog import build_catalog
+    from showroom.config import ShowroomConfig
+    from showroom.render import render_dataset_photo
+
+    def jpeg(img) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=90)
+        return buf.getvalue()
+
+    catalog = build_catalog(ShowroomConfig(makes=1, models_per_make=1, years=(2023, 2023), photos=1, seed=4242,
+                                           others=8))
+    logo = next(p for my in catalog.model_years for p in my.photos if p.subject == "logo")
+    frames = {"blank": jpeg(Image.new("RGB", (640, 480), (0, 0, 0))),
+              "noise": jpeg(Image.fromarray(np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8))),
+              "drawn logo": render_dataset_photo(catalog, logo, 640)}
+    answers = {name: _post_image(url + "/api/v1/predict", data)["model"] for name, data in frames.items()}
+    ok = all(a["reason"] == "not_a_car" for a in answers.values())
+    _say("check: not car photos: " + ", ".join(f"{name} {a['reason'] or 'SURE'}" for name, a in answers.items())
+         + f": {'right' if ok else 'WRONG'}")
+    return ok
 
 
 def _test_top1(report: dict) -> float | None:
@@ -259,13 +295,13 @@ def _test_top1(report: dict) -> float | None:
     return float(acc) if acc is not None else None
 
 
-def _post_image(url: str, path: Path) -> dict:
+def _post_image(url: str, data: bytes) -> dict:
     import urllib.request
     import uuid
 
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"photo.jpg\"\r\n"
-            f"Content-Type: image/jpeg\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
     req = urllib.request.Request(url, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())

@@ -16,6 +16,8 @@ def test_demo_tiny_end_to_end(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "check:" in proc.stdout and ": right" in proc.stdout
+    # the demo-sized pipeline refuses what is not a car photo, by its view classifier's `other` class
+    assert "check: not car photos: blank not_a_car, noise not_a_car, drawn logo not_a_car: right" in proc.stdout
     for artifact in ("dataset/images.parquet", "runs/view/best.pt", "runs/model/best.pt", "bundle/bundle.json"):
         assert (work / artifact).exists(), artifact
     model = json.loads((work / "bundle" / "bundle.json").read_text())["models"]["model"]

@@ -59,6 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--negatives", type=int, default=-1, metavar="N",
                    help="view task: N generic synthetic not-a-car images (train/negatives.py) as a third class, "
                         "'other' (default -1: a quarter of the labelled photos, at least 64; 0: two classes only)")
+    g.add_argument("--clean-folds", type=int, default=2, metavar="K",
+                   help="view task with negatives: K models, each trained without one K-th of the train photos, "
+                        "relabel the photos they call 'other' (a logo in an Exterior tab) before training; 0: off "
+                        "(default: %(default)s)")
     g.add_argument("--pretrain-all-years", action="store_true",
                    help="model task: first train make+model on every year, then fine-tune on the target year")
     g.add_argument("--pretrain-epochs", type=int, default=None, help="epochs of the pretraining (default: --epochs)")

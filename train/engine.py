@@ -101,6 +101,8 @@ def _check_args(args) -> None:
               (0 <= args.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
               (args.workers is None or args.workers >= 0, "--workers must be >= 0"),
               (0 < args.ema_decay < 1, "--ema-decay must be in (0, 1)"),
+              (args.clean_folds == 0 or 2 <= args.clean_folds <= 10, "--clean-folds must be 0 or 2..10"),
+              (args.negatives >= -1, "--negatives must be -1 (auto), 0 or a count"),
               (0.0 < args.min_scale <= 1.0, "--min-scale must be in (0, 1]"),
               (0.5 <= args.crop_pct <= 1.0, "--crop-pct must be in [0.5, 1]")]
     for ok, message in checks:
@@ -635,7 +637,15 @@ def _main(ctx: Context, args, resume_state) -> dict[str, Any]:
             _pretrain(ctx, args, run_dir, resume_state)
         except _Stopped:
             return {"run_dir": str(run_dir), "stopped": True}
-    stopped = fit(ctx, args, run_dir, resume_state, reuse_splits=bool(args.resume or args.pretrain_all_years))
+    cleaned = False
+    if args.task == "view" and getattr(args, "clean_folds", 0) and getattr(args, "negatives", 0) and not args.resume:
+        if ctx.world > 1:
+            say("--clean-folds: skipped under torchrun (run the view task in one process to clean its labels)")
+        else:
+            _clean_view(ctx, args, run_dir)
+            cleaned = True
+    stopped = fit(ctx, args, run_dir, resume_state,
+                  reuse_splits=bool(args.resume or args.pretrain_all_years or cleaned))
     if stopped:
         return {"run_dir": str(run_dir), "stopped": True}
     return _summary(run_dir, args)
@@ -671,6 +681,55 @@ def _pretrain(ctx: Context, args, run_dir: Path, resume_state) -> None:
 
 class _Stopped(Exception):
     pass
+
+
+def _clean_view(ctx: Context, args, run_dir: Path) -> None:
+    """Out-of-fold cleaning of the view labels: real galleries put dealer logos, banners and brochure pages in their
+    Exterior and Interior tabs, so some photos' page hints are wrong, and a classifier trained on them learns the
+    wrong hint by heart. The train split's hinted photos are cut into `--clean-folds` folds by hash; a model
+    trained without a fold (and with the synthetic negatives) judges that fold, and a photo it calls `other` with
+    p >= 0.5 is relabelled `other` (source "view_cleaned") before the real training. Val and test keep their
+    hints: the run's figures are measured against what the pages said."""
+    import pandas as pd
+
+    from crawler.dataset import load as load_dataset
+    from crawler.dataset import write_table
+    from train.data import OTHER_LABEL, score_unknown
+
+    spec = checkpoint.make_preprocess_spec(args.img_size, args.crop_pct)
+    prepared = load_data(ctx, args, run_dir, spec, reuse=False)
+    table = prepared.table
+    hinted = table[(table["split"] == "train") & (table["source"] == "hint")]
+    held = table[table["split"] != "train"]
+    folds = int(args.clean_folds)
+    fold_of = hinted["sha256"].map(lambda h: int(str(h)[:8], 16) % folds)
+    ds = load_dataset(args.data)
+    cache = Path(args.cache_dir) if args.cache_dir else run_dir / "cache"
+    other: dict[str, float] = {}
+    for f in range(folds):
+        fold_dir = run_dir / "clean" / f"fold{f}"
+        part = hinted[fold_of == f]
+        exclude = {**dict(zip(held["sha256"], held["split"], strict=False)),
+                   **{sha: "test" for sha in part["sha256"]}}
+        fargs = argparse.Namespace(**vars(args))
+        fargs.out, fargs.clean_folds, fargs.cache_dir = str(fold_dir), 0, str(cache)
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        say(f"--clean-folds: fold {f + 1}/{folds}, a view model without its {len(part)} photos judges them")
+        fit(ctx, fargs, fold_dir, None, exclude=exclude, keep_cache=True)
+        scores: dict[str, float] = {}
+        score_unknown(ds, str(fold_dir), cache_dir=cache / "view-run", device=ctx.device, workers=args.workers or 2,
+                      other=scores)
+        other.update({sha: scores[sha] for sha in part["sha256"] if sha in scores})
+        for name in ("best.pt", "last.pt"):  # the fold's judgement is kept in its report; its weights are not
+            (fold_dir / name).unlink(missing_ok=True)
+    relabel = {sha for sha, p in other.items() if p >= 0.5}
+    mask = table["sha256"].isin(relabel) & (table["split"] == "train")
+    table.loc[mask, "label"] = OTHER_LABEL
+    table.loc[mask, "source"] = "view_cleaned"
+    table["p_other_out_of_fold"] = table["sha256"].map(other)  # the judgement, kept for inspection
+    write_table(pd.DataFrame(table), run_dir / SPLITS_FILE, columns=None)
+    say(f"--clean-folds: {int(mask.sum())} of {len(hinted)} hinted train photos relabelled '{OTHER_LABEL}' "
+        f"(out-of-fold p(other) >= 0.5)")
 
 
 def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str = "model_year",
