@@ -683,13 +683,17 @@ class _Stopped(Exception):
     pass
 
 
+CLEAN_MIN_VAL_TOP1 = 0.85  # a fold model below this val top-1 relabels nothing
+
+
 def _clean_view(ctx: Context, args, run_dir: Path) -> None:
     """Out-of-fold cleaning of the view labels: real galleries put dealer logos, banners and brochure pages in their
     Exterior and Interior tabs, so some photos' page hints are wrong, and a classifier trained on them learns the
     wrong hint by heart. The train split's hinted photos are cut into `--clean-folds` folds by hash; a model
     trained without a fold (and with the synthetic negatives) judges that fold, and a photo it calls `other` with
     p >= 0.5 is relabelled `other` (source "view_cleaned") before the real training. Val and test keep their
-    hints: the run's figures are measured against what the pages said."""
+    hints: the run's figures are measured against what the pages said. A fold model under CLEAN_MIN_VAL_TOP1 on
+    its val split judges nothing (on a tiny crawl a weak model calls plain car drawings `other`)."""
     import pandas as pd
 
     from crawler.dataset import load as load_dataset
@@ -716,6 +720,11 @@ def _clean_view(ctx: Context, args, run_dir: Path) -> None:
         fold_dir.mkdir(parents=True, exist_ok=True)
         say(f"--clean-folds: fold {f + 1}/{folds}, a view model without its {len(part)} photos judges them")
         fit(ctx, fargs, fold_dir, None, exclude=exclude, keep_cache=True)
+        val_top1 = json.loads((fold_dir / "report.json").read_text()).get("val", {}).get("top1", 0.0)
+        if val_top1 < CLEAN_MIN_VAL_TOP1:  # a model that has not learnt the views is no judge of them
+            say(f"--clean-folds: fold {f + 1} reached val top-1 {val_top1:.1%} < {CLEAN_MIN_VAL_TOP1:.0%}; its "
+                "photos keep their hints")
+            continue
         scores: dict[str, float] = {}
         score_unknown(ds, str(fold_dir), cache_dir=cache / "view-run", device=ctx.device, workers=args.workers or 2,
                       other=scores)

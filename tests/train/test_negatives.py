@@ -88,3 +88,44 @@ def test_model_task_leaves_out_what_the_view_run_calls_other(tiny_data):
     assert counts["view_run_not_a_car"] == 1
     assert ext[0] not in set(table["sha256"]) and ext[1] in set(table["sha256"])
     assert len(table) == len(base) - 1
+
+
+def test_clean_folds_relabel_what_out_of_fold_models_call_other(tiny_data, tmp_path, monkeypatch):
+    """The mechanics of --clean-folds, with the judge's answers fixed: every hinted train photo is judged by a
+    fold model that did not train on it, the photos it calls `other` are relabelled (train split only), the rest
+    keep their hints, and a fold model below the quality bar judges nothing."""
+    from train import data as datamod
+    from train import engine, train
+
+    ds = load(tiny_data)
+    ext = sorted(ds.images.loc[ds.images["view_hint"] == "exterior", "sha256"])
+    suspects = set(ext[::3])
+    judged_by: dict[str, str] = {}
+
+    def fake_score(ds_, view_run, *, other, **kw):
+        fold_splits = pd.read_parquet(f"{view_run}/splits.parquet")
+        trained_on = set(fold_splits.loc[fold_splits["split"] == "train", "sha256"])
+        for sha in ds_.images["sha256"]:
+            if sha not in trained_on:  # what the fold model never saw
+                judged_by.setdefault(sha, view_run)
+            other[sha] = 0.9 if sha in suspects else 0.1
+        return {}
+
+    monkeypatch.setattr(datamod, "score_unknown", fake_score)
+    monkeypatch.setattr(engine, "CLEAN_MIN_VAL_TOP1", 0.0)  # two epochs of a tiny model: every fold judges
+    run_dir = tmp_path / "view"
+    train({"task": "view", "data": str(tiny_data), "out": str(run_dir), "epochs": 2, "negatives": 30,
+           "clean_folds": 2, **TINY})
+    splits = pd.read_parquet(run_dir / "splits.parquet")
+    hinted_train = splits[(splits["split"] == "train") & splits["source"].isin(["hint", "view_cleaned"])]
+    assert hinted_train["p_other_out_of_fold"].notna().all()
+    assert all(sha in judged_by for sha in hinted_train["sha256"]), "every train photo judged out of its fold"
+    cleaned = splits[splits["source"] == "view_cleaned"]
+    assert set(cleaned["sha256"]) == suspects & set(hinted_train["sha256"]) and (cleaned["label"] == "other").all()
+    assert not (splits.loc[splits["split"] != "train", "source"] == "view_cleaned").any()  # val/test keep hints
+    assert (run_dir / "clean" / "fold1" / "report.json").is_file() and not (run_dir / "clean" / "fold1" / "best.pt").exists()
+    # a judge below the bar is not asked
+    monkeypatch.setattr(engine, "CLEAN_MIN_VAL_TOP1", 1.01)
+    train({"task": "view", "data": str(tiny_data), "out": str(tmp_path / "v2"), "epochs": 2, "negatives": 30,
+           "clean_folds": 2, **TINY})
+    assert not (pd.read_parquet(tmp_path / "v2" / "splits.parquet")["source"] == "view_cleaned").any()
