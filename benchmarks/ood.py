@@ -359,6 +359,9 @@ def _plots(score_sets: dict[str, dict[str, Any]], served: dict[str, Any], rules:
                  density=False)
     ax1.axvline(served["threshold"], color="k", ls="--", lw=1, label="threshold")
     ax1.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ax1.xaxis.set_minor_formatter(NullFormatter())
     ax1.set_xlabel(f"OOD score ({served['method']}, served {served['variant']})")
     ax1.set_ylabel("photos")
     ax1.legend(fontsize=8)

@@ -97,7 +97,8 @@ def load_photos(bundle, data_dir: str | None, n: int) -> tuple[list[tuple[bytes,
             import pandas as pd
 
             splits = pd.read_parquet(split_file)[["sha256", "split"]]
-            images = images.merge(splits, on="sha256", how="left")
+            # images.parquet has a `split` column of its own (a published split; empty for a crawl)
+            images = images.drop(columns=["split"], errors="ignore").merge(splits, on="sha256", how="left")
             images["order"] = images["split"].map({"test": 0, "val": 1}).fillna(2)
         else:
             images["order"] = 0

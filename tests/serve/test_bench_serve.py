@@ -51,3 +51,34 @@ def test_bench_serve_small(bundle_dir, tmp_path):
         assert resolved["alone_plan"] is None
     assert "| serve | 4 |" in md and "Targets:" in md
     assert (tmp_path / "serve_throughput.png").stat().st_size > 1000
+
+
+def test_load_photos_reads_a_dataset_with_its_own_split_column(bundle_dir, tmp_path):
+    """images.parquet has a `split` column (a published split, from `dataset import`; empty in a crawl): the test
+    split of the bundle's run still comes first (the merge once failed with KeyError 'split')."""
+    import pandas as pd
+
+    from benchmarks.serve import load_photos
+    from crawler import dataset as dsmod
+    from export.bundle import load
+    from tests.serve.tinybundle import LABELS, photo
+
+    data = tmp_path / "data"
+    rows = []
+    for i, label in enumerate(LABELS):
+        blob = photo(["red", "green", "blue", "yellow", "magenta"][i])
+        sha = f"{i:064x}"
+        (data / dsmod.image_relpath(sha)).parent.mkdir(parents=True, exist_ok=True)
+        (data / dsmod.image_relpath(sha)).write_bytes(blob)
+        rows.append({"sha256": sha, "path": dsmod.image_relpath(sha), "model_id": label, "view_hint": "exterior",
+                     "split": "train" if i else None})
+    dsmod.write_table(pd.DataFrame(rows), data / "images.parquet", dsmod.IMAGES_COLUMNS)
+    dsmod.write_table(pd.DataFrame({"model_id": LABELS}), data / "specs.parquet", dsmod.SPECS_COLUMNS)
+    splits = tmp_path / "splits.parquet"
+    pd.DataFrame({"sha256": [r["sha256"] for r in rows], "label": LABELS,
+                  "split": ["train"] * (len(rows) - 1) + ["test"]}).to_parquet(splits)
+    bundle = load(bundle_dir)
+    bundle.models["model"].meta.setdefault("source", {})["splits"] = str(splits)
+    photos, source = load_photos(bundle, str(data), 3)
+    assert len(photos) == 3 and str(data) in source
+    assert photos[0][1] == LABELS[-1]  # the run's one test photo first
