@@ -32,7 +32,7 @@ from benchmarks.common import describe_code, percentiles
 SYNTHETIC_SEED = 2_000_000_011  # neither train (seed x 1,000,003 + i) nor export (1,000,000,007 + i) draws these
 SYNTHETIC_FAMILIES = ("flat", "noise", "gradient", "shapes", "fractal", "document", "tiling")
 SHOWROOM_SEED = 90_210
-SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "hubble_deep_field", "retina",
+SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "hubble_deep_field", "retina",
                   "coins", "grass", "gravel", "brick", "moon", "horse", "clock", "page", "logo", "colorwheel",
                   "camera", "text", "cell", "immunohistochemistry")
 POLICIES = ("before", "other_only", "score_only", "both")
@@ -102,7 +102,8 @@ def _ood_sets(n_synthetic: int, n_showroom: int) -> tuple[dict[str, list[tuple[s
         real = []
         for name in SKIMAGE_PHOTOS:
             try:
-                a = np.asarray(getattr(sd, name)())
+                a = getattr(sd, name)()
+                a = np.asarray(a[0] if isinstance(a, tuple) else a)  # stereo_motorcycle: (left, right, disparity)
             except Exception:  # some need a download (pooch): not available offline
                 continue
             if a.ndim not in (2, 3) or min(a.shape[:2]) < 16:  # a stack or a tiny sample: not a photo
