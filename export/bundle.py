@@ -87,6 +87,7 @@ class OodScorer:
         else:
             self.whiten = np.ascontiguousarray(arrays["whiten"], dtype=np.float32)
             self.means_w = np.ascontiguousarray(arrays["means_w"], dtype=np.float32)
+            self.means_w_t = np.ascontiguousarray(self.means_w.T, dtype=np.float64)  # converted once, not per call
             self.means_sq = (self.means_w.astype(np.float64) ** 2).sum(axis=1)
             self.dim = self.whiten.shape[0]
 
@@ -103,8 +104,10 @@ class OodScorer:
             k = min(self.k, sims.shape[1])
             kth = np.partition(sims, sims.shape[1] - k, axis=1)[:, sims.shape[1] - k]
             return 1.0 - kth.astype(np.float64)
+        # the D x D product in float32; the distances in float64: |z|^2 - 2 z.m + |m|^2 cancels when the whitened
+        # norms are large (a narrow covariance), and in float32 that cost a tiny model's scores 1% against PyTorch
         z = (x @ self.whiten).astype(np.float64)
-        d = (z ** 2).sum(axis=1, keepdims=True) - 2.0 * z @ self.means_w.T.astype(np.float64) + self.means_sq
+        d = (z ** 2).sum(axis=1, keepdims=True) - 2.0 * (z @ self.means_w_t) + self.means_sq
         return np.maximum(d.min(axis=1), 0.0)
 
     @property

@@ -74,9 +74,7 @@ class Predictor:
         model_entry = self.bundle.models["model"]
         self.ood_meta = model_entry.ood  # None: a bundle made without an OOD check (it still serves)
         self.ood_scorer = model_entry.ood_scorer()
-        if self.ood_scorer is None:
-            log.warning("the bundle has no out-of-distribution check: a photo unlike the training photos is judged "
-                        "by its confidence alone (re-export to add one)")
+
         self.specs = self._load_specs()
         self.thumb_files = self._thumb_files()
         self.limits = DecodeLimits(max_pixels=self.config.max_pixels)
@@ -151,8 +149,11 @@ class Predictor:
         e = self.engine
         variants = ", ".join(f"{k} {v}" for k, v in e.variants.items())
         threads = f"{e.workers} worker(s) x {e.intra_op_threads} thread(s)" + alone_text(e.describe())
-        log.info("models ready on %s (%s, max batch %d, %s) in %.1f s", ", ".join(e.providers), variants,
-                 e.max_batch, threads, e.load_seconds or 0.0)
+        ood = (f"OOD check {self.ood_meta['method']}" if self.ood_scorer is not None else
+               "no OOD check: a photo unlike the training photos is judged by its confidence alone (re-export "
+               "to add one)")
+        log.info("models ready on %s (%s, max batch %d, %s; %s) in %.1f s", ", ".join(e.providers), variants,
+                 e.max_batch, threads, ood, e.load_seconds or 0.0)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """True once ready; raises CarscopeError if loading failed."""

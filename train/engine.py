@@ -640,7 +640,8 @@ def _main(ctx: Context, args, resume_state) -> dict[str, Any]:
     cleaned = False
     if args.task == "view" and getattr(args, "clean_folds", 0) and getattr(args, "negatives", 0) and not args.resume:
         if ctx.world > 1:
-            say("--clean-folds: skipped under torchrun (run the view task in one process to clean its labels)")
+            if ctx.main:
+                say("--clean-folds: skipped under torchrun (run the view task in one process to clean its labels)")
         else:
             _clean_view(ctx, args, run_dir)
             cleaned = True

@@ -19,7 +19,8 @@ def test_two_process_ddp_run(tiny_data, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "carscope", "train", "view", "--data", str(tiny_data), "--out", str(out), "--arch", "tinynet",
-           "--img-size", "32", "--epochs", "2", "--batch-size", "32", "--workers", "0", "--no-progress"]
+           "--img-size", "32", "--epochs", "2", "--batch-size", "32", "--workers", "0", "--no-progress",
+           "--negatives", "0"]  # DDP's mechanics on the crawl's photos (a batch per rank, no partial batch dropped)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = json.loads((out / "config.json").read_text())
