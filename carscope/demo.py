@@ -315,6 +315,14 @@ def _summarise(view_run: Path, model_run: Path, bundle: Path) -> None:
             acc = _test_top1(r)
             if acc is not None:
                 _say(f"{name} classifier: test top-1 {acc:.1%} on {r.get('test', r).get('n', '?')} held-out photos")
+    meta = bundle / "bundle.json"
+    ood = json.loads(meta.read_text())["models"]["model"].get("ood") if meta.exists() else None
+    if ood:
+        figs = ood.get("figures", {})
+        _say(f"OOD check: {ood['method']}, threshold set to keep {ood['tpr']:.0%} of the val photos; it refuses "
+             f"{figs.get('test', {}).get('flagged', 0):.1%} of the test photos and "
+             f"{figs.get('synthetic', {}).get('flagged', 0):.1%} of {figs.get('synthetic', {}).get('photos', 0)} "
+             "synthetic frames")
 
 
 def _require_free_port(host: str, port: int) -> None:
