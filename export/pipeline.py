@@ -32,6 +32,7 @@ DEFAULT_OOD_TPR = 0.98
 OOD_CHOICES = ("auto", "mahalanobis", "knn", "none")
 OOD_SYNTHETIC_FRAMES = 200  # generic synthetic frames (train/negatives.py, seeds no training run draws)
 OOD_SYNTHETIC_SEED = 1_000_000_007
+OOD_MAX_FIT_PHOTOS = 20_000  # train photos the score is fitted on, at most (10x ResNet50's 2,048 features)
 INT8_OOD_MAX_TPR_DROP = 0.03  # int8 may lose at most this much of the test split's in-distribution rate
 INT8_OOD_MAX_AUROC_DROP = 0.02  # ... and of the AUROC against the synthetic frames
 FP16_MIN_AGREEMENT = 0.99
@@ -397,6 +398,11 @@ def _fit_ood(key: str, method: str, tpr: float, session, spec: dict, photos: dic
     train = photos["train"]
     if train.empty:
         raise CarscopeError("the model run has no train-split photos in the dataset to fit the OOD score on")
+    if len(train) > OOD_MAX_FIT_PHOTOS:  # the same share of every class: the seed's 200,000 would take hours on a CPU
+        share = OOD_MAX_FIT_PHOTOS / len(train)
+        keep = [i for _, g in train.groupby("target")
+                for i in g.sample(n=min(len(g), max(2, round(len(g) * share))), random_state=0).index]
+        train = train.loc[sorted(keep)].reset_index(drop=True)
     val = photos["val"] if len(photos["val"]) else photos["test"]
     files = {"train": train["file"].tolist(), "val": val["file"].tolist()}
     t0 = time.perf_counter()

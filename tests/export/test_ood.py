@@ -132,12 +132,14 @@ def test_int8_that_loses_the_score_is_refused(tiny, tmp_path, monkeypatch):
     from export import pipeline
 
     monkeypatch.setattr(pipeline, "INT8_OOD_MAX_AUROC_DROP", -1.0)  # any AUROC at all counts as a drop
+    monkeypatch.setattr(pipeline, "OOD_MAX_FIT_PHOTOS", 12)  # and the fit takes a per-class sample
     data, view, model = tiny
     logs: list[str] = []
     b = pipeline.export_bundle(view, model, data, tmp_path / "b", int8=True, log=logs.append)
     entry = b.models["model"]
     assert "int8" not in entry.variants() and "OOD AUROC drops" in entry.meta["refused"]["int8"]["reason"]
     assert "int8" not in (entry.ood.get("variants") or {})
+    assert entry.ood["fit"]["photos"] <= 12 + len(entry.labels)  # at most the cap, rounded per class
     assert any("REFUSED" in line and "OOD" in line for line in logs)
 
 
