@@ -10,6 +10,7 @@ MUTMUT=${MUTMUT:-.venv/bin/mutmut}
 declare -A TESTS=(
   [export/parity.py]="tests/export/test_parity_unit.py"
   [serve/imageio.py]="tests/serve/test_imageio.py"
+  [export/ood.py]="tests/export/test_ood_unit.py"
 )
 modules=("$@")
 [ ${#modules[@]} -eq 0 ] && modules=("${!TESTS[@]}")
