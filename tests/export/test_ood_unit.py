@@ -75,3 +75,75 @@ def test_unknown_method_and_too_few_photos():
         oodmod.fit("knn", np.ones((1, 3)), np.zeros(1))
 
 
+
+
+def test_mahalanobis_is_the_textbook_distance_under_the_shrunk_covariance():
+    """score = min_c (x - mu_c)^T S^-1 (x - mu_c) on L2-normalised x, S the Ledoit-Wolf covariance of the
+    class-centred train features: the whitening matrix and the whitened means stored in the bundle give exactly
+    the textbook quantity."""
+    x, y, _ = _clusters(n=400, d=8, classes=3)
+    scorer = oodmod.fit("mahalanobis", x, y)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    mus = np.stack([xn[y == c].mean(axis=0) for c in range(3)])
+    cov, shrink = oodmod._ledoit_wolf(xn - mus[y])
+    inv = np.linalg.inv(cov)
+    q = np.random.default_rng(5).normal(0, 1, (7, 8))
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    want = np.min([np.einsum("ij,jk,ik->i", qn - m, inv, qn - m) for m in mus], axis=0)
+    np.testing.assert_allclose(scorer.score(q), want, rtol=2e-3)
+    assert float(scorer.arrays["shrinkage"]) == pytest.approx(shrink)
+
+
+def test_ledoit_wolf_shrinks_more_with_fewer_photos():
+    rng = np.random.default_rng(0)
+    many, _ = oodmod._ledoit_wolf(rng.normal(0, 1, (5000, 10)) * np.arange(1, 11))
+    _, s_many = oodmod._ledoit_wolf(rng.normal(0, 1, (5000, 10)) * np.arange(1, 11))
+    cov_few, s_few = oodmod._ledoit_wolf(rng.normal(0, 1, (8, 10)) * np.arange(1, 11))
+    assert 0 <= s_many < 0.05 < s_few <= 1
+    # with many photos the estimate is the sample covariance: the variances 1..100 come back
+    np.testing.assert_allclose(np.diag(many), np.arange(1, 11) ** 2, rtol=0.1, atol=0.5)
+    assert np.linalg.eigvalsh(cov_few).min() > 0  # fewer photos than features: still invertible
+    assert oodmod._ledoit_wolf(np.zeros((5, 3)))[1] == 1.0  # nothing to go on: all shrinkage
+
+
+def test_mahalanobis_with_fewer_photos_than_features_stays_finite():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(0, 1, (6, 32)), np.array([0, 0, 0, 1, 1, 1])
+    s = oodmod.fit("mahalanobis", x, y).score(rng.normal(0, 1, (4, 32)))
+    assert np.isfinite(s).all() and (s >= 0).all()
+
+
+def test_knn_uses_the_kth_neighbour_and_a_share_of_every_class():
+    x = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    q = np.array([[1.0, 0.0]])
+    one = oodmod.fit("knn", x, np.array([0, 0, 1]), k=1).score(q)[0]
+    two = oodmod.fit("knn", x, np.array([0, 0, 1]), k=2).score(q)[0]
+    assert one == pytest.approx(0.0, abs=1e-3) and two == pytest.approx(1 - 0.8, abs=1e-3)
+    assert oodmod.fit("knn", x, np.array([0, 0, 1]), k=9).k == 3  # k is capped at the bank
+    xs, ys, _ = _clusters(n=600, classes=3)
+    ys = np.where(np.arange(600) < 60, 2, np.where(np.arange(600) < 330, 0, 1))  # 60 / 270 / 270 photos
+    bank = oodmod.fit("knn", xs, ys, max_bank=60, seed=3).bank
+    assert len(bank) == 60
+    # every class keeps its share: the small class still has neighbours in the bank
+    kept = [sum(np.isclose(np.abs(xs[ys == c] / np.linalg.norm(xs[ys == c], axis=1, keepdims=True)
+                                  @ bank.T).max(axis=0), 1, atol=1e-3)) for c in range(3)]
+    assert kept[2] >= 4 and kept[0] >= 20 and kept[1] >= 20
+
+
+def test_figures_per_set():
+    x, y, centres = _clusters()
+    scorer = oodmod.fit("mahalanobis", x, y)
+    held, _, _ = _clusters(n=50, seed=4, centres=centres)
+    far = np.random.default_rng(6).normal(0, 1, (30, x.shape[1])) * 4
+    t = oodmod.threshold_at(scorer.score(held), 0.9)
+    f = oodmod.figures(scorer, t, {"val": held, "test": held, "far": far, "empty": far[:0]})
+    assert set(f) == {"val", "test", "far"}  # an empty set is left out
+    assert f["test"]["photos"] == 50 and f["test"]["flagged"] == pytest.approx(0.1, abs=0.021)
+    assert f["far"]["flagged"] > 0.9 and f["far"]["auroc_vs_test"] > 0.9
+    assert "auroc_vs_test" not in f["val"] and "auroc_vs_test" not in f["test"]
+    assert f["test"]["median_score"] == pytest.approx(float(np.median(scorer.score(held))))
+
+
+def test_defaults():
+    assert oodmod.DEFAULT_TPR == 0.95 and oodmod.DEFAULT_K == 1 and oodmod.MAX_BANK == 8192
+    assert oodmod.threshold_at(np.arange(20.0)) == 18  # DEFAULT_TPR: 19 of 20 at or under
