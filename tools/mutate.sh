@@ -34,4 +34,8 @@ rows = dict(con.execute("SELECT status, COUNT(*) FROM Mutant GROUP BY status").f
 total = sum(rows.values()); killed = rows.get("ok_killed", 0)
 print(f"{sys.argv[1]}: {killed}/{total} mutants killed ({killed / total:.0%}); by status {rows}")
 PYEOF
+  # each survivor's diff, so that a log says what to triage (the cache is gone once this script exits)
+  for id in $("$PY" -c "import sqlite3; print(' '.join(str(r[0]) for r in sqlite3.connect('.mutmut-cache').execute(\"SELECT id FROM Mutant WHERE status = 'bad_survived'\")))"); do
+    "$MUTMUT" show "$id" 2>/dev/null | grep -E '^[-+][^-+]' | sed "s/^/  #$id /" || true
+  done
 done
