@@ -52,7 +52,7 @@ def fit(method: str, features: np.ndarray, targets: np.ndarray, *, k: int = DEFA
         centred = x - means[np.searchsorted(classes, targets)]
         cov, shrink = _ledoit_wolf(centred)
         vals, vecs = np.linalg.eigh(cov)
-        vals = np.maximum(vals, vals.max() * 1e-6)
+        vals = np.maximum(vals, max(float(vals.max()), 1e-12) * 1e-6)  # all-zero spread (photos at their means): finite
         whiten = (vecs / np.sqrt(vals)) @ vecs.T  # symmetric: cov^-1/2
         arrays = {"whiten": whiten.astype(np.float32), "means_w": (means @ whiten).astype(np.float32),
                   "shrinkage": np.array(shrink, np.float64)}

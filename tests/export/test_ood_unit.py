@@ -147,3 +147,33 @@ def test_figures_per_set():
 def test_defaults():
     assert oodmod.DEFAULT_TPR == 0.95 and oodmod.DEFAULT_K == 1 and oodmod.MAX_BANK == 8192
     assert oodmod.threshold_at(np.arange(20.0)) == 18  # DEFAULT_TPR: 19 of 20 at or under
+
+
+def test_ledoit_wolf_by_hand():
+    """Centred rows (1,0), (-1,0), (0,2), (0,-2): S = diag(0.5, 2), mu = 1.25, delta = 0.5625, beta = 0.53125,
+    shrinkage 17/18, covariance (1/18) S + (17/18) mu I."""
+    cov, shrink = oodmod._ledoit_wolf(np.array([[1.0, 0], [-1, 0], [0, 2], [0, -2]]))
+    assert shrink == pytest.approx(17 / 18)
+    np.testing.assert_allclose(cov, np.diag([0.5 / 18 + 17 / 18 * 1.25, 2 / 18 + 17 / 18 * 1.25]), atol=1e-12)
+
+
+def test_edges_of_threshold_auroc_fpr_and_figures():
+    scores = np.array([3.0, 1.0, 2.0, 4.0])
+    assert oodmod.threshold_at(scores, 1.0) == 4.0  # every photo kept: the largest
+    assert np.isnan(oodmod.auroc([], [1.0])) and np.isnan(oodmod.auroc([1.0], []))
+    assert oodmod.fpr_at_tpr(scores, np.array([4.0, 5.0]), 1.0) == 0.5  # a tie at the threshold is kept
+    assert np.isnan(oodmod.fpr_at_tpr(scores, np.array([]), 0.95))
+    x, y, _ = _clusters(n=60)
+    scorer = oodmod.fit("knn", x, y)
+    top = float(scorer.score(x).max())
+    f = oodmod.figures(scorer, top, {"test": x})
+    assert f["test"]["flagged"] == 0.0  # at the threshold is not flagged
+
+
+def test_knn_bank_edges():
+    x, y, _ = _clusters(n=50)
+    full = oodmod.fit("knn", x, y, max_bank=50)  # exactly the cap: every photo, in order
+    np.testing.assert_allclose(full.bank, x / np.linalg.norm(x, axis=1, keepdims=True), atol=1e-3)
+    capped = oodmod.fit("knn", *_clusters(n=500)[:2], max_bank=40)
+    assert len(np.unique(capped.arrays["bank"], axis=0)) == len(capped.bank)  # drawn without replacement
+    assert oodmod.fit("mahalanobis", x[:2], np.array([0, 1])).dim == x.shape[1]  # two photos are enough
