@@ -24,10 +24,11 @@ import json
 import shutil
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import describe_code, percentiles
+from benchmarks.common import describe_code, percentiles, time_calls
 
 SYNTHETIC_SEED = 2_000_000_011  # neither train (seed x 1,000,003 + i) nor export (1,000,000,007 + i) draws these
 SYNTHETIC_FAMILIES = ("flat", "noise", "gradient", "shapes", "fractal", "document", "tiling")
@@ -165,6 +166,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     from export.bundle import OTHER_LABEL
     from export.bundle import load as load_bundle
     from export.onnx_export import cpu_session, run_all
+    from export.parity import softmax
     from export.photos import batches, image_batches
     from serve.config import ServeConfig
     from serve.predictor import Predictor
@@ -206,11 +208,8 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
                "knn": oodmod.fit("knn", train_f, parts["train"]["target"].to_numpy())}
     temperature = entry.temperature
 
-    def msp(logits):
-        z = logits / temperature
-        z = z - z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return 1.0 - (p / p.sum(axis=1, keepdims=True)).max(axis=1)
+    def msp(logits):  # the max-softmax baseline, as an OOD score (larger: less sure)
+        return 1.0 - softmax(logits, temperature).max(axis=1)
 
     score_sets: dict[str, dict[str, np.ndarray]] = {}
     for name, (logits, f) in feats.items():
@@ -239,12 +238,13 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
             sure = np.array([_policy_sure(r, policy, min_conf) for r in res])
             row[name] = {"photos": len(res), "sure": int(sure.sum()), "sure_rate": round(float(sure.mean()), 4)}
             if name == "id_test":
-                top1 = np.array([served_label(r) for r in res])
+                top1 = np.array([r["model"]["top"][0]["label"] for r in res])
                 correct = top1 == np.array([entry.labels[t] for t in targets])
                 row[name]["top1_all"] = round(float(correct.mean()), 4)
                 row[name]["top1_among_sure"] = round(float(correct[sure].mean()), 4) if sure.any() else None
         rules[policy] = row
-    reasons = {name: _count([r["model"]["reason"] or "sure" for r in res]) for name, res in answers.items()}
+    reasons = {name: dict(sorted(Counter(r["model"]["reason"] or "sure" for r in res).items()))
+               for name, res in answers.items()}
     per_photo = {name: [{"what": what, "sure": r["model"]["sure"], "reason": r["model"]["reason"],
                          "view": r["view"]["label"], "ood_score": round(r["ood"]["score"], 3),
                          "top1_confidence": round(r["model"]["top"][0]["confidence"], 4)}
@@ -265,17 +265,6 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     return result, _markdown(result)
 
 
-def served_label(r: dict[str, Any]) -> str:
-    return r["model"]["top"][0]["label"]
-
-
-def _count(values: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return dict(sorted(out.items()))
-
-
 def _scale(dim: int = 2048, classes: int = 175, fit_rows: int = 4096, photos: int = 200_000) -> dict[str, Any]:
     """Bytes and batch-1 scoring time of both methods at the seed's scale (ResNet50's 2,048 features, 175
     classes, 200,000 training photos). Mahalanobis' cost does not depend on the photo count (it is fitted on
@@ -293,11 +282,7 @@ def _scale(dim: int = 2048, classes: int = 175, fit_rows: int = 4096, photos: in
     bank_x = rng.standard_normal((oodmod.MAX_BANK, dim)).astype(np.float32)
     knn = oodmod.fit("knn", bank_x, rng.integers(0, classes, oodmod.MAX_BANK), max_bank=oodmod.MAX_BANK)
     for name, scorer in (("mahalanobis", maha), ("knn_capped", knn)):
-        times = []
-        for _ in range(200):
-            t0 = time.perf_counter()
-            scorer.score(one)
-            times.append(time.perf_counter() - t0)
+        times = time_calls(lambda s=scorer: s.score(one), warmup=5, repeat=200)
         out[name] = {"bytes": scorer.nbytes, "mb": round(scorer.nbytes / 1e6, 2),
                      "score_ms_p50": round(percentiles(times)["p50_ms"], 4)}
     out["knn_capped"]["bank"] = oodmod.MAX_BANK

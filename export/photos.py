@@ -105,24 +105,26 @@ def open_rgb(path: str | os.PathLike, spec: dict[str, Any] | None = None):
 
 def batches(files: list[str], spec: dict[str, Any], batch_size: int = 32) -> Iterator[np.ndarray]:
     """float32 NCHW arrays of preprocessed photos, `batch_size` at a time, in the order of `files`."""
-    import numpy as np
 
-    transform = eval_transform(spec)
-    for start in range(0, len(files), batch_size):
-        chunk = []
-        for f in files[start:start + batch_size]:
-            try:
-                chunk.append(np.asarray(transform(open_rgb(f, spec)), dtype=np.float32))
-            except OSError as exc:  # Pillow's UnidentifiedImageError is an OSError
-                raise CarscopeError(f"photo {f} cannot be read ({type(exc).__name__})") from None
-        yield np.ascontiguousarray(np.stack(chunk))
+    def load(f):
+        try:
+            return open_rgb(f, spec)
+        except OSError as exc:  # Pillow's UnidentifiedImageError is an OSError
+            raise CarscopeError(f"photo {f} cannot be read ({type(exc).__name__})") from None
+
+    return _batches(files, load, spec, batch_size)
 
 
 def image_batches(images: list[Any], spec: dict[str, Any], batch_size: int = 32) -> Iterator[np.ndarray]:
     """`batches` for PIL images in memory (the synthetic frames an export measures its OOD score on)."""
+    return _batches(images, lambda im: im.convert("RGB"), spec, batch_size)
+
+
+def _batches(items: list[Any], load: Callable[[Any], Any], spec: dict[str, Any], batch_size: int
+             ) -> Iterator[np.ndarray]:
     import numpy as np
 
     transform = eval_transform(spec)
-    for start in range(0, len(images), batch_size):
-        chunk = [np.asarray(transform(im.convert("RGB")), dtype=np.float32) for im in images[start:start + batch_size]]
+    for start in range(0, len(items), batch_size):
+        chunk = [np.asarray(transform(load(item)), dtype=np.float32) for item in items[start:start + batch_size]]
         yield np.ascontiguousarray(np.stack(chunk))

@@ -391,7 +391,7 @@ def _fit_ood(key: str, method: str, tpr: float, session, spec: dict, photos: dic
     import numpy as np
 
     from export import ood as oodmod
-    from export.onnx_export import run_all
+    from export.onnx_export import _median_ms, run_all
     from export.photos import batches, image_batches
     from train.negatives import draw_negative
 
@@ -431,11 +431,6 @@ def _fit_ood(key: str, method: str, tpr: float, session, spec: dict, photos: dic
     test_s = scorer.score(fp32_test)
     eager_s = scorer.score(eager_test)
     x1 = fp32_test[:1]
-    times = []
-    for _ in range(50):
-        t1 = time.perf_counter()
-        scorer.score(x1)
-        times.append(time.perf_counter() - t1)
     entry = {
         "method": chosen, "file": fname, "sha256": sha256_file(tmp / fname), "output": "features",
         "dim": int(train_f.shape[1]), "bytes": scorer.nbytes, "threshold": threshold, "tpr": tpr,
@@ -446,7 +441,7 @@ def _fit_ood(key: str, method: str, tpr: float, session, spec: dict, photos: dic
         "parity": {"photos": int(len(test_s)),
                    "max_abs_score_diff": float(np.abs(eager_s - test_s).max()) if len(test_s) else 0.0,
                    "decisions_equal": bool(((eager_s > threshold) == (test_s > threshold)).all())},
-        "score_ms_batch1": round(float(np.median(times)) * 1000, 4),
+        "score_ms_batch1": round(_median_ms(lambda: scorer.score(x1), 50), 4),
         "fit_s": round(time.perf_counter() - t0, 2),
     }
     test_rate = entry["figures"]["test"]["flagged"]

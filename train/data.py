@@ -358,12 +358,13 @@ class Prepared:
 
 
 def score_unknown(ds, view_run: str, *, cache_dir: Path, device, workers: int, batch_size: int = 64,
-                  other: dict[str, float] | None = None) -> dict[str, float]:
+                  other: dict[str, float] | None = None, only: set[str] | None = None) -> dict[str, float]:
     """p(exterior) for every view_hint=unknown photo, by a finished view run (calibrated by its temperature).
     The photos are decoded into this run's cache (`cache_dir`): another run's directory is never written.
 
     When the view run has an `other` class (not a car photo) and `other` is a dict, every photo is scored and
-    `other` gets sha256 -> p(other) for all of them: a gallery's logos and banners come with the page's view."""
+    `other` gets sha256 -> p(other) for all of them: a gallery's logos and banners come with the page's view.
+    `only` limits the scoring to those sha256s (a fold's photos)."""
     import numpy as np
     import torch
 
@@ -375,6 +376,8 @@ def score_unknown(ds, view_run: str, *, cache_dir: Path, device, workers: int, b
     other_i = state["labels"].index(OTHER_LABEL) if OTHER_LABEL in state["labels"] else None
     every = other is not None and other_i is not None
     unknown = ds.images if every else ds.images[ds.images["view_hint"] == "unknown"]
+    if only is not None:
+        unknown = unknown[unknown["sha256"].isin(only)]
     unknown = unknown.drop_duplicates("sha256")
     hint = dict(zip(unknown["sha256"], unknown["view_hint"], strict=False))
     if len(unknown) == 0:

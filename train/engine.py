@@ -728,8 +728,8 @@ def _clean_view(ctx: Context, args, run_dir: Path) -> None:
             continue
         scores: dict[str, float] = {}
         score_unknown(ds, str(fold_dir), cache_dir=cache / "view-run", device=ctx.device, workers=args.workers or 2,
-                      other=scores)
-        other.update({sha: scores[sha] for sha in part["sha256"] if sha in scores})
+                      other=scores, only=set(part["sha256"]))  # the fold's photos only
+        other.update(scores)
         for name in ("best.pt", "last.pt"):  # the fold's judgement is kept in its report; its weights are not
             (fold_dir / name).unlink(missing_ok=True)
     relabel = {sha for sha, p in other.items() if p >= 0.5}

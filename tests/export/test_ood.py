@@ -55,7 +55,7 @@ def test_score_is_the_same_from_pytorch_fp32_and_int8(bundle, tiny):
     _, q = run_all(cpu_session(entry.path("int8")), [x])
     s_q = scorer.score(q)
     t32, t8 = entry.ood_threshold("fp32"), entry.ood_threshold("int8")
-    assert t8 != t32 or entry.ood["variants"]["int8"]["threshold"] == t32  # int8 has its own threshold
+    assert t8 == entry.ood["variants"]["int8"]["threshold"] and t32 == entry.ood["threshold"]  # int8's own
     agree = ((s_q > t8) == (s_fp32 > t32)).mean()
     gate = entry.meta["variants"]["int8"]["metrics"]["ood"]
     assert agree >= 0.9 and gate["failures"] == [] and gate["test_tpr"] >= gate["test_tpr_fp32"] - 0.03

@@ -102,12 +102,12 @@ def test_clean_folds_relabel_what_out_of_fold_models_call_other(tiny_data, tmp_p
     suspects = set(ext[::3])
     judged_by: dict[str, str] = {}
 
-    def fake_score(ds_, view_run, *, other, **kw):
+    def fake_score(ds_, view_run, *, other, only, **kw):
         fold_splits = pd.read_parquet(f"{view_run}/splits.parquet")
         trained_on = set(fold_splits.loc[fold_splits["split"] == "train", "sha256"])
-        for sha in ds_.images["sha256"]:
-            if sha not in trained_on:  # what the fold model never saw
-                judged_by.setdefault(sha, view_run)
+        assert only and not only & trained_on, "a fold model judges only photos it did not train on"
+        for sha in only:
+            judged_by[sha] = view_run
             other[sha] = 0.9 if sha in suspects else 0.1
         return {}
 
