@@ -10,6 +10,11 @@ from typing import Any
 import numpy as np
 
 FP32_MAX_REL_ERROR = 1e-3  # fp32 graphs differ from eager PyTorch by kernel order only (~1e-6 relative)
+INT8_MAX_DROP_POINTS = 1.0  # int8 may cost at most this much test top-1 (percentage points) without --force
+INT8_OOD_MAX_TPR_DROP = 0.03  # int8 may lose at most this much of the test split's in-distribution rate
+INT8_OOD_MAX_AUROC_DROP = 0.02  # ... and of the AUROC against the synthetic frames
+FP16_MIN_AGREEMENT = 0.99  # fp16 on CUDA must agree with PyTorch fp32 on this share of top-1 answers
+_SLACK = 1e-9  # float noise: rates are means over photos, so a drop of exactly a limit must not fail it
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -71,6 +76,29 @@ def fp32_passes(p: dict[str, Any], max_rel_error: float | None = None) -> bool:
     limit = FP32_MAX_REL_ERROR if max_rel_error is None else max_rel_error
     feats_ok = "features" not in p or p["features"]["max_rel_error"] <= limit
     return p["top1_agreement"] >= 1.0 and p["max_rel_error"] <= limit and feats_ok
+
+
+def int8_failures(top1_drop_points: float) -> list[str]:
+    """The int8 gate on accuracy: why int8 is refused (empty: it passes). The limits are read at call time."""
+    if top1_drop_points > INT8_MAX_DROP_POINTS + _SLACK:
+        return [f"top-1 drops {top1_drop_points:.2f} points > {INT8_MAX_DROP_POINTS:g}"]
+    return []
+
+
+def int8_ood_failures(tpr_fp32: float, tpr_int8: float, auroc_fp32: float, auroc_int8: float) -> list[str]:
+    """The int8 gate on the OOD score: the test split's in-distribution rate at each graph's own threshold, and
+    the AUROC against the synthetic frames, may each drop by at most their limit."""
+    failures = []
+    if tpr_fp32 - tpr_int8 > INT8_OOD_MAX_TPR_DROP + _SLACK:
+        failures.append(f"OOD in-distribution rate drops {tpr_fp32:.1%} -> {tpr_int8:.1%}")
+    if auroc_fp32 - auroc_int8 > INT8_OOD_MAX_AUROC_DROP + _SLACK:
+        failures.append(f"OOD AUROC drops {auroc_fp32:.3f} -> {auroc_int8:.3f}")
+    return failures
+
+
+def fp16_passes(top1_agreement: float) -> bool:
+    """The fp16 gate: top-1 agreement with PyTorch fp32 of at least FP16_MIN_AGREEMENT."""
+    return top1_agreement >= FP16_MIN_AGREEMENT - _SLACK
 
 
 def summary(p: dict[str, Any]) -> str:

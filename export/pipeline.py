@@ -24,7 +24,6 @@ from typing import Any
 from carscope.errors import CarscopeError
 from export.bundle import BUNDLE_JSON, FORMAT_VERSION, OTHER_LABEL, Bundle, load, sha256_file, write_meta
 
-INT8_MAX_DROP_POINTS = 1.0  # int8 may cost at most this much test top-1 (percentage points) without --force
 # The OOD threshold keeps this share of held-out in-distribution photos. 95% is the literature's operating point
 # (bench ood reports FPR at 95% TPR), but a 95% threshold refuses 1 in 20 good photos by construction, before
 # the confidence gate refuses any: 98% keeps the served coverage of in-distribution photos above 95%.
@@ -33,9 +32,8 @@ OOD_CHOICES = ("auto", "mahalanobis", "knn", "none")
 OOD_SYNTHETIC_FRAMES = 200  # generic synthetic frames (train/negatives.py, seeds no training run draws)
 OOD_SYNTHETIC_SEED = 1_000_000_007
 OOD_MAX_FIT_PHOTOS = 20_000  # train photos the score is fitted on, at most (10x ResNet50's 2,048 features)
-INT8_OOD_MAX_TPR_DROP = 0.03  # int8 may lose at most this much of the test split's in-distribution rate
-INT8_OOD_MAX_AUROC_DROP = 0.02  # ... and of the AUROC against the synthetic frames
-FP16_MIN_AGREEMENT = 0.99
+# the gates' limits (FP32_MAX_REL_ERROR, INT8_MAX_DROP_POINTS, INT8_OOD_MAX_*, FP16_MIN_AGREEMENT) and their
+# comparisons live in export/parity.py, one function per gate, where `make mutate` holds them
 MIN_CALIB_PHOTOS = 100
 THUMB_SIZE = 192  # longest side, px: the result page shows them small
 PREPROCESS_KEYS = ("resize", "crop", "mean", "std")
@@ -301,7 +299,7 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
         line = (f"{key}: int8 on {vs['photos']} test photos: top-1 {vs['top1_reference']:.2%} fp32 -> "
                 f"{vs['top1_candidate']:.2%} int8 (drop {drop:.2f} points), agreement with fp32 "
                 f"{vs['top1_agreement']:.2%}, calibrated on {quant['calibration']['photos']} train photos")
-        reasons = [f"top-1 drops {drop:.2f} points > {INT8_MAX_DROP_POINTS:g}"] if drop > INT8_MAX_DROP_POINTS else []
+        reasons = parity_mod.int8_failures(drop)
         if ood is not None:
             q_ood = ood.variant(q_session, q_feats, spec)
             ood.entry.setdefault("variants", {})["int8"] = q_ood
@@ -334,12 +332,13 @@ def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path,
             vs = compare(eager, h_logits, temperature=temperature, targets=targets)
             variant["validation"] = {"validated": True, "vs": "pytorch fp32", **vs}
             log(f"{key}: fp16 on CUDA vs PyTorch fp32: {summary(vs)}")
-            if vs["top1_agreement"] < FP16_MIN_AGREEMENT and not force:
+            if not parity_mod.fp16_passes(vs["top1_agreement"]) and not force:
                 (tmp / h_file).unlink()
-                entry["refused"]["fp16"] = {"reason": f"top-1 agreement {vs['top1_agreement']:.2%} < "
-                                                      f"{FP16_MIN_AGREEMENT:.0%}", "validation": vs}
+                limit = parity_mod.FP16_MIN_AGREEMENT
+                entry["refused"]["fp16"] = {"reason": f"top-1 agreement {vs['top1_agreement']:.2%} < {limit:.0%}",
+                                            "validation": vs}
                 variant = None
-                log(f"{key}: fp16 REFUSED (agreement below {FP16_MIN_AGREEMENT:.0%}; --force keeps it)")
+                log(f"{key}: fp16 REFUSED (agreement below {limit:.0%}; --force keeps it)")
         if variant is not None:
             variant["sha256"] = sha256_file(tmp / h_file)
             entry["variants"]["fp16"] = variant
@@ -360,6 +359,7 @@ class _OodFit:
 
         from export.onnx_export import run_all
         from export.ood import auroc, threshold_at
+        from export.parity import int8_ood_failures
         from export.photos import batches, image_batches
 
         val = self.scorer.score(run_all(session, batches(self.files["val"], spec))[1])
@@ -371,11 +371,7 @@ class _OodFit:
         au_ref, au_q = auroc(ref["test"], ref["synthetic"]), auroc(test, syn)
         agree = float(np.mean(np.concatenate([(test > threshold) == (ref["test"] > ref["threshold"]),
                                               (syn > threshold) == (ref["synthetic"] > ref["threshold"])])))
-        failures = []
-        if tpr_ref - tpr_q > INT8_OOD_MAX_TPR_DROP:
-            failures.append(f"OOD in-distribution rate drops {tpr_ref:.1%} -> {tpr_q:.1%}")
-        if au_ref - au_q > INT8_OOD_MAX_AUROC_DROP:
-            failures.append(f"OOD AUROC drops {au_ref:.3f} -> {au_q:.3f}")
+        failures = int8_ood_failures(tpr_ref, tpr_q, au_ref, au_q)
         gate = {"test_tpr_fp32": round(tpr_ref, 4), "test_tpr": round(tpr_q, 4),
                 "auroc_synthetic_fp32": round(au_ref, 4), "auroc_synthetic": round(au_q, 4),
                 "decision_agreement_vs_fp32": round(agree, 4), "failures": failures,

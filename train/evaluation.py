@@ -44,7 +44,7 @@ def fit_temperature(logits, targets, *, max_iter: int = 200) -> float:
     import torch
 
     logits, targets = logits.detach().float(), targets.detach().long()
-    if len(targets) < 2:
+    if len(targets) < 2 or not bool(torch.isfinite(logits).all()):  # nothing to fit, or a diverged model's logits
         return 1.0
     log_t = torch.zeros(1, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
@@ -55,7 +55,10 @@ def fit_temperature(logits, targets, *, max_iter: int = 200) -> float:
         loss.backward()
         return loss
 
-    opt.step(closure)
+    try:
+        opt.step(closure)
+    except RuntimeError:  # the line search overflowed (logits so extreme that no finite T is better)
+        return 1.0
     t = float(log_t.detach().exp())
     if not (t == t) or t in (float("inf"),):  # NaN / inf: keep the identity
         return 1.0

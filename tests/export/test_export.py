@@ -245,10 +245,11 @@ def test_parity_failure_fails_export_and_leaves_nothing(tiny, tmp_path, capsys, 
 @pytest.mark.slow
 def test_int8_refusal_and_force(tiny, tmp_path, monkeypatch):
     """Above the allowed accuracy drop int8 is refused (numbers recorded, no file); --force keeps it."""
+    import export.parity
     import export.pipeline as pipeline
 
     data, view_run, model_run = tiny
-    monkeypatch.setattr(pipeline, "INT8_MAX_DROP_POINTS", -1.0)  # a drop of 0 points is now too much
+    monkeypatch.setattr(export.parity, "INT8_MAX_DROP_POINTS", -1.0)  # a drop of 0 points is now too much
     logs: list[str] = []
     # 8 thumbs per view is more than the hinted train photos of a class: unlabelled ones get sorted by the view model
     # the TorchScript exporter only to save time: the int8 decision does not depend on how the graph was made

@@ -92,3 +92,31 @@ def test_the_fp32_gate():
     assert not fp32_passes({**ok, "top1_agreement": 0.999})
     assert not fp32_passes({**ok, "max_rel_error": 0.5}) and not fp32_passes({**ok, "max_rel_error": 1.0005})
     assert fp32_passes({**ok, "max_rel_error": 0.05}, max_rel_error=0.1)
+
+
+def test_int8_accuracy_gate_at_its_limit(monkeypatch):
+    from export import parity
+
+    assert parity.INT8_MAX_DROP_POINTS == 1.0
+    assert parity.int8_failures(1.0) == [] and parity.int8_failures(0.0) == [] and parity.int8_failures(-2.0) == []
+    assert parity.int8_failures(1.01) == ["top-1 drops 1.01 points > 1"]
+    monkeypatch.setattr(parity, "INT8_MAX_DROP_POINTS", 0.5)  # read at call time
+    assert parity.int8_failures(0.6) == ["top-1 drops 0.60 points > 0.5"]
+
+
+def test_int8_ood_gate_at_its_limits():
+    from export import parity
+
+    assert (parity.INT8_OOD_MAX_TPR_DROP, parity.INT8_OOD_MAX_AUROC_DROP) == (0.03, 0.02)
+    assert parity.int8_ood_failures(0.98, 0.95, 0.99, 0.97) == []  # both drops exactly at their limits
+    assert parity.int8_ood_failures(0.98, 0.99, 0.90, 0.95) == []  # int8 better on both
+    assert parity.int8_ood_failures(0.98, 0.9499, 0.99, 0.97) == ["OOD in-distribution rate drops 98.0% -> 95.0%"]
+    assert parity.int8_ood_failures(0.98, 0.95, 0.99, 0.9699) == ["OOD AUROC drops 0.990 -> 0.970"]
+    assert len(parity.int8_ood_failures(0.98, 0.5, 0.99, 0.5)) == 2
+
+
+def test_fp16_gate_at_its_limit():
+    from export import parity
+
+    assert parity.FP16_MIN_AGREEMENT == 0.99
+    assert parity.fp16_passes(0.99) and parity.fp16_passes(1.0) and not parity.fp16_passes(0.9899)

@@ -53,8 +53,9 @@ def test_specs_and_names_come_from_the_bundle(client):
     assert j["specs"]["drivetrain"] is None and j["specs"]["horsepower"] is None  # <NA> -> null, not NaN
 
 
-def test_confidences_are_calibrated_softmax(client, bundle_dir):
-    """The API's confidence is softmax(logits / T) with the bundle's temperature (T = 2 here)."""
+def test_confidences_are_calibrated_softmax(app, client, bundle_dir):
+    """The API's confidence is softmax(logits / T) with the bundle's temperature (T = 2 here), of the logits of
+    the graph it serves (int8 here, chosen on the CPU: a real QDQ graph whose logits differ from fp32's)."""
     import onnxruntime as ort
     from PIL import Image
 
@@ -63,7 +64,9 @@ def test_confidences_are_calibrated_softmax(client, bundle_dir):
 
     data = photo((200, 110, 40), seed=1)  # orange
     x = Preprocessor(SPEC)(Image.open(io.BytesIO(data)).convert("RGB"))[None]
-    sess = ort.InferenceSession(str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    served = app.extensions["carscope"].engine.describe()["variants"]["model"]
+    assert served == "int8"
+    sess = ort.InferenceSession(str(bundle_dir / "model.int8.onnx"), providers=["CPUExecutionProvider"])
     logits = sess.run(None, {"input": x})[0][0].astype(np.float64)
     p = np.exp(logits / TEMPERATURE - (logits / TEMPERATURE).max())
     p /= p.sum()

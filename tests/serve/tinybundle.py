@@ -77,6 +77,17 @@ def _linear_onnx(weight: np.ndarray, bias: np.ndarray, path: Path) -> None:
     path.write_bytes(model.SerializeToString())
 
 
+def _int8(fp32: Path, dest: Path) -> dict:
+    """export.quantize.to_int8 on `fp32` (QDQ: uint8 activations, int8 weights), calibrated on flat frames of every
+    class colour, grey, dark, white and black."""
+    from export.quantize import to_int8
+
+    crop = SPEC["crop"]
+    frames = [np.broadcast_to(_normalised(rgb).astype(np.float32)[:, None, None], (3, crop, crop))
+              for rgb in [*COLOURS.values(), (255, 255, 255), (0, 0, 0)]]
+    return to_int8(fp32, dest, [np.stack(frames)], head_fp32=False)  # the head is all there is to quantise
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -155,9 +166,9 @@ def make_tiny_bundle(root: str | Path, *, with_thumbs: bool = True, int8: bool =
             "models": {"view": entry("view", ["exterior", "interior"], 1.0),
                        "model": entry("model", LABELS, TEMPERATURE)},
             "thumbs": thumbs, "specs": "specs.parquet"}
-    if int8:  # a stand-in "variant": the same graph under another name, to exercise --variant
-        (root / "model.int8.onnx").write_bytes((root / "model.onnx").read_bytes())
-        meta["models"]["model"]["variants"]["int8"] = {"file": "model.int8.onnx",
+    if int8:  # a real int8 variant: export's own QDQ quantiser on the fp32 graph, calibrated on the class colours
+        quant = _int8(root / "model.onnx", root / "model.int8.onnx")
+        meta["models"]["model"]["variants"]["int8"] = {"file": "model.int8.onnx", "quantization": quant,
                                                        "sha256": _sha256(root / "model.int8.onnx"), "metrics": {}}
     (root / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n")
     return root

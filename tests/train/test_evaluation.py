@@ -31,3 +31,121 @@ def test_classification_report_by_hand():
     assert abs(r["per_class"]["b"]["precision"] - 2 / 3) < 1e-9 and r["per_class"]["b"]["recall"] == 1.0
     assert r["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
     assert r["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+
+
+# -- calibration at its edges, for `make mutate` of train/evaluation.py -------------------------------------------
+def _ece_by_hand(conf, correct, n_bins):
+    """ECE from its definition, in plain Python: bins (lo, hi], weighted by their share of the photos."""
+    total = 0.0
+    for b in range(n_bins):
+        lo, hi = b / n_bins, (b + 1) / n_bins
+        inside = [i for i, c in enumerate(conf) if lo < c <= hi]
+        if inside:
+            acc = sum(correct[i] for i in inside) / len(inside)
+            mean_conf = sum(conf[i] for i in inside) / len(inside)
+            total += len(inside) / len(conf) * abs(acc - mean_conf)
+    return total
+
+
+def test_ece_equals_its_definition():
+    # confidences chosen away from the bin edges (float32 linspace edges are not exact)
+    probs = torch.tensor([[0.95, 0.05], [0.93, 0.07], [0.62, 0.38], [0.55, 0.45], [0.3, 0.7], [0.12, 0.88],
+                          [0.81, 0.19]])
+    targets = torch.tensor([0, 1, 0, 1, 1, 0, 0])
+    conf, pred = probs.max(1)
+    correct = (pred == targets).tolist()
+    for n_bins in (1, 2, 4, 10, 15):
+        want = _ece_by_hand(conf.tolist(), correct, n_bins)
+        assert abs(expected_calibration_error(probs, targets, n_bins=n_bins) - want) < 1e-6, n_bins
+    assert abs(expected_calibration_error(probs, targets) - _ece_by_hand(conf.tolist(), correct, 15)) < 1e-6
+
+
+def test_ece_of_perfect_and_of_useless_confidence():
+    sure_right = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert expected_calibration_error(sure_right, torch.tensor([0, 1])) == 0.0
+    assert expected_calibration_error(sure_right, torch.tensor([1, 0])) == 1.0  # sure and always wrong
+    # a confidence of exactly 1.0 is in the last bin (lo, 1], not lost past the edge
+    assert expected_calibration_error(torch.tensor([[1.0, 0.0]]), torch.tensor([1]), n_bins=3) == 1.0
+    assert expected_calibration_error(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)) != \
+        expected_calibration_error(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))  # NaN: nothing measured
+
+
+def _nll(logits, targets, t):
+    return float(torch.nn.functional.cross_entropy(logits / t, targets))
+
+
+def test_fit_temperature_finds_the_nll_minimum():
+    g = torch.Generator().manual_seed(1)
+    n, k = 600, 4
+    targets = torch.randint(0, k, (n,), generator=g)
+    grid = [0.05 * 1.005 ** i for i in range(1200)]  # 0.05 .. 20, steps of 0.5%
+    for scale, margin in ((4.0, 1.0), (0.3, 2.0)):  # overconfident (T > 1) and underconfident (T < 1)
+        logits = torch.randn(n, k, generator=g)
+        logits[torch.arange(n), targets] += margin
+        logits *= scale
+        t = fit_temperature(logits, targets)
+        best = min(grid, key=lambda x: _nll(logits, targets, x))
+        assert abs(t - best) <= 0.01 * best, (scale, t, best)
+        assert _nll(logits, targets, t) <= _nll(logits, targets, best) + 1e-6
+        assert (t > 1.0) == (scale > 1.0)
+
+
+class _FixedOptimum:
+    """Stands in for LBFGS: "converges" to a given T, to hold the clamp and the NaN/inf guard at their edges."""
+
+    value = 1.0
+
+    def __init__(self, params, **kw):
+        self.params = params
+
+    def step(self, closure):
+        closure()
+        with torch.no_grad():
+            self.params[0].fill_(float(torch.log(torch.tensor(self.value, dtype=torch.float64))))
+
+    def zero_grad(self):
+        pass
+
+
+def test_fit_temperature_is_clamped_and_never_nan(monkeypatch):
+    monkeypatch.setattr(torch.optim, "LBFGS", _FixedOptimum)
+    logits, targets = torch.randn(10, 3), torch.arange(10) % 3
+    for found, kept in ((0.01, 0.05), (0.05, 0.05), (0.0501, 0.0501), (3.0, 3.0), (19.99, 19.99), (20.0, 20.0),
+                        (25.0, 20.0), (float("inf"), 1.0), (float("nan"), 1.0)):
+        _FixedOptimum.value = found
+        assert abs(fit_temperature(logits, targets) - kept) < 1e-4, (found, kept)
+
+
+def test_fit_temperature_edges():
+    assert fit_temperature(torch.randn(1, 3), torch.tensor([0])) == 1.0  # one photo: nothing to fit
+    assert fit_temperature(torch.randn(0, 3), torch.zeros(0, dtype=torch.long)) == 1.0
+    # perfectly separated: sharper is always better; the fit sharpens (T < 1) until the NLL is flat
+    logits = torch.tensor([[3.0, 0.0], [0.0, 3.0]] * 10)
+    targets = torch.tensor([0, 1] * 10)
+    assert 0.05 <= fit_temperature(logits, targets) < 0.5
+    # always wrong: flatter is always better, T goes to the upper clamp
+    assert fit_temperature(logits, 1 - targets) == 20.0
+    # two photos are enough to fit: one right, one wrong at the same logits, so flatter is better
+    two = torch.tensor([[2.0, 0.0], [2.0, 0.0]])
+    t = fit_temperature(two, torch.tensor([0, 1]))
+    assert t > 1.0 and _nll(two, torch.tensor([0, 1]), t) < _nll(two, torch.tensor([0, 1]), 1.0)
+
+
+def test_fit_temperature_of_a_diverged_model_is_the_identity():
+    targets = torch.tensor([0, 1, 0])
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        logits = torch.tensor([[1.0, bad], [0.0, 1.0], [1.0, 0.0]])
+        assert fit_temperature(logits, targets) == 1.0, bad  # not NaN, and no crash in the line search
+
+
+def test_topk_accuracy_edges():
+    logits = torch.tensor([[0.1, 0.5, 0.4], [0.9, 0.05, 0.05], [0.2, 0.3, 0.5]])
+    targets = torch.tensor([2, 0, 0])
+    from train.evaluation import topk_accuracy
+
+    assert topk_accuracy(logits, targets, 1) == 1 / 3
+    assert topk_accuracy(logits, targets, 2) == 2 / 3
+    assert topk_accuracy(logits, targets, 3) == 1.0
+    assert topk_accuracy(logits, targets, 5) == 1.0  # k larger than the classes: all of them
+    assert topk_accuracy(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), 1) != \
+        topk_accuracy(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), 1)

@@ -1,0 +1,144 @@
+"""Bundle verification (export/bundle.py): what `load` refuses, with which one-line reason, and what it accepts.
+Serve and `carscope predict` start only on a bundle that passes here, so each refusal is a gate."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from carscope.errors import CarscopeError
+from export import bundle as bmod
+from export.bundle import OodScorer, load, sha256_file
+from tests.serve.tinybundle import make_tiny_bundle
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """The tiny bundle with an int8 variant and an OOD check (its arrays file and thresholds)."""
+    root = make_tiny_bundle(tmp_path / "b", int8=True)
+    OodScorer("mahalanobis", {"whiten": np.eye(3, dtype=np.float32),
+                              "means_w": np.eye(3, dtype=np.float32)}).save(root / "model.ood.npz")
+    meta = json.loads((root / "bundle.json").read_text())
+    meta["models"]["model"]["ood"] = {"method": "mahalanobis", "file": "model.ood.npz",
+                                      "sha256": sha256_file(root / "model.ood.npz"), "threshold": 0.5,
+                                      "variants": {"int8": {"threshold": 0.75}}}
+    _write(root, meta)
+    return root
+
+
+def _write(root, meta):
+    (root / "bundle.json").write_text(json.dumps(meta))
+
+
+def _meta(root):
+    return json.loads((root / "bundle.json").read_text())
+
+
+def _refused(root, match, **kw):
+    with pytest.raises(CarscopeError, match=match):
+        load(root, **kw)
+
+
+def test_a_good_bundle_loads_with_its_entries(tiny):
+    b = load(tiny)
+    assert set(b.models) == {"view", "model"}
+    m = b.models["model"]
+    assert m.variants() == ["fp32", "int8"] and m.path("int8") == tiny / "model.int8.onnx"
+    assert m.path() == tiny / "model.onnx"
+    assert m.ood_threshold() == 0.5 and m.ood_threshold("int8") == 0.75  # int8 has its own threshold
+    assert m.ood_threshold("fp16") == 0.5  # a variant without one uses fp32's
+    assert b.models["view"].ood_threshold() is None and b.models["view"].ood_scorer() is None
+    assert m.ood_scorer().method == "mahalanobis"
+
+
+def test_sha256_file_reads_in_chunks(tmp_path):
+    p = tmp_path / "blob"
+    data = bytes(range(256)) * 5
+    p.write_bytes(data)
+    want = hashlib.sha256(data).hexdigest()
+    assert sha256_file(p) == want and sha256_file(p, chunk=7) == want and sha256_file(p, chunk=1) == want
+    (tmp_path / "empty").write_bytes(b"")
+    assert sha256_file(tmp_path / "empty") == hashlib.sha256(b"").hexdigest()
+
+
+def test_not_a_bundle_and_not_json(tmp_path, tiny):
+    _refused(tmp_path / "nothing", "is not a carscope bundle")
+    (tiny / "bundle.json").write_text("{not json")
+    _refused(tiny, "is not valid JSON")
+    (tiny / "bundle.json").write_bytes(b"\xff\xfe\x00")
+    _refused(tiny, "is not valid JSON")
+
+
+def test_format_versions(tiny):
+    meta = _meta(tiny)
+    for version in (bmod.FORMAT_VERSION, bmod.FORMAT_VERSION - 1):
+        _write(tiny, {**meta, "format_version": version})
+        load(tiny)
+    _write(tiny, {k: v for k, v in meta.items() if k != "format_version"})
+    load(tiny)  # a bundle written before the field existed
+    _write(tiny, {**meta, "format_version": bmod.FORMAT_VERSION + 1})
+    _refused(tiny, f"bundle format {bmod.FORMAT_VERSION + 1} is newer")
+
+
+@pytest.mark.parametrize("drop", ["file", "sha256", "labels", "input", "model entry", "models"])
+def test_incomplete_model_entries(tiny, drop):
+    meta = _meta(tiny)
+    if drop == "models":
+        del meta["models"]
+    elif drop == "model entry":
+        del meta["models"]["view"]
+    else:
+        del meta["models"]["model"][drop]
+    _write(tiny, meta)
+    _refused(tiny, "lacks a complete '(view|model)' model entry")
+
+
+@pytest.mark.parametrize("file", ["model.onnx", "view.onnx", "model.int8.onnx", "model.ood.npz"])
+def test_every_file_is_verified(tiny, file):
+    data = (tiny / file).read_bytes()
+    (tiny / file).write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one bit
+    _refused(tiny, f"bundle file {file} does not match its sha256")
+    load(tiny, verify=False)  # what `verify=False` is for: reading a bundle's metadata only
+    (tiny / file).unlink()
+    _refused(tiny, f"bundle file {file} is missing")
+
+
+def test_verify_checks_the_variants_asked_for(tiny):
+    b = load(tiny)
+    (tiny / "model.int8.onnx").write_bytes(b"tampered")
+    b.verify(("fp32",))  # fp32 alone: int8 not read
+    b.verify(("fp16",))  # a variant the bundle lacks is skipped, not an error
+    with pytest.raises(CarscopeError, match="model.int8.onnx does not match"):
+        b.verify(("int8",))
+    with pytest.raises(CarscopeError, match="has no fp16 variant of 'model' \\(have: fp32, int8\\)"):
+        b.models["model"].verify("fp16")
+
+
+def test_an_ood_check_without_its_file_entry_is_refused_not_skipped(tiny):
+    meta = _meta(tiny)
+    meta["models"]["model"]["ood"]["sha256"] = "0" * 64
+    _write(tiny, meta)
+    _refused(tiny, "model.ood.npz does not match its sha256")
+
+
+def test_ood_files_that_cannot_be_read(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(CarscopeError, match="the OOD file bad.npz cannot be read"):
+        OodScorer.load(bad)
+    with pytest.raises(CarscopeError, match="cannot be read"):
+        OodScorer.load(tmp_path / "missing.npz")
+    lacking = tmp_path / "lacking.npz"
+    np.savez(lacking, method=np.array("mahalanobis"), whiten=np.eye(2))
+    with pytest.raises(CarscopeError, match="the OOD file lacking.npz lacks 'means_w'"):
+        OodScorer.load(lacking)
+    unknown = tmp_path / "unknown.npz"
+    np.savez(unknown, method=np.array("magic"), whiten=np.eye(2))
+    with pytest.raises(CarscopeError, match="unknown OOD method 'magic'"):
+        OodScorer.load(unknown)
+    knn = tmp_path / "knn.npz"
+    bank = np.eye(4, dtype=np.float16)
+    np.savez(knn, method=np.array("knn"), bank=bank, k=np.array(2))
+    s = OodScorer.load(knn)
+    assert (s.method, s.k, s.dim) == ("knn", 2, 4) and np.array_equal(s.bank, bank.astype(np.float32))
