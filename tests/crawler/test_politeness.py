@@ -107,15 +107,21 @@ def test_faults_scope_and_robots_on_a_tiny_site(tmp_path):
     starts = [t for t, _, _ in log]
     gaps = [(round(b - a, 3), p) for a, b, p in zip(starts[:-1], starts[1:], paths[1:], strict=True)]
     # the client spaces request starts by 0.08 s; arrival at the server can bunch up by scheduling noise on a busy
-    # machine, so hold the median to the delay and every gap to half of it (no delay gives gaps of a few ms)
+    # machine (one request slow to arrive, the next on time), so hold the median to the delay and every gap to a
+    # quarter of it (no delay gives gaps of a few ms; the unit tests hold the spacing exactly on a virtual clock)
     assert sorted(g for g, _ in gaps)[len(gaps) // 2] >= 0.072, gaps
-    assert min(gaps)[0] >= 0.04, gaps
-    # Retry-After: that URL is not asked again before the wait, and the whole host pauses meanwhile
+    assert min(gaps)[0] >= 0.02, gaps
+    # Retry-After: that URL is not asked again before the wait (the server's clock: the retry cannot arrive early
+    # whatever the load), and the whole host pauses meanwhile. Counted, not timed to a tight window: the pause
+    # starts when the client reads the 429, after the server logged it, so during `wait` from that log line only
+    # requests already in flight may arrive (at most per_host - 1 = 3); without the pause the crawl goes on at one
+    # request per Crawl-delay, 12 in that second. (r429date's wait is 1-2 s: an HTTP-date counts whole seconds.)
+    # (tests/crawler/test_politeness_unit.py holds the pause itself to the millisecond on a virtual clock.)
     for name, wait in (("/img/r429.jpg", 1.0), ("/img/r429date.jpg", 1.0)):
         hits = [t for t, p, _ in log if p == name]
         assert len(hits) == 2 and hits[1] - hits[0] >= wait - 0.02, (name, hits)
-        during = [p for t, p, _ in log if hits[0] + 0.1 < t < hits[0] + wait - 0.05]
-        assert during == [], (name, during)
+        during = [p for t, p, _ in log if hits[0] < t < hits[0] + wait]  # the pause ends after hits[0] + wait
+        assert len(during) <= 3, (name, during)
     assert stats["politeness"]["retry_after_waits"] == 2
 
 

@@ -100,13 +100,17 @@ def test_wait_is_bounded_by_max_wait_and_released_by_cancel():
         waited = time.perf_counter() - t0
         assert 0.08 < waited < 1.0  # the announced request never came: max_wait, then go
         ticket.cancel()
-
+    finally:
+        b.stop()
+    # a cancel releases the wait at once: with a 2 s max_wait, a cancel that did nothing costs 2 s
+    b = Batcher(Recorder(), max_batch=16, max_wait_ms=2000).start()
+    try:
         ticket2 = b.announce()
         fut = b.submit(2)
         t0 = time.perf_counter()
         ticket2.cancel()  # that request failed to decode: stop waiting for it at once
         fut.result(timeout=5)
-        assert time.perf_counter() - t0 < 0.08
+        assert time.perf_counter() - t0 < 1.0
     finally:
         b.stop()
 

@@ -180,6 +180,16 @@ def _half_sent_upload(url: str, colour: str):
     return sock, body[len(body) // 2:]
 
 
+def _after_the_half_upload(url: str, processes: int = 1) -> None:
+    """Wait until the server has read the half-sent upload, by an event rather than a guess: a request on a new
+    connection, answered. The server accepts connections in order and reads a connection's bytes in the loop pass
+    after its accept, so once the later request is answered the half upload has been read. With several processes
+    the later connection may go to another process, so those also get a wait sized far past a loopback read."""
+    assert urllib.request.urlopen(url + "/healthz", timeout=10).status == 200
+    if processes > 1:
+        time.sleep(1.0)
+
+
 def _answer(sock) -> tuple[int, dict, str]:
     """Read to the end of the connection: the server must close it after the answer. (status, JSON, head)"""
     data = b""
@@ -213,7 +223,7 @@ def test_sigterm_answers_the_requests_in_flight(bundle_dir, processes):
         uploading, rest = _half_sent_upload(url, "blue")
         keepalive = Client(url)  # answered, then idle on its kept-alive connection: it must not hold the stop up
         assert keepalive.predict(photo("green"))[0] == 200
-        time.sleep(0.3)  # the half upload has reached the server
+        _after_the_half_upload(url, processes)
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         assert proc.poll() is None  # still draining: waiting for the rest of the upload...
@@ -233,7 +243,7 @@ def test_a_stalled_upload_is_cut_at_the_grace_deadline(bundle_dir):
     proc, url = _start_cli(bundle_dir, "--grace", "1")
     try:
         stalled, _ = _half_sent_upload(url, "red")
-        time.sleep(0.3)
+        _after_the_half_upload(url)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0 and time.monotonic() - t0 < 5
@@ -247,7 +257,7 @@ def test_a_second_signal_stops_at_once(bundle_dir):
     proc, url = _start_cli(bundle_dir, "--grace", "60")
     try:
         stalled, _ = _half_sent_upload(url, "red")  # kept open: the server waits for the rest of it
-        time.sleep(0.3)
+        _after_the_half_upload(url)
         proc.send_signal(signal.SIGINT)
         time.sleep(0.5)
         assert proc.poll() is None  # draining: the upload has a minute to finish
