@@ -199,7 +199,7 @@ def to_rgb(im: Image.Image) -> Image.Image:
             a = a / 257.0  # 65535 -> 255 exactly
         a = np.nan_to_num(np.clip(np.rint(a), 0, 255)).astype(np.uint8)
         return Image.fromarray(a).convert("RGB")
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in im.info
     if has_alpha:
         # Transparent pixels have undefined colour; catalog cut-outs sit on white, so composite onto white.
         rgba = im.convert("RGBA")

@@ -23,6 +23,7 @@ declare -A TESTS=(
   [export/bundle.py]="tests/export/test_bundle_unit.py"
   [serve/imageio.py]="tests/serve/test_imageio.py"
   [serve/formparser.py]="tests/serve/test_formparser.py"
+  [serve/app.py]="tests/serve/test_app.py"
   [crawler/politeness.py]="tests/crawler/test_politeness_unit.py"
   [crawler/frontier.py]="tests/crawler/test_frontier.py"
   [train/evaluation.py]="tests/train/test_evaluation.py"
@@ -33,9 +34,10 @@ declare -A ONLY=(
   [export/bundle.py]="sha256_file load Bundle.verify ModelEntry.verify ModelEntry._variant ModelEntry.ood_threshold OodScorer.load"
   [train/data.py]="split_table"
   [train/evaluation.py]="expected_calibration_error fit_temperature topk_accuracy"
+  [serve/app.py]="_read_upload create_app InMemoryRequest._get_file_stream _install_hooks._http_error _install_hooks._rejected"
 )
 # the order `make mutate` runs them in
-ORDER=(export/parity.py export/ood.py export/bundle.py serve/imageio.py serve/formparser.py
+ORDER=(export/parity.py export/ood.py export/bundle.py serve/imageio.py serve/formparser.py serve/app.py
        crawler/politeness.py crawler/frontier.py train/evaluation.py train/data.py)
 
 jobs=1

@@ -658,3 +658,40 @@ def test_the_result_page_shows_a_price_in_its_own_currency():
     assert ("Starting MSRP", "$34,500") in spec_rows({"msrp_usd": 34500, "price": 34500.0, "price_currency": "USD"})
     assert not any(label == "Price" for label, _ in spec_rows({"msrp_usd": 34500, "price": 34500.0}))
     assert spec_rows({"price": 31740.0, "price_currency": "EUR"}) == [("Price", "31,740 EUR")]
+
+
+# -- the upload limits at their edges, for `make mutate` of serve/app.py's upload handling ------------------------
+def test_an_upload_of_exactly_the_cap_is_read_and_one_past_it_is_413(client):
+    from serve.app import MULTIPART_SLACK
+
+    cap = 1024 * 1024  # the fixture's --max-upload-mb 1
+    at_cap = photo("red") + b"\0" * (cap - len(photo("red")))  # a JPEG with trailing bytes: still the same photo
+    assert len(at_cap) == cap
+    r = upload(client, at_cap)
+    assert r.status_code == 200 and r.get_json()["model"]["prediction"]["label"] == EXPECTED["red"]
+    past = at_cap + b"\0" * (MULTIPART_SLACK + 1)  # the body is now over cap + slack, whatever the headers
+    r = upload(client, past)
+    assert r.status_code == 413 and error_of(r) == "too_large"
+    assert r.get_json()["error"]["message"] == "the upload is larger than the 1 MB limit"
+
+
+def test_a_flood_of_parts_under_the_size_cap_is_too_many_parts_not_too_large(client):
+    fields = {f"f{i}": "x" for i in range(15)}
+    r = client.post("/api/v1/predict", data={**fields, "image": (io.BytesIO(photo("red")), "x.jpg")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 200  # 16 parts: the limit, read
+    fields["f15"] = "x"
+    r = client.post("/api/v1/predict", data={**fields, "image": (io.BytesIO(photo("red")), "x.jpg")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 413 and error_of(r) == "too_many_parts"
+    assert r.get_json()["error"]["message"] == "the form has too many fields; send one file named 'image'"
+
+
+def test_an_empty_image_field_and_a_non_multipart_body(client):
+    r = client.post("/api/v1/predict", data={"image": (io.BytesIO(b""), "x.jpg")}, content_type="multipart/form-data")
+    assert r.status_code == 400 and error_of(r) == "empty_file"
+    assert r.get_json()["error"]["message"] == "the uploaded file is empty"
+    r = client.post("/api/v1/predict", data=photo("red"), content_type="image/jpeg")  # a raw body: not a form
+    assert r.status_code == 400 and error_of(r) == "no_file"
+    assert r.get_json()["error"]["message"] == ("no photo was sent (expected a multipart/form-data file field "
+                                                "named 'image')")

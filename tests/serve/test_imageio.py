@@ -151,12 +151,21 @@ def test_dimension_limits_at_their_edges():
         assert _dims(w, h) == want, ((w, h), want)
     d = DecodeLimits()
     assert (d.max_pixels, d.max_side, d.min_side, d.max_aspect) == (50_000_000, 20_000, 8, 20.0)
+    # with no minimum side, a side of 1 is a size, and a side of 0 is still refused (not a division by zero)
+    lax = DecodeLimits(min_side=0, max_aspect=1000.0)
+    assert _dims(1, 5, lax) is None and _dims(5, 1, lax) is None and _dims(1, 1, lax) is None
+    assert _dims(10, 0, lax) == BAD and _dims(0, 10, lax) == BAD
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):  # limits are shared by every request: read-only
+        d.max_pixels = 1
 
 
 def test_dimension_messages_name_the_size_and_the_limit():
     from serve.imageio import check_dimensions
 
-    for (w, h), words in {(0, 5): "claims to be 0x5 pixels", (10_001, 5_000): "(50 megapixels); the limit is 50",
+    for (w, h), words in {(0, 5): "claims to be 0x5 pixels", (5, 0): "claims to be 5x0 pixels",
+                          (10_001, 5_000): "(50 megapixels); the limit is 50 megapixels",
                           (20_001, 1_001): "longer than 20000 px", (7, 8): "at least 8 px",
                           (161, 8): "aspect ratio over 20:1"}.items():
         with pytest.raises(ImageRejected) as info:
@@ -210,6 +219,43 @@ def test_formats_we_know_but_do_not_decode_are_named():
         assert (e.status, e.code) == (415, "not_an_image"), other
 
 
+def test_rejection_messages():
+    """The one-line messages the API and the page show, word for word."""
+    want = {
+        b"": "the uploaded file is empty",
+        b"hello": "the upload is not an image; send a JPEG, PNG, WebP, GIF, BMP or TIFF photo",
+        images.broken_header_jpeg(): "the file looks like a JPEG image but its header is broken",
+        images.truncated_jpeg(): "the JPEG image is truncated or its pixel data is corrupt",
+        images.png_header_only(100_000, 100_000): "the image has far too many pixels (decompression bomb)",
+        images.png_header_only(30_000, 1_000): "the image is 30000x1000; sides longer than 20000 px are refused",
+        images.png_header_only(4, 40): "the image is 4x40; it needs at least 8 px on each side",
+        images.png_header_only(2000, 50): "the image is 2000x50; an aspect ratio over 20:1 is not a photo",
+    }
+    for data, message in want.items():
+        assert rejected(data).message == message
+
+
+def test_the_upload_page_accepts_exactly_the_formats_decoded():
+    from PIL import Image
+
+    from serve.imageio import SUPPORTED, SUPPORTED_MIME
+
+    assert SUPPORTED_MIME == tuple(Image.MIME[fmt] for fmt in SUPPORTED)
+
+
+def test_a_phones_mpo_jpeg_is_decoded():
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(buf, format="MPO", save_all=True,
+                                                    append_images=[Image.new("RGB", (40, 30), (30, 30, 200))])
+    d = decode_image(buf.getvalue())
+    assert d.format == "MPO" and d.frames and d.image.size == (40, 30)
+    assert np.asarray(d.image)[15, 20].astype(int).tolist() == pytest.approx([200, 30, 30], abs=12)  # the first
+
+
 def test_every_rejection_has_its_status_and_one_line():
     for data, want in ((b"", (400, "empty_file")), (b"hello", (415, "not_an_image")),
                        (images.heic_header(), (415, "unsupported_format")),
@@ -238,7 +284,9 @@ def test_jpeg_draft_scale_follows_the_spec():
     assert decode_image(photo("red", (800, 440), fmt="PNG"), spec=spec).scale == 1  # JPEG only
 
 
-def test_exif_that_cannot_be_read_keeps_the_stored_pixels(monkeypatch):
+def test_exif_that_cannot_be_read_keeps_the_stored_pixels(monkeypatch, caplog):
+    import logging
+
     from PIL import Image
 
     from serve import imageio
@@ -247,8 +295,11 @@ def test_exif_that_cannot_be_read_keeps_the_stored_pixels(monkeypatch):
         raise SyntaxError("bad EXIF")
 
     monkeypatch.setattr(Image.Image, "getexif", broken)
-    d = imageio.decode_image(images.exif_rotated_jpeg())
+    with caplog.at_level(logging.DEBUG, logger="carscope.serve"):
+        d = imageio.decode_image(images.exif_rotated_jpeg())
     assert d.image.size == (60, 40) and d.size == (60, 40)  # as stored: an answer rather than an error
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [("carscope.serve",
+                                                                   "ignoring unreadable EXIF orientation")]
 
 
 def test_upright_photos_are_not_copied():
@@ -282,7 +333,10 @@ def test_wide_pixel_modes_are_scaled_like_a_viewer_scales_them():
     assert grey("F", [0.0, 0.5, 1.0]) == [0, 128, 255]  # floats in [0, 1]: scaled to 255
     assert grey("F", [0.0, 100.0, 255.0, 300.0, -5.0]) == [0, 100, 255, 255, 0]  # floats past 1: a 0-255 image
     assert grey("F", [float("nan"), 1.0]) == [0, 255]
+    assert grey("F", [0.75, 1.0]) == [191, 255]  # 0.75 x 255 = 191.25
+    assert grey("F", [0.0, 1.5]) == [0, 2]  # the largest value is past 1: read as 0-255, not stretched
     assert grey("I", [0, 100, 255]) == [0, 100, 255]  # a 32-bit image holding 8-bit values is kept
+    assert grey("I", [0, 256]) == [0, 1]  # past 255: 16-bit values, scaled
     assert grey("I", [0, 257, 65535]) == [0, 1, 255]  # one holding 16-bit values is scaled
     assert grey("I;16", [0, 257 * 100, 65535]) == [0, 100, 255]
     assert grey("I;16", [0, 255]) == [0, 1]  # 16-bit always scales, even when every value is small
@@ -298,6 +352,8 @@ def test_alpha_modes_and_palette_transparency_composite_on_white():
     for mode in ("RGBA", "LA", "PA"):
         clear = Image.new("RGBA", (4, 4), (0, 0, 0, 0)).convert(mode)
         assert np.asarray(to_rgb(clear)).tolist() == [[[255, 255, 255]] * 4] * 4, mode
+    # premultiplied alpha: transparent is white too, not the black stored under it
+    assert np.asarray(to_rgb(Image.new("RGBa", (4, 4)))).tolist() == [[[255, 255, 255]] * 4] * 4
     p = Image.new("P", (4, 4), 0)
     p.putpalette([0, 0, 0, 200, 30, 30] + [0] * 762)
     p.putpixel((0, 0), 1)

@@ -149,3 +149,19 @@ def test_topk_accuracy_edges():
     assert topk_accuracy(logits, targets, 5) == 1.0  # k larger than the classes: all of them
     assert topk_accuracy(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), 1) != \
         topk_accuracy(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), 1)
+
+
+def test_one_photo_is_measured_and_edges_belong_to_the_bin_below():
+    from train.evaluation import topk_accuracy
+
+    one = torch.tensor([[0.2, 0.8]])
+    assert topk_accuracy(one, torch.tensor([1]), 1) == 1.0 and topk_accuracy(one, torch.tensor([0]), 1) == 0.0
+    assert abs(expected_calibration_error(one, torch.tensor([1]), n_bins=4) - 0.2) < 1e-6
+    # confidences exactly on bin edges (0.5 and 0.75 are exact in float32): each counts once, in (lo, hi]
+    probs = torch.tensor([[0.5, 0.5], [0.75, 0.25], [0.25, 0.75], [1.0, 0.0]])
+    targets = torch.tensor([0, 1, 1, 0])
+    conf, pred = probs.max(1)
+    correct = (pred == targets).tolist()
+    for n_bins in (2, 4):
+        want = _ece_by_hand(conf.tolist(), correct, n_bins)
+        assert abs(expected_calibration_error(probs, targets, n_bins=n_bins) - want) < 1e-6, n_bins
