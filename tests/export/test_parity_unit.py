@@ -120,3 +120,54 @@ def test_fp16_gate_at_its_limit():
 
     assert parity.FP16_MIN_AGREEMENT == 0.99
     assert parity.fp16_passes(0.99) and parity.fp16_passes(1.0) and not parity.fp16_passes(0.9899)
+
+
+def test_feature_parity_numbers():
+    from export.parity import compare_features
+
+    ref = np.array([[1.0, -4.0, 2.0], [0.5, 0.25, 0.0]])
+    cand = ref + np.array([[0.0, 0.02, -0.01], [0.005, 0.0, 0.0]])
+    f = compare_features(ref, cand)
+    assert f == {"photos": 2, "dim": 3, "max_abs_diff": pytest.approx(0.02), "max_rel_error": pytest.approx(0.01)}
+    # per photo: |diff|inf / |ref|inf (0.02 / 4 = 0.005 and 0.005 / 0.5 = 0.01), then the worst photo
+    assert compare_features(ref, ref.astype(np.float32)) == {"photos": 2, "dim": 3, "max_abs_diff": 0.0,
+                                                             "max_rel_error": 0.0}
+    zero = compare_features(np.zeros((1, 2)), np.array([[0.0, 1e-13]]))  # an all-zero row: no division by zero
+    assert zero["max_rel_error"] == pytest.approx(0.1) and np.isfinite(zero["max_rel_error"])
+    assert compare_features(np.zeros((0, 5)), np.zeros((0, 5))) == {"photos": 0, "dim": 5, "max_abs_diff": 0.0,
+                                                                    "max_rel_error": 0.0}
+    assert compare_features(np.zeros(0), np.zeros(0))["dim"] == 0
+    with pytest.raises(ValueError, match=r"feature shapes differ: \(2, 3\) vs \(2, 2\)"):
+        compare_features(ref, ref[:, :2])
+
+
+def test_the_fp32_gate_holds_the_features_too():
+    from export.parity import fp32_passes
+
+    ok = {"top1_agreement": 1.0, "max_rel_error": 1e-4}
+    assert fp32_passes({**ok, "features": {"max_rel_error": 1e-3}})  # the limit itself passes
+    assert not fp32_passes({**ok, "features": {"max_rel_error": 1.1e-3}})
+    assert fp32_passes({**ok, "features": {"max_rel_error": 0.05}}, max_rel_error=0.1)
+    assert not fp32_passes({**ok, "features": {"max_rel_error": 0.2}}, max_rel_error=0.1)
+
+
+def test_gates_at_exactly_their_limit_plus_the_float_slack():
+    from export import parity
+
+    slack = parity._SLACK
+    assert slack <= 1e-9  # float noise only: a real drop of a millionth of a point is still a drop
+    assert parity.int8_failures(1.0 + slack) == [] and parity.int8_failures(1.0 + 3 * slack) != []
+    assert parity.int8_ood_failures(0.03 + slack, 0.0, 0.5, 0.5) == []
+    assert parity.int8_ood_failures(0.03 + 3 * slack, 0.0, 0.5, 0.5) != []
+    assert parity.int8_ood_failures(0.5, 0.5, 0.02 + slack, 0.0) == []
+    assert parity.int8_ood_failures(0.5, 0.5, 0.02 + 3 * slack, 0.0) != []
+    assert parity.fp16_passes(0.99 - slack) and not parity.fp16_passes(0.99 - 3 * slack)
+
+
+def test_summary_line_word_for_word():
+    ref = np.array([[2.0, 0.0], [0.0, 2.0]])
+    p = compare(ref, ref[::-1].copy(), targets=np.array([0, 1]))
+    assert summary(p) == ("2 photos, top-1 agreement 0.00% (2 differ), max |Δlogit| 2.00e+00, max rel. error "
+                          "1.00e+00, top-1 100.00% -> 0.00%")
+    p["features"] = {"max_rel_error": 0.002}
+    assert summary(p).endswith("top-1 100.00% -> 0.00%; features max rel. error 2.00e-03")

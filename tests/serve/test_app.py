@@ -695,3 +695,51 @@ def test_an_empty_image_field_and_a_non_multipart_body(client):
     assert r.status_code == 400 and error_of(r) == "no_file"
     assert r.get_json()["error"]["message"] == ("no photo was sent (expected a multipart/form-data file field "
                                                 "named 'image')")
+
+
+def test_too_many_parts_at_exactly_the_size_cap_is_still_too_many_parts(app, client):
+    """A body of exactly MAX_CONTENT_LENGTH bytes is within the size cap: its 413 is about the parts."""
+    cap = app.config["MAX_CONTENT_LENGTH"]
+    boundary = "bnd"
+    parts = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nx\r\n'.encode()
+                     for i in range(20))
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="pad"\r\n\r\n'.encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    body = parts + head + b"p" * (cap - len(parts) - len(head) - len(tail)) + tail
+    assert len(body) == cap
+    r = client.post("/api/v1/predict", data=body, content_type=f"multipart/form-data; boundary={boundary}")
+    assert r.status_code == 413 and error_of(r) == "too_many_parts"
+    r = client.post("/api/v1/predict", data=body + b"\r\n", content_type=f"multipart/form-data; boundary={boundary}")
+    assert r.status_code == 413 and error_of(r) == "too_large"  # one line more: over the cap
+
+
+def test_refusals_are_counted_by_code():
+    """carscope_rejected_uploads{code} counts each refusal under its own code (a fresh app: counts start at 0)."""
+    import tempfile
+
+    from serve.app import create_app
+    from tests.serve.tinybundle import make_tiny_bundle
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app(make_tiny_bundle(tmp + "/b", with_thumbs=False),
+                         {"providers": "cpu", "max_upload_mb": 1, "max_wait_ms": 1, "intra_op_threads": 1})
+        try:
+            client = app.test_client()
+            assert upload(client, photo("red") + b"\0" * (2 * 1024 * 1024)).status_code == 413
+            assert client.post("/api/v1/predict", data={**{f"f{i}": "x" for i in range(20)},
+                                                        "image": (io.BytesIO(photo("red")), "x.jpg")},
+                               content_type="multipart/form-data").status_code == 413
+            assert upload(client, images.heic_header()).status_code == 415
+            assert upload(client, images.heic_header()).status_code == 415
+            text = client.get("/metrics").get_data(as_text=True)
+        finally:
+            app.extensions["carscope"].close()
+    counts = dict(re.findall(r'carscope_rejected_uploads_total\{code="(\w+)"\} (\S+)', text))
+    assert counts == {"too_large": "1.0", "too_many_parts": "1.0", "unsupported_format": "2.0"}
+
+
+def test_the_upload_form_accepts_the_decoded_formats(client):
+    from serve.imageio import SUPPORTED_MIME
+
+    html = client.get("/").get_data(as_text=True)
+    assert f'accept="{",".join(SUPPORTED_MIME)}"' in html and 'accept="image/jpeg,image/png,' in html
