@@ -142,3 +142,53 @@ def test_ood_files_that_cannot_be_read(tmp_path):
     np.savez(knn, method=np.array("knn"), bank=bank, k=np.array(2))
     s = OodScorer.load(knn)
     assert (s.method, s.k, s.dim) == ("knn", 2, 4) and np.array_equal(s.bank, bank.astype(np.float32))
+
+
+def test_without_int8_the_ood_file_is_still_verified(tmp_path):
+    """The OOD arrays are checked with the fp32 graph, so a bundle with no variant at all still has them checked."""
+    root = make_tiny_bundle(tmp_path / "b")
+    OodScorer("mahalanobis", {"whiten": np.eye(3, dtype=np.float32),
+                              "means_w": np.eye(3, dtype=np.float32)}).save(root / "model.ood.npz")
+    meta = _meta(root)
+    meta["models"]["model"]["ood"] = {"method": "mahalanobis", "file": "model.ood.npz", "threshold": 0.5,
+                                      "sha256": sha256_file(root / "model.ood.npz")}
+    _write(root, meta)
+    assert load(root).models["model"].variants() == ["fp32"]
+    (root / "model.ood.npz").write_bytes(b"tampered")
+    _refused(root, "model.ood.npz does not match its sha256")
+
+
+def test_an_fp16_variant_is_verified_too(tiny):
+    meta = _meta(tiny)
+    (tiny / "model.fp16.onnx").write_bytes((tiny / "model.onnx").read_bytes())
+    meta["models"]["model"]["variants"]["fp16"] = {"file": "model.fp16.onnx",
+                                                   "sha256": sha256_file(tiny / "model.fp16.onnx")}
+    _write(tiny, meta)
+    assert load(tiny).models["model"].variants() == ["fp32", "int8", "fp16"]
+    (tiny / "model.fp16.onnx").write_bytes(b"tampered")
+    _refused(tiny, "model.fp16.onnx does not match its sha256")
+
+
+def test_a_minimal_model_entry_is_complete(tiny):
+    meta = _meta(tiny)
+    for key in ("view", "model"):
+        meta["models"][key] = {k: meta["models"][key][k] for k in ("file", "sha256", "labels", "input")}
+    _write(tiny, meta)
+    b = load(tiny)  # exactly the four keys: enough
+    assert b.models["model"].variants() == ["fp32"] and b.models["model"].temperature == 1.0
+
+
+def test_verify_with_no_arguments_checks_fp32(tiny):
+    b = load(tiny)
+    (tiny / "model.onnx").write_bytes(b"tampered")
+    with pytest.raises(CarscopeError, match="model.onnx does not match"):
+        b.verify()
+    with pytest.raises(CarscopeError, match="model.onnx does not match"):
+        b.models["model"].verify()
+
+
+def test_an_ood_file_without_a_method(tmp_path):
+    p = tmp_path / "nomethod.npz"
+    np.savez(p, whiten=np.eye(2), means_w=np.eye(2))
+    with pytest.raises(CarscopeError, match="unknown OOD method ''"):
+        OodScorer.load(p)

@@ -177,3 +177,33 @@ def test_knn_bank_edges():
     capped = oodmod.fit("knn", *_clusters(n=500)[:2], max_bank=40)
     assert len(np.unique(capped.arrays["bank"], axis=0)) == len(capped.bank)  # drawn without replacement
     assert oodmod.fit("mahalanobis", x[:2], np.array([0, 1])).dim == x.shape[1]  # two photos are enough
+
+
+def test_the_tpr_must_be_a_share():
+    scores = np.arange(10.0)
+    assert oodmod.threshold_at(scores, 1.0) == 9.0
+    for bad in (0.0, -0.1, 1.0001, 1.5, 2.0):
+        with pytest.raises(CarscopeError, match="--ood-tpr must be in \\(0, 1\\]"):
+            oodmod.threshold_at(scores, bad)
+
+
+def test_a_capped_bank_keeps_every_class_and_no_photo_twice():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 6))
+    y = np.repeat(np.arange(10), 3)  # ten classes of 3: a bank of 10 keeps one of each, not 2 of the first five
+    bank = oodmod.fit("knn", x, y, max_bank=10).bank
+    kept = {int(np.argmin(np.linalg.norm(oodmod._normalise(x) - b, axis=1))) for b in bank.astype(np.float64)}
+    assert len(bank) == 10 and {i // 3 for i in kept} == set(range(10))
+    # a share near 100% (20 of each 20, then the cap): drawn with replacement, repeats would be certain
+    x, y = rng.normal(size=(60, 6)), np.repeat(np.arange(3), 20)
+    bank = oodmod.fit("knn", x, y, max_bank=59).arrays["bank"]
+    assert len(bank) == 59 and len(np.unique(bank, axis=0)) == 59
+
+
+def test_ledoit_wolf_shrinkage_is_at_most_one():
+    # a covariance almost exactly a multiple of the identity, from 4 spiky photos: the raw estimate of the
+    # shrinkage is far above 1 (about 2,500); the covariance used is the identity target, not past it
+    x = np.array([[1, 0], [-1, 0], [0, 1.01], [0, -1.01]], float)
+    cov, shrink = oodmod._ledoit_wolf(x)
+    assert shrink == 1.0
+    np.testing.assert_allclose(cov, np.trace(x.T @ x / 4) / 2 * np.eye(2))
