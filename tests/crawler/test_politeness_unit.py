@@ -38,6 +38,8 @@ def clock(monkeypatch):
 
     async def sleep(seconds):
         now["sleeps"].append(seconds)
+        if len(now["sleeps"]) > 10_000:  # a wait that never ends: fail, rather than spin on the virtual clock
+            raise RuntimeError("the slot kept waiting: virtual time ran away")
         fut = asyncio.get_running_loop().create_future()
         heapq.heappush(timers, (now["t"] + max(0.0, seconds), next(order), fut))
         await fut
@@ -234,6 +236,8 @@ def test_request_starts_are_spaced_by_the_delay_per_host(clock):
     pol = _pol(hosts=("h", "g"), delay=1.5, per_host=4)
     starts = _starts(clock, pol, ["http://h/1", "http://h/2", "http://h/3"])
     assert [t for _, t, _ in starts] == [T0, T0 + 1.5, T0 + 3.0]
+    # each wait is exactly what is left of the spacing; a request that wakes at its start time goes at once
+    assert sorted(s for s in clock["sleeps"] if s) == [1.5, 1.5, 1.5] and clock["sleeps"].count(0.0) == 3
     g = _starts(clock, pol, ["http://g/1"])  # another host is not held back by h's spacing
     assert g[0][1] == T0 + 3.0  # (the clock has not moved since h's last start)
     assert pol.hosts["h"].requests == 3 and pol.hosts["g"].requests == 1
@@ -305,17 +309,23 @@ def _r(status=None, error=None, retry_after=None):
     return Response("http://h/a", "http://h/a", status=status, error=error, retry_after=retry_after)
 
 
+RETRIED = [408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524]  # timeouts, too early, too many, 5xx, CDN
+FINAL = [199, 300, 304, 400, 401, 403, 404, 407, 409, 410, 426, 428, 451, 501, 505, 519, 525, 599]
+
+
 def test_what_a_response_means():
     pol = _pol(max_attempts=3)
+    assert RETRY_STATUSES == frozenset(RETRIED)
+    assert RETRY_ERRORS == {"timeout", "connection_error", "truncated", "server_disconnected"}
     for status in (200, 204, 299):
         assert pol.classify(_r(status), 1).action == "ok"
-    for status in (199, 300, 304, 400, 401, 403, 404, 410, 451, 501):
+    for status in FINAL:
         v = pol.classify(_r(status), 1)
         assert (v.action, v.reason) == ("fail", f"http_{status}"), status
-    for status in sorted(RETRY_STATUSES):
+    for status in RETRIED:
         v = pol.classify(_r(status), 1)
         assert (v.action, v.reason) == ("retry", f"http_{status}"), status
-    for error in sorted(RETRY_ERRORS):
+    for error in ("timeout", "connection_error", "truncated", "server_disconnected"):
         v = pol.classify(_r(error=error), 1)
         assert (v.action, v.reason) == ("retry", error), error
     for error in ("too_large", "bad_content_type", "too_many_redirects"):
@@ -362,6 +372,16 @@ def test_retry_after_is_capped_and_ignored_where_it_does_not_apply(clock):
     assert v.delay == 0.5 and other.retry_after_waits == 0 and "h" not in other.hosts
     v = other.classify(_r(429, retry_after=60.0), 2)  # the last attempt: fail now, pause nothing
     assert v.action == "fail" and other.retry_after_waits == 0 and "h" not in other.hosts
+
+
+def test_a_fresh_layer_reports_nothing_yet():
+    pol = _pol()
+    assert (pol.max_inflight, pol.inflight, pol.retry_after_waits, pol.retry_after_max) == (0, 0, 0, 0.0)
+    pol.host("h")
+    assert pol.host_report() == {"h": {"requests": 0, "max_inflight": 0, "delay_s": 0.0, "robots_status": None}}
+    hs = pol.hosts["h"]
+    assert (hs.paused_until, hs.next_start, hs.robots_ready, hs.robots_error) == (0.0, 0.0, False, None)
+    assert pol.classify(_r(200), 1) == pmod.Verdict("ok", None, 0.0)
 
 
 def test_robots_path():
