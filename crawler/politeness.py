@@ -80,13 +80,12 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 class Politeness:
-    def __init__(self, config, allowed_hosts: set[str], *, stats=None, any_host: bool = False):
+    def __init__(self, config, allowed_hosts: set[str], *, any_host: bool = False):
         self.config = config
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
         self.any_host = any_host  # a URL list (`dataset import`): every http(s) host is in scope, robots.txt still rules
         self.global_sem = asyncio.Semaphore(config.concurrency)
         self.hosts: dict[str, HostState] = {}
-        self.stats = stats if stats is not None else {}
         self.rng = random.Random()
         self.max_inflight = 0
         self.inflight = 0

@@ -165,3 +165,12 @@ def test_one_photo_is_measured_and_edges_belong_to_the_bin_below():
     for n_bins in (2, 4):
         want = _ece_by_hand(conf.tolist(), correct, n_bins)
         assert abs(expected_calibration_error(probs, targets, n_bins=n_bins) - want) < 1e-6, n_bins
+
+
+def test_a_line_search_that_overflows_keeps_the_identity(monkeypatch):
+    class Overflowing(_FixedOptimum):
+        def step(self, closure):
+            raise RuntimeError("value cannot be converted to type float without overflow")
+
+    monkeypatch.setattr(torch.optim, "LBFGS", Overflowing)
+    assert fit_temperature(torch.randn(10, 3), torch.arange(10) % 3) == 1.0
