@@ -115,3 +115,18 @@ def test_pinned_photos_go_where_they_are_pinned():
     assert by_sha[train_sha] == "test" and by_sha[val_sha] == "train"
     changed = [s for s in by_sha if by_sha[s] != dict(zip(free["sha256"], free["split"], strict=True))[s]]
     assert sorted(changed) == sorted([train_sha, val_sha])
+
+
+def test_every_class_keeps_a_train_photo_whatever_the_shares():
+    out, _ = _split(_table({"a": 3, "b": 3}), val_frac=0.9, test_frac=0.0)
+    assert _sizes(out) == {"a": {"train": 1, "val": 2}, "b": {"train": 1, "val": 2}}
+    # one photo left after the published test split: it trains, it is not carved into val
+    pub = {"a": ["test"] * 3 + [None], "b": ["test"] * 2 + [None] * 3}
+    out, _ = _split(_table({"a": 4, "b": 5}, pub), val_frac=0.2)
+    assert _sizes(out) == {"a": {"test": 3, "train": 1}, "b": {"test": 2, "train": 2, "val": 1}}
+
+
+def test_the_table_keeps_its_columns_and_gains_only_the_split():
+    df = _table({"a": 4, "b": 4})
+    out, _ = _split(df)
+    assert list(out.columns) == [*df.columns, "split"] and out.index.tolist() == list(range(8))
