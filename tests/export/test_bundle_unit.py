@@ -192,3 +192,20 @@ def test_an_ood_file_without_a_method(tmp_path):
     np.savez(p, whiten=np.eye(2), means_w=np.eye(2))
     with pytest.raises(CarscopeError, match="unknown OOD method ''"):
         OodScorer.load(p)
+
+
+def test_the_tiny_bundles_int8_is_a_quantised_graph(tiny):
+    """Serve's int8 tests run a real QDQ graph (export.quantize.to_int8), not a renamed copy of fp32."""
+    import onnx
+    import onnxruntime as ort
+
+    from tests.serve.tinybundle import COLOURS, _normalised
+
+    ops = {n.op_type for n in onnx.load(str(tiny / "model.int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    x = np.stack([np.broadcast_to(_normalised(c).astype(np.float32)[:, None, None], (3, 64, 64))
+                  for c in COLOURS.values()])
+    run = {v: ort.InferenceSession(str(tiny / f), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+           for v, f in (("fp32", "model.onnx"), ("int8", "model.int8.onnx"))}
+    assert 0 < np.abs(run["fp32"] - run["int8"]).max() < 0.5  # rounded, and still close
+    assert (run["fp32"].argmax(1) == run["int8"].argmax(1)).all()
