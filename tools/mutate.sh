@@ -63,9 +63,11 @@ else
 fi
 echo "mutate: code $code, $("$MUTMUT" version 2>/dev/null || echo 'mutmut ?')"
 
+slug() { echo "${1//\//_}"; }  # export/parity.py -> export_parity.py
+
 mutate_one() {  # module -> its report on stdout
   local m=$1 t=${TESTS[$1]} dir
-  dir="$scratch/$(echo "$m" | tr / _)"
+  dir="$scratch/$(slug "$m")"
   cp -a "$scratch/tree" "$dir"
   # the function filter, read by mutmut from the current directory
   cat > "$dir/mutmut_config.py" <<'PYEOF'
@@ -121,9 +123,9 @@ PYEOF
 
 run_logged() {
   local m=$1 log
-  log="$scratch/$(echo "$m" | tr / _).log"
+  log="$scratch/$(slug "$m").log"
   mutate_one "$m" >"$log" 2>&1
-  if [ -n "${MUTATE_LOGS:-}" ]; then mkdir -p "$MUTATE_LOGS"; cp "$log" "$MUTATE_LOGS/$(echo "$m" | tr / _).log"; fi
+  if [ -n "${MUTATE_LOGS:-}" ]; then mkdir -p "$MUTATE_LOGS"; cp "$log" "$MUTATE_LOGS/"; fi
 }
 
 pids=()
@@ -133,4 +135,4 @@ for m in "${modules[@]}"; do
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 1; done
 done
 wait "${pids[@]}" || true
-for m in "${modules[@]}"; do cat "$scratch/$(echo "$m" | tr / _).log"; done
+for m in "${modules[@]}"; do cat "$scratch/$(slug "$m").log"; done

@@ -199,12 +199,11 @@ def test_the_tiny_bundles_int8_is_a_quantised_graph(tiny):
     import onnx
     import onnxruntime as ort
 
-    from tests.serve.tinybundle import COLOURS, _normalised
+    from tests.serve.tinybundle import COLOURS, flat_frames
 
     ops = {n.op_type for n in onnx.load(str(tiny / "model.int8.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    x = np.stack([np.broadcast_to(_normalised(c).astype(np.float32)[:, None, None], (3, 64, 64))
-                  for c in COLOURS.values()])
+    x = flat_frames(COLOURS.values())
     run = {v: ort.InferenceSession(str(tiny / f), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
            for v, f in (("fp32", "model.onnx"), ("int8", "model.int8.onnx"))}
     assert 0 < np.abs(run["fp32"] - run["int8"]).max() < 0.5  # rounded, and still close

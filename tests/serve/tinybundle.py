@@ -77,15 +77,20 @@ def _linear_onnx(weight: np.ndarray, bias: np.ndarray, path: Path) -> None:
     path.write_bytes(model.SerializeToString())
 
 
+def flat_frames(colours) -> np.ndarray:
+    """A float32 NCHW batch of preprocessed frames of flat colours (RGB 0-255), at the spec's crop."""
+    crop = SPEC["crop"]
+    return np.stack([np.broadcast_to(_normalised(rgb).astype(np.float32)[:, None, None], (3, crop, crop))
+                     for rgb in colours])
+
+
 def _int8(fp32: Path, dest: Path) -> dict:
     """export.quantize.to_int8 on `fp32` (QDQ: uint8 activations, int8 weights), calibrated on flat frames of every
     class colour, grey, dark, white and black."""
     from export.quantize import to_int8
 
-    crop = SPEC["crop"]
-    frames = [np.broadcast_to(_normalised(rgb).astype(np.float32)[:, None, None], (3, crop, crop))
-              for rgb in [*COLOURS.values(), (255, 255, 255), (0, 0, 0)]]
-    return to_int8(fp32, dest, [np.stack(frames)], head_fp32=False)  # the head is all there is to quantise
+    frames = flat_frames([*COLOURS.values(), (255, 255, 255), (0, 0, 0)])
+    return to_int8(fp32, dest, [frames], head_fp32=False)  # the head is all there is to quantise
 
 
 def _sha256(path: Path) -> str:
