@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 		if [ "$$(id -u)" = 0 ]; then $(BIN)/python -m playwright install --with-deps chromium; \
 		else $(BIN)/python -m playwright install chromium; fi || echo "install: playwright could not install Chromium"; \
 	fi
-	@$(BIN)/python -c "from crawler.browser import browser_available as ok; raise SystemExit(0 if ok() else 1)" || \
+	@$(BIN)/python -c "from carscope.crawler.browser import browser_available as ok; raise SystemExit(0 if ok() else 1)" || \
 		{ if [ "$$CARSCOPE_REQUIRE_BROWSER" = 1 ]; then echo "install: no Chromium, and CARSCOPE_REQUIRE_BROWSER=1"; \
 		  exit 1; else echo "install: no Chromium: the browser tests will skip (and say so)"; fi; }
 	@touch $(STAMP)

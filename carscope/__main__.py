@@ -1,5 +1,5 @@
 import sys
 
-from carscope.cli import main
+from carscope.commands.cli import main
 
 sys.exit(main())

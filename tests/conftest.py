@@ -28,7 +28,7 @@ def no_browser(reason: str):
 
 @pytest.fixture(scope="session")
 def showroom_site():
-    from showroom.testing import ShowroomServer, ShowroomSite, fetch_truth, tiny_config
+    from carscope.showroom.testing import ShowroomServer, ShowroomSite, fetch_truth, tiny_config
 
     config = tiny_config()
     with ShowroomServer(config) as server:

@@ -1,4 +1,4 @@
-"""A tiny synthetic dataset in the crawl format (crawler/dataset.py), for tests of train, export and serve.
+"""A tiny synthetic dataset in the crawl format (carscope/crawler/dataset.py), for tests of train, export and serve.
 
     from tests.datasets import make_tiny_dataset
     root = make_tiny_dataset(tmp_path / "data", n_classes=3, per_class=8)
@@ -94,7 +94,13 @@ def make_tiny_dataset(root, n_classes: int = 3, per_class: int = 8, *, interior_
     are broken JPEGs."""
     import pandas as pd
 
-    from crawler.dataset import IMAGES_COLUMNS, SPECS_COLUMNS, image_relpath, make_model_id, write_table
+    from carscope.crawler.dataset import (
+        IMAGES_COLUMNS,
+        SPECS_COLUMNS,
+        image_relpath,
+        make_model_id,
+        write_table,
+    )
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -136,8 +142,8 @@ def make_tiny_dataset(root, n_classes: int = 3, per_class: int = 8, *, interior_
 
 
 def make_showroom_dataset(root, config=None, *, width: int = 640, threads: int = 2, **overrides) -> Path:
-    """showroom.offline.write_dataset: the crawl of a showroom written without a server or a crawl."""
-    from showroom.offline import write_dataset
+    """carscope.showroom.offline.write_dataset: the crawl of a showroom written without a server or a crawl."""
+    from carscope.showroom.offline import write_dataset
 
     return write_dataset(root, config, width=width, threads=threads, **overrides)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import all as bench_all
-from carscope.errors import CarscopeError
+from carscope.benchmarks import all as bench_all
+from carscope.common.errors import CarscopeError
 
 
 class FakeRuns:

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from benchmarks.crawl import REPO
-from carscope.cli import main
+from carscope.benchmarks.crawl import REPO
+from carscope.commands.cli import main
 
 
 def _worktrees() -> str:

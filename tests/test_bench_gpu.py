@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from benchmarks.gpu import STEPS, cpu_argv
-from carscope.cli import main
+from carscope.benchmarks.gpu import STEPS, cpu_argv
+from carscope.commands.cli import main
 
 
 def test_cpu_stand_in_swaps_only_the_cuda_settings():

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from carscope.cli import COMMANDS, main
+from carscope.commands.cli import COMMANDS, main
 
 
 def test_help_lists_every_command(capsys):
@@ -22,6 +22,6 @@ def test_bad_usage_is_one_line_exit_2():
 
 
 def test_import_is_light():
-    code = "import sys, carscope.cli; carscope.cli.build_parser(); print('torch' in sys.modules, 'pandas' in sys.modules)"
+    code = "import sys, carscope.commands.cli; carscope.commands.cli.build_parser(); print('torch' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

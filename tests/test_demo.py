@@ -60,8 +60,8 @@ def test_demo_tiny_end_to_end(tmp_path):
     assert resumed and int(resumed.group(1)) >= stored, proc.stderr[-3000:]  # what was stored is kept, not redone
     images = pd.read_parquet(work / "dataset" / "images.parquet")
     assert images["sha256"].is_unique and images["source_url"].is_unique  # nothing stored twice...
-    from showroom.config import ShowroomConfig
-    from showroom.testing import fetch_truth, serve_in_thread
+    from carscope.showroom.config import ShowroomConfig
+    from carscope.showroom.testing import fetch_truth, serve_in_thread
     from tests.crawler.helpers import good_photos
 
     tiny = ShowroomConfig(makes=2, models_per_make=2, years=(2023, 2023), photos=20, seed=0)  # the demo's tiny

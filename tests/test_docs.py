@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "crawler" / "sites" / "README.md",
-               ROOT / "showroom" / "SITE.md", *(ROOT / "docs").glob("*.md"),
+DOCS = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "carscope" / "crawler" / "sites" / "README.md",
+               ROOT / "carscope" / "showroom" / "SITE.md", *(ROOT / "docs").glob("*.md"),
                *(ROOT / "benchmarks" / "results").glob("*/README.md")])
-COMMAND_DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "crawler" / "sites" / "README.md"]
+COMMAND_DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "carscope" / "crawler" / "sites" / "README.md"]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -75,7 +75,7 @@ def test_docs_have_commands_to_check():
 
 @pytest.mark.parametrize("doc", COMMAND_DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_command_in_the_docs_parses(doc):
-    from carscope.cli import build_parser
+    from carscope.commands.cli import build_parser
 
     parser = _exact(build_parser())
     failed = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from carscope.cli import main
+from carscope.commands.cli import main
 
 
 def test_doctor_reports_every_check_with_reasons(capsys):

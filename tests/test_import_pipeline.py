@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from carscope.cli import main
+from carscope.commands.cli import main
 from tests.crawler.import_helpers import photo_server, write_hf_parquet, write_manifest
 from tests.datasets import make_photo_folder
 

@@ -8,7 +8,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def test_crawling_guide_adapter_example_loads(tmp_path):
-    from crawler.adapter import load_adapter
+    from carscope.crawler.adapter import load_adapter
 
     block = re.search(r"```toml\n(.*?)```", (DOCS / "crawling.md").read_text(), re.S).group(1)
     path = tmp_path / "mycatalog.toml"
@@ -32,7 +32,7 @@ def test_import_guide_commands_parse():
     """Every command of the importing guide parses with the real CLI (no flag that does not exist)."""
     import shlex
 
-    from carscope.cli import build_parser
+    from carscope.commands.cli import build_parser
 
     section = (DOCS / "importing.md").read_text()
     lines = [ln.split("  #", 1)[0].strip() for block in re.findall(r"```\n(.*?)```", section, re.S)

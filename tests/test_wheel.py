@@ -9,6 +9,7 @@ import sys
 import sysconfig
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,17 @@ pytestmark = pytest.mark.slow
 
 
 def test_wheel_installs_and_serves_outside_the_checkout(tmp_path):
-    from carscope.subprocs import stop_process
+    from carscope.common.subprocs import stop_process
 
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(wheels)],
                    check=True, capture_output=True, timeout=300)
     wheel = next(wheels.glob("carscope-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:  # one top-level name: no `train`, `serve`, ... to shadow a user's own
+        top = {name.split("/")[0] for name in zf.namelist() if not name.split("/")[0].endswith(".dist-info")}
+        top_level = next(n for n in zf.namelist() if n.endswith(".dist-info/top_level.txt"))
+        assert top == {"carscope"} and zf.read(top_level).decode().split() == ["carscope"], top
+        assert "carscope/crawler/sites/showroom.toml" in zf.namelist()
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     py = venv / "bin" / "python"
@@ -39,7 +45,7 @@ def test_wheel_installs_and_serves_outside_the_checkout(tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    where = subprocess.run([str(py), "-c", "import serve, crawler.extract, carscope; print(serve.__file__)"],
+    where = subprocess.run([str(py), "-c", "import carscope.serve, carscope.crawler.extract; print(carscope.serve.__file__)"],
                            cwd=work, env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert Path(where).is_relative_to(venv) and not Path(where).is_relative_to(REPO)
 

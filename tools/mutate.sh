@@ -3,8 +3,8 @@
 # the fast tests that guard it. Slow, so not part of `make test`. Prints each module's score and survivors.
 #   tools/mutate.sh                          # every module below, one at a time
 #   tools/mutate.sh -j 2                     # two modules at once (one core each)
-#   tools/mutate.sh export/parity.py         # one of them
-#   tools/mutate.sh crawler/frontier.py=tests/crawler/test_crawl_showroom.py   # against other tests
+#   tools/mutate.sh carscope/export/parity.py         # one of them
+#   tools/mutate.sh carscope/crawler/frontier.py=tests/crawler/test_crawl_showroom.py   # against other tests
 #   MUTATE_REV=943e92e tools/mutate.sh ...   # the code and tests of a commit (a "before" score)
 #   MUTATE_LOGS=DIR tools/mutate.sh ...      # also keep each module's log in DIR/<module>.log
 # Each module is mutated in its own scratch copy, never in the checkout: mutmut 2 writes its mutants into the files
@@ -18,27 +18,28 @@ PY=${PY:-$ROOT/.venv/bin/python}
 MUTMUT=${MUTMUT:-$ROOT/.venv/bin/mutmut}
 # module -> the tests that guard it
 declare -A TESTS=(
-  [export/parity.py]="tests/export/test_parity_unit.py"
-  [export/ood.py]="tests/export/test_ood_unit.py"
-  [export/bundle.py]="tests/export/test_bundle_unit.py"
-  [serve/imageio.py]="tests/serve/test_imageio.py"
-  [serve/formparser.py]="tests/serve/test_formparser.py"
-  [serve/app.py]="tests/serve/test_app.py"
-  [crawler/politeness.py]="tests/crawler/test_politeness_unit.py"
-  [crawler/frontier.py]="tests/crawler/test_frontier.py"
-  [train/evaluation.py]="tests/train/test_evaluation.py"
-  [train/data.py]="tests/train/test_split.py"
+  [carscope/export/parity.py]="tests/export/test_parity_unit.py"
+  [carscope/export/ood.py]="tests/export/test_ood_unit.py"
+  [carscope/export/bundle.py]="tests/export/test_bundle_unit.py"
+  [carscope/serve/imageio.py]="tests/serve/test_imageio.py"
+  [carscope/serve/formparser.py]="tests/serve/test_formparser.py"
+  [carscope/serve/app.py]="tests/serve/test_app.py"
+  [carscope/crawler/politeness.py]="tests/crawler/test_politeness_unit.py"
+  [carscope/crawler/frontier.py]="tests/crawler/test_frontier.py"
+  [carscope/train/evaluation.py]="tests/train/test_evaluation.py"
+  [carscope/train/data.py]="tests/train/test_split.py"
 )
 # module -> the only functions mutated (the gate in a module that also does other work); unset: all of it
 declare -A ONLY=(
-  [export/bundle.py]="sha256_file load Bundle.verify ModelEntry.verify ModelEntry._variant ModelEntry.ood_threshold OodScorer.load"
-  [train/data.py]="split_table"
-  [train/evaluation.py]="expected_calibration_error fit_temperature topk_accuracy"
-  [serve/app.py]="_read_upload create_app InMemoryRequest._get_file_stream _install_hooks._http_error _install_hooks._rejected"
+  [carscope/export/bundle.py]="sha256_file load Bundle.verify ModelEntry.verify ModelEntry._variant ModelEntry.ood_threshold OodScorer.load"
+  [carscope/train/data.py]="split_table"
+  [carscope/train/evaluation.py]="expected_calibration_error fit_temperature topk_accuracy"
+  [carscope/serve/app.py]="_read_upload create_app InMemoryRequest._get_file_stream _install_hooks._http_error _install_hooks._rejected"
 )
 # the order `make mutate` runs them in
-ORDER=(export/parity.py export/ood.py export/bundle.py serve/imageio.py serve/formparser.py serve/app.py
-       crawler/politeness.py crawler/frontier.py train/evaluation.py train/data.py)
+ORDER=(carscope/export/parity.py carscope/export/ood.py carscope/export/bundle.py carscope/serve/imageio.py
+       carscope/serve/formparser.py carscope/serve/app.py
+       carscope/crawler/politeness.py carscope/crawler/frontier.py carscope/train/evaluation.py carscope/train/data.py)
 
 jobs=1
 if [ "${1:-}" = "-j" ]; then jobs=$2; shift 2; fi
@@ -63,7 +64,7 @@ else
 fi
 echo "mutate: code $code, $("$MUTMUT" version 2>/dev/null || echo 'mutmut ?')"
 
-slug() { echo "${1//\//_}"; }  # export/parity.py -> export_parity.py
+slug() { local m=${1#carscope/}; echo "${m//\//_}"; }  # carscope/export/parity.py -> export_parity.py
 
 mutate_one() {  # module -> its report on stdout
   local m=$1 t=${TESTS[$1]} dir

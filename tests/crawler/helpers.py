@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from crawler.config import CrawlConfig
+from carscope.crawler.config import CrawlConfig
 
 
 def config(base_url: str, out, **kw) -> CrawlConfig:

@@ -3,8 +3,8 @@ import textwrap
 
 import pytest
 
-from carscope.errors import CarscopeError
-from crawler.adapter import load_adapter, shipped_adapters
+from carscope.common.errors import CarscopeError
+from carscope.crawler.adapter import load_adapter, shipped_adapters
 
 
 def write(tmp_path, text, name="site.toml"):

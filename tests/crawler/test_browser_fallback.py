@@ -2,9 +2,9 @@
 
 import pytest
 
-from carscope.errors import CarscopeError
-from crawler import crawl
-from crawler.dataset import load
+from carscope.common.errors import CarscopeError
+from carscope.crawler import crawl
+from carscope.crawler.dataset import load
 from tests.crawler.helpers import config, good_photos
 
 

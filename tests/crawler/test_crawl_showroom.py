@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from crawler import crawl
-from crawler.browser import browser_available
-from crawler.dataset import load
-from showroom.testing import fetch_stats, fetch_truth, reset_stats, serve_in_thread, tiny_config
+from carscope.crawler import crawl
+from carscope.crawler.browser import browser_available
+from carscope.crawler.dataset import load
+from carscope.showroom.testing import fetch_stats, fetch_truth, reset_stats, serve_in_thread, tiny_config
 from tests.crawler.helpers import (
     assert_files_intact,
     comparable_specs,
@@ -74,8 +74,8 @@ def test_crawl_matches_the_ground_truth(clean_crawl, showroom_site):
 
 def test_robots_txt_keeps_the_crawler_out_of_the_trap(showroom_site, tmp_path):
     """An adapter that asks to follow the trap's links: robots.txt still stops every request to it."""
-    shipped = (REPO / "crawler" / "sites" / "showroom.toml").read_text()
-    hook = (REPO / "crawler" / "sites" / "showroom_hook.py").as_posix()
+    shipped = (REPO / "carscope" / "crawler" / "sites" / "showroom.toml").read_text()
+    hook = (REPO / "carscope" / "crawler" / "sites" / "showroom_hook.py").as_posix()
     greedy = shipped.replace('hook = "showroom_hook.py"', f'hook = "{hook}"').replace(
         'links = ["a.specs-link", "a.photos-link"]', 'links = ["a.specs-link", "a.photos-link", "a.compare"]')
     greedy += "\n[pages.compare]\nmatch = '^/compare'\nlinks = [\"a\"]\n"
@@ -253,7 +253,7 @@ def _free_port() -> int:
 
 
 def test_bad_input_is_one_line_and_exit_2(clean_crawl, showroom_site, tmp_path, capsys):
-    from carscope.cli import main
+    from carscope.commands.cli import main
 
     broken = tmp_path / "broken.toml"
     broken.write_text("[site]\nname = 'x'\n[pages.home\nmatch = '^/$'\n")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from crawler import crawl
-from crawler.dataset import load
+from carscope.crawler import crawl
+from carscope.crawler.dataset import load
 from tests.crawler.helpers import app_in_thread, config, tiny_jpeg
 
 ADAPTER = """

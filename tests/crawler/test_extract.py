@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
-from carscope.errors import CarscopeError
-from crawler.adapter import load_adapter
-from crawler.parse import extract_page, parse_page
+from carscope.common.errors import CarscopeError
+from carscope.crawler.adapter import load_adapter
+from carscope.crawler.parse import extract_page, parse_page
 
 BASE = "http://h"
 

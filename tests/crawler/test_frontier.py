@@ -1,7 +1,7 @@
 import json
 import sqlite3
 
-from crawler.frontier import IMAGE, PAGE, Frontier
+from carscope.crawler.frontier import IMAGE, PAGE, Frontier
 
 
 def test_states_attempts_and_priorities(tmp_path):
@@ -67,7 +67,7 @@ def test_skip_records_a_failure_row_and_rebase_moves_urls(tmp_path):
     assert con.execute("SELECT reason FROM failures").fetchone() == ("robots_disallowed",)
 
 
-# -- each operation's contract, for `make mutate` of crawler/frontier.py (resume depends on every one) ----------
+# -- each operation's contract, for `make mutate` of carscope/crawler/frontier.py (resume depends on every one) ----------
 def _claim_all(f, now=0.0, **kw):
     out = []
     while (item := f.claim(now=now, **kw)) is not None:
@@ -153,7 +153,7 @@ def test_commit_batches_by_time(tmp_path, monkeypatch):
     import time
     import types
 
-    import crawler.frontier as fmod
+    import carscope.crawler.frontier as fmod
 
     now = [100.0]
     monkeypatch.setattr(fmod, "time", types.SimpleNamespace(monotonic=lambda: now[0], time=time.time))

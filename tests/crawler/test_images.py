@@ -4,7 +4,7 @@ import io
 import pytest
 from PIL import Image
 
-from crawler.images import ImageRules, process_image
+from carscope.crawler.images import ImageRules, process_image
 
 
 def jpeg(size=(200, 150), color=(200, 30, 30), **save):

@@ -15,12 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from carscope.cli import main
-from crawler import dataset as ds
-from crawler.config import CrawlConfig
-from crawler.importer import ImportConfig, import_dataset
-from crawler.labels import Identity, LabelParser
-from crawler.sources import Columns
+from carscope.commands.cli import main
+from carscope.crawler import dataset as ds
+from carscope.crawler.config import CrawlConfig
+from carscope.crawler.importer import ImportConfig, import_dataset
+from carscope.crawler.labels import Identity, LabelParser
+from carscope.crawler.sources import Columns
 from tests.crawler.import_helpers import photo_server, write_hf_parquet, write_manifest
 from tests.datasets import make_photo_folder, tiny_photos
 
@@ -66,7 +66,7 @@ def test_a_users_pattern_is_strict():
 @pytest.mark.parametrize("pattern, words", [("(?P<make>", "not a valid regex"), ("(?P<brand>\\w+)", "brand"),
                                             ("\\w+", "names no group")])
 def test_a_bad_pattern_is_one_line(pattern, words):
-    from carscope.errors import CarscopeError
+    from carscope.common.errors import CarscopeError
 
     with pytest.raises(CarscopeError, match=words):
         LabelParser(pattern)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from crawler import crawl
-from crawler.dataset import load
-from showroom.testing import ShowroomServer, ShowroomSite, fetch_truth, tiny_config
+from carscope.crawler import crawl
+from carscope.crawler.dataset import load
+from carscope.showroom.testing import ShowroomServer, ShowroomSite, fetch_truth, tiny_config
 from tests.crawler.helpers import (
     assert_files_intact,
     comparable_specs,
@@ -32,7 +32,7 @@ SITE = {"classic": "showroom", "dl": "showroom-dl", "jsonld": "showroom-jsonld",
 BROWSER = {"classic": "never", "dl": "auto", "jsonld": "never", "spa": "never"}
 PER_HOST = 3
 CRAWL_DELAY = 0.01
-EUR_PER_USD = 0.92  # what the dl layout writes (showroom/layout_dl.py); cleaning never converts currencies
+EUR_PER_USD = 0.92  # what the dl layout writes (carscope/showroom/layout_dl.py); cleaning never converts currencies
 
 # the values each layout writes on its pages (SITE.md); the others it leaves out
 NOT_WRITTEN = {
@@ -178,9 +178,9 @@ def test_the_spa_layout_also_crawls_in_a_browser(sites, tmp_path):
 
 
 def test_a_broken_adapter_field_is_one_line_with_file_and_line(sites, tmp_path, capsys):
-    from carscope.cli import main
+    from carscope.commands.cli import main
 
-    shipped = (REPO / "crawler" / "sites" / "showroom-dl.toml").read_text()
+    shipped = (REPO / "carscope" / "crawler" / "sites" / "showroom-dl.toml").read_text()
     bad = tmp_path / "bad.toml"
     bad.write_text(shipped.replace('form = "table"', 'form = "tabel"'))
     line = next(i for i, t in enumerate(bad.read_text().splitlines(), 1) if "tabel" in t)
@@ -209,8 +209,8 @@ def test_check_reports_page_type_links_specs_model_year_and_photos(sites, layout
     if layout == "dl":
         assert listing["final_url"] == base + "/vehicles" and listing["page_type"] == "listing"
     if layout == "classic":  # an adapter that asks to follow the trap and another site: both dropped, with why
-        shipped = (REPO / "crawler" / "sites" / "showroom.toml").read_text()
-        adapter = REPO / "crawler" / "sites" / "showroom.toml"
+        shipped = (REPO / "carscope" / "crawler" / "sites" / "showroom.toml").read_text()
+        adapter = REPO / "carscope" / "crawler" / "sites" / "showroom.toml"
         greedy = shipped.replace('hook = "showroom_hook.py"', f'hook = "{(adapter.parent / "showroom_hook.py").as_posix()}"')
         greedy = greedy.replace('links = ["a.specs-link", "a.photos-link"]',
                                 'links = ["a.specs-link", "a.photos-link", "a.compare", "footer a"]')
@@ -284,7 +284,7 @@ def test_kill_and_resume_is_exact_on_the_new_layouts(crawls, sites, layout, tmp_
 def test_json_the_page_fetched_can_be_read_from_the_browser(sites, tmp_path):
     """capture_json: the spa's media API answer, as the page's own script fetched it, is the photo source; the
     crawler does not fetch it a second time."""
-    shipped = (REPO / "crawler" / "sites" / "showroom-spa.toml").read_text()
+    shipped = (REPO / "carscope" / "crawler" / "sites" / "showroom-spa.toml").read_text()
     captured = shipped.replace("[pages.vehicle]\nmatch = '^/v/[0-9a-f-]+$'",
                                "[pages.vehicle]\nmatch = '^/v/[0-9a-f-]+$'\nbrowser = true\ncapture_json = true\n"
                                "wait_for = '#root.ready'")
@@ -304,7 +304,7 @@ def test_json_the_page_fetched_can_be_read_from_the_browser(sites, tmp_path):
 
 
 def test_a_wrong_json_path_is_a_failure_row_with_its_reason_not_a_traceback(sites, tmp_path):
-    shipped = (REPO / "crawler" / "sites" / "showroom-spa.toml").read_text()
+    shipped = (REPO / "carscope" / "crawler" / "sites" / "showroom-spa.toml").read_text()
     broken = shipped.replace('items = "props.pageProps.vehicle.specs"', 'items = "props.pageProps.car.specs"')
     broken = broken.replace('year = { json = "props.pageProps.vehicle.year", from = "next" }',
                             'year = { json = "props.pageProps.vehicle.modelYear", from = "next" }')

@@ -1,4 +1,4 @@
-"""`carscope dataset merge` (crawler/merge.py): small datasets made on disk, no network."""
+"""`carscope dataset merge` (carscope/crawler/merge.py): small datasets made on disk, no network."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import json
 import pandas as pd
 import pytest
 
-from carscope.cli import main
-from carscope.errors import CarscopeError
-from crawler import dataset as ds
-from crawler import merge as merge_mod
-from crawler.merge import merge
+from carscope.commands.cli import main
+from carscope.common.errors import CarscopeError
+from carscope.crawler import dataset as ds
+from carscope.crawler import merge as merge_mod
+from carscope.crawler.merge import merge
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 

@@ -1,5 +1,5 @@
-from crawler.adapter import load_adapter
-from crawler.parse import parse_page
+from carscope.crawler.adapter import load_adapter
+from carscope.crawler.parse import parse_page
 
 BASE = "http://h"
 

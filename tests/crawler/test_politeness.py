@@ -7,11 +7,11 @@ from email.utils import formatdate
 import pytest
 from aiohttp import web
 
-from crawler import crawl
-from crawler.config import CrawlConfig
-from crawler.dataset import load
-from crawler.fetch import Response
-from crawler.politeness import Politeness, parse_retry_after
+from carscope.crawler import crawl
+from carscope.crawler.config import CrawlConfig
+from carscope.crawler.dataset import load
+from carscope.crawler.fetch import Response
+from carscope.crawler.politeness import Politeness, parse_retry_after
 from tests.crawler.helpers import PHOTO_ADAPTER, app_in_thread, config, tiny_jpeg
 
 
@@ -154,7 +154,7 @@ def test_per_host_limit_is_never_exceeded(tmp_path):
 
 @pytest.mark.parametrize("robots_status", [503])
 def test_a_site_whose_robots_txt_fails_is_not_crawled(tmp_path, robots_status):
-    from carscope.errors import CarscopeError
+    from carscope.common.errors import CarscopeError
 
     async def robots(request):
         return web.Response(status=robots_status)

@@ -1,6 +1,6 @@
 """The politeness layer's decisions, one at a time, on a fake clock: scope, robots.txt by status, Crawl-delay,
 request spacing, pauses, the per-host and global limits, backoff, and what each response means. Fast and exact,
-so that `make mutate` can hold every comparison in crawler/politeness.py (test_politeness.py drives the same
+so that `make mutate` can hold every comparison in carscope/crawler/politeness.py (test_politeness.py drives the same
 layer through real crawls of tiny servers)."""
 
 import asyncio
@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from crawler import politeness as pmod
-from crawler.config import CrawlConfig
-from crawler.fetch import Response
-from crawler.politeness import (
+from carscope.crawler import politeness as pmod
+from carscope.crawler.config import CrawlConfig
+from carscope.crawler.fetch import Response
+from carscope.crawler.politeness import (
     ALLOW_ALL,
     DISALLOW_ALL,
     RETRY_ERRORS,
@@ -26,7 +26,7 @@ T0 = 1000.0
 
 @pytest.fixture
 def clock(monkeypatch):
-    """crawler.politeness sees virtual time: a sleep wakes when every task is blocked and its time is the
+    """carscope.crawler.politeness sees virtual time: a sleep wakes when every task is blocked and its time is the
     earliest pending, so waits that overlap overlap on this clock too (run coroutines with `clock["run"]`)."""
     import heapq
     import itertools

@@ -9,11 +9,11 @@ from collections import Counter
 
 import pytest
 
-from carscope.cli import main
-from carscope.errors import CarscopeError
-from crawler import crawl
-from crawler.dataset import load
-from crawler.shard import parse_shard, shard_of
+from carscope.commands.cli import main
+from carscope.common.errors import CarscopeError
+from carscope.crawler import crawl
+from carscope.crawler.dataset import load
+from carscope.crawler.shard import parse_shard, shard_of
 from tests.crawler.helpers import assert_files_intact, config, good_photos, specs_by_model, truth_specs
 
 N = 3

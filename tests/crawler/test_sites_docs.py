@@ -1,4 +1,4 @@
-"""crawler/sites/README.md is the adapter authors' reference: it must name every field the language accepts,
+"""carscope/crawler/sites/README.md is the adapter authors' reference: it must name every field the language accepts,
 and its cookbook must be the shipped adapters, as they are."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from crawler import adapter as ad
-from crawler.adapter import load_adapter, shipped_adapters
-from crawler.extract.actions import ACTION_KEYS
-from crawler.extract.fields import FIELD_KEYS
-from crawler.extract.pairs import FORMS
+from carscope.crawler import adapter as ad
+from carscope.crawler.adapter import load_adapter, shipped_adapters
+from carscope.crawler.extract.actions import ACTION_KEYS
+from carscope.crawler.extract.fields import FIELD_KEYS
+from carscope.crawler.extract.pairs import FORMS
 
 SITES = Path(ad.__file__).resolve().parent / "sites"
 README = (SITES / "README.md").read_text()
@@ -20,7 +20,7 @@ README = (SITES / "README.md").read_text()
 @pytest.mark.parametrize("name", shipped_adapters())
 def test_the_cookbook_holds_each_shipped_adapter_verbatim(name):
     text = (SITES / f"{name}.toml").read_text().rstrip("\n")
-    assert text in README, f"crawler/sites/README.md's cookbook is out of date for {name}.toml"
+    assert text in README, f"carscope/crawler/sites/README.md's cookbook is out of date for {name}.toml"
     load_adapter(name)  # and it loads
 
 
@@ -30,14 +30,14 @@ def test_the_reference_names_every_field_of_the_language():
     keys |= {"script", "var", "url", "captured", "optional", "structured", "inherit", "title", "name", "hook", "allowed_hosts", "drop_params", "rewrite_links"}
     keys |= {"times", "max", "timeout_ms"} | set(ad.HOOKS)
     missing = sorted(k for k in keys if f"`{k}" not in README)
-    assert missing == [], f"not documented in crawler/sites/README.md: {missing}"
+    assert missing == [], f"not documented in carscope/crawler/sites/README.md: {missing}"
 
 
 def test_the_worked_hook_example_runs(tmp_path):
     import asyncio
     import re
 
-    from crawler.parse import extract_page
+    from carscope.crawler.parse import extract_page
 
     code = re.search(r"```python\n(# mysite_hook.py.*?)```", README, re.S).group(1)
     (tmp_path / "mysite_hook.py").write_text(code)

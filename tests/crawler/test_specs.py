@@ -1,7 +1,7 @@
 import pandas as pd
 
-from crawler.dataset import SPECS_COLUMNS
-from crawler.specs import clean_specs
+from carscope.crawler.dataset import SPECS_COLUMNS
+from carscope.crawler.specs import clean_specs
 
 
 def test_messy_catalog_values_become_typed_columns():

@@ -7,8 +7,8 @@ import random
 import pandas as pd
 import pytest
 
-from crawler.dataset import SPECS_COLUMNS
-from crawler.specs import clean_specs
+from carscope.crawler.dataset import SPECS_COLUMNS
+from carscope.crawler.specs import clean_specs
 
 NBSP, THIN, NNBSP = "\u00a0", "\u2009", "\u202f"
 
@@ -320,7 +320,7 @@ def test_pint_registry_is_created_lazily():
     import sys
     from pathlib import Path
 
-    code = ("import crawler.specs as s, sys; assert s._UREG is None and 'pint' not in sys.modules; "
+    code = ("import carscope.crawler.specs as s, sys; assert s._UREG is None and 'pint' not in sys.modules; "
             "import pandas as pd; s.clean_specs(pd.DataFrame({'model_id': ['a'], 'key': ['MSRP'], "
             "'value': ['$1']})); assert s._UREG is None, 'US units need no registry'; "
             "s.clean_specs(pd.DataFrame({'model_id': ['a'], 'key': ['Length'], 'value': ['4727 mm']})); "
@@ -331,7 +331,7 @@ def test_pint_registry_is_created_lazily():
 def test_a_specs_table_written_before_the_unit_columns_still_loads(tmp_path):
     import pandas as pd
 
-    from crawler.dataset import ADDED_LATER, SPECS_COLUMNS, read_table
+    from carscope.crawler.dataset import ADDED_LATER, SPECS_COLUMNS, read_table
 
     old = pd.DataFrame({c: pd.Series([], dtype="object") for c in SPECS_COLUMNS if c not in ADDED_LATER})
     old.loc[0, "model_id"] = "2023_acme_roadster"

@@ -1,6 +1,6 @@
 import pytest
 
-from crawler.urls import canonicalize, host_of, largest_from_srcset, path_and_query
+from carscope.crawler.urls import canonicalize, host_of, largest_from_srcset, path_and_query
 
 
 @pytest.mark.parametrize("raw, want", [

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from w3lib.url import canonicalize_url
 
-from crawler.urls import canonicalize
+from carscope.crawler.urls import canonicalize
 
 
 def realistic_links(n: int, seed: int = 0) -> list[tuple[str, str]]:

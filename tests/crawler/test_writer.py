@@ -2,9 +2,9 @@ import asyncio
 
 import pandas as pd
 
-from crawler import dataset as ds
-from crawler import writer
-from crawler.frontier import Frontier
+from carscope.crawler import dataset as ds
+from carscope.crawler import writer
+from carscope.crawler.frontier import Frontier
 
 
 def _fill(root, n_images):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crawler import dataset as dsmod
+from carscope.crawler import dataset as dsmod
 
 MODELS = ["2023_acme_roadster", "2023_acme_hauler", "2023_bolt_zip"]
 IMG = 32  # crop; tinynet's four stride-2 blocks leave 2x2 at this size
@@ -36,7 +36,7 @@ def _draw(rng, model_idx: int, view: str):
 
 
 def make_dataset(root: Path, models=MODELS, seed: int = 0) -> Path:
-    """A dataset in the crawl format (crawler/dataset.py): specs, images table and content-addressed JPEGs."""
+    """A dataset in the crawl format (carscope/crawler/dataset.py): specs, images table and content-addressed JPEGs."""
     import hashlib
     import io
 
@@ -65,12 +65,12 @@ def make_dataset(root: Path, models=MODELS, seed: int = 0) -> Path:
 
 
 def make_run(run_dir: Path, task: str, data: Path, *, steps: int = 60, seed: int = 0, **overrides) -> Path:
-    """A run in the train format (train/checkpoint.py): best.pt, splits.parquet, config.json."""
+    """A run in the train format (carscope/train/checkpoint.py): best.pt, splits.parquet, config.json."""
     import torch
 
-    from export.photos import batches
-    from train import checkpoint
-    from train.models import create_model
+    from carscope.export.photos import batches
+    from carscope.train import checkpoint
+    from carscope.train.models import create_model
 
     torch.manual_seed(seed)
     images = dsmod.load(data).images
@@ -132,7 +132,7 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="session")
 def bundle(tiny, tmp_path_factory):
     """One export with every variant asked for, shared read-only by the tests that inspect a bundle."""
-    from export.pipeline import export_bundle
+    from carscope.export.pipeline import export_bundle
 
     data, view, model = tiny
     out = tmp_path_factory.mktemp("export") / "bundle"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from carscope.cli import main
+from carscope.commands.cli import main
 
 
 def test_bench_accuracy_reports_every_cpu_variant(bundle, tiny, tmp_path, capsys):

@@ -10,8 +10,8 @@ import pytest
 
 
 def test_bench_ood_small(bundle, tmp_path):
-    from benchmarks import ood
-    from benchmarks.common import write_result
+    from carscope.benchmarks import ood
+    from carscope.benchmarks.common import write_result
 
     out, _ = bundle
     args = argparse.Namespace(bundle=str(out), synthetic=14, showroom_negatives=8, latency_rounds=5)
@@ -44,9 +44,9 @@ def test_bench_ood_small(bundle, tmp_path):
 
 
 def test_bench_ood_refuses_a_bundle_without_the_check(tiny, tmp_path):
-    from benchmarks import ood
-    from carscope.errors import CarscopeError
-    from export.pipeline import export_bundle
+    from carscope.benchmarks import ood
+    from carscope.common.errors import CarscopeError
+    from carscope.export.pipeline import export_bundle
 
     data, view, model = tiny
     export_bundle(view, model, data, tmp_path / "b", ood_method="none", log=lambda m: None)

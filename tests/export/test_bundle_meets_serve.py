@@ -9,9 +9,9 @@ import json
 
 from PIL import Image
 
-from export.bundle import load as load_bundle
-from serve.app import create_app
-from serve.predictor import REASONS
+from carscope.export.bundle import load as load_bundle
+from carscope.serve.app import create_app
+from carscope.serve.predictor import REASONS
 
 
 def _jpeg(size=(96, 72), colour=(180, 40, 40)) -> bytes:

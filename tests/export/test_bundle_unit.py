@@ -1,4 +1,4 @@
-"""Bundle verification (export/bundle.py): what `load` refuses, with which one-line reason, and what it accepts.
+"""Bundle verification (carscope/export/bundle.py): what `load` refuses, with which one-line reason, and what it accepts.
 Serve and `carscope predict` start only on a bundle that passes here, so each refusal is a gate."""
 
 import hashlib
@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from carscope.errors import CarscopeError
-from export import bundle as bmod
-from export.bundle import OodScorer, load, sha256_file
+from carscope.common.errors import CarscopeError
+from carscope.export import bundle as bmod
+from carscope.export.bundle import OodScorer, load, sha256_file
 from tests.serve.tinybundle import make_tiny_bundle
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carscope.cli import main
-from carscope.errors import CarscopeError
-from export import bundle as bmod
+from carscope.commands.cli import main
+from carscope.common.errors import CarscopeError
+from carscope.export import bundle as bmod
 
 from .conftest import make_dataset
 
@@ -22,7 +22,7 @@ def _leftovers(parent: Path) -> list[str]:
 
 
 def _ort(path: Path):
-    from export.onnx_export import cpu_session
+    from carscope.export.onnx_export import cpu_session
 
     return cpu_session(path, threads=1)
 
@@ -31,7 +31,7 @@ def test_bundle_is_complete_and_reads_back(bundle, tiny):
     out, _ = bundle
     data, view_run, model_run = tiny
     b = bmod.load(out)  # verifies every file's sha256
-    from train.checkpoint import load_run
+    from carscope.train.checkpoint import load_run
 
     for key, run in (("view", view_run), ("model", model_run)):
         state = load_run(run)
@@ -92,13 +92,13 @@ def test_recorded_parity_bounds_an_independent_check(bundle, tiny):
     """Re-run one test photo through PyTorch and the shipped graph: it is within the recorded max |Δlogit|."""
     import torch
 
-    from export.photos import batches, split_photos
-    from train.checkpoint import load_run
-    from train.models import model_from_checkpoint
+    from carscope.export.photos import batches, split_photos
+    from carscope.train.checkpoint import load_run
+    from carscope.train.models import model_from_checkpoint
 
     out, _ = bundle
     data, _, model_run = tiny
-    from crawler.dataset import load as load_dataset
+    from carscope.crawler.dataset import load as load_dataset
 
     entry = bmod.load(out).models["model"]
     state = load_run(model_run)
@@ -230,10 +230,10 @@ def test_broken_checkpoint_and_splits_exit_2(tiny, tmp_path, capsys):
 
 def test_parity_failure_fails_export_and_leaves_nothing(tiny, tmp_path, capsys, monkeypatch):
     """A graph that disagrees with PyTorch must not become a bundle; the numbers are printed."""
-    import export.parity
+    from carscope.export import parity
 
     data, view_run, model_run = tiny
-    monkeypatch.setattr(export.parity, "FP32_MAX_REL_ERROR", -1.0)  # any difference at all now fails
+    monkeypatch.setattr(parity, "FP32_MAX_REL_ERROR", -1.0)  # any difference at all now fails
     out = tmp_path / "b"
     code, err = _cli(capsys, "--view-run", view_run, "--model-run", model_run, "--data", data, "--out", out,
                      "--exporter", "torchscript")  # the quicker exporter: the parity gate is the same
@@ -245,11 +245,11 @@ def test_parity_failure_fails_export_and_leaves_nothing(tiny, tmp_path, capsys, 
 @pytest.mark.slow
 def test_int8_refusal_and_force(tiny, tmp_path, monkeypatch):
     """Above the allowed accuracy drop int8 is refused (numbers recorded, no file); --force keeps it."""
-    import export.parity
-    import export.pipeline as pipeline
+    import carscope.export.pipeline as pipeline
+    from carscope.export import parity
 
     data, view_run, model_run = tiny
-    monkeypatch.setattr(export.parity, "INT8_MAX_DROP_POINTS", -1.0)  # a drop of 0 points is now too much
+    monkeypatch.setattr(parity, "INT8_MAX_DROP_POINTS", -1.0)  # a drop of 0 points is now too much
     logs: list[str] = []
     # 8 thumbs per view is more than the hinted train photos of a class: unlabelled ones get sorted by the view model
     # the TorchScript exporter only to save time: the int8 decision does not depend on how the graph was made
@@ -277,7 +277,7 @@ def test_spatial_means_become_global_pools_with_the_same_values():
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from export.quantize import spatial_means_to_global_pool
+    from carscope.export.quantize import spatial_means_to_global_pool
 
     axes = {"hw": [2, 3], "neg": [-1, -2], "c": [1]}
     nodes = [helper.make_node("ReduceMean", ["x", "axes_hw"], ["hw"], name="hw"),
@@ -305,16 +305,16 @@ def test_spatial_means_become_global_pools_with_the_same_values():
 def test_one_top1_disagreement_with_zero_error_fails_export(tiny, tmp_path, capsys, monkeypatch):
     """The gate's top-1 clause on its own: a comparison that finds no numeric error but one photo whose top-1
     differs must still fail the export (exit 1) and leave no bundle."""
-    import export.parity
+    from carscope.export import parity
 
-    real = export.parity.compare
+    real = parity.compare
 
     def one_disagreement(*a, **k):
         out = real(*a, **k)
         n = max(1, int(out.get("photos") or 1))
         return {**out, "top1_agreement": 1.0 - 1.0 / n, "max_rel_error": 0.0, "max_abs_logit_diff": 0.0}
 
-    monkeypatch.setattr(export.parity, "compare", one_disagreement)
+    monkeypatch.setattr(parity, "compare", one_disagreement)
     data, view_run, model_run = tiny
     out = tmp_path / "b"
     code, err = _cli(capsys, "--view-run", view_run, "--model-run", model_run, "--data", data, "--out", out,

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from carscope.errors import CarscopeError
-from export import onnx_export
+from carscope.common.errors import CarscopeError
+from carscope.export import onnx_export
 
 
 @pytest.fixture(scope="module")
 def tinynet():
     import torch
 
-    from train.models import create_model
+    from carscope.train.models import create_model
 
     torch.manual_seed(0)
     return create_model("tinynet", 4).eval()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from carscope.errors import CarscopeError
-from export.bundle import load as load_bundle
+from carscope.common.errors import CarscopeError
+from carscope.export.bundle import load as load_bundle
 
 
 # ------------------------------------------------------------------------------------------- the export
@@ -32,11 +32,11 @@ def test_bundle_records_the_ood_check(bundle):
 def test_score_is_the_same_from_pytorch_fp32_and_int8(bundle, tiny):
     """The features of the three graphs give the same score: fp32 ONNX = PyTorch to float rounding, and int8
     keeps the decisions export measured (its own threshold, recorded)."""
-    from crawler import dataset as dsmod
-    from export.onnx_export import cpu_session, run_all, with_features
-    from export.photos import batches, split_photos
-    from train.checkpoint import load_run
-    from train.models import model_from_checkpoint
+    from carscope.crawler import dataset as dsmod
+    from carscope.export.onnx_export import cpu_session, run_all, with_features
+    from carscope.export.photos import batches, split_photos
+    from carscope.train.checkpoint import load_run
+    from carscope.train.models import model_from_checkpoint
 
     out, _ = bundle
     data, _, model_run = tiny
@@ -63,10 +63,9 @@ def test_score_is_the_same_from_pytorch_fp32_and_int8(bundle, tiny):
 
 
 def test_int8_that_loses_the_score_is_refused(tiny, tmp_path, monkeypatch):
-    import export.parity
-    from export import pipeline
+    from carscope.export import parity, pipeline
 
-    monkeypatch.setattr(export.parity, "INT8_OOD_MAX_AUROC_DROP", -1.0)  # any AUROC at all counts as a drop
+    monkeypatch.setattr(parity, "INT8_OOD_MAX_AUROC_DROP", -1.0)  # any AUROC at all counts as a drop
     monkeypatch.setattr(pipeline, "OOD_MAX_FIT_PHOTOS", 12)  # and the fit takes a per-class sample
     data, view, model = tiny
     logs: list[str] = []
@@ -79,8 +78,8 @@ def test_int8_that_loses_the_score_is_refused(tiny, tmp_path, monkeypatch):
 
 
 def test_export_without_ood(tiny, tmp_path):
-    from export.pipeline import export_bundle
-    from serve.app import create_app
+    from carscope.export.pipeline import export_bundle
+    from carscope.serve.app import create_app
 
     data, view, model = tiny
     b = export_bundle(view, model, data, tmp_path / "b", ood_method="none", log=lambda m: None)

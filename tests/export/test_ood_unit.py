@@ -1,14 +1,14 @@
-"""The out-of-distribution score's arithmetic (export/ood.py, export/bundle.py's OodScorer), without an export:
-fast, and what `make mutate` runs against export/ood.py."""
+"""The out-of-distribution score's arithmetic (carscope/export/ood.py, carscope/export/bundle.py's OodScorer), without an export:
+fast, and what `make mutate` runs against carscope/export/ood.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from carscope.errors import CarscopeError
-from export import ood as oodmod
-from export.bundle import OodScorer
+from carscope.common.errors import CarscopeError
+from carscope.export import ood as oodmod
+from carscope.export.bundle import OodScorer
 
 
 def _clusters(n=300, d=16, classes=3, seed=0, centres=None):

@@ -1,4 +1,4 @@
-"""export/parity.py on known answers: the numbers the parity and int8 gates decide on (fast; also what `make
+"""carscope/export/parity.py on known answers: the numbers the parity and int8 gates decide on (fast; also what `make
 mutate` runs against this module)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.parity import compare, softmax, summary
+from carscope.export.parity import compare, softmax, summary
 
 
 def test_identical_logits_agree_completely():
@@ -83,7 +83,7 @@ def test_summary_line():
 
 
 def test_the_fp32_gate():
-    from export.parity import fp32_passes
+    from carscope.export.parity import fp32_passes
 
     ok = {"top1_agreement": 1.0, "max_rel_error": 1e-4}
     assert fp32_passes(ok)
@@ -95,7 +95,7 @@ def test_the_fp32_gate():
 
 
 def test_int8_accuracy_gate_at_its_limit(monkeypatch):
-    from export import parity
+    from carscope.export import parity
 
     assert parity.INT8_MAX_DROP_POINTS == 1.0
     assert parity.int8_failures(1.0) == [] and parity.int8_failures(0.0) == [] and parity.int8_failures(-2.0) == []
@@ -105,7 +105,7 @@ def test_int8_accuracy_gate_at_its_limit(monkeypatch):
 
 
 def test_int8_ood_gate_at_its_limits():
-    from export import parity
+    from carscope.export import parity
 
     assert (parity.INT8_OOD_MAX_TPR_DROP, parity.INT8_OOD_MAX_AUROC_DROP) == (0.03, 0.02)
     assert parity.int8_ood_failures(0.98, 0.95, 0.99, 0.97) == []  # both drops exactly at their limits
@@ -116,14 +116,14 @@ def test_int8_ood_gate_at_its_limits():
 
 
 def test_fp16_gate_at_its_limit():
-    from export import parity
+    from carscope.export import parity
 
     assert parity.FP16_MIN_AGREEMENT == 0.99
     assert parity.fp16_passes(0.99) and parity.fp16_passes(1.0) and not parity.fp16_passes(0.9899)
 
 
 def test_feature_parity_numbers():
-    from export.parity import compare_features
+    from carscope.export.parity import compare_features
 
     ref = np.array([[1.0, -4.0, 2.0], [0.5, 0.25, 0.0]])
     cand = ref + np.array([[0.0, 0.02, -0.01], [0.005, 0.0, 0.0]])
@@ -142,7 +142,7 @@ def test_feature_parity_numbers():
 
 
 def test_the_fp32_gate_holds_the_features_too():
-    from export.parity import fp32_passes
+    from carscope.export.parity import fp32_passes
 
     ok = {"top1_agreement": 1.0, "max_rel_error": 1e-4}
     assert fp32_passes({**ok, "features": {"max_rel_error": 1e-3}})  # the limit itself passes
@@ -152,7 +152,7 @@ def test_the_fp32_gate_holds_the_features_too():
 
 
 def test_gates_at_exactly_their_limit_plus_the_float_slack():
-    from export import parity
+    from carscope.export import parity
 
     slack = parity._SLACK
     assert slack <= 1e-9  # float noise only: a real drop of a millionth of a point is still a drop

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import serve.preprocess as serve_preprocess
-import train.presets as presets
-from train.checkpoint import make_preprocess_spec  # noqa: E402
+import carscope.serve.preprocess as serve_preprocess
+import carscope.train.presets as presets
+from carscope.train.checkpoint import make_preprocess_spec  # noqa: E402
 
 
 def _random_photos(rng, n: int):
@@ -42,8 +42,8 @@ def test_serve_preprocess_matches_train_eval_transform(img_size):
 def test_jpeg_draft_is_decoded_alike_by_train_export_and_serve(tmp_path):
     """With `jpeg_draft` (the default for new runs), train's eval cache, export's photos and serve's upload
     path all decode a JPEG at the same reduced scale and give the same tensor."""
-    from export.photos import batches
-    from serve.imageio import decode_image
+    from carscope.export.photos import batches
+    from carscope.serve.imageio import decode_image
 
     spec = make_preprocess_spec(32)
     assert spec["jpeg_draft"] is True
@@ -70,7 +70,7 @@ def test_jpeg_draft_is_decoded_alike_by_train_export_and_serve(tmp_path):
 
 def test_export_feeds_models_through_train_eval_transform(tmp_path):
     """The tensors export checks parity and int8 on are train's eval transform of the photo."""
-    from export.photos import batches
+    from carscope.export.photos import batches
 
     spec = make_preprocess_spec(32)
     rng = np.random.default_rng(1)
@@ -88,8 +88,8 @@ def test_export_feeds_models_through_train_eval_transform(tmp_path):
 
 def test_bundle_input_contract_is_the_checkpoint_spec(bundle, tiny):
     """What serve reads from bundle.json builds the same preprocessing as the run's checkpoint."""
-    from export.bundle import load
-    from train.checkpoint import load_run
+    from carscope.export.bundle import load
+    from carscope.train.checkpoint import load_run
 
     out, _ = bundle
     _, view_run, model_run = tiny

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-import train.engine  # noqa: F401  (an import error here must fail, not skip)
-from carscope.cli import main
+import carscope.train.engine  # noqa: F401  (an import error here must fail, not skip)
+from carscope.commands.cli import main
 
 from .conftest import make_dataset
 
@@ -27,7 +27,7 @@ def test_export_of_carscope_train_runs(tmp_path, capsys):
     printed = capsys.readouterr()
     assert code == 0, printed.err
     meta = json.loads((out / "bundle.json").read_text())
-    from train.checkpoint import load_run
+    from carscope.train.checkpoint import load_run
 
     for key in ("view", "model"):
         state = load_run(tmp_path / key)

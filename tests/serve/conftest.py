@@ -18,7 +18,7 @@ def bundle_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def app(bundle_dir):
     """One app for the read-only route tests (sessions are created once; tests must not change its state)."""
-    from serve.app import create_app
+    from carscope.serve.app import create_app
 
     app = create_app(bundle_dir, {"providers": "cpu", "max_upload_mb": 1, "max_wait_ms": 1, "intra_op_threads": 1})
     yield app

@@ -12,8 +12,8 @@ import threading
 import numpy as np
 import pytest
 
-from carscope.errors import CarscopeError
-from serve.predictor import INTERIOR_NOTE
+from carscope.common.errors import CarscopeError
+from carscope.serve.predictor import INTERIOR_NOTE
 from tests.serve import images
 from tests.serve.tinybundle import CLASSES, EXPECTED, LABELS, TEMPERATURE, photo
 
@@ -59,7 +59,7 @@ def test_confidences_are_calibrated_softmax(app, client, bundle_dir):
     import onnxruntime as ort
     from PIL import Image
 
-    from serve.preprocess import Preprocessor
+    from carscope.serve.preprocess import Preprocessor
     from tests.serve.tinybundle import SPEC
 
     data = photo((200, 110, 40), seed=1)  # orange
@@ -234,7 +234,7 @@ def test_a_well_formed_client_request_id_is_kept(client, sent, kept):
 
 
 def test_access_log_is_one_line_per_request_and_off_by_default(bundle_dir, client, caplog):
-    from serve.app import create_app
+    from carscope.serve.app import create_app
 
     with caplog.at_level("INFO", logger="carscope.access"):
         upload(client, photo("red"))  # the shared app: access_log off
@@ -359,8 +359,8 @@ def test_metrics(client):
 
 # -- start-up ---------------------------------------------------------------------------------------------------
 def test_readyz_is_503_until_warm(bundle_dir, monkeypatch):
-    from serve.app import create_app
-    from serve.engine import Engine
+    from carscope.serve.app import create_app
+    from carscope.serve.engine import Engine
 
     gate = threading.Event()
     real = Engine.warm_up
@@ -389,8 +389,8 @@ def test_readyz_is_503_until_warm(bundle_dir, monkeypatch):
 
 
 def test_failed_background_load_reports_on_readyz(bundle_dir, monkeypatch):
-    from serve.app import create_app
-    from serve.engine import Engine
+    from carscope.serve.app import create_app
+    from carscope.serve.engine import Engine
 
     def broken(self, warmup=True):
         raise CarscopeError("no such luck")
@@ -414,7 +414,7 @@ def tampered_bundle(bundle_dir, tmp_path):
 
 
 def test_sha256_mismatch_refuses_to_start(tampered_bundle):
-    from serve.app import create_app
+    from carscope.serve.app import create_app
 
     with pytest.raises(CarscopeError, match="sha256"):
         create_app(tampered_bundle, {"providers": "cpu"})
@@ -429,7 +429,7 @@ def test_cli_refuses_tampered_bundle_with_one_line_exit_2(tampered_bundle):
 
 
 def test_variants_and_settings(bundle_dir):
-    from serve.app import create_app
+    from carscope.serve.app import create_app
 
     app = create_app(bundle_dir, {"providers": "cpu", "variant": "int8"})
     try:
@@ -451,7 +451,7 @@ def test_variants_and_settings(bundle_dir):
 
 
 def test_min_confidence_threshold(bundle_dir):
-    from serve.app import create_app
+    from carscope.serve.app import create_app
 
     app = create_app(bundle_dir, {"providers": "cpu", "min_confidence": 0.0})
     try:
@@ -464,9 +464,9 @@ def test_min_confidence_threshold(bundle_dir):
 def test_serving_never_imports_torch(bundle_dir):
     code = f"""
 import io, sys
-import serve.app, serve.cli, serve.server
+import carscope.serve.app, carscope.serve.cli, carscope.serve.server
 assert "onnxruntime" not in sys.modules, "onnxruntime imported at import time"
-from serve.app import create_app
+from carscope.serve.app import create_app
 from tests.serve.tinybundle import photo
 app = create_app({str(bundle_dir)!r}, {{"providers": "cpu"}})
 r = app.test_client().post("/api/v1/predict", data={{"image": (io.BytesIO(photo("red")), "x.jpg")}})
@@ -495,7 +495,7 @@ def test_classes_in_fixture_have_distinct_colours():
 def test_auto_variant_picks_the_fastest_validated_export(variants, on_cuda, want):
     from types import SimpleNamespace
 
-    from serve.engine import auto_variant
+    from carscope.serve.engine import auto_variant
 
     assert auto_variant(SimpleNamespace(meta={"variants": variants}), on_cuda) == want
 
@@ -511,7 +511,7 @@ def test_auto_variant_picks_the_fastest_validated_export(variants, on_cuda, want
     (0, 64, False, (16, 4, 64)),  # auto is capped at the default waitress thread count
 ])
 def test_thread_plan(workers, threads, on_cuda, want):
-    from serve.engine import plan_threads
+    from carscope.serve.engine import plan_threads
 
     assert plan_threads(workers, threads, on_cuda) == want
 
@@ -524,7 +524,7 @@ def test_a_lone_batch_uses_every_thread_and_answers_the_same(bundle_dir, plan):
 
     import numpy as np
 
-    from serve.app import create_app
+    from carscope.serve.app import create_app
 
     app = create_app(bundle_dir, {"providers": "cpu", "workers": 2, "intra_op_threads": 2, "max_wait_ms": 1,
                                   "alone": plan})
@@ -564,8 +564,8 @@ def test_auto_times_both_lone_batch_plans_and_keeps_the_faster(bundle_dir, monke
     """--alone auto: both plans are timed at warm-up; the faster is kept and the other's sessions dropped."""
     import time as _time
 
-    from export.bundle import load
-    from serve import engine as engine_mod
+    from carscope.export.bundle import load
+    from carscope.serve import engine as engine_mod
 
     slow = {"plan": "parallel"}
     real_run = engine_mod.Engine._run
@@ -597,8 +597,8 @@ def test_a_failing_model_in_the_parallel_plan_fails_the_batch_after_the_view_run
 
     import numpy as np
 
-    from export.bundle import load
-    from serve.engine import Engine
+    from carscope.export.bundle import load
+    from carscope.serve.engine import Engine
 
     engine = Engine(load(bundle_dir), providers="cpu", workers=2, intra_op_threads=2, max_batch=2, alone="parallel")
     engine.load(warmup=False)
@@ -630,7 +630,7 @@ def test_cuda_fallback_is_said_once_per_server(bundle_dir, monkeypatch, caplog, 
     """Under --processes N every child falls back alike; only slot 0 (or a lone server) warns."""
     import logging
 
-    from serve.engine import SLOT_ENV, create_session
+    from carscope.serve.engine import SLOT_ENV, create_session
 
     if slot is None:
         monkeypatch.delenv(SLOT_ENV, raising=False)
@@ -646,23 +646,23 @@ def test_cuda_fallback_is_said_once_per_server(bundle_dir, monkeypatch, caplog, 
 
 
 def test_an_unknown_lone_batch_plan_is_a_one_line_error():
-    from serve.config import ServeConfig
+    from carscope.serve.config import ServeConfig
 
     with pytest.raises(CarscopeError, match="--alone must be one of auto, sequential, parallel, off"):
         ServeConfig.from_any({"alone": "sideways"})
 
 
 def test_the_result_page_shows_a_price_in_its_own_currency():
-    from serve.app import spec_rows
+    from carscope.serve.app import spec_rows
 
     assert ("Starting MSRP", "$34,500") in spec_rows({"msrp_usd": 34500, "price": 34500.0, "price_currency": "USD"})
     assert not any(label == "Price" for label, _ in spec_rows({"msrp_usd": 34500, "price": 34500.0}))
     assert spec_rows({"price": 31740.0, "price_currency": "EUR"}) == [("Price", "31,740 EUR")]
 
 
-# -- the upload limits at their edges, for `make mutate` of serve/app.py's upload handling ------------------------
+# -- the upload limits at their edges, for `make mutate` of carscope/serve/app.py's upload handling ------------------------
 def test_an_upload_of_exactly_the_cap_is_read_and_one_past_it_is_413(client):
-    from serve.app import MULTIPART_SLACK
+    from carscope.serve.app import MULTIPART_SLACK
 
     cap = 1024 * 1024  # the fixture's --max-upload-mb 1
     at_cap = photo("red") + b"\0" * (cap - len(photo("red")))  # a JPEG with trailing bytes: still the same photo
@@ -717,7 +717,7 @@ def test_refusals_are_counted_by_code():
     """carscope_rejected_uploads{code} counts each refusal under its own code (a fresh app: counts start at 0)."""
     import tempfile
 
-    from serve.app import create_app
+    from carscope.serve.app import create_app
     from tests.serve.tinybundle import make_tiny_bundle
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -739,7 +739,7 @@ def test_refusals_are_counted_by_code():
 
 
 def test_the_upload_form_accepts_the_decoded_formats(client):
-    from serve.imageio import SUPPORTED_MIME
+    from carscope.serve.imageio import SUPPORTED_MIME
 
     html = client.get("/").get_data(as_text=True)
     assert f'accept="{",".join(SUPPORTED_MIME)}"' in html and 'accept="image/jpeg,image/png,' in html

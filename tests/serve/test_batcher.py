@@ -1,4 +1,4 @@
-"""serve/batcher.py: coalescing under concurrency, no waiting when alone, failures reach every waiter."""
+"""carscope/serve/batcher.py: coalescing under concurrency, no waiting when alone, failures reach every waiter."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from serve.batcher import Batcher, BatcherStopped
+from carscope.serve.batcher import Batcher, BatcherStopped
 
 
 class Recorder:

@@ -11,14 +11,14 @@ import pytest
 
 @pytest.mark.slow
 def test_bench_serve_small(bundle_dir, tmp_path):
-    from benchmarks import serve as bench
+    from carscope.benchmarks import serve as bench
 
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     args = parser.parse_args(["--bundle", str(bundle_dir), "--requests", "40", "--concurrency", "1,4",
                               "--photos", "5", "--threads", "4", "--max-batch", "4", "--bare-seconds", "0.1"])
     result, md = bench.run(args, tmp_path)
-    json.dumps(result)  # JSON-serialisable, as benchmarks/cli.py writes it
+    json.dumps(result)  # JSON-serialisable, as carscope/benchmarks/cli.py writes it
     for c in ("1", "4"):
         level = result["serve"][c]
         assert level["ok"] == 40 and level["rps"] > 0 and level["p99_ms"] >= level["p50_ms"] > 0
@@ -58,9 +58,9 @@ def test_load_photos_reads_a_dataset_with_its_own_split_column(bundle_dir, tmp_p
     split of the bundle's run still comes first (the merge once failed with KeyError 'split')."""
     import pandas as pd
 
-    from benchmarks.serve import load_photos
-    from crawler import dataset as dsmod
-    from export.bundle import load
+    from carscope.benchmarks.serve import load_photos
+    from carscope.crawler import dataset as dsmod
+    from carscope.export.bundle import load
     from tests.serve.tinybundle import LABELS, photo
 
     data = tmp_path / "data"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from serve.server import serve_in_thread
+from carscope.serve.server import serve_in_thread
 from tests.serve.http import Client
 from tests.serve.tinybundle import LABELS, make_tiny_bundle
 
@@ -29,7 +29,7 @@ def _chromium() -> str | None:
 @pytest.fixture(scope="module")
 def showroom_bundle(tmp_path_factory):
     """The tiny bundle, with showroom photos as its example thumbnails; plus one showroom photo to upload."""
-    from showroom.testing import iter_photos, tiny_config
+    from carscope.showroom.testing import iter_photos, tiny_config
 
     by_model: dict[str, dict[str, list[bytes]]] = {}
     for info, jpeg in iter_photos(tiny_config()):

@@ -11,8 +11,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from carscope.errors import CarscopeError
-from serve import engine
+from carscope.common.errors import CarscopeError
+from carscope.serve import engine
 
 
 @pytest.fixture

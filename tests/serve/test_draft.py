@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from carscope.imaging import draft, jpeg_scale
-from serve.imageio import decode_image
-from serve.preprocess import Preprocessor
+from carscope.common.imaging import draft, jpeg_scale
+from carscope.serve.imageio import decode_image
+from carscope.serve.preprocess import Preprocessor
 from tests.serve.tinybundle import SPEC, make_tiny_bundle, photo
 
 
@@ -43,8 +43,8 @@ def test_each_model_gets_its_own_specs_pixels(tmp_path, size):
     """view drafts to 80 and model to 96: a 640x640 photo decodes at 1/8 for one and 1/4 for the other, so
     the predictor must decode twice there and once for the others; either way each model's input is what its
     own spec gives on its own decode."""
-    from serve.config import ServeConfig
-    from serve.predictor import Predictor
+    from carscope.serve.config import ServeConfig
+    from carscope.serve.predictor import Predictor
 
     inputs = {"view": {"resize": 80, "jpeg_draft": True}, "model": {"resize": 96, "jpeg_draft": True}}
     root = make_tiny_bundle(tmp_path / "bundle", with_thumbs=False, inputs=inputs)

@@ -1,4 +1,4 @@
-"""serve/formparser.py: python-multipart behind Flask's request.files/request.form, with Werkzeug's limits."""
+"""carscope/serve/formparser.py: python-multipart behind Flask's request.files/request.form, with Werkzeug's limits."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import os
 import pytest
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from serve import formparser
-from serve.formparser import FastFormDataParser
+from carscope.serve import formparser
+from carscope.serve.formparser import FastFormDataParser
 
 BOUNDARY = "b0undary-7f3a"
 
@@ -63,7 +63,7 @@ def test_werkzeug_limits_hold():
     assert parse(body(("image", "a.jpg", b"v" * 100)), FastFormDataParser(max_form_memory_size=50))[1]  # files: no
 
 
-# -- the limits and part rules at their edges, for `make mutate` of serve/formparser.py ---------------------------
+# -- the limits and part rules at their edges, for `make mutate` of carscope/serve/formparser.py ---------------------------
 def test_part_and_memory_limits_at_their_edges():
     three = body(*[(f"f{i}", None, b"v") for i in range(3)])
     assert len(parse(three, FastFormDataParser(max_form_parts=3))[0]) == 3  # exactly the limit: read

@@ -1,11 +1,11 @@
-"""serve/imageio.py: every bad upload is a clean rejection; unusual but valid photos become the right RGB."""
+"""carscope/serve/imageio.py: every bad upload is a clean rejection; unusual but valid photos become the right RGB."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from serve.imageio import DecodeLimits, ImageRejected, decode_image, preview_data_uri, sniff
+from carscope.serve.imageio import DecodeLimits, ImageRejected, decode_image, preview_data_uri, sniff
 from tests.serve import images
 from tests.serve.tinybundle import photo
 
@@ -119,10 +119,10 @@ def test_preview_is_a_small_jpeg_data_uri():
     assert max(im.size) == 320
 
 
-# -- the gates at their edges, for `make mutate` of serve/imageio.py ---------------------------------------------
+# -- the gates at their edges, for `make mutate` of carscope/serve/imageio.py ---------------------------------------------
 def _dims(width, height, limits=None):
     """None when check_dimensions lets width x height through, else (status, code)."""
-    from serve.imageio import check_dimensions
+    from carscope.serve.imageio import check_dimensions
 
     try:
         check_dimensions(width, height, limits or DecodeLimits())
@@ -162,7 +162,7 @@ def test_dimension_limits_at_their_edges():
 
 
 def test_dimension_messages_name_the_size_and_the_limit():
-    from serve.imageio import check_dimensions
+    from carscope.serve.imageio import check_dimensions
 
     for (w, h), words in {(0, 5): "claims to be 0x5 pixels", (5, 0): "claims to be 5x0 pixels",
                           (10_001, 5_000): "(50 megapixels); the limit is 50 megapixels",
@@ -238,7 +238,7 @@ def test_rejection_messages():
 def test_the_upload_page_accepts_exactly_the_formats_decoded():
     from PIL import Image
 
-    from serve.imageio import SUPPORTED, SUPPORTED_MIME
+    from carscope.serve.imageio import SUPPORTED, SUPPORTED_MIME
 
     assert SUPPORTED_MIME == tuple(Image.MIME[fmt] for fmt in SUPPORTED)
 
@@ -289,7 +289,7 @@ def test_exif_that_cannot_be_read_keeps_the_stored_pixels(monkeypatch, caplog):
 
     from PIL import Image
 
-    from serve import imageio
+    from carscope.serve import imageio
 
     def broken(self):
         raise SyntaxError("bad EXIF")
@@ -305,7 +305,7 @@ def test_exif_that_cannot_be_read_keeps_the_stored_pixels(monkeypatch, caplog):
 def test_upright_photos_are_not_copied():
     from PIL import Image
 
-    from serve.imageio import _apply_orientation
+    from carscope.serve.imageio import _apply_orientation
 
     im = Image.new("RGB", (20, 10))
     assert _apply_orientation(im) is im
@@ -325,7 +325,7 @@ def _mode_image(mode, values):
 
 
 def test_wide_pixel_modes_are_scaled_like_a_viewer_scales_them():
-    from serve.imageio import to_rgb
+    from carscope.serve.imageio import to_rgb
 
     def grey(mode, values):
         return np.asarray(to_rgb(_mode_image(mode, [values])))[0, :, 0].tolist()
@@ -345,7 +345,7 @@ def test_wide_pixel_modes_are_scaled_like_a_viewer_scales_them():
 def test_alpha_modes_and_palette_transparency_composite_on_white():
     from PIL import Image
 
-    from serve.imageio import to_rgb
+    from carscope.serve.imageio import to_rgb
 
     rgb = Image.new("RGB", (4, 4), (10, 20, 30))
     assert to_rgb(rgb) is rgb  # RGB already: no copy
@@ -365,7 +365,7 @@ def test_alpha_modes_and_palette_transparency_composite_on_white():
 
 
 def test_an_unconvertible_mode_is_unsupported(monkeypatch):
-    from serve import imageio
+    from carscope.serve import imageio
 
     def fail(im):
         raise ValueError("no conversion")

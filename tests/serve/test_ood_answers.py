@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serve.predictor import NO_OOD_NOTE, NOT_A_CAR_NOTE, REASONS
+from carscope.serve.predictor import NO_OOD_NOTE, NOT_A_CAR_NOTE, REASONS
 from tests.serve.test_app import upload
 from tests.serve.tinybundle import EXPECTED, photo
 

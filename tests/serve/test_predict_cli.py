@@ -8,8 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from carscope.cli import main
-from serve import predict_cli
+from carscope.commands.cli import main
+from carscope.serve import predict_cli
 from tests.serve import images
 from tests.serve.tinybundle import EXPECTED, photo
 

@@ -1,4 +1,4 @@
-"""serve/preprocess.py against train's eval transform: the same tensor, bit for bit."""
+"""carscope/serve/preprocess.py against train's eval transform: the same tensor, bit for bit."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serve.preprocess import Preprocessor, center_crop_box, resized_size
+from carscope.serve.preprocess import Preprocessor, center_crop_box, resized_size
 
 SIZES = [(640, 480), (481, 640), (146, 300), (129, 131), (100, 60), (333, 333), (50, 40), (147, 147), (1001, 97)]
 
@@ -15,7 +15,7 @@ SIZES = [(640, 480), (481, 640), (146, 300), (129, 131), (100, 60), (333, 333), 
 def eval_transform():
     import torch
     torch.set_num_threads(1)
-    from train.presets import eval_transform
+    from carscope.train.presets import eval_transform
 
     return eval_transform
 
@@ -49,7 +49,7 @@ def test_center_crop_rounds_half_to_even_like_torchvision():
                                  {"resize": 73, "crop": 64, "layout": "NHWC"},
                                  {"resize": 73, "crop": 64, "std": [0, 1, 1]}])
 def test_bad_spec_is_a_clear_error(bad):
-    from carscope.errors import CarscopeError
+    from carscope.common.errors import CarscopeError
 
     with pytest.raises(CarscopeError):
         Preprocessor(bad)

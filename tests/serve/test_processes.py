@@ -1,5 +1,5 @@
 """`carscope serve --processes N`: one port, N serving processes under a supervisor that restarts, stops and
-reports them (serve/processes.py)."""
+reports them (carscope/serve/processes.py)."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ import urllib.request
 
 import pytest
 
-from carscope.errors import CarscopeError
-from serve.server import make_server, serve_in_thread
+from carscope.common.errors import CarscopeError
+from carscope.serve.server import make_server, serve_in_thread
 from tests.serve.http import Client
 from tests.serve.tinybundle import EXPECTED, photo
 

@@ -12,7 +12,7 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from serve.app import create_app
+from carscope.serve.app import create_app
 
 
 def _big_png(side: int = 1400) -> bytes:

@@ -8,7 +8,7 @@ Both models average the normalised image over space (GlobalAveragePool) and appl
   confidence (calibrated with temperature 2.0, which the tests rely on: without it grey would look "sure");
 - `view.onnx` says "interior" when the photo is dark.
 So a test can check that an answer is *correct*, not only well-formed. Built with onnx.helper: no torch, no
-training, milliseconds. The bundle follows export/bundle.py (bundle.json, specs.parquet, thumbs/).
+training, milliseconds. The bundle follows carscope/export/bundle.py (bundle.json, specs.parquet, thumbs/).
 """
 
 from __future__ import annotations
@@ -85,9 +85,9 @@ def flat_frames(colours) -> np.ndarray:
 
 
 def _int8(fp32: Path, dest: Path) -> dict:
-    """export.quantize.to_int8 on `fp32` (QDQ: uint8 activations, int8 weights), calibrated on flat frames of every
+    """carscope.export.quantize.to_int8 on `fp32` (QDQ: uint8 activations, int8 weights), calibrated on flat frames of every
     class colour, grey, dark, white and black."""
-    from export.quantize import to_int8
+    from carscope.export.quantize import to_int8
 
     frames = flat_frames([*COLOURS.values(), (255, 255, 255), (0, 0, 0)])
     return to_int8(fp32, dest, [frames], head_fp32=False)  # the head is all there is to quantise

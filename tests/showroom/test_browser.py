@@ -60,7 +60,7 @@ def test_gallery_is_built_by_script_and_lazy_loaded(showroom_site, page):
 
 
 def test_dl_more_photos_button_loads_every_photo(page):
-    from showroom.testing import fetch_truth, serve_in_thread, tiny_config
+    from carscope.showroom.testing import fetch_truth, serve_in_thread, tiny_config
 
     with serve_in_thread(tiny_config(layout="dl", makes=1, models_per_make=1, years=(2023, 2023), photos=12)) as base:
         truth = fetch_truth(base, sha256=False)
@@ -84,7 +84,7 @@ def test_dl_more_photos_button_loads_every_photo(page):
 
 
 def test_spa_renders_links_specs_and_gallery(page):
-    from showroom.testing import fetch_truth, serve_in_thread, tiny_config
+    from carscope.showroom.testing import fetch_truth, serve_in_thread, tiny_config
 
     with serve_in_thread(tiny_config(layout="spa", makes=1, models_per_make=1, years=(2023, 2023), photos=3)) as base:
         truth = fetch_truth(base, sha256=False)

@@ -2,11 +2,11 @@
 
 import pytest
 
-from carscope.errors import CarscopeError
-from crawler.dataset import make_model_id
-from showroom.catalog import BODY_TYPES, _build_catalog, build_catalog, model_id_for
-from showroom.config import ShowroomConfig, parse_faults, parse_years
-from showroom.testing import tiny_config
+from carscope.common.errors import CarscopeError
+from carscope.crawler.dataset import make_model_id
+from carscope.showroom.catalog import BODY_TYPES, _build_catalog, build_catalog, model_id_for
+from carscope.showroom.config import ShowroomConfig, parse_faults, parse_years
+from carscope.showroom.testing import tiny_config
 
 SPEC_KEYS = {"MSRP", "Body Style", "EPA Class", "Drivetrain", "Engine Type", "Displacement",
              "SAE Net Horsepower @ RPM", "Gas Mileage", "Length, Overall (in)", "Width, Max w/o mirrors (in)",

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from carscope.cli import main
+from carscope.commands.cli import main
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -90,8 +90,8 @@ def test_serves_prints_its_url_and_stops_cleanly_on_ctrl_c():
 
 
 def test_prerender_without_a_disk_cache_refuses_a_catalog_the_memory_cache_cannot_hold(capsys):
-    from showroom.cli import prerender_bytes
-    from showroom.config import ShowroomConfig
+    from carscope.showroom.cli import prerender_bytes
+    from carscope.showroom.config import ShowroomConfig
 
     small, big = ShowroomConfig(makes=1, models_per_make=1, photos=3), ShowroomConfig(makes=2, models_per_make=2,
                                                                                       photos=6)

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from showroom.config import parse_faults
-from showroom.faults import FaultPlan
-from showroom.testing import fetch_stats, fetch_truth, reset_stats, serve_in_thread, tiny_config
+from carscope.showroom.config import parse_faults
+from carscope.showroom.faults import FaultPlan
+from carscope.showroom.testing import fetch_stats, fetch_truth, reset_stats, serve_in_thread, tiny_config
 
 SPEC = "5xx=0.1,429=0.08,slow=0.05,truncate=0.07,redirect=0.1"
 

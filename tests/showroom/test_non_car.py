@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from showroom import layout_dl
-from showroom.catalog import NON_CAR_SUBJECTS, build_catalog, truth
-from showroom.config import LAYOUTS, ShowroomConfig
-from showroom.offline import write_dataset
-from showroom.render import render_photo_bytes
-from showroom.testing import fetch_truth, iter_photos, serve_in_thread, tiny_config
+from carscope.showroom import layout_dl
+from carscope.showroom.catalog import NON_CAR_SUBJECTS, build_catalog, truth
+from carscope.showroom.config import LAYOUTS, ShowroomConfig
+from carscope.showroom.offline import write_dataset
+from carscope.showroom.render import render_photo_bytes
+from carscope.showroom.testing import fetch_truth, iter_photos, serve_in_thread, tiny_config
 
 # a catalog where every model-year holds every kind; enough car photos to measure how rarely they look like one
 KINDS_CONFIG = ShowroomConfig(makes=3, models_per_make=2, years=(2022, 2023), photos=6, others=len(NON_CAR_SUBJECTS),
@@ -67,7 +67,7 @@ def test_kinds_views_and_flags_over_a_larger_catalog():
 
 @pytest.mark.parametrize("bad", [-1, 21])
 def test_others_is_validated_and_keys_the_cache(bad):
-    from carscope.errors import CarscopeError
+    from carscope.common.errors import CarscopeError
 
     with pytest.raises(CarscopeError, match="--others must be in 0..20"):
         ShowroomConfig(others=bad)

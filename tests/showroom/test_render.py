@@ -6,10 +6,10 @@ import io
 import pytest
 from PIL import Image
 
-from showroom.catalog import build_catalog
-from showroom.config import ShowroomConfig
-from showroom.render import PhotoStore, render_dataset_photo, render_photo_bytes
-from showroom.testing import iter_photos, tiny_config
+from carscope.showroom.catalog import build_catalog
+from carscope.showroom.config import ShowroomConfig
+from carscope.showroom.render import PhotoStore, render_dataset_photo, render_photo_bytes
+from carscope.showroom.testing import iter_photos, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +104,8 @@ def test_every_design_body_and_pose_draws():
     """Every make design x body x viewpoint, and every interior, draws without error (a geometry regression net)."""
     import random
 
-    from showroom.catalog import EXTERIOR_VIEWS
-    from showroom.render import _draw_car, _interior
+    from carscope.showroom.catalog import EXTERIOR_VIEWS
+    from carscope.showroom.render import _draw_car, _interior
 
     cat = build_catalog(ShowroomConfig(makes=7, models_per_make=6, years=(2023, 2023), photos=1))
     assert {m.design["arches"] for m in cat.makes} == {"round", "flat", "clad"}

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from protego import Protego
 
-from showroom.testing import get_json, serve_in_thread, tiny_config
+from carscope.showroom.testing import get_json, serve_in_thread, tiny_config
 
 
 class _Links(HTMLParser):

@@ -6,7 +6,7 @@ import socket
 import aiohttp
 import pytest
 
-from showroom.testing import fetch_stats, reset_stats, serve_in_thread, tiny_config
+from carscope.showroom.testing import fetch_stats, reset_stats, serve_in_thread, tiny_config
 
 
 def _can_bind(addr):

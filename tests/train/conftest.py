@@ -22,7 +22,7 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def view_run(tiny_data, tmp_path_factory):
     """(summary, run_dir) of a finished 6-epoch view run on tiny_data."""
-    from train import train
+    from carscope.train import train
 
     run_dir = tmp_path_factory.mktemp("runs") / "view"
     # two classes: the tests that share it are about the crawl's own photos; tests/train/test_negatives.py trains

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from carscope.cli import main
-from crawler.dataset import IMAGES_COLUMNS, write_table
+from carscope.commands.cli import main
+from carscope.crawler.dataset import IMAGES_COLUMNS, write_table
 from tests.datasets import make_tiny_dataset
 
 FAST = ["--arch", "tinynet", "--img-size", "32", "--epochs", "1", "--workers", "0", "--threads", "1", "--no-progress"]

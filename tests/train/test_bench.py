@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from carscope.cli import main
+from carscope.commands.cli import main
 
 
 @pytest.mark.slow

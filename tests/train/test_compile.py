@@ -20,9 +20,9 @@ def _losses(run_dir):
 
 
 def test_compile_trains_through_the_compiled_module_and_saves_plain_weights(tmp_path, monkeypatch):
-    from train import train
-    from train.checkpoint import load_run
-    from train.models import model_from_checkpoint
+    from carscope.train import train
+    from carscope.train.checkpoint import load_run
+    from carscope.train.models import model_from_checkpoint
 
     real = torch.compile
     compiled, captured = [], []

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crawler.dataset import load
+from carscope.crawler.dataset import load
+from carscope.train.checkpoint import make_preprocess_spec
+from carscope.train.data import build_table, open_cache, split_table
 from tests.datasets import make_tiny_dataset
-from train.checkpoint import make_preprocess_spec
-from train.data import build_table, open_cache, split_table
 
 
 def test_view_labels_exclude_unknown(tiny_data):
@@ -90,7 +90,7 @@ def test_labels_without_a_year_are_plain_classes(tmp_path):
     assert sorted(table["label"].unique()) == sorted(ds.specs["model_id"]) and len(table) == 18
     import pytest
 
-    from carscope.errors import CarscopeError
+    from carscope.common.errors import CarscopeError
 
     with pytest.raises(CarscopeError, match="no label of dataset .* has a year"):
         build_table(ds, "model", target_year=2023)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from train import checkpoint
+from carscope.train import checkpoint
 
 
 def test_two_process_ddp_run(tiny_data, tmp_path):
@@ -39,7 +39,7 @@ WRAPPER = """
 import os, sys
 sys.path.insert(0, {repo!r})
 import torch
-import train.engine as engine
+import carscope.train.engine as engine
 original = engine.train_one_epoch
 def recorded(ctx, model, *a, **k):
     out = original(ctx, model, *a, **k)
@@ -47,7 +47,7 @@ def recorded(ctx, model, *a, **k):
                os.path.join({dump!r}, f"rank{{ctx.rank}}-{{k['desc'].replace(' ', '-').replace('/', 'of')}}.pt"))
     return out
 engine.train_one_epoch = recorded
-from carscope.cli import main
+from carscope.commands.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

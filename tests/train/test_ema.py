@@ -10,7 +10,7 @@ from tests.train.conftest import TINY
 
 
 def test_ema_is_the_exponential_average_of_every_step():
-    from train.engine import EMA
+    from carscope.train.engine import EMA
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     ema = EMA(model, 0.75)
@@ -40,7 +40,7 @@ def test_ema_is_the_exponential_average_of_every_step():
 
 
 def test_a_run_with_ema_saves_the_average(tmp_path):
-    from train import train
+    from carscope.train import train
 
     data = make_tiny_dataset(tmp_path / "data", n_classes=3, per_class=6, interior_per_class=2)
     train({"task": "view", "data": str(data), "out": str(tmp_path / "run"), "epochs": 2, "negatives": 0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from train.evaluation import classification_report, expected_calibration_error, fit_temperature
+from carscope.train.evaluation import classification_report, expected_calibration_error, fit_temperature
 
 
 def test_temperature_fixes_an_overconfident_model():
@@ -33,7 +33,7 @@ def test_classification_report_by_hand():
     assert r["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
 
 
-# -- calibration at its edges, for `make mutate` of train/evaluation.py -------------------------------------------
+# -- calibration at its edges, for `make mutate` of carscope/train/evaluation.py -------------------------------------------
 def _ece_by_hand(conf, correct, n_bins):
     """ECE from its definition, in plain Python: bins (lo, hi], weighted by their share of the photos."""
     total = 0.0
@@ -141,7 +141,7 @@ def test_fit_temperature_of_a_diverged_model_is_the_identity():
 def test_topk_accuracy_edges():
     logits = torch.tensor([[0.1, 0.5, 0.4], [0.9, 0.05, 0.05], [0.2, 0.3, 0.5]])
     targets = torch.tensor([2, 0, 0])
-    from train.evaluation import topk_accuracy
+    from carscope.train.evaluation import topk_accuracy
 
     assert topk_accuracy(logits, targets, 1) == 1 / 3
     assert topk_accuracy(logits, targets, 2) == 2 / 3
@@ -152,7 +152,7 @@ def test_topk_accuracy_edges():
 
 
 def test_one_photo_is_measured_and_edges_belong_to_the_bin_below():
-    from train.evaluation import topk_accuracy
+    from carscope.train.evaluation import topk_accuracy
 
     one = torch.tensor([[0.2, 0.8]])
     assert topk_accuracy(one, torch.tensor([1]), 1) == 1.0 and topk_accuracy(one, torch.tensor([0]), 1) == 0.0

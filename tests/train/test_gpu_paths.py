@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from train import engine
-from train.data import TrainImages
-from train.models import create_model
+from carscope.train import engine
+from carscope.train.data import TrainImages
+from carscope.train.models import create_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -170,7 +170,7 @@ def test_evaluation_runs_in_true_fp32():
 WRAPPER = textwrap.dedent("""
     import os, sys, time
     sys.path.insert(0, {repo!r})
-    import train.engine as engine
+    import carscope.train.engine as engine
     original = engine.prepare
     def slow(*a, **k):
         if os.environ.get("CARSCOPE_TEST_BOOM"):
@@ -178,7 +178,7 @@ WRAPPER = textwrap.dedent("""
         time.sleep(float(os.environ.get("CARSCOPE_TEST_PREP_DELAY", "0")))
         return original(*a, **k)
     engine.prepare = slow
-    from carscope.cli import main
+    from carscope.commands.cli import main
     sys.exit(main(sys.argv[1:]))
 """)
 
@@ -213,7 +213,7 @@ def test_an_error_on_rank0_ends_every_rank_at_once_with_its_message(tiny_data, t
 
 
 def test_bench_train_loops_run_on_torchs_default_flags():
-    from benchmarks.train import torch_defaults
+    from carscope.benchmarks.train import torch_defaults
 
     saved = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = True, True  # engine.setup() on CUDA

@@ -1,4 +1,4 @@
-"""The view classifier's third class: generic synthetic not-a-car images (train/negatives.py), and the model task
+"""The view classifier's third class: generic synthetic not-a-car images (carscope/train/negatives.py), and the model task
 leaving out the photos a three-class view run calls not a car photo."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crawler.dataset import load
+from carscope.crawler.dataset import load
+from carscope.train.data import build_table
+from carscope.train.negatives import FAMILIES, draw_negative, write_negatives
 from tests.train.conftest import TINY
-from train.data import build_table
-from train.negatives import FAMILIES, draw_negative, write_negatives
 
 
 @pytest.mark.parametrize("family", FAMILIES[:-1])
@@ -49,11 +49,11 @@ def test_write_negatives_is_content_addressed_and_repeatable(tmp_path):
 def test_view_run_learns_other_from_negatives(tiny_data, tmp_path):
     from PIL import Image
 
-    from train import train
+    from carscope.train import train
 
     run_dir = tmp_path / "view3"
     train({"task": "view", "data": str(tiny_data), "out": str(run_dir), "epochs": 4, "negatives": 40, **TINY})
-    from train.checkpoint import load_run
+    from carscope.train.checkpoint import load_run
 
     state = load_run(run_dir, task="view")
     assert state["labels"] == ["exterior", "interior", "other"]
@@ -62,7 +62,7 @@ def test_view_run_learns_other_from_negatives(tiny_data, tmp_path):
     assert len(neg) == 40 and set(neg["label"]) == {"other"} and set(neg["split"]) == {"train", "val", "test"}
     assert all((run_dir / "negatives" / f"{s}.jpg").is_file() for s in neg["sha256"])
     # export reads the negatives from the run (they are not in the dataset)
-    from export.photos import split_photos
+    from carscope.export.photos import split_photos
 
     test = split_photos(run_dir, load(tiny_data), "test", state["labels"])
     assert (test["target"] == 2).sum() == (neg["split"] == "test").sum()
@@ -70,8 +70,8 @@ def test_view_run_learns_other_from_negatives(tiny_data, tmp_path):
     # interiors, which are dark frames)
     import torch
 
-    from train.models import model_from_checkpoint
-    from train.presets import eval_transform
+    from carscope.train.models import model_from_checkpoint
+    from carscope.train.presets import eval_transform
 
     noise = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     x = eval_transform(state["preprocess"])(Image.fromarray(noise))
@@ -94,8 +94,8 @@ def test_clean_folds_relabel_what_out_of_fold_models_call_other(tiny_data, tmp_p
     """The mechanics of --clean-folds, with the judge's answers fixed: every hinted train photo is judged by a
     fold model that did not train on it, the photos it calls `other` are relabelled (train split only), the rest
     keep their hints, and a fold model below the quality bar judges nothing."""
-    from train import data as datamod
-    from train import engine, train
+    from carscope.train import data as datamod
+    from carscope.train import engine, train
 
     ds = load(tiny_data)
     ext = sorted(ds.images.loc[ds.images["view_hint"] == "exterior", "sha256"])

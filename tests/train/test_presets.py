@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from train.checkpoint import make_preprocess_spec
-from train.presets import Normalizer, cache_eval_image, eval_transform
+from carscope.train.checkpoint import make_preprocess_spec
+from carscope.train.presets import Normalizer, cache_eval_image, eval_transform
 
 
 def _photo(w, h, seed=0):

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
+from carscope.train import checkpoint, train
+from carscope.train.models import model_from_checkpoint
 from tests.datasets import make_tiny_dataset
 from tests.train.conftest import TINY
-from train import checkpoint, train
-from train.models import model_from_checkpoint
 
 
 def _metrics(run_dir):
@@ -122,10 +122,10 @@ def test_the_stored_temperature_is_the_one_that_fits_the_validation_split(view_r
 
     import torch
 
-    from train import checkpoint, engine
-    from train.data import load_prepared
-    from train.models import model_from_checkpoint
-    from train.presets import Normalizer
+    from carscope.train import checkpoint, engine
+    from carscope.train.data import load_prepared
+    from carscope.train.models import model_from_checkpoint
+    from carscope.train.presets import Normalizer
 
     _, run_dir = view_run
     state = checkpoint.load_run(run_dir, task="view")

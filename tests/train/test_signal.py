@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from train import checkpoint
+from carscope.train import checkpoint
 
 
 @pytest.mark.slow

@@ -1,12 +1,12 @@
-"""train.data.split_table on hand-made tables: exact split sizes per class, the small-class rule, published
+"""carscope.train.data.split_table on hand-made tables: exact split sizes per class, the small-class rule, published
 splits, pinned photos. A wrong split leaks test photos into training or drops classes, and every metric after it
 is then wrong, so each rule is checked at its edges (tests/train/test_data.py runs it on real tiny datasets)."""
 
 import pandas as pd
 import pytest
 
-from carscope.errors import CarscopeError
-from train.data import split_table
+from carscope.common.errors import CarscopeError
+from carscope.train.data import split_table
 
 
 def _table(sizes: dict[str, int], published: dict[str, list] | None = None) -> pd.DataFrame:

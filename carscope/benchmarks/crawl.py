@@ -1,0 +1,611 @@
+"""`carscope bench crawl`: crawler throughput, memory, browser rendering and the seed's approach, in one run.
+
+    carscope bench crawl --scale small --out benchmarks/results/mine     # about 3 minutes on 2 cores
+    carscope bench crawl --scale full  --out benchmarks/results/mine     # 2,000 vs 20,000 images, 500 galleries
+    carscope bench crawl --scale full --baseline-ref HEAD~3 --rounds 3 --out benchmarks/results/mine
+    carscope bench crawl --sizes 500 --baseline-ref main --rounds 5 --skip-browser --skip-baseline
+
+What is measured, each against a pre-rendered showroom in its own process on loopback, politeness off
+(--per-host = --concurrency, no delay; robots.txt is still read):
+- end to end: pages/s, images/s and MB/s of `crawl()` (run in a child process, --browser never, so the
+  gallery JSON hook is used), and the child's peak RSS sampled every 0.2 s, at two crawl sizes
+  (small: 500 vs 2,000 images; full: 2,000 vs 20,000; --sizes picks others, the last one being "the large
+  crawl"): RSS must not grow with the crawl;
+- who used the CPU during each crawl: the CPU seconds (user + system, children included) of the showroom
+  process and of the crawler child over exactly the crawl's interval (both read with psutil by the child
+  right around `crawl()`), and each one's share of the machine, CPU s / (wall s x os.cpu_count()): when the
+  showroom plus the crawler use nearly all the cores, the crawl rate is bounded by the machine, not by the
+  crawler, and the ceiling fraction below has to be read with the showroom's share next to it;
+- the ceiling: in this process, the crawler's own decode + validate + hash + write (temp, rename) over the
+  very image bytes the crawl stored, with no network, on the same thread pool; target: crawl >= 60% of it.
+  The fraction is the large crawl of this run over the ceiling of this run (never a figure from elsewhere);
+  `ceiling_fraction_cpu_adjusted` divides by the ceiling x (1 - the showroom's CPU share) instead: the
+  ceiling had the whole machine, the crawler only what the showroom left it;
+- Playwright: gallery pages/s through the crawler's BrowserPool (fetch HTML, render, wait for the gallery,
+  scroll) and the driver + browser processes' memory (PSS: Chromium's processes share pages, so summed RSS
+  over-counts) every 25 pages over N pages (small: 100, full: 500): bounded by context recycling;
+- the seed's approach: one image at a time with a random 0.4-0.8 s sleep, measured on a short sample
+  (small: 15 images, full: 40) and extrapolated to the large crawl's image count (stated in the output);
+- with --baseline-ref REF: the crawler at REF (a commit of this repository, checked out into a temporary
+  `git worktree`, removed at the end) against the current code, in one run: per size, --rounds rounds of one
+  baseline and one current crawl each (order ABAB... then BABA..., so drift on the machine cancels out),
+  against the same showroom process, into fresh dataset directories; reported: each side's images/s per
+  round, their medians and the ratio current / baseline. The baseline's child imports REF's packages (the
+  worktree is first on sys.path; the child reports `crawler.__file__` and the run refuses a mismatch). The
+  showroom, the ceiling and this harness are the current code's. The table, the ceiling and the RSS figures
+  then use the current code's crawl with the median images/s.
+
+Rendered photos are cached under --cache-dir (default ~/.cache/carscope/showroom), so only the first run of a
+scale pays for drawing them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from carscope.benchmarks.common import describe_code, free_port
+
+TARGET_CEILING_FRACTION = 0.6
+REPO = Path(__file__).resolve().parents[2]  # the current code: the checkout this module is part of
+
+# showroom sizes: model-years x (photos + photos/3 interiors) ~ images stored
+SIZES = {
+    "50": {"makes": 1, "models_per_make": 2, "years": "2023", "photos": 19},  # 2 MY x 25: a smoke test
+    "500": {"makes": 2, "models_per_make": 5, "years": "2022-2023", "photos": 19},  # 20 MY x 25
+    "2000": {"makes": 4, "models_per_make": 5, "years": "2022-2023", "photos": 38},  # 40 MY x 51
+    "20000": {"makes": 10, "models_per_make": 10, "years": "2021-2023", "photos": 50},  # 300 MY x 67
+}
+SCALES = {
+    "small": {"sizes": ["500", "2000"], "browser_pages": 100, "baseline_images": 15},
+    "full": {"sizes": ["2000", "20000"], "browser_pages": 500, "baseline_images": 40},
+}
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--scale", choices=sorted(SCALES), default="small", help="small (~3 min) or full (default: %(default)s)")
+    p.add_argument("--sizes", default=None, metavar="N,N",
+                   help=f"crawl sizes instead of the scale's, smallest first (of {', '.join(SIZES)}; 50 is a smoke "
+                        "test); the last one is the large crawl (seed baseline, Playwright, ceiling)")
+    p.add_argument("--concurrency", type=int, default=32, help="crawler --concurrency = --per-host (default: %(default)s)")
+    p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "carscope" / "showroom"),
+                   help="where rendered showroom photos are kept between runs (default: %(default)s)")
+    p.add_argument("--skip-browser", action="store_true", help="leave out the Playwright measurement")
+    p.add_argument("--skip-baseline", action="store_true", help="leave out the seed-style baseline")
+    p.add_argument("--baseline-ref", default=None, metavar="REF",
+                   help="also crawl with the code at this git ref or commit (a temporary worktree), alternating "
+                        "with the current code against the same showroom, and report current / baseline")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="with --baseline-ref: rounds of one baseline + one current crawl per size, the order "
+                        "alternating per round (default: %(default)s)")
+
+
+def run(args, out_dir) -> tuple[dict[str, Any], str]:
+    from carscope.common.errors import CarscopeError
+
+    scale = SCALES[args.scale]
+    sizes = _parse_sizes(args.sizes) if args.sizes else scale["sizes"]
+    out = Path(out_dir)
+    if args.concurrency < 1:
+        raise CarscopeError("--concurrency must be at least 1")
+    ref = getattr(args, "baseline_ref", None)
+    rounds = getattr(args, "rounds", 3)
+    if ref is not None and rounds < 1:
+        raise CarscopeError("--rounds must be at least 1")
+    commit = _resolve_ref(ref) if ref is not None else None  # before anything slow: a bad REF fails at once
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"scale": args.scale, "sizes": sizes, "concurrency": args.concurrency,
+                              "per_host": args.concurrency, "cpu_count": os.cpu_count(),
+                              "loadavg_at_start": os.getloadavg(), "crawls": {}}
+    large_size = sizes[-1]
+    work = Path(tempfile.mkdtemp(prefix="carscope-bench-crawl-"))
+    try:
+        with contextlib.ExitStack() as stack:
+            sides = {"current": REPO}
+            if ref is not None:
+                sides = {"baseline": stack.enter_context(_worktree(commit, work / "baseline-src")), "current": REPO}
+                result["baseline_ref"] = {"ref": ref, "commit": commit, "rounds": rounds,
+                                          "current": describe_code()}
+                result["comparison"] = {}
+            for size in sizes:
+                showroom = _showroom(SIZES[size], args.cache_dir)
+                with showroom as (base, boot):
+                    _say(f"crawl of ~{size} images ({boot['prerender_s']:.0f} s to start the showroom)")
+                    keep = work / f"ds-{size}"  # the dataset the ceiling reads (the large crawl's)
+                    if ref is None:
+                        crawl = _crawl_child(base, keep, args.concurrency, REPO, showroom.proc.pid)
+                        _say_crawl("", crawl)
+                    else:
+                        crawl, result["comparison"][size] = _compare(base, work, size, keep, args.concurrency,
+                                                                     rounds, sides, showroom.proc.pid)
+                    if size != large_size:
+                        shutil.rmtree(keep, ignore_errors=True)
+                    crawl["showroom"] = {**SIZES[size], **boot}
+                    result["crawls"][size] = crawl
+                    if size == large_size:
+                        if not args.skip_baseline:
+                            _say("seed-style sequential baseline")
+                            result["baseline"] = _seed_baseline(base, work / "seed", scale["baseline_images"])
+                        if not args.skip_browser:
+                            _say(f"Playwright: {scale['browser_pages']} gallery pages")
+                            result["browser"] = _browser_bench(base, scale["browser_pages"])
+        big = result["crawls"][large_size]
+        _say("ceiling: decode + validate + hash + write over the same bytes, no network")
+        result["ceiling"] = _ceiling(work / f"ds-{large_size}", work / "ceiling", max_images=3000)
+        # both from this run: the large crawl above and the ceiling just measured
+        result["ceiling_fraction"] = big["images_per_s"] / result["ceiling"]["images_per_s"]
+        left = 1.0 - big["showroom_cpu_share"]  # what the showroom left of the machine during the large crawl
+        result["ceiling_fraction_cpu_adjusted"] = (big["images_per_s"] / (result["ceiling"]["images_per_s"] * left)
+                                                   if left > 0 else None)
+        result["target_ceiling_fraction"] = TARGET_CEILING_FRACTION
+        small, large = result["crawls"][sizes[0]], big
+        result["rss_growth"] = {"images": [small["images_stored"], large["images_stored"]],
+                                "peak_rss_mib": [small["peak_rss_mib"], large["peak_rss_mib"]],
+                                "ratio": large["peak_rss_mib"] / small["peak_rss_mib"]}
+        if "baseline" in result:
+            b = result["baseline"]
+            b["extrapolated_s_for_large"] = large["images_stored"] / b["images_per_s"]
+            result["speedup_vs_seed"] = large["images_per_s"] / b["images_per_s"]
+        result["loadavg_at_end"] = os.getloadavg()  # other work on the machine skews every figure: say so
+        _plots(result, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return result, _markdown(result)
+
+
+def _parse_sizes(text: str) -> list[str]:
+    from carscope.common.errors import CarscopeError
+
+    sizes = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in sizes if s not in SIZES]
+    if not sizes or bad:
+        raise CarscopeError(f"--sizes: unknown size(s) {', '.join(bad) or repr(text)}; choose from {', '.join(SIZES)}")
+    if len(set(sizes)) != len(sizes):
+        raise CarscopeError(f"--sizes: '{text}' names a size twice")
+    return sizes
+
+
+def _compare(base: str, work: Path, size: str, keep: Path, concurrency: int, rounds: int, sides: dict[str, Path],
+             showroom_pid: int) -> tuple[dict, dict]:
+    """`rounds` rounds of one crawl per side, ABAB... then BABA..., each into a fresh dataset directory.
+
+    Returns the current code's crawl with the median images/s (the one the table and the ceiling use) and
+    the comparison: per-round figures of each side, their medians and the ratio current / baseline."""
+    runs: dict[str, list[dict]] = {"baseline": [], "current": []}
+    orders = []
+    for r in range(rounds):
+        order = ["baseline", "current"] if r % 2 == 0 else ["current", "baseline"]
+        orders.append(order)
+        for side in order:
+            ds = work / f"ds-{size}-{side}-{r}"
+            crawl = _crawl_child(base, ds, concurrency, sides[side], showroom_pid)
+            if side == "current" and not keep.exists():
+                ds.rename(keep)  # the first current dataset stays for the ceiling: the same bytes every round
+            else:
+                shutil.rmtree(ds, ignore_errors=True)
+            runs[side].append(crawl)
+            _say_crawl(f"round {r + 1}/{rounds}, {side}: ", crawl)
+    comparison: dict[str, Any] = {"rounds": rounds, "order": orders}
+    for side, crawls in runs.items():
+        rates = [c["images_per_s"] for c in crawls]
+        comparison[side] = {
+            "median_images_per_s": statistics.median(rates), "images_per_s": rates,
+            "median_pages_per_s": statistics.median(c["pages_per_s"] for c in crawls),
+            "seconds": [c["seconds"] for c in crawls], "images_stored": [c["images_stored"] for c in crawls],
+            "peak_rss_mib": [c["peak_rss_mib"] for c in crawls],
+            "crawler_cpu_s": [c["crawler_cpu_s"] for c in crawls],
+            "showroom_cpu_share": [c["showroom_cpu_share"] for c in crawls],
+            "machine_cpu_share": [c["machine_cpu_share"] for c in crawls],
+            "crawler_file": crawls[0]["crawler_file"]}
+    base_median = comparison["baseline"]["median_images_per_s"]
+    comparison["ratio"] = comparison["current"]["median_images_per_s"] / base_median if base_median > 0 else None
+    comparison["ratio_per_round"] = [c["images_per_s"] / b["images_per_s"] if b["images_per_s"] > 0 else None
+                                     for b, c in zip(runs["baseline"], runs["current"], strict=True)]
+    stored = {c["images_stored"] for c in runs["baseline"] + runs["current"]}
+    comparison["same_images_stored"] = len(stored) == 1  # else the two sides did not crawl the same work
+    _say(f"  ~{size} images: " + (f"current is {comparison['ratio']:.2f}x the baseline (median of {rounds} rounds)"
+                                  if comparison["ratio"] is not None else "the baseline stored no images"))
+    cur = sorted(runs["current"], key=lambda c: c["images_per_s"])[(len(runs["current"]) - 1) // 2]
+    return {**cur, "median_of_rounds": rounds}, comparison
+
+
+def _resolve_ref(ref: str) -> str:
+    """REF as a full commit SHA of this repository, or a one-line CarscopeError."""
+    from carscope.common.errors import CarscopeError
+
+    if not ref.strip() or ref.startswith("-"):
+        raise CarscopeError(f"--baseline-ref: '{ref}' is not a git ref")
+    try:
+        proc = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+                              capture_output=True, text=True)
+    except FileNotFoundError:
+        raise CarscopeError("--baseline-ref needs git on PATH") from None
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise CarscopeError(f"--baseline-ref: '{ref}' is not a commit of the repository at {REPO}")
+    return proc.stdout.strip()
+
+
+@contextlib.contextmanager
+def _worktree(commit: str, path: Path):
+    """A detached `git worktree` of `commit` at `path`, removed (and pruned) whatever happens."""
+    from carscope.common.errors import CarscopeError
+
+    git = ["git", "-C", str(REPO)]
+    try:
+        add = subprocess.run([*git, "worktree", "add", "--detach", str(path), commit], capture_output=True, text=True)
+        if add.returncode != 0:
+            raise CarscopeError(f"--baseline-ref: git worktree add failed: {add.stderr.strip()[-300:]}")
+        _say(f"baseline: {commit[:12]} checked out in {path}")
+        yield path
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(path)], capture_output=True, text=True)
+        shutil.rmtree(path, ignore_errors=True)  # in case remove refused: prune then forgets it
+        subprocess.run([*git, "worktree", "prune"], capture_output=True, text=True)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+def _say(msg: str) -> None:
+    print(f"bench crawl: {msg}", file=sys.stderr, flush=True)
+
+
+class _showroom:
+    """A pre-rendered showroom in its own process (so its CPU and memory are not the crawler's)."""
+
+    def __init__(self, size: dict, cache_dir: str):
+        self.size, self.cache_dir = size, cache_dir
+
+    def __enter__(self):
+        port = free_port()
+        cmd = [sys.executable, "-m", "carscope", "showroom", "--port", str(port), "--makes", str(self.size["makes"]),
+               "--models-per-make", str(self.size["models_per_make"]), "--years", self.size["years"],
+               "--photos", str(self.size["photos"]), "--seed", "0", "--prerender", "--cache-dir", self.cache_dir]
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # the showroom binds first, prerenders, then announces its URL: only that line means "pre-rendered"
+        announced = threading.Event()
+        lines: list[str] = []
+
+        def read():
+            for line in self.proc.stdout:  # keep draining so the pipe never fills
+                lines.append(line.rstrip())
+                if line.startswith("showroom: http"):
+                    announced.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        while not announced.wait(0.5):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the showroom exited: {' | '.join(lines[-5:])}")
+            if time.perf_counter() - t0 > 3600:
+                raise RuntimeError("the showroom did not finish prerendering within an hour")
+        return f"http://127.0.0.1:{port}", {"prerender_s": time.perf_counter() - t0}
+
+    def __exit__(self, *exc):
+        from carscope.common.subprocs import stop_process
+
+        stop_process(self.proc, grace_s=15.0)
+
+
+def _say_crawl(prefix: str, c: dict) -> None:
+    _say(f"  {prefix}{c['images_stored']} images in {c['seconds']:.1f} s: {c['images_per_s']:.0f} images/s, "
+         f"{c['pages_per_s']:.0f} pages/s, peak RSS {c['peak_rss_mib']:.0f} MiB; CPU: showroom "
+         f"{c['showroom_cpu_share']:.0%}, crawler {c['crawler_cpu_share']:.0%} of {c['cpu_count']} cores")
+
+
+# The crawl child. `src` goes first on sys.path so the imported crawler is that checkout's (the current code's or
+# the baseline worktree's, never the venv's editable install); it reports crawler.__file__ to prove it. The
+# CPU seconds of the showroom and of this process are read right around crawl(): the crawl's own interval.
+CHILD = r"""
+import json, sys
+args = json.loads(sys.argv[1])
+sys.path.insert(0, args["src"])
+import dataclasses, resource, threading, time, psutil
+try:  # the layout since the packages moved under carscope/, then the one before (a baseline may predate it)
+    import carscope.crawler as crawler
+except ImportError:
+    import crawler
+crawl, CrawlConfig = crawler.crawl, crawler.CrawlConfig
+
+def cpu_s(p):
+    # user + system of p, its reaped children, and its live descendants (each with its own reaped ones)
+    total = 0.0
+    for q in [p, *p.children(recursive=True)]:
+        try:
+            t = q.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+fields = {f.name for f in dataclasses.fields(CrawlConfig)}
+kw = dict(browser="never", concurrency=args["c"], per_host=args["c"], delay=0.0, progress=False, log=False,
+          flush_interval=15.0)
+config = CrawlConfig(args["url"], args["out"], **{k: v for k, v in kw.items() if k in fields})
+proc, showroom, samples, stop = psutil.Process(), psutil.Process(args["showroom_pid"]), [], threading.Event()
+def sample():
+    t0 = time.perf_counter()
+    while not stop.is_set():
+        samples.append((round(time.perf_counter() - t0, 2), proc.memory_info().rss))
+        stop.wait(0.2)
+threading.Thread(target=sample, daemon=True).start()
+showroom0, me0 = cpu_s(showroom), cpu_s(proc)
+t0 = time.perf_counter()
+stats = crawl(config)
+seconds = time.perf_counter() - t0
+showroom1, me1 = cpu_s(showroom), cpu_s(proc)
+stop.set()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"stats": stats, "seconds": seconds, "peak_rss": peak, "samples": samples,
+                  "showroom_cpu_s": showroom1 - showroom0, "crawler_cpu_s": me1 - me0,
+                  "crawler_file": crawler.__file__}))
+"""
+
+
+def _crawl_child(base: str, out: Path, concurrency: int, src: Path, showroom_pid: int) -> dict:
+    """Run crawl() of the checkout at `src` in a fresh Python (so peak RSS is the crawl's own) and collect its
+    stats, RSS series and the CPU seconds of the showroom and of the crawler over the crawl."""
+    src = Path(src).resolve()
+    arg = json.dumps({"url": base + "/", "out": str(out), "c": concurrency, "src": str(src),
+                      "showroom_pid": showroom_pid})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run([sys.executable, "-c", CHILD, arg], capture_output=True, text=True, cwd=src, env=env)
+    if proc.returncode != 0:
+        if src != REPO:  # a baseline too old (or too different) for this harness: say so in one line
+            from carscope.common.errors import CarscopeError
+
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            raise CarscopeError(f"--baseline-ref: the baseline's crawl failed ({last[-300:]})", exit_code=1)
+        raise RuntimeError(f"the benchmark crawl ({src}) failed: {proc.stderr.strip()[-800:]}")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    if not Path(data["crawler_file"]).resolve().is_relative_to(src):
+        raise RuntimeError(f"the crawl child imported {data['crawler_file']}, not the crawler under {src}")
+    st, secs = data["stats"], data["seconds"]
+    pages = st["pages"]["done"]
+    imgs = st["images"]["stored"]
+    n_cpu = os.cpu_count() or 1
+    capacity = secs * n_cpu  # CPU seconds the machine had over the crawl
+    showroom_cpu, crawler_cpu = data["showroom_cpu_s"], data["crawler_cpu_s"]
+    return {"seconds": round(secs, 2), "pages": pages, "images_stored": imgs,
+            "duplicates": st["images"]["duplicates"], "failures": st["failures"],
+            "requests": sum(st["status_histogram"].values()),
+            "pages_per_s": pages / secs, "images_per_s": imgs / secs,
+            "mb_per_s": st["bytes_downloaded"] / secs / 1e6,
+            "peak_rss_mib": data["peak_rss"] / 2**20,
+            "wall_s": secs, "cpu_count": n_cpu,
+            "showroom_cpu_s": showroom_cpu, "crawler_cpu_s": crawler_cpu,
+            "showroom_cpu_share": showroom_cpu / capacity, "crawler_cpu_share": crawler_cpu / capacity,
+            "machine_cpu_share": (showroom_cpu + crawler_cpu) / capacity,
+            "crawler_file": data["crawler_file"],
+            "rss_samples_mib": [(t, r / 2**20) for t, r in data["samples"]]}
+
+
+def _ceiling(dataset: Path, scratch: Path, max_images: int) -> dict:
+    """The crawler's CPU path (process_image + content-addressed write) over stored bytes, no network."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from carscope.crawler.dataset import image_relpath, load
+    from carscope.crawler.images import ImageRules, process_image
+    from carscope.crawler.writer import store_file
+
+    ds = load(dataset)
+    paths = [dataset / p for p in ds.images["path"].tolist()[:max_images]]
+    blobs = [p.read_bytes() for p in paths]  # in memory first: the disk read is not the crawler's work
+    rules = ImageRules()
+    workers = os.cpu_count() or 2
+
+    async def go() -> float:
+        loop = asyncio.get_running_loop()
+        sem = asyncio.Semaphore(workers * 4)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            async def one(data: bytes):
+                async with sem:
+                    r = await loop.run_in_executor(pool, process_image, data, rules, None)
+                    await store_file(scratch, image_relpath(r.sha256), r.data)
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(one(b) for b in blobs))
+            return time.perf_counter() - t0
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    seconds = asyncio.run(go())
+    return {"images": len(blobs), "seconds": round(seconds, 3), "images_per_s": len(blobs) / seconds,
+            "workers": workers, "mb_per_s": sum(map(len, blobs)) / seconds / 1e6}
+
+
+def _seed_baseline(base: str, folder: Path, n: int) -> dict:
+    """The seed's download loop: one photo at a time, a random 0.4-0.8 s sleep after each, `<label>_<n>.jpg`."""
+    truth = json.loads(urllib.request.urlopen(base + "/__truth.json", timeout=60).read())
+    photos = [p for p in truth["photos"] if not p["corrupt"]][:n]
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    t0 = time.perf_counter()
+    for i, p in enumerate(photos):
+        data = urllib.request.urlopen(base + p["url"], timeout=30).read()
+        (folder / f"{p['model_id']}_{i}.jpg").write_bytes(data)
+        time.sleep(rng.uniform(0.4, 0.8))
+    seconds = time.perf_counter() - t0
+    return {"images": len(photos), "seconds": round(seconds, 2), "images_per_s": len(photos) / seconds,
+            "note": f"measured on {len(photos)} images and extrapolated linearly"}
+
+
+def _browser_bench(base: str, n_pages: int) -> dict:
+    """Gallery pages through the crawler's BrowserPool, with the browser's memory every 25 pages."""
+    import asyncio
+
+    from carscope.crawler.adapter import load_adapter
+    from carscope.crawler.browser import BrowserPool, browser_available
+    from carscope.crawler.config import CrawlConfig
+    from carscope.crawler.fetch import HttpFetcher
+    from carscope.crawler.parse import parse_page
+    from carscope.crawler.politeness import Politeness
+    from carscope.crawler.urls import host_of
+
+    if not browser_available():
+        return {"skipped": "no Chromium on this machine"}
+    truth = json.loads(urllib.request.urlopen(base + "/__truth.json", timeout=60).read())
+    urls = [base + my["photos_url"] for my in truth["model_years"]]
+    adapter = load_adapter("showroom")
+    pt = adapter.page_types["photos"]
+    cfg = CrawlConfig(base + "/", "unused", concurrency=8, per_host=8)
+
+    async def go() -> dict:
+        pol = Politeness(cfg, {host_of(base)})
+        async with HttpFetcher(cfg, pol) as http:
+            pool = BrowserPool(lambda u, k: http.fetch_retrying(u, kind=k), pages=cfg.browser_pages,
+                               recycle_after=cfg.browser_recycle, user_agent=cfg.user_agent)
+            try:
+                await pool.start()
+                mem, photos, errors = [], 0, 0
+                sem = asyncio.Semaphore(cfg.browser_pages)
+                done = 0
+
+                async def one(url: str):
+                    nonlocal photos, errors, done
+                    async with sem:
+                        resp = await http.fetch_retrying(url, kind="page")
+                        r = await pool.render(url, resp.body.decode(), wait_for=pt.wait_for, scroll=pt.scroll)
+                        if r.error:
+                            errors += 1
+                        else:
+                            path = url[len(base):]
+                            photos += len(parse_page(adapter, pt, pt.groups(path), url, r.html).photos)
+                        done += 1
+                        if done % 25 == 0:
+                            mem.append((done, pool.memory_rss(proportional=True) / 2**20))
+
+                # warm-up: the first pages pay for the browser's start, not measured
+                await asyncio.gather(*(one(urls[i % len(urls)]) for i in range(4)))
+                mem.clear()
+                done = 0
+                t0 = time.perf_counter()
+                await asyncio.gather(*(one(urls[i % len(urls)]) for i in range(n_pages)))
+                seconds = time.perf_counter() - t0
+                return {"pages": n_pages, "seconds": round(seconds, 2), "pages_per_s": n_pages / seconds,
+                        "photos_found": photos, "errors": errors, "browser_pages": cfg.browser_pages,
+                        "recycle_after": cfg.browser_recycle, "contexts": pool.contexts_created,
+                        "pss_mib_every_25_pages": mem,
+                        "pss_first_mib": mem[0][1] if mem else None, "pss_last_mib": mem[-1][1] if mem else None,
+                        "pss_max_mib": max((m for _, m in mem), default=None)}
+            finally:
+                await pool.close()
+
+    return asyncio.run(go())
+
+
+def _plots(result: dict, out: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for c in result["crawls"].values():
+        xs = [t for t, _ in c["rss_samples_mib"]]
+        ys = [r for _, r in c["rss_samples_mib"]]
+        axes[0].plot(xs, ys, label=f"{c['images_stored']} images")
+    axes[0].set_xlabel("seconds")
+    axes[0].set_ylabel("crawler RSS (MiB)")
+    axes[0].set_title("crawler memory during the crawl")
+    axes[0].legend()
+    b = result.get("browser") or {}
+    if b.get("pss_mib_every_25_pages"):
+        axes[1].plot([p for p, _ in b["pss_mib_every_25_pages"]], [m for _, m in b["pss_mib_every_25_pages"]],
+                     marker="o")
+        axes[1].set_xlabel("gallery pages rendered")
+        axes[1].set_ylabel("browser + driver PSS (MiB)")
+        axes[1].set_title(f"Chromium memory (contexts recycled every {b['recycle_after']} pages)")
+    fig.tight_layout()
+    fig.savefig(out / "crawl_memory.png", dpi=110)
+    plt.close(fig)
+
+
+def _markdown(r: dict) -> str:
+    load = r.get("loadavg_at_start", [0])[0], r.get("loadavg_at_end", [0])[0]
+    lines = [f"## crawl ({r['scale']}, concurrency = per-host = {r['concurrency']}, {r['cpu_count']} cores, "
+             f"1-min load average {load[0]:.1f} at the start, {load[1]:.1f} at the end)", "",
+             "| crawl | pages | images stored | seconds | pages/s | images/s | MB/s | peak RSS MiB "
+             "| showroom CPU s | crawler CPU s | showroom share | crawler share | both |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for size, c in r["crawls"].items():
+        lines.append(f"| ~{size} images | {c['pages']} | {c['images_stored']} | {c['seconds']:.1f} | "
+                     f"{c['pages_per_s']:.1f} | {c['images_per_s']:.1f} | {c['mb_per_s']:.1f} | {c['peak_rss_mib']:.0f} | "
+                     f"{c['showroom_cpu_s']:.1f} | {c['crawler_cpu_s']:.1f} | {c['showroom_cpu_share']:.0%} | "
+                     f"{c['crawler_cpu_share']:.0%} | {c['machine_cpu_share']:.0%} |")
+    big = list(r["crawls"].values())[-1]
+    lines += ["", "CPU columns: user + system seconds of the showroom process and of the crawler child over exactly "
+                  "the crawl's interval; a share is CPU s / (wall s x the machine's cores), *both* is the two "
+                  "together. When *both* is near 100%, the crawl rate is bounded by the machine (the test site "
+                  "takes its share of the cores), not by the crawler, so the ceiling fraction below must be read "
+                  f"with the showroom's share next to it ({big['showroom_cpu_share']:.0%} in the large crawl)."]
+    if "comparison" in r:
+        lines += _markdown_comparison(r)
+    ce = r["ceiling"]
+    frac = r["ceiling_fraction"]
+    adj = r.get("ceiling_fraction_cpu_adjusted")
+    lines += ["", f"- ceiling (decode + validate + hash + write, no network, {ce['workers']} threads): "
+                  f"{ce['images_per_s']:.0f} images/s over {ce['images']} images; the large crawl of this run "
+                  f"reaches **{frac:.0%}** of it (target >= {r['target_ceiling_fraction']:.0%}: "
+                  f"{'met' if frac >= r['target_ceiling_fraction'] else 'NOT met'}) while the showroom used "
+                  f"{big['showroom_cpu_share']:.0%} of the machine",
+              "- ceiling fraction, CPU-adjusted: " + (f"**{adj:.0%}**" if adj is not None else "n/a") +
+              " = crawl images/s / (ceiling images/s x (1 - the showroom's CPU share)): the ceiling had the whole "
+              "machine, the crawler at most what the showroom left it",
+              f"- peak RSS {r['rss_growth']['peak_rss_mib'][0]:.0f} MiB at {r['rss_growth']['images'][0]} images vs "
+              f"{r['rss_growth']['peak_rss_mib'][1]:.0f} MiB at {r['rss_growth']['images'][1]} images "
+              f"(x{r['rss_growth']['ratio']:.2f} for x{r['rss_growth']['images'][1] / max(1, r['rss_growth']['images'][0]):.0f} the images)"]
+    b = r.get("browser")
+    if b and "skipped" not in b:
+        lines.append(f"- Playwright: {b['pages_per_s']:.1f} gallery pages/s over {b['pages']} pages "
+                     f"({b['browser_pages']} pages at once, {b['errors']} errors); driver + browser memory (PSS) "
+                     f"{b['pss_first_mib']:.0f} MiB after 25 pages, {b['pss_last_mib']:.0f} MiB at the end, "
+                     f"max {b['pss_max_mib']:.0f} MiB ({b['contexts']} contexts, recycled every {b['recycle_after']} pages)")
+    elif b:
+        lines.append(f"- Playwright: skipped ({b['skipped']})")
+    if "baseline" in r:
+        bl = r["baseline"]
+        lines.append(f"- seed's approach (sequential, 0.4-0.8 s sleep): {bl['images_per_s']:.2f} images/s "
+                     f"({bl['note']}): {bl['extrapolated_s_for_large'] / 60:.0f} min for the large crawl's images; "
+                     f"the crawler is **x{r['speedup_vs_seed']:.0f}** faster")
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_comparison(r: dict) -> list[str]:
+    ref = r["baseline_ref"]
+    cur = ref["current"]
+    current = f"HEAD {cur['head'][:12]}" + (" + uncommitted changes" if cur["uncommitted_changes"] else "")
+    lines = ["", f"### current ({current}) vs baseline `{ref['ref']}` ({ref['commit'][:12]}), "
+                 f"{ref['rounds']} rounds per size in one run, against the same showroom", "",
+             "| crawl | baseline images/s (median) | current images/s (median) | current / baseline "
+             "| per round: baseline | per round: current | order |",
+             "|---|---|---|---|---|---|---|"]
+    for size, cmp in r["comparison"].items():
+        per = [" / ".join(f"{x:.1f}" for x in cmp[side]["images_per_s"]) for side in ("baseline", "current")]
+        order = ", ".join("".join("B" if s == "baseline" else "C" for s in o) for o in cmp["order"])
+        ratio = f"{cmp['ratio']:.2f}" if cmp["ratio"] is not None else "n/a"
+        lines.append(f"| ~{size} images | {cmp['baseline']['median_images_per_s']:.1f} | "
+                     f"{cmp['current']['median_images_per_s']:.1f} | {ratio} | {per[0]} | {per[1]} | {order} |")
+    lines.append("")
+    for size, cmp in r["comparison"].items():
+        note = "" if cmp["same_images_stored"] else (" (the crawls did not all store the same number of images: "
+                                                     f"{sorted(set(cmp['baseline']['images_stored'] + cmp['current']['images_stored']))})")
+        if cmp["ratio"] is None:
+            lines.append(f"- ~{size} images: the baseline stored no images, so there is no ratio{note}")
+            continue
+        lines.append(f"- ~{size} images: **current is {cmp['ratio']:.2f}× the baseline** (median of {cmp['rounds']} "
+                     f"rounds, in one run){note}")
+    lines.append("- the table above and the ceiling use the current code's crawl with the median images/s")
+    return lines

@@ -1,0 +1,240 @@
+"""`carscope crawl --check URL`: what the adapter makes of one page, for adapter authors (like `scrapy parse`).
+
+    carscope crawl --check http://127.0.0.1:8700/acme/road-star/2023/specifications
+    carscope crawl --check http://127.0.0.1:8701/vehicle/123456 --site showroom-dl --json
+
+It fetches the one URL politely (robots.txt first; the browser when the page type needs it, with the page
+type's actions), runs exactly the extraction a crawl runs (carscope/crawler/parse.py `extract_page`: forms, JSON
+sources, hooks) and reports: the page type (after redirects), the links it would follow and why others are
+dropped (off-site, robots.txt, no page type), the specs raw and cleaned, the model-year id and where each
+part came from, the photos with their view hints, and any problems (bad JSON, missing paths, no model-year).
+Nothing is written. A broken adapter is one line with file:line: field, exit 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from carscope.common.errors import CarscopeError
+
+
+def check(url: str, site: str = "showroom", *, browser: str = "auto", user_agent: str | None = None,
+          chromium_path: str | None = None, timeout: float = 30.0) -> dict:
+    """The report as a dict (what `--json` prints); CarscopeError on bad input or an unreachable page."""
+    from carscope.crawler.adapter import load_adapter
+    from carscope.crawler.config import CrawlConfig
+    from carscope.crawler.urls import canonicalize
+
+    adapter = load_adapter(site)
+    start = canonicalize(url)
+    if start is None:
+        raise CarscopeError(f"--check {url}: expected an absolute http:// or https:// URL")
+    config = CrawlConfig(start_url=start, out=".", site=site, browser=browser, log=False, progress=False,
+                         timeout=timeout, chromium_path=chromium_path)
+    if user_agent:
+        config.user_agent = user_agent
+    config.validate()
+    return asyncio.run(_check(adapter, config, start))
+
+
+async def _check(adapter, config, url: str) -> dict:
+    from carscope.crawler.engine import HookContext, HookFetchError, _charset
+    from carscope.crawler.fetch import HttpFetcher
+    from carscope.crawler.parse import _photo_from, extract_page, make_page
+    from carscope.crawler.politeness import Politeness
+    from carscope.crawler.urls import host_of, path_and_query
+
+    allowed = {host_of(url), *adapter.allowed_hosts}
+    politeness = Politeness(config, allowed)
+    report: dict = {"url": url, "site": adapter.name, "adapter": str(adapter.path)}
+    async with HttpFetcher(config, politeness) as http:
+        first = adapter.classify(path_and_query(url))
+        resp = await http.fetch_retrying(url, kind="json" if first and first[0].content == "json" else "page")
+        if resp.error == "robots_disallowed":
+            raise CarscopeError(f"robots.txt of {host_of(url)} disallows {url}")
+        if resp.error is not None:
+            raise CarscopeError(f"cannot fetch {url}: {resp.error.replace('_', ' ')}")
+        if resp.status is None or resp.status >= 400:
+            raise CarscopeError(f"{url} answers HTTP {resp.status}")
+        final = resp.final_url
+        report.update(final_url=final, status=resp.status, redirects=resp.redirects)
+        hit = adapter.classify(path_and_query(final)) or adapter.classify(path_and_query(url))
+        if hit is None:
+            types = ", ".join(f"{n} ({pt.match.pattern})" for n, pt in adapter.page_types.items())
+            raise CarscopeError(f"{final} matches no page type of {adapter.path} (page types: {types})")
+        pt, groups = hit
+        report["page_type"] = pt.name
+        report["url_groups"] = groups
+        html = (resp.body or b"").decode(_charset(resp.headers.get("content-type", "")), errors="replace")
+        ctx = HookContext(http, config)
+        use_browser = config.browser == "always" or (pt.browser and config.browser == "auto")
+        captured, from_hook = None, None
+        report["browser"] = None
+        if use_browser:
+            html, captured, report["browser"] = await _render(config, http, pt, final, html)
+        elif pt.browser and adapter.hook_fn("photos_without_browser") is not None:
+            try:
+                from_hook = await adapter.hook_fn("photos_without_browser")(ctx, make_page(adapter, pt, groups,
+                                                                                          final, html))
+            except HookFetchError as exc:
+                raise CarscopeError(f"the hook's fetch failed: {exc.reason}") from None
+        try:
+            page, parsed = await extract_page(adapter, pt, groups, final, html, ctx=ctx, captured=captured)
+        except HookFetchError as exc:
+            raise CarscopeError(f"a JSON source could not be fetched: {exc.resp.url}: {exc.reason}") from None
+        except Exception as exc:  # a hook is user code: one line, not a traceback
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise CarscopeError(f"the adapter's hook raised {type(exc).__name__}: {first}") from None
+        if from_hook is not None:
+            parsed.photos = [p for p in (_photo_from(x, final) for x in from_hook) if p is not None]
+        report["fetched"] = ctx.fetched
+        report["data"] = {name: _shape(value) for name, value in page.doc.data.items()}
+        report["links"], report["dropped_links"] = await _links(politeness, http, config, parsed)
+        report["model_year"] = _identity(parsed)
+        report["specs"] = _specs(parsed, page, pt)
+        report["photos"] = [{"url": p.url, "view_hint": p.view_hint} for p in parsed.photos]
+        report["problems"] = parsed.problems
+    return report
+
+
+async def _render(config, http, pt, url: str, html: str):
+    from carscope.crawler.browser import BrowserPool, browser_available
+
+    if not browser_available(config.chromium_path):
+        raise CarscopeError(f"page type {pt.name} needs a browser and no Chromium was found (install chromium or "
+                            f"`playwright install chromium`, or pass --browser never)")
+
+    async def fetch(u, kind):
+        return await http.fetch_retrying(u, kind=kind)
+
+    async with BrowserPool(fetch, pages=1, timeout_s=config.browser_timeout, chromium_path=config.chromium_path,
+                           user_agent=config.user_agent) as pool:
+        rendered = await pool.render(url, html, wait_for=pt.wait_for, scroll=pt.scroll, actions=pt.actions,
+                                     capture_json=pt.capture_json)
+        info = {"rendered": rendered.error is None, "error": rendered.error, "clicks": rendered.clicks,
+                "subrequests": pool.subrequests, "captured": [u for u, _ in rendered.captured],
+                "actions": [a.describe() for a in pt.actions]}
+    if rendered.error is not None:
+        raise CarscopeError(f"rendering {url} failed: {rendered.error} (wait_for {pt.wait_for!r}, "
+                            f"actions {info['actions']})")
+    return rendered.html, rendered.captured, info
+
+
+async def _links(politeness, http, config, parsed) -> tuple[list[dict], list[dict]]:
+    follow, dropped = [], []
+    for url, page_type in parsed.links:
+        reason = politeness.in_scope(url)
+        if reason is None and config.obey_robots:
+            await politeness.ensure_robots(url, http.robots)
+            if not politeness.robots_allows(url):
+                reason = "robots_disallowed"
+        if reason is None:
+            follow.append({"url": url, "page_type": page_type})
+        else:
+            dropped.append({"url": url, "page_type": page_type, "reason": reason})
+    dropped.extend({"url": u, "page_type": None, "reason": "no_page_type"} for u in parsed.ignored_links)
+    return follow, dropped
+
+
+def _identity(parsed) -> dict:
+    ident = parsed.identity
+    if ident is None:
+        return {"model_id": None}
+    return {"model_id": ident.model_id, "year": ident.year, "make": ident.make, "model": ident.model,
+            "sources": ident.sources}
+
+
+def _specs(parsed, page, pt) -> dict | None:
+    if pt.specs is None and parsed.specs is None:
+        return None
+    from carscope.crawler.parse import extract_rows
+
+    rows = parsed.specs.rows if parsed.specs is not None else extract_rows(pt, page.doc)
+    out = {"raw": [[k, v] for k, v in rows], "cleaned": {}, "named": parsed.specs is not None}
+    if rows:
+        import pandas as pd
+
+        from carscope.crawler.specs import clean_specs
+
+        mid = parsed.model_id or "unnamed"
+        raw = pd.DataFrame({"model_id": [mid] * len(rows), "key": [k for k, _ in rows], "value": [v for _, v in rows]})
+        cleaned = clean_specs(raw).drop(columns=["model_id", "make", "model", "year", "page_url", "crawled_at"],
+                                        errors="ignore")
+        row = cleaned.iloc[0]
+        out["cleaned"] = {c: _plain(row[c]) for c in cleaned.columns if not _missing(row[c])}
+    return out
+
+
+def _missing(v) -> bool:
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _plain(v):
+    if hasattr(v, "item"):
+        v = v.item()
+    return v
+
+
+def _shape(value) -> str:
+    if isinstance(value, dict):
+        keys = list(value)[:8]
+        return "object {" + ", ".join(map(str, keys)) + (", ..." if len(value) > 8 else "") + "}"
+    if isinstance(value, list):
+        return f"list of {len(value)}"
+    return type(value).__name__
+
+
+def format_report(r: dict) -> str:
+    """The report as text: one section per question an adapter author asks."""
+    lines = [f"{r['url']}", f"  page type    {r['page_type']}  (adapter {r['adapter']})"]
+    if r.get("final_url") != r["url"]:
+        lines.append(f"  redirected   to {r['final_url']} ({r.get('redirects', 0)} hops)")
+    if r.get("url_groups"):
+        lines.append("  URL groups   " + ", ".join(f"{k}={v}" for k, v in r["url_groups"].items()))
+    b = r.get("browser")
+    if b:
+        clicks = f"{b['clicks']} click{'' if b['clicks'] == 1 else 's'}"
+        lines.append(f"  browser      rendered, {clicks}, {b['subrequests']} subrequests"
+                     + (f", captured {len(b['captured'])} JSON responses" if b["captured"] else ""))
+    for name, shape in (r.get("data") or {}).items():
+        lines.append(f"  data         {name}: {shape}")
+    for url in r.get("fetched") or []:
+        lines.append(f"  fetched      {url}")
+    my = r["model_year"]
+    if my.get("model_id"):
+        src = ", ".join(f"{k} from {v}" for k, v in my.get("sources", {}).items())
+        lines.append(f"  model-year   {my['model_id']}  ({my.get('year')} / {my.get('make')} / {my.get('model')}; {src})")
+    else:
+        lines.append("  model-year   none" + (f" (found: {my.get('sources')})" if my.get("sources") else ""))
+    lines.append(f"\nlinks to follow ({len(r['links'])})")
+    lines += [f"  {lk['page_type']:<14} {lk['url']}" for lk in r["links"]]
+    if r["dropped_links"]:
+        lines.append(f"links dropped ({len(r['dropped_links'])})")
+        lines += [f"  {lk['reason']:<18} {lk['url']}" for lk in r["dropped_links"]]
+    specs = r.get("specs")
+    if specs is not None:
+        lines.append(f"\nspecs: {len(specs['raw'])} raw pairs" + ("" if specs["named"] or not specs["raw"]
+                                                                 else " (not stored: no model-year)"))
+        width = max([len(k) for k, _ in specs["raw"]] + [len(k) for k in specs["cleaned"]] + [10])
+        lines += [f"  {k:<{width}}  {v}" for k, v in specs["raw"]]
+        if specs["cleaned"]:
+            lines.append("cleaned")
+            lines += [f"  {k:<{width}}  {v}" for k, v in specs["cleaned"].items()]
+    lines.append(f"\nphotos ({len(r['photos'])})")
+    lines += [f"  {p['view_hint']:<9} {p['url']}" for p in r["photos"]]
+    if r["problems"]:
+        lines.append("\nproblems")
+        lines += [f"  {p}" for p in r["problems"]]
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    report = check(args.check, args.site, browser=args.browser, user_agent=args.user_agent)
+    print(json.dumps(report, indent=1, default=str) if args.json else format_report(report))
+    return 0

@@ -1,0 +1,260 @@
+"""The frontier and the crawl's record of what it found, in one SQLite file (WAL): `crawl.sqlite`.
+
+    python -c "from carscope.crawler.frontier import Frontier; f = Frontier('dataset/crawl.sqlite'); print(f.counts())"
+
+Every URL has one row in `urls` with a state: pending -> inflight -> done | failed (with `attempts`, the
+earliest time of the next attempt and the last error). What a URL produced (spec rows, an image row, a
+failure row, new links) is written in the same transaction that marks it done, so after a SIGKILL the file
+is always consistent: work whose transaction did not commit is simply pending again, and redoing it is
+idempotent (links are INSERT OR IGNORE, images are content-addressed). `reopen()` puts in-flight work back.
+The parquet files are snapshots of these tables (carscope/crawler/writer.py). Memory stays bounded: nothing is kept
+in Python beyond the rows being worked on.
+
+Commits are batched (every `commit_every` seconds) because a lost claim costs only a refetch; this keeps
+SQLite off the hot path.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PENDING, INFLIGHT, DONE, FAILED, SKIPPED = "pending", "inflight", "done", "failed", "skipped"
+PAGE, IMAGE = "page", "image"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS urls (
+    id INTEGER PRIMARY KEY,
+    url TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,              -- page / image
+    page_type TEXT,                  -- the adapter's page type (pages only)
+    state TEXT NOT NULL DEFAULT 'pending',
+    prio INTEGER NOT NULL DEFAULT 1, -- 0 first: images before pages keeps the pending set small
+    depth INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
+    status INTEGER,
+    error TEXT,
+    meta TEXT,                       -- JSON: model_id, view_hint, page_url for images; referrer_model_year for pages
+    updated REAL
+);
+CREATE INDEX IF NOT EXISTS urls_ready ON urls (state, prio, id);
+CREATE TABLE IF NOT EXISTS specs (
+    model_id TEXT PRIMARY KEY, make TEXT, model TEXT, year INTEGER, page_url TEXT, crawled_at REAL
+);
+CREATE TABLE IF NOT EXISTS specs_raw (
+    model_id TEXT NOT NULL, idx INTEGER NOT NULL, key TEXT, value TEXT, PRIMARY KEY (model_id, idx)
+);
+CREATE TABLE IF NOT EXISTS images (
+    sha256 TEXT PRIMARY KEY, source_sha256 TEXT, path TEXT, model_id TEXT, view_hint TEXT,
+    width INTEGER, height INTEGER, bytes INTEGER, source_url TEXT, page_url TEXT, crawled_at REAL, split TEXT
+);
+CREATE INDEX IF NOT EXISTS images_source ON images (source_sha256);
+CREATE TABLE IF NOT EXISTS failures (
+    url TEXT PRIMARY KEY, kind TEXT, reason TEXT, status INTEGER, attempts INTEGER, last_error_at REAL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL DEFAULT 0);
+"""
+
+
+@dataclass
+class Item:
+    """One claimed URL."""
+
+    id: int
+    url: str
+    kind: str
+    page_type: str | None
+    depth: int
+    attempts: int  # attempts made before this one
+    meta: dict
+
+
+class Frontier:
+    def __init__(self, path: str | Path, *, commit_every: float = 0.5):
+        self.path = Path(path)
+        self.db = sqlite3.connect(str(self.path), isolation_level="DEFERRED", check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses at most the last commits
+        self.db.executescript(SCHEMA)
+        self._migrate()
+        self.db.commit()
+        self.commit_every = commit_every
+        self._last_commit = time.monotonic()
+
+    def _migrate(self) -> None:
+        """Columns added after crawl.sqlite files were written without them (a resumed old crawl gains them)."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(images)")}
+        if "split" not in have:
+            self.db.execute("ALTER TABLE images ADD COLUMN split TEXT")
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def reopen(self) -> int:
+        """After a crash or a stop: in-flight work goes back to pending. Returns how many."""
+        cur = self.db.execute("UPDATE urls SET state=? WHERE state=?", (PENDING, INFLIGHT))
+        self.db.commit()
+        return cur.rowcount
+
+    def commit(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_commit >= self.commit_every:
+            self.db.commit()
+            self._last_commit = now
+
+    def close(self) -> None:
+        try:
+            self.db.commit()
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self.db.close()
+
+    # -- meta ----------------------------------------------------------------------------------------------
+    def get_meta(self, key: str, default=None):
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    def add_counter(self, name: str, delta: float = 1) -> None:
+        self.db.execute("INSERT INTO counters (name, value) VALUES (?, ?) "
+                        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, delta))
+
+    def counters(self) -> dict[str, float]:
+        return {k: v for k, v in self.db.execute("SELECT name, value FROM counters")}
+
+    def rebase(self, old_origin: str, new_origin: str) -> int:
+        """The site moved (e.g. the showroom restarted on another port): rewrite every URL of the old origin."""
+        cur = self.db.execute(
+            "UPDATE urls SET url = ? || substr(url, ?) WHERE substr(url, 1, ?) = ?",
+            (new_origin, len(old_origin) + 1, len(old_origin), old_origin))
+        self.db.commit()
+        return cur.rowcount
+
+    # -- the queue -----------------------------------------------------------------------------------------
+    def add(self, url: str, kind: str, *, page_type: str | None = None, depth: int = 0,
+            meta: dict | None = None) -> bool:
+        """Queue a URL unless it is known already. True when it was new."""
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO urls (url, kind, page_type, prio, depth, meta, updated) VALUES (?,?,?,?,?,?,?)",
+            (url, kind, page_type, 0 if kind == IMAGE else 1, depth, json.dumps(meta or {}), time.time()))
+        return cur.rowcount == 1
+
+    def mark_seen(self, url: str, kind: str, *, page_type: str | None = None) -> bool:
+        """Record a URL as done without queueing it (a redirect's target, read under the URL that led there)."""
+        cur = self.db.execute("INSERT OR IGNORE INTO urls (url, kind, page_type, state, updated) VALUES (?,?,?,?,?)",
+                              (url, kind, page_type, DONE, time.time()))
+        return cur.rowcount == 1
+
+    def claim(self, now: float | None = None, *, kinds: tuple[str, ...] = (PAGE, IMAGE)) -> Item | None:
+        """The next ready URL (images first, then pages in discovery order), marked in-flight."""
+        now = time.time() if now is None else now
+        marks = ",".join("?" * len(kinds))
+        # one statement (UPDATE ... RETURNING): the hot path pays for one round through SQLite, not two
+        row = self.db.execute(
+            f"UPDATE urls SET state=?, updated=? WHERE id = (SELECT id FROM urls "
+            f"WHERE state=? AND not_before<=? AND kind IN ({marks}) ORDER BY prio, id LIMIT 1) "
+            f"RETURNING id, url, kind, page_type, depth, attempts, meta",
+            (INFLIGHT, now, PENDING, now, *kinds)).fetchone()
+        if row is None:
+            return None
+        return Item(id=row[0], url=row[1], kind=row[2], page_type=row[3], depth=row[4], attempts=row[5],
+                    meta=json.loads(row[6] or "{}"))
+
+    def next_ready_at(self, kinds: tuple[str, ...] = (PAGE, IMAGE)) -> float | None:
+        marks = ",".join("?" * len(kinds))
+        row = self.db.execute(f"SELECT MIN(not_before) FROM urls WHERE state=? AND kind IN ({marks})",
+                              (PENDING, *kinds)).fetchone()
+        return row[0]
+
+    def pending_count(self, kinds: tuple[str, ...] = (PAGE, IMAGE)) -> int:
+        marks = ",".join("?" * len(kinds))
+        return self.db.execute(f"SELECT COUNT(*) FROM urls WHERE state=? AND kind IN ({marks})",
+                               (PENDING, *kinds)).fetchone()[0]
+
+    def done(self, item: Item, status: int | None = None) -> None:
+        self.db.execute("UPDATE urls SET state=?, attempts=attempts+1, status=?, error=NULL, updated=? WHERE id=?",
+                        (DONE, status, time.time(), item.id))
+
+    def release(self, item: Item) -> None:
+        """Give a claimed URL back untouched (a stop, or a limit reached): it will be redone on resume."""
+        self.db.execute("UPDATE urls SET state=? WHERE id=? AND state=?", (PENDING, item.id, INFLIGHT))
+
+    def retry(self, item: Item, *, not_before: float, status: int | None, error: str) -> None:
+        self.db.execute("UPDATE urls SET state=?, attempts=attempts+1, not_before=?, status=?, error=?, updated=? "
+                        "WHERE id=?", (PENDING, not_before, status, error, time.time(), item.id))
+
+    def fail(self, item: Item, *, reason: str, status: int | None, kind: str | None = None) -> None:
+        now = time.time()
+        self.db.execute("UPDATE urls SET state=?, attempts=attempts+1, status=?, error=?, updated=? WHERE id=?",
+                        (FAILED, status, reason, now, item.id))
+        self.record_failure(item.url, kind or item.kind, reason, status, item.attempts + 1, now)
+
+    def skip(self, url: str, kind: str, reason: str, *, status: int | None = None) -> None:
+        """A URL that will never be fetched (robots.txt, off-site, not http): known, with a failures row."""
+        now = time.time()
+        self.db.execute("INSERT OR IGNORE INTO urls (url, kind, state, error, updated) VALUES (?,?,?,?,?)",
+                        (url, kind, SKIPPED, reason, now))
+        self.record_failure(url, kind, reason, status, 0, now)
+
+    def record_failure(self, url, kind, reason, status, attempts, when) -> None:
+        self.db.execute("INSERT OR REPLACE INTO failures (url, kind, reason, status, attempts, last_error_at) "
+                        "VALUES (?,?,?,?,?,?)", (url, kind, reason, status, attempts, when))
+
+    # -- results -------------------------------------------------------------------------------------------
+    def put_specs(self, model_id: str, make, model, year, page_url: str, rows: list[tuple[str, str]]) -> None:
+        now = time.time()
+        self.db.execute("INSERT OR REPLACE INTO specs (model_id, make, model, year, page_url, crawled_at) "
+                        "VALUES (?,?,?,?,?,?)", (model_id, make, model, year, page_url, now))
+        self.db.execute("DELETE FROM specs_raw WHERE model_id=?", (model_id,))
+        self.db.executemany("INSERT INTO specs_raw (model_id, idx, key, value) VALUES (?,?,?,?)",
+                            [(model_id, i, k, v) for i, (k, v) in enumerate(rows)])
+
+    def has_source(self, source_sha256: str) -> bool:
+        return self.db.execute("SELECT 1 FROM images WHERE source_sha256=? LIMIT 1",
+                               (source_sha256,)).fetchone() is not None
+
+    def has_image(self, sha256: str) -> bool:
+        return self.db.execute("SELECT 1 FROM images WHERE sha256=?", (sha256,)).fetchone() is not None
+
+    def put_image(self, row: dict) -> bool:
+        """Insert an image row; False when that content is already stored (a duplicate)."""
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO images (sha256, source_sha256, path, model_id, view_hint, width, height, bytes, "
+            "source_url, page_url, crawled_at, split) VALUES (:sha256, :source_sha256, :path, :model_id, :view_hint, "
+            ":width, :height, :bytes, :source_url, :page_url, :crawled_at, :split)", {"split": None, **row})
+        return cur.rowcount == 1
+
+    def improve_image(self, *, sha256: str | None = None, source_sha256: str | None = None,
+                      model_id: str | None = None, view_hint: str | None = None) -> int:
+        """A duplicate's labels fill in what the stored copy lacks: a known view over `unknown`, a model-year over
+        none (so the result does not depend on which copy finished downloading first). Rows changed."""
+        where, key = ("sha256=?", sha256) if sha256 else ("source_sha256=?", source_sha256)
+        n = 0
+        if view_hint and view_hint != "unknown":
+            n += self.db.execute(f"UPDATE images SET view_hint=? WHERE {where} AND view_hint='unknown'",
+                                 (view_hint, key)).rowcount
+        if model_id:
+            n += self.db.execute(f"UPDATE images SET model_id=? WHERE {where} AND model_id IS NULL",
+                                 (model_id, key)).rowcount
+        return n
+
+    def image_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+
+    def counts(self) -> dict:
+        out: dict = {}
+        for kind, state, n in self.db.execute("SELECT kind, state, COUNT(*) FROM urls GROUP BY kind, state"):
+            out.setdefault(kind, {})[state] = n
+        out["images_stored"] = self.image_count()
+        out["specs"] = self.db.execute("SELECT COUNT(*) FROM specs").fetchone()[0]
+        out["failures"] = self.db.execute("SELECT COUNT(*) FROM failures").fetchone()[0]
+        return out
+
+    def status_histogram(self) -> dict[str, int]:
+        return {str(s): n for s, n in self.db.execute(
+            "SELECT status, COUNT(*) FROM urls WHERE status IS NOT NULL GROUP BY status")}

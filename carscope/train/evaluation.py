@@ -1,0 +1,116 @@
+"""Metrics on logits: top-k, per-class precision/recall/F1, confusion, calibration (temperature, ECE).
+
+    python -c "import torch; from carscope.train.evaluation import fit_temperature; \
+print(fit_temperature(torch.randn(100, 5) * 4, torch.randint(0, 5, (100,))))"
+
+Pure functions on CPU tensors (the training loop gathers logits from every rank first), no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def topk_accuracy(logits, targets, k: int) -> float:
+    k = min(k, logits.shape[1])
+    if len(targets) == 0:
+        return float("nan")
+    top = logits.topk(k, dim=1).indices
+    return float((top == targets[:, None]).any(dim=1).double().mean())
+
+
+def expected_calibration_error(probs, targets, n_bins: int = 15) -> float:
+    """ECE: |accuracy - confidence| averaged over equal-width confidence bins, weighted by bin size."""
+    import torch
+
+    if len(targets) == 0:
+        return float("nan")
+    conf, pred = probs.max(dim=1)
+    correct = (pred == targets).float()
+    edges = torch.linspace(0, 1, n_bins + 1)
+    ece = torch.zeros(())
+    for lo, hi in zip(edges[:-1], edges[1:], strict=False):
+        inside = (conf > lo) & (conf <= hi)
+        if inside.any():
+            ece += inside.float().mean() * (conf[inside].mean() - correct[inside].mean()).abs()
+    return float(ece)
+
+
+def fit_temperature(logits, targets, *, max_iter: int = 200) -> float:
+    """The T > 0 minimising the NLL of softmax(logits / T) on held-out data (Guo et al. 2017).
+
+    Optimised over log T so T stays positive; clamped to [0.05, 20] so a tiny or perfectly separated
+    validation set cannot send it to a degenerate extreme."""
+    import torch
+
+    logits, targets = logits.detach().float(), targets.detach().long()
+    if len(targets) < 2 or not bool(torch.isfinite(logits).all()):  # nothing to fit, or a diverged model's logits
+        return 1.0
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), targets)
+        loss.backward()
+        return loss
+
+    try:
+        opt.step(closure)
+    except RuntimeError:  # the line search overflowed (logits so extreme that no finite T is better)
+        return 1.0
+    t = float(log_t.detach().exp())
+    if not (t == t) or t in (float("inf"),):  # NaN / inf: keep the identity
+        return 1.0
+    return min(max(t, 0.05), 20.0)
+
+
+def confusion_matrix(preds, targets, n: int):
+    import torch
+
+    cm = torch.zeros(n, n, dtype=torch.long)
+    cm.index_put_((targets, preds), torch.ones_like(targets), accumulate=True)
+    return cm  # rows: true class, columns: predicted
+
+
+def classification_report(logits, targets, labels: list[str], temperature: float = 1.0) -> dict[str, Any]:
+    """Everything report.json holds about one split: accuracy, top-5, loss, ECE, per-class P/R/F1/support."""
+    import torch
+
+    n = len(labels)
+    preds = logits.argmax(dim=1)
+    cm = confusion_matrix(preds, targets, n)
+    tp = cm.diag().double()
+    support = cm.sum(dim=1).double()
+    predicted = cm.sum(dim=0).double()
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
+    recall = torch.where(support > 0, tp / support.clamp(min=1), torch.zeros_like(tp))
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12),
+                     torch.zeros_like(tp))
+    per_class = {
+        label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                "support": int(support[i])}
+        for i, label in enumerate(labels)
+    }
+    present = support > 0
+    total = float(support.sum())
+    probs_raw = torch.softmax(logits.float(), dim=1)
+    probs_cal = torch.softmax(logits.float() / temperature, dim=1)
+    return {
+        "n": int(len(targets)),
+        "top1": topk_accuracy(logits, targets, 1),
+        "top5": topk_accuracy(logits, targets, 5),
+        "loss": float(torch.nn.functional.cross_entropy(logits.float(), targets)) if len(targets) else float("nan"),
+        "nll_calibrated": float(torch.nn.functional.cross_entropy(logits.float() / temperature, targets))
+        if len(targets) else float("nan"),
+        "ece_before": expected_calibration_error(probs_raw, targets),
+        "ece_after": expected_calibration_error(probs_cal, targets),
+        "macro_avg": {"precision": float(precision[present].mean()) if present.any() else 0.0,
+                      "recall": float(recall[present].mean()) if present.any() else 0.0,
+                      "f1": float(f1[present].mean()) if present.any() else 0.0, "support": int(total)},
+        "weighted_avg": {"precision": float((precision * support).sum() / max(total, 1)),
+                         "recall": float((recall * support).sum() / max(total, 1)),
+                         "f1": float((f1 * support).sum() / max(total, 1)), "support": int(total)},
+        "per_class": per_class,
+        "confusion": cm.tolist(),
+    }
