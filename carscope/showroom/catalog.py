@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from carscope.showroom.config import HEIGHTS, ShowroomConfig
+from carscope.showroom.config import ShowroomConfig
 
 BODY_TYPES = ("sedan", "suv", "pickup", "coupe", "hatchback", "van")
 
@@ -90,7 +90,8 @@ NON_CAR_SUBJECTS = ("logo", "banner", "portrait", "map", "brochure", "ad", "badg
 OTHER_INTERIOR = 0.25  # the share of non-car images shown in the interior tab (the rest: exterior)
 
 
-def _rng(*parts) -> random.Random:
+def seeded_rng(*parts) -> random.Random:
+    """A `random.Random` of its own for (seed, what, which, ...): one entity's draws never depend on another's."""
     h = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
     return random.Random(int.from_bytes(h[:8], "big"))
 
@@ -197,7 +198,7 @@ class Catalog:
 
         Mixed galleries shuffle the car photos alone, then put each non-car image back at its place in
         `my.photos`, so the car photos keep the order they had before galleries held anything else."""
-        rng = _rng(self.config.seed, "gallery-order", my.model_id)
+        rng = seeded_rng(self.config.seed, "gallery-order", my.model_id)
         photos = list(my.photos)
         if my.layout == "mixed":
             photos = [p for p in my.photos if p.car]
@@ -221,14 +222,14 @@ class Catalog:
 
 
 def _names(seed: int, n: int, parts_a, parts_b, suffixes, tag: str) -> list[str]:
-    rng = _rng(seed, tag)
+    rng = seeded_rng(seed, tag)
     pool = sorted({a + b for a in parts_a for b in parts_b})
     rng.shuffle(pool)
     out, seen = [], set()
     for i, base in enumerate(pool):
         if len(out) == n:
             break
-        name = base + suffixes[_rng(seed, tag, "suffix", i).randrange(len(suffixes))]
+        name = base + suffixes[seeded_rng(seed, tag, "suffix", i).randrange(len(suffixes))]
         if url_slug(name) not in seen:
             seen.add(url_slug(name))
             out.append(name)
@@ -237,8 +238,8 @@ def _names(seed: int, n: int, parts_a, parts_b, suffixes, tag: str) -> list[str]
 
 def _make_design(seed: int, i: int) -> dict:
     """A make's design language. Consecutive makes take distinct grilles/lamps/badges so makes stay apart."""
-    rng = _rng(seed, "make-design", i)
-    k = _rng(seed, "make-perm")  # a per-seed permutation of each vocabulary, indexed by make
+    rng = seeded_rng(seed, "make-design", i)
+    k = seeded_rng(seed, "make-perm")  # a per-seed permutation of each vocabulary, indexed by make
     grilles, lamps, badges, stripes = list(GRILLE_SHAPES), list(LAMP_SHAPES), list(BADGE_SHAPES), list(STRIPES)
     for lst in (grilles, lamps, badges, stripes):
         k.shuffle(lst)
@@ -263,14 +264,14 @@ def _make_design(seed: int, i: int) -> dict:
 
 def _model_bodies(seed: int, make_index: int, n: int) -> list[str]:
     """Distinct bodies for the models of one make (repeating only past six, then with other proportions)."""
-    rng = _rng(seed, "bodies", make_index)
+    rng = seeded_rng(seed, "bodies", make_index)
     bodies = list(BODY_TYPES)
     rng.shuffle(bodies)
     return [bodies[j % len(bodies)] for j in range(n)]
 
 
 def _proportions(seed: int, make_index: int, j: int, body: str, repeat: int) -> dict:
-    rng = _rng(seed, "proportions", make_index, j)
+    rng = seeded_rng(seed, "proportions", make_index, j)
     t = BODY[body]
     # a repeated body (7th+ model of a make) takes the other end of the ranges so it still looks different
     lo, hi = (0.0, 0.5) if repeat % 2 == 0 else (0.5, 1.0)
@@ -293,7 +294,7 @@ def _proportions(seed: int, make_index: int, j: int, body: str, repeat: int) -> 
 def _facelift(seed: int, make_index: int, j: int, year_index: int) -> dict:
     """What changes from one model year to the next: wheels and their finish, a contrasting roof, lamps, grille
     pattern, lower trim. Each must survive a 128-pixel thumbnail, so the rim finish and the roof are big."""
-    base = _rng(seed, "facelift-base", make_index, j)
+    base = seeded_rng(seed, "facelift-base", make_index, j)
     w0, l0, g0 = base.randrange(len(WHEEL_STYLES)), base.randrange(len(LAMP_VARIANTS)), base.randrange(len(GRILLE_PATTERNS))
     # step through each vocabulary so that consecutive years always differ in every element
     return {
@@ -320,8 +321,8 @@ VALUE_FIELDS = {
 def _spec_strings(seed: int, model: Model, year: int, year_index: int) -> tuple[tuple, dict]:
     """The spec table as a real catalog writes it (messy, inconsistent, a few values missing or N/A), and the
     same facts as structured US-unit `values` (SITE.md): ((key, string), ...), {field: value or None}."""
-    rng = _rng(seed, "specs", model.make.index, model.index)  # per model: stable across its years
-    ry = _rng(seed, "specs-year", model.make.index, model.index, year)
+    rng = seeded_rng(seed, "specs", model.make.index, model.index)  # per model: stable across its years
+    ry = seeded_rng(seed, "specs-year", model.make.index, model.index, year)
     t, p = BODY[model.body], model.proportions
     electric = rng.random() < 0.15
     hybrid = not electric and rng.random() < 0.2
@@ -419,14 +420,14 @@ def _others(seed: int, mid: str, config: ShowroomConfig, n_cars: int) -> list[tu
     go round a per-model-year shuffle of NON_CAR_SUBJECTS (distinct until all are used); each image's tab,
     flags and place come from its own id, and the car photos keep their ids, flags and relative order."""
     subjects = list(NON_CAR_SUBJECTS)
-    _rng(seed, "other-subjects", mid).shuffle(subjects)
+    seeded_rng(seed, "other-subjects", mid).shuffle(subjects)
     out = []
     for k in range(config.others):
         pid = _photo_id(seed, mid, "other", k)
-        r = _rng(seed, "other", pid)
+        r = seeded_rng(seed, "other", pid)
         view = "interior" if r.random() < OTHER_INTERIOR else "exterior"
         at = r.randint(0, n_cars + k)  # anywhere among the photos listed so far, the end included
-        pr = _rng(seed, "photo-flags", pid)
+        pr = seeded_rng(seed, "photo-flags", pid)
         subject = subjects[k % len(subjects)]
         out.append((at, Photo(pid, mid, view, k, subject, dup=pr.random() < config.faults.dup,
                               corrupt=pr.random() < config.faults.corrupt, subject=subject)))
@@ -444,13 +445,13 @@ def _build_catalog(config: ShowroomConfig) -> Catalog:
     make_names = _names(seed, config.makes, _MAKE_A, _MAKE_B, _MAKE_SUFFIX, "make-names")
     makes = [Make(i, name, url_slug(name), _make_design(seed, i)) for i, name in enumerate(make_names)]
     words = list(_MODEL_WORDS)
-    _rng(seed, "model-names").shuffle(words)
+    seeded_rng(seed, "model-names").shuffle(words)
     models: list[Model] = []
     used: set[str] = set()
     for make in makes:
         bodies = _model_bodies(seed, make.index, config.models_per_make)
         for j in range(config.models_per_make):
-            r = _rng(seed, "model-name", make.index, j)
+            r = seeded_rng(seed, "model-name", make.index, j)
             while True:  # unique across the catalog (model words are reused with suffixes)
                 name = words[r.randrange(len(words))] + _MODEL_SUFFIX[r.randrange(len(_MODEL_SUFFIX))]
                 if name not in used:
@@ -465,7 +466,7 @@ def _build_catalog(config: ShowroomConfig) -> Catalog:
     n_mixed = round(config.mixed_fraction * len(all_ids))
     if config.mixed_fraction > 0 and len(all_ids) > 1:
         n_mixed = max(1, n_mixed)
-    mixed = set(sorted(all_ids, key=lambda i: _rng(seed, "layout", i).random())[:n_mixed])
+    mixed = set(sorted(all_ids, key=lambda i: seeded_rng(seed, "layout", i).random())[:n_mixed])
     model_years, photos = [], {}
     for model in models:
         for yi, year in enumerate(config.year_list):
@@ -475,7 +476,7 @@ def _build_catalog(config: ShowroomConfig) -> Catalog:
             for view, n in (("exterior", config.photos), ("interior", config.interiors)):
                 for k in range(n):
                     pid = _photo_id(seed, mid, view, k)
-                    pr = _rng(seed, "photo-flags", pid)
+                    pr = seeded_rng(seed, "photo-flags", pid)
                     pose = (EXTERIOR_VIEWS[k % 3] if view == "exterior" else ("dash", "seats", "console")[k % 3])
                     ph = Photo(pid, mid, view, k, pose, dup=pr.random() < config.faults.dup,
                                corrupt=pr.random() < config.faults.corrupt)
@@ -488,53 +489,3 @@ def _build_catalog(config: ShowroomConfig) -> Catalog:
             model_years.append(ModelYear(model, year, mid, _facelift(seed, model.make.index, model.index, yi),
                                          specs, layout, tuple(plist), values))
     return Catalog(config, makes, models, model_years, photos)
-
-
-def truth(catalog: Catalog, sha256: dict[str, str] | None = None) -> dict:
-    """The ground truth (SITE.md `/__truth.json`) of the site the catalog's config serves (its `layout`).
-    `sha256`: photo id -> sha256 of its 640 bytes, if known."""
-    from carscope.showroom.layouts import layout_module
-
-    cfg = catalog.config
-    lay = layout_module(cfg.layout)
-    return {
-        "config": cfg.to_dict(),
-        "site_layout": cfg.layout,
-        "image_size": {str(w): [w, HEIGHTS[w]] for w in HEIGHTS},
-        "makes": [{"name": m.name, "slug": m.slug, "url": f"/make/{m.slug}", "design": _jsonable(m.design)}
-                  for m in catalog.makes],
-        "models": [{"make": md.make.name, "model": md.name, "slug": md.slug, "body": md.body,
-                    "years": cfg.year_list} for md in catalog.models],
-        "years": cfg.year_list,
-        "model_years": [{
-            "model_id": my.model_id, "make": my.make.name, "model": my.model.name, "year": my.year,
-            "body": my.model.body, "layout": my.layout, "facelift": my.facelift,
-            "overview_url": f"{my.path}/overview", "specifications_url": f"{my.path}/specifications",
-            "photos_url": f"{my.path}/photos", "gallery_url": f"/api/gallery/{my.make.slug}/{my.model.slug}/{my.year}.json",
-            "specs": dict(my.specs),
-            "pages": lay.model_year_pages(catalog, my),
-            "values": dict(my.values),
-            "layout_specs": lay.layout_specs(catalog, my),
-        } for my in catalog.model_years],
-        "photos": [_photo_truth(lay, p, sha256) for my in catalog.model_years for p in my.photos],
-    }
-
-
-def _photo_truth(lay, p: Photo, sha256: dict[str, str] | None) -> dict:
-    """One photo's truth; its URLs in the layout's URL scheme (classic: /photos/<id>-640.jpg)."""
-    url = lay.photo_url
-    d = {
-        "id": p.id, "model_id": p.model_id, "view": p.view, "pose": p.pose, "subject": p.subject, "car": p.car,
-        "url": url(p, 640), "url_320": url(p, 320),
-        "urls": [url(p, 640)] + ([url(p, 640, cdn=True)] if p.dup else []),
-        "dup_urls": [url(p, 640, cdn=True), url(p, 320, cdn=True)] if p.dup else [],
-        "corrupt": p.corrupt,
-        "sha256": (sha256 or {}).get(p.id),
-    }
-    if lay.THUMBNAILS:
-        d["thumb_url"] = url(p, 320)
-    return d
-
-
-def _jsonable(d: dict) -> dict:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}

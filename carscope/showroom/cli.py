@@ -75,7 +75,7 @@ def prerender_bytes(config, sample: int = 12) -> int:
     """About how many bytes every photo of the catalog takes in the memory cache (both widths), from a sample
     of photos spread over the catalog, rendered now."""
     from carscope.showroom.catalog import build_catalog
-    from carscope.showroom.render import PhotoStore
+    from carscope.showroom.photo_store import PhotoStore
 
     catalog = build_catalog(config)
     ids = list(catalog.photos)
@@ -105,8 +105,9 @@ def _dump_truth(config, path: str) -> int:
     from pathlib import Path
 
     from carscope.common.errors import CarscopeError
-    from carscope.showroom.catalog import build_catalog, truth
-    from carscope.showroom.render import PhotoStore, prerender
+    from carscope.showroom.catalog import build_catalog
+    from carscope.showroom.photo_store import PhotoStore, prerender
+    from carscope.showroom.truth import truth
 
     out = Path(path)
     if not out.parent.is_dir():
@@ -155,7 +156,7 @@ async def _serve(config, host: str, port: int, prerender_first: bool) -> int:
         if prerender_first:
             import threading
 
-            from carscope.showroom.render import prerender
+            from carscope.showroom.photo_store import prerender
 
             halt = threading.Event()
             job = loop.run_in_executor(None, lambda: prerender(state.store, stop=halt))

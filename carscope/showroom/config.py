@@ -24,6 +24,9 @@ MAX_FAULTY_ATTEMPTS = 2  # a URL faults on at most its first 2 attempts: 3 tries
 LAYOUTS = ("classic", "dl", "jsonld", "spa")  # markup families (SITE.md); the catalog is the same in all
 WIDTHS = (320, 640)  # the two srcset sizes; the 320 photo is the 640 one downscaled
 HEIGHTS = {320: 240, 640: 480}
+# bump when the drawing changes (draw.py, car.py, interior.py, non_car.py, render.py): it seeds every photo's draws
+# and keys the disk cache (catalog_key). Here, not beside the drawing, so the config reads it without drawing.
+RENDER_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -167,8 +170,6 @@ class ShowroomConfig:
 
     def catalog_key(self) -> str:
         """Hash of everything the catalog and the photo bytes depend on (the disk cache's folder name)."""
-        from carscope.showroom.render import RENDER_VERSION
-
         d = {"makes": self.makes, "mpm": self.models_per_make, "years": list(self.years), "photos": self.photos,
              "others": self.others, "seed": self.seed, "corrupt": self.faults.corrupt, "dup": self.faults.dup,
              "mixed": self.mixed_fraction, "render": RENDER_VERSION}

@@ -15,7 +15,7 @@ from html import escape
 
 from aiohttp import web
 
-from carscope.showroom.catalog import Catalog, ModelYear, Photo, _rng
+from carscope.showroom.catalog import Catalog, ModelYear, Photo, seeded_rng
 from carscope.showroom.server import html_response, not_found_response, photo_response, query_int, state_of
 
 THUMBNAILS = True
@@ -74,7 +74,7 @@ def compare_id(catalog: Catalog, my: ModelYear) -> str:
 
 def _style(catalog: Catalog, my: ModelYear) -> dict:
     """How this model-year's page writes its values (drawn once per model-year from the seed)."""
-    r = _rng(catalog.config.seed, "dl-style", my.model_id)
+    r = seeded_rng(catalog.config.seed, "dl-style", my.model_id)
     return {"price": r.randrange(5), "cc": r.random() < 0.6, "power": r.randrange(3), "kml": r.random() < 0.3,
             "cm": r.random() < 0.3}
 

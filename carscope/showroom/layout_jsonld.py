@@ -14,7 +14,7 @@ from html import escape
 
 from aiohttp import web
 
-from carscope.showroom.catalog import Catalog, ModelYear, Photo, _rng
+from carscope.showroom.catalog import Catalog, ModelYear, Photo, seeded_rng
 from carscope.showroom.layout_classic import (
     photo,  # the classic photo URLs: /photos/<id>-640.jpg, /cdn/<id>-640.jpg
 )
@@ -73,7 +73,7 @@ def _engine(v: dict) -> dict | None:
 def car(catalog: Catalog, my: ModelYear, base: str) -> dict:
     """The model-year as a schema.org Car (properties whose value is None left out)."""
     v = my.values
-    r = _rng(catalog.config.seed, "jsonld-style", my.model_id)
+    r = seeded_rng(catalog.config.seed, "jsonld-style", my.model_id)
     kind, metric = TYPES[r.randrange(len(TYPES))], r.random() < 0.3
     d = {"@type": kind, "name": f"{my.year} {my.make.name} {my.model.name}",
          "brand": {"@type": "Brand", "name": my.make.name}, "model": my.model.name,
@@ -100,7 +100,7 @@ def json_ld(catalog: Catalog, my: ModelYear, base: str) -> dict:
     """The page's JSON-LD: the Car alone, or (some model-years) in an @graph with a BreadcrumbList and the
     site's Organization."""
     c = car(catalog, my, base)
-    if _rng(catalog.config.seed, "jsonld-graph", my.model_id).random() >= 0.3:
+    if seeded_rng(catalog.config.seed, "jsonld-graph", my.model_id).random() >= 0.3:
         return {"@context": "https://schema.org", **c}
     crumbs = [("Brands", base + "/"), (my.make.name, f"{base}/brands/{my.make.slug}"), (c["name"], c["url"])]
     return {"@context": "https://schema.org", "@graph": [

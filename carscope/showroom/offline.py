@@ -1,12 +1,14 @@
-"""The crawl of a showroom written straight to a dataset directory, without a server or a crawl: the same photos
-and labels a crawl would store (what tests and `carscope bench gpu` train on).
+"""The showroom without a server: its crawl written straight to a dataset directory (the same photos and labels a
+crawl would store: what tests and `carscope bench gpu` train on), and its galleries' drawn non-car images.
 
     python -c "from carscope.showroom.offline import write_dataset; write_dataset('dataset', makes=2, models_per_make=2)"
+    python -c "from carscope.showroom.offline import non_car_images; print(next(non_car_images(makes=1))[0])"
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -59,3 +61,24 @@ def write_dataset(root, config=None, *, width: int = 640, threads: int = 2, **ov
     write_table(pd.DataFrame(specs), root / "specs.parquet", SPECS_COLUMNS)
     write_table(pd.DataFrame(images), root / "images.parquet", IMAGES_COLUMNS)
     return root
+
+
+def non_car_images(config=None, *, subjects: tuple[str, ...] | None = None, width: int = 640,
+                   **overrides) -> Iterator[tuple[str, bytes]]:
+    """(subject, bytes) of each non-car image in a showroom's galleries (a logo, a map, ...: catalog.NON_CAR_SUBJECTS),
+    in catalog order, drawn one at a time as they are asked for: the bytes the site serves for them at `width`.
+
+    `subjects` keeps only those kinds; the config is `config` (default ShowroomConfig()) with `overrides`, as in
+    `write_dataset`. What needs a picture that is not a car (a "not a car" check, an OOD benchmark) takes it here."""
+    from carscope.showroom.catalog import build_catalog
+    from carscope.showroom.config import ShowroomConfig
+    from carscope.showroom.render import render_dataset_photo
+
+    config = config or ShowroomConfig()
+    if overrides:
+        config = config.with_(**overrides)
+    catalog = build_catalog(config)
+    for my in catalog.model_years:
+        for p in my.photos:
+            if not p.car and (subjects is None or p.subject in subjects):
+                yield p.subject, render_dataset_photo(catalog, p, width)

@@ -7,7 +7,7 @@
 (`config.layout`) come from its module (carscope/showroom/layouts.py: layout_classic, layout_dl, layout_jsonld, layout_spa);
 photo bytes, robots.txt, the sitemap, /compare, faults, /__truth.json and /__stats are shared here, and layouts
 answer with `html_response`, `not_found_response` and `photo_response`. Photo rendering runs in a thread pool so
-the event loop keeps answering while photos are drawn; rendered bytes are cached (see render.PhotoStore).
+the event loop keeps answering while photos are drawn; rendered bytes are cached (see photo_store.PhotoStore).
 Two middlewares wrap every handler: `stats` (what was asked, by whom, how many at once) outside `faults`
 (the transient faults of SITE.md, drawn per (URL, attempt)).
 """
@@ -29,11 +29,12 @@ from urllib.parse import quote
 from aiohttp import web
 
 from carscope.showroom import pages
-from carscope.showroom.catalog import Catalog, build_catalog, truth
+from carscope.showroom.catalog import Catalog, build_catalog
 from carscope.showroom.config import ShowroomConfig
 from carscope.showroom.faults import Fault, FaultPlan
 from carscope.showroom.layouts import layout_module
-from carscope.showroom.render import PhotoStore
+from carscope.showroom.photo_store import PhotoStore
+from carscope.showroom.truth import truth
 
 STATIC = Path(__file__).parent / "static"
 STATIC_TYPES = {".js": "application/javascript", ".css": "text/css", ".gif": "image/gif"}

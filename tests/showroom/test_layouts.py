@@ -20,10 +20,11 @@ from protego import Protego
 
 from carscope.common.errors import CarscopeError
 from carscope.showroom import layout_dl, layout_jsonld
-from carscope.showroom.catalog import build_catalog, truth
+from carscope.showroom.catalog import build_catalog
 from carscope.showroom.config import LAYOUTS, ShowroomConfig
 from carscope.showroom.server import path_kind
 from carscope.showroom.testing import fetch_truth, serve_in_thread, tiny_config
+from carscope.showroom.truth import truth
 
 # What the classic layout gave before the layouts existed (tiny_config; see _classic_pages_hash, _old_truth_hash),
 # and before galleries held non-car images: the pages with `others=0`, the truth of the car photos with any `others`

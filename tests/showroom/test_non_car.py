@@ -14,11 +14,12 @@ import pytest
 from PIL import Image
 
 from carscope.showroom import layout_dl
-from carscope.showroom.catalog import NON_CAR_SUBJECTS, build_catalog, truth
+from carscope.showroom.catalog import NON_CAR_SUBJECTS, build_catalog
 from carscope.showroom.config import LAYOUTS, ShowroomConfig
 from carscope.showroom.offline import write_dataset
 from carscope.showroom.render import render_photo_bytes
 from carscope.showroom.testing import fetch_truth, iter_photos, serve_in_thread, tiny_config
+from carscope.showroom.truth import truth
 
 # a catalog where every model-year holds every kind; enough car photos to measure how rarely they look like one
 KINDS_CONFIG = ShowroomConfig(makes=3, models_per_make=2, years=(2022, 2023), photos=6, others=len(NON_CAR_SUBJECTS),

@@ -8,7 +8,8 @@ from PIL import Image
 
 from carscope.showroom.catalog import build_catalog
 from carscope.showroom.config import ShowroomConfig
-from carscope.showroom.render import PhotoStore, render_dataset_photo, render_photo_bytes
+from carscope.showroom.photo_store import PhotoStore
+from carscope.showroom.render import render_dataset_photo, render_photo_bytes
 from carscope.showroom.testing import iter_photos, tiny_config
 
 
@@ -104,8 +105,9 @@ def test_every_design_body_and_pose_draws():
     """Every make design x body x viewpoint, and every interior, draws without error (a geometry regression net)."""
     import random
 
+    from carscope.showroom.car import draw_car as _draw_car
     from carscope.showroom.catalog import EXTERIOR_VIEWS
-    from carscope.showroom.render import _draw_car, _interior
+    from carscope.showroom.interior import draw_interior as _interior
 
     cat = build_catalog(ShowroomConfig(makes=7, models_per_make=6, years=(2023, 2023), photos=1))
     assert {m.design["arches"] for m in cat.makes} == {"round", "flat", "clad"}

@@ -1,6 +1,6 @@
 """The non-car images of a gallery (catalog.NON_CAR_SUBJECTS), drawn procedurally like the car photos.
 
-    python -m showroom.render --out /tmp/sheets --others 8     # contact sheets: every kind in every model-year
+    python -m carscope.showroom.render --out /tmp/sheets --others 8     # contact sheets: every kind in every model-year
 
 Real catalog galleries also hold dealer logos, banners, staff portraits, map tiles, brochure pages, adverts and
 close-ups of a badge or a wheel. Each kind here has its own look, varied by the photo's random draws (colours,
@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from carscope.showroom.catalog import PAINTS, ModelYear
-from carscope.showroom.render import CHROME, DARK, TYRE, H, W, _mix, _poly_shape, _shade, _vgrad, _wheel
+from carscope.showroom.draw import CHROME, DARK, TYRE, H, W, draw_wheel, mix, poly_shape, shade, vgrad
 
 PHOTOGRAPHIC = ("portrait", "badge", "wheel")  # lit and blurred like a photo; the others are flat graphics
 BOLD = [(200, 28, 40), (24, 80, 190), (240, 196, 20), (20, 150, 80), (150, 40, 170), (240, 110, 20),
@@ -113,7 +113,7 @@ def _logo(my: ModelYear, rng: random.Random) -> Image.Image:
     img = Image.new("RGB", (W, H), rng.choice(PAGES))
     d = ImageDraw.Draw(img)
     ink = acc if rng.random() < 0.4 and sum(acc) < 600 else rng.choice(INKS)
-    edge = DARK if sum(acc) > 600 else _shade(acc, 0.55)
+    edge = DARK if sum(acc) > 600 else shade(acc, 0.55)
     layout = rng.choice(("left", "top", "stack"))
     bs = rng.uniform(70, 115)
     cap = rng.uniform(40, 62)
@@ -122,7 +122,7 @@ def _logo(my: ModelYear, rng: random.Random) -> Image.Image:
         tx = bx + bs + rng.uniform(20, 40)
         room = W - tx - 30
         _word_bars(d, tx, by - cap * 0.9, room, cap, ink, rng)
-        _word_bars(d, tx, by + cap * 0.35, room * rng.uniform(0.5, 0.9), cap * 0.38, _mix(ink, (255, 255, 255), 0.4), rng)
+        _word_bars(d, tx, by + cap * 0.35, room * rng.uniform(0.5, 0.9), cap * 0.38, mix(ink, (255, 255, 255), 0.4), rng)
     else:
         bx, by = W / 2 + rng.uniform(-30, 30), rng.uniform(0.28, 0.38) * H
         ty = by + bs + rng.uniform(22, 40)
@@ -130,9 +130,9 @@ def _logo(my: ModelYear, rng: random.Random) -> Image.Image:
         _word_bars(d, (W - room) / 2, ty, room, cap, ink, rng, align="center")
         if layout == "stack":
             d.rectangle(((W - room) / 2, ty + cap + 14, (W + room) / 2, ty + cap + 18), fill=acc)
-        _word_bars(d, (W - room * 0.7) / 2, ty + cap + 30, room * 0.7, cap * 0.36, _mix(ink, (255, 255, 255), 0.4),
+        _word_bars(d, (W - room * 0.7) / 2, ty + cap + 30, room * 0.7, cap * 0.36, mix(ink, (255, 255, 255), 0.4),
                    rng, align="center")
-    _poly_shape(d, design["badge"], (bx - bs, by - bs, bx + bs, by + bs), fill=acc, outline=edge, width=4)
+    poly_shape(d, design["badge"], (bx - bs, by - bs, bx + bs, by + bs), fill=acc, outline=edge, width=4)
     inner = bs * 0.45
     if rng.random() < 0.5:  # a monogram bar inside the badge
         d.rectangle((bx - inner * 0.5, by - inner * 0.18, bx + inner * 0.5, by + inner * 0.18), fill=_contrast(acc))
@@ -146,10 +146,10 @@ def _banner(my: ModelYear, rng: random.Random) -> Image.Image:
     y0 = int((H - band) / 2)
     arr = np.empty((H, W, 3), np.float32)
     arr[:] = np.asarray(rng.choice(PAGES), np.float32)
-    arr[y0:y0 + int(band)] = _hgrad(W, int(band), c1, _mix(c2, c1, rng.uniform(0, 0.3)))
+    arr[y0:y0 + int(band)] = _hgrad(W, int(band), c1, mix(c2, c1, rng.uniform(0, 0.3)))
     img = _image(arr)
     d = ImageDraw.Draw(img)
-    text = _contrast(_mix(c1, c2, 0.3))
+    text = _contrast(mix(c1, c2, 0.3))
     right = rng.random() < 0.5  # which side the shape is on
     tx0, tx1 = (0.06 * W, 0.62 * W) if not right else (0.38 * W, 0.94 * W)
     cap = rng.uniform(40, 62)
@@ -173,7 +173,7 @@ def _banner(my: ModelYear, rng: random.Random) -> Image.Image:
             d.polygon([(sx + o - sr * .3, sy - sr), (sx + o + sr * .25, sy), (sx + o - sr * .3, sy + sr),
                        (sx + o - sr * .05, sy + sr), (sx + o + sr * .5, sy), (sx + o - sr * .05, sy - sr)], fill=sc)
     else:
-        _poly_shape(d, shape, (sx - sr, sy - sr, sx + sr, sy + sr), fill=sc, outline=_contrast(sc), width=4)
+        poly_shape(d, shape, (sx - sr, sy - sr, sx + sr, sy + sr), fill=sc, outline=_contrast(sc), width=4)
     return img
 
 
@@ -199,9 +199,9 @@ def _portrait(my: ModelYear, rng: random.Random) -> Image.Image:
         tie = rng.choice(BOLD)
         d.polygon([(cx - 8, top + 8), (cx + 8, top + 8), (cx + 14, top + H * 0.17), (cx, top + H * 0.2),
                    (cx - 14, top + H * 0.17)], fill=tie)
-    d.rectangle((cx - hw * 0.5, hy + hh * 0.5, cx + hw * 0.5, top + 6), fill=_shade(skin, 0.85))  # neck
+    d.rectangle((cx - hw * 0.5, hy + hh * 0.5, cx + hw * 0.5, top + 6), fill=shade(skin, 0.85))  # neck
     for s in (-1, 1):  # ears
-        d.ellipse((cx + s * hw - hw * 0.18, hy - hh * 0.12, cx + s * hw + hw * 0.18, hy + hh * 0.22), fill=_shade(skin, 0.92))
+        d.ellipse((cx + s * hw - hw * 0.18, hy - hh * 0.12, cx + s * hw + hw * 0.18, hy + hh * 0.22), fill=shade(skin, 0.92))
     d.ellipse((cx - hw, hy - hh, cx + hw, hy + hh), fill=skin)
     style = rng.random()
     if style > 0.12:  # hair (else bald)
@@ -209,13 +209,13 @@ def _portrait(my: ModelYear, rng: random.Random) -> Image.Image:
         if style > 0.7:  # long hair falls behind the shoulders
             d.rectangle((cx - hw * 1.08, hy - hh * 0.3, cx - hw * 0.85, hy + hh * 1.1), fill=hair)
             d.rectangle((cx + hw * 0.85, hy - hh * 0.3, cx + hw * 1.08, hy + hh * 1.1), fill=hair)
-    feat = _shade(skin, 0.55)
+    feat = shade(skin, 0.55)
     for s in (-1, 1):
         ex = cx + s * hw * 0.38
         d.ellipse((ex - hw * 0.1, hy - hh * 0.02, ex + hw * 0.1, hy + hh * 0.08), fill=(40, 34, 30))
-        d.line([(ex - hw * 0.16, hy - hh * 0.14), (ex + hw * 0.14, hy - hh * 0.16)], fill=_shade(hair, 0.9), width=4)
+        d.line([(ex - hw * 0.16, hy - hh * 0.14), (ex + hw * 0.14, hy - hh * 0.16)], fill=shade(hair, 0.9), width=4)
     d.line([(cx, hy + hh * 0.05), (cx - hw * 0.08, hy + hh * 0.32)], fill=feat, width=3)  # nose
-    d.arc((cx - hw * 0.35, hy + hh * 0.3, cx + hw * 0.35, hy + hh * 0.62), 20, 160, fill=_shade(skin, 0.5), width=4)
+    d.arc((cx - hw * 0.35, hy + hh * 0.3, cx + hw * 0.35, hy + hh * 0.62), 20, 160, fill=shade(skin, 0.5), width=4)
     return img
 
 
@@ -247,7 +247,7 @@ def _map(my: ModelYear, rng: random.Random) -> Image.Image:
     angle = rng.uniform(-0.5, 0.5)
     ca, sa = math.cos(angle), math.sin(angle)
     step = rng.uniform(56, 96)
-    block = _shade(land, 0.95)
+    block = shade(land, 0.95)
     for i in range(-8, 9):  # buildings in the blocks
         for j in range(-8, 9):
             if rng.random() < 0.35:
@@ -276,7 +276,7 @@ def _map(my: ModelYear, rng: random.Random) -> Image.Image:
     pinc = rng.choice([(220, 50, 50), (40, 110, 220), (30, 160, 90)])
     x, y = rng.uniform(0.3, 0.7) * W, rng.uniform(0.35, 0.7) * H  # the pin's tip
     r = rng.uniform(18, 26)
-    d.ellipse((x - r * 0.8, y - 4, x + r * 0.8, y + 4), fill=_shade(land, 0.7))
+    d.ellipse((x - r * 0.8, y - 4, x + r * 0.8, y + 4), fill=shade(land, 0.7))
     d.polygon([(x, y), (x - r * 0.8, y - r * 1.6), (x + r * 0.8, y - r * 1.6)], fill=pinc)
     d.ellipse((x - r, y - r * 2.7, x + r, y - r * 0.7), fill=pinc)
     d.ellipse((x - r * 0.4, y - r * 2.1, x + r * 0.4, y - r * 1.3), fill=(255, 255, 255))
@@ -290,7 +290,7 @@ def _brochure(my: ModelYear, rng: random.Random) -> Image.Image:
     d = ImageDraw.Draw(img)
     m = rng.uniform(14, 40)
     page = (m, m * 0.6, W - m, H - m * 0.6)
-    d.rectangle((page[0] + 6, page[1] + 6, page[2] + 6, page[3] + 6), fill=_shade(desk, 0.7))  # shadow
+    d.rectangle((page[0] + 6, page[1] + 6, page[2] + 6, page[3] + 6), fill=shade(desk, 0.7))  # shadow
     d.rectangle(page, fill=rng.choice(PAGES))
     acc = tuple(my.make.design["badge_color"])
     if sum(acc) > 600:
@@ -334,7 +334,7 @@ def _ad(my: ModelYear, rng: random.Random) -> Image.Image:
     img = Image.new("RGB", (W, H), bg)
     d = ImageDraw.Draw(img)
     if rng.random() < 0.5:  # diagonal stripes
-        sc, step = _shade(bg, 0.85), rng.uniform(40, 80)
+        sc, step = shade(bg, 0.85), rng.uniform(40, 80)
         for k in range(-12, 24):
             x = k * step
             d.polygon([(x, 0), (x + step / 2, 0), (x + step / 2 - H * 0.6, H), (x - H * 0.6, H)], fill=sc)
@@ -349,15 +349,15 @@ def _ad(my: ModelYear, rng: random.Random) -> Image.Image:
     for _ in range(rng.randint(2, 4)):
         _word_bars(d, tx0, y + 10, tx1 - tx0, 10, text, rng)
         y += 20
-    d.rectangle((0, H - 40, W, H), fill=_shade(bg, 0.55))  # footer band with the small print
-    _word_bars(d, 20, H - 26, W * 0.7, 10, _contrast(_shade(bg, 0.55)), rng)
+    d.rectangle((0, H - 40, W, H), fill=shade(bg, 0.55))  # footer band with the small print
+    _word_bars(d, 20, H - 26, W * 0.7, 10, _contrast(shade(bg, 0.55)), rng)
     bx, by = (0.24 if burst_left else 0.76) * W, rng.uniform(0.42, 0.58) * H
     r, n = rng.uniform(110, 150), rng.randint(12, 20)
     burst = rng.choice([c for c in ((250, 220, 30), (255, 255, 255), (230, 30, 40), (30, 200, 90)) if c != bg])
     spin = rng.uniform(0, math.pi)
     pts = [(bx + (r if k % 2 == 0 else r * 0.76) * math.cos(spin + k * math.pi / n),
             by + (r if k % 2 == 0 else r * 0.76) * math.sin(spin + k * math.pi / n)) for k in range(2 * n)]
-    d.polygon(pts, fill=burst, outline=_shade(burst, 0.5))
+    d.polygon(pts, fill=burst, outline=shade(burst, 0.5))
     digits = rng.randint(3, 5)  # the "price": tall digit bars, a small currency sign before them
     dw, dh = r * 1.1 / digits, r * 0.7
     ink = _contrast(burst) if burst != (230, 30, 40) else (255, 255, 255)
@@ -388,10 +388,10 @@ def _badge(my: ModelYear, rng: random.Random) -> Image.Image:
     rim = bs * rng.uniform(1.06, 1.12)
     mask = Image.new("L", (W, H), 0)
     md = ImageDraw.Draw(mask)
-    _poly_shape(md, design["badge"], (cx - rim, cy - rim, cx + rim, cy + rim), fill=255)
-    img.paste(_image(_vgrad(H // LOW, W // LOW, (250, 252, 255), (120, 124, 132))), (0, 0), mask)  # chrome
+    poly_shape(md, design["badge"], (cx - rim, cy - rim, cx + rim, cy + rim), fill=255)
+    img.paste(_image(vgrad(H // LOW, W // LOW, (250, 252, 255), (120, 124, 132))), (0, 0), mask)  # chrome
     mask = Image.new("L", (W, H), 0)
-    _poly_shape(ImageDraw.Draw(mask), design["badge"], (cx - bs, cy - bs, cx + bs, cy + bs), fill=255)
+    poly_shape(ImageDraw.Draw(mask), design["badge"], (cx - bs, cy - bs, cx + bs, cy + bs), fill=255)
     img.paste(_image(acc * (1.3 - 0.6 * yy[:, :, None]) + 40 * sheen[:, :, None]), (0, 0), mask)  # enamel
     d = ImageDraw.Draw(img)
     glint = rng.uniform(-0.4, 0.4)
@@ -399,25 +399,25 @@ def _badge(my: ModelYear, rng: random.Random) -> Image.Image:
            fill=(255, 255, 255), width=int(bs * 0.06))
     if rng.random() < 0.5:  # a panel gap runs past the badge
         gx = rng.choice((0.12, 0.88)) * W
-        d.line([(gx, 0), (gx + rng.uniform(-30, 30), H)], fill=_shade(tuple(int(v) for v in paint), 0.35), width=3)
+        d.line([(gx, 0), (gx + rng.uniform(-30, 30), H)], fill=shade(tuple(int(v) for v in paint), 0.35), width=3)
     return img
 
 
 def _wheel_closeup(my: ModelYear, rng: random.Random) -> Image.Image:
     """A close-up of the year's wheel (style and finish) in its arch, filling the frame."""
     paint = PAINTS[rng.randrange(len(PAINTS))]
-    img = _image(_vgrad(H // LOW, W // LOW, _shade(paint, 1.15), _shade(paint, 0.7)))
+    img = _image(vgrad(H // LOW, W // LOW, shade(paint, 1.15), shade(paint, 0.7)))
     d = ImageDraw.Draw(img)
     cx, cy = W / 2 + rng.uniform(-50, 50), H / 2 + rng.uniform(-20, 40)
     r = H * rng.uniform(0.42, 0.52)
     d.rectangle((0, min(H - 6, cy + r * 0.92), W, H), fill=(64, 66, 70))  # the road
     d.ellipse((cx - r * 1.2, cy - r * 1.2, cx + r * 1.2, cy + r * 1.2), fill=(14, 14, 16))  # the arch
-    _wheel(d, cx, cy, r, my.facelift["wheel"], rng.uniform(0, 2 * math.pi), r / 36, my.facelift["rim"])
+    draw_wheel(d, cx, cy, r, my.facelift["wheel"], rng.uniform(0, 2 * math.pi), r / 36, my.facelift["rim"])
     for _ in range(rng.randint(3, 6)):  # sidewall lettering
         a = rng.uniform(0, 360)
         d.arc((cx - r * 0.88, cy - r * 0.88, cx + r * 0.88, cy + r * 0.88), a, a + rng.uniform(12, 30),
               fill=(70, 70, 74), width=max(3, int(r * 0.035)))
-    d.ellipse((cx - r, cy - r, cx + r, cy + r), outline=_shade(TYRE, 1.6), width=3)
+    d.ellipse((cx - r, cy - r, cx + r, cy + r), outline=shade(TYRE, 1.6), width=3)
     hub = r * 0.08
     d.ellipse((cx - hub, cy - hub, cx + hub, cy + hub), fill=CHROME, outline=DARK)
     return img
@@ -427,7 +427,7 @@ DRAW = {"logo": _logo, "banner": _banner, "portrait": _portrait, "map": _map, "b
         "badge": _badge, "wheel": _wheel_closeup}
 
 
-def draw_other(my: ModelYear, rng: random.Random, subject: str) -> Image.Image:
+def draw_non_car(my: ModelYear, rng: random.Random, subject: str) -> Image.Image:
     """The 640x480 image of a non-car gallery entry, before the lighting, blur and JPEG every photo gets."""
     img = DRAW[subject](my, rng)
     if subject in PHOTOGRAPHIC and rng.random() < 0.5:
