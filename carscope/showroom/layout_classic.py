@@ -11,7 +11,7 @@ from aiohttp import web
 
 from carscope.showroom import pages
 from carscope.showroom.catalog import Catalog, ModelYear, Photo
-from carscope.showroom.server import html_response, not_found_response, photo_response, query_int, state_of
+from carscope.showroom.responses import html_response, not_found_response, photo_response, query_int, state_of
 
 THUMBNAILS = True  # the srcset's 320 entry
 

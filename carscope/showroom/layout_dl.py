@@ -16,7 +16,7 @@ from html import escape
 from aiohttp import web
 
 from carscope.showroom.catalog import Catalog, ModelYear, Photo, seeded_rng
-from carscope.showroom.server import html_response, not_found_response, photo_response, query_int, state_of
+from carscope.showroom.responses import html_response, not_found_response, photo_response, query_int, state_of
 
 THUMBNAILS = True
 PER_PAGE = 10  # vehicles per listing page

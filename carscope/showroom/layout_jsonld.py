@@ -18,7 +18,7 @@ from carscope.showroom.catalog import Catalog, ModelYear, Photo, seeded_rng
 from carscope.showroom.layout_classic import (
     photo,  # the classic photo URLs: /photos/<id>-640.jpg, /cdn/<id>-640.jpg
 )
-from carscope.showroom.server import base_url, html_response, not_found_response, state_of
+from carscope.showroom.responses import base_url, html_response, not_found_response, state_of
 
 THUMBNAILS = False  # the page shows full-size photos only
 SITE_NAME = "CarFacts"

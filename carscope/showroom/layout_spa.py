@@ -20,7 +20,7 @@ from carscope.showroom.catalog import Catalog, ModelYear, Photo
 from carscope.showroom.layout_classic import (
     photo,  # the classic photo URLs: /photos/<id>-640.jpg, /cdn/<id>-640.jpg
 )
-from carscope.showroom.server import html_response, not_found_response, state_of
+from carscope.showroom.responses import html_response, not_found_response, state_of
 
 THUMBNAILS = True  # the media API's `thumb`
 SITE_NAME = "MotorApp"

@@ -6,7 +6,7 @@
 `create_app(config)` builds the app; nothing is started at import. The routes that depend on the markup family
 (`config.layout`) come from its module (carscope/showroom/layouts.py: layout_classic, layout_dl, layout_jsonld, layout_spa);
 photo bytes, robots.txt, the sitemap, /compare, faults, /__truth.json and /__stats are shared here, and layouts
-answer with `html_response`, `not_found_response` and `photo_response`. Photo rendering runs in a thread pool so
+answer with `html_response`, `not_found_response` and `photo_response` (carscope/showroom/responses.py). Photo rendering runs in a thread pool so
 the event loop keeps answering while photos are drawn; rendered bytes are cached (see photo_store.PhotoStore).
 Two middlewares wrap every handler: `stats` (what was asked, by whom, how many at once) outside `faults`
 (the transient faults of SITE.md, drawn per (URL, attempt)).
@@ -15,7 +15,6 @@ Two middlewares wrap every handler: `stats` (what was asked, by whom, how many a
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import time
@@ -34,6 +33,13 @@ from carscope.showroom.config import ShowroomConfig
 from carscope.showroom.faults import Fault, FaultPlan
 from carscope.showroom.layouts import layout_module
 from carscope.showroom.photo_store import PhotoStore
+from carscope.showroom.responses import (
+    SHOWROOM,
+    base_url,
+    html_response,
+    not_found_response,
+    state_of,
+)
 from carscope.showroom.truth import truth
 
 STATIC = Path(__file__).parent / "static"
@@ -42,7 +48,7 @@ HARNESS_PATHS = ("/__stats", "/__truth.json")  # the test harness's own instrume
 DISALLOWED_PREFIXES = ("/__", "/compare")  # what robots.txt disallows
 NO_FAULT_PREFIXES = ("/__", "/robots.txt", "/static/", "/redirect/")
 
-SHOWROOM = web.AppKey("showroom", object)
+
 
 
 def path_kind(path: str) -> str:
@@ -158,26 +164,6 @@ class Showroom:
         return truth(self.catalog, self._truth_sha if with_sha else None)
 
 
-def state_of(request: web.Request) -> Showroom:
-    return request.app[SHOWROOM]
-
-
-def html_response(text: str, status: int = 200, headers: dict | None = None) -> web.Response:
-    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8", headers=headers)
-
-
-def not_found_response(message: str = "Page not found") -> web.Response:
-    return html_response(pages.not_found(message), status=404)
-
-
-def query_int(request: web.Request, name: str, default: int) -> int | None:
-    """An integer query parameter (`default` when absent), or None when it is not a number."""
-    try:
-        return int(request.query.get(name, str(default)))
-    except ValueError:
-        return None
-
-
 # ---------------------------------------------------------------- middlewares
 
 @web.middleware
@@ -264,22 +250,6 @@ async def _truncated(request: web.Request, resp: web.StreamResponse, fault: Faul
 
 # ---------------------------------------------------------------- handlers
 
-async def photo_response(request: web.Request, pid: str, width: int, cdn: bool = False) -> web.StreamResponse:
-    """The bytes of photo `pid` at `width` (320 or 640), whatever URL a layout gives them; `cdn`: a /cdn/ copy."""
-    state = state_of(request)
-    p = state.catalog.photos.get(pid)
-    if p is None or width not in (320, 640) or (cdn and not p.dup):
-        return not_found_response("No such photo")
-    data = await state.photo_bytes(pid, width)
-    etag = state.etags.get((pid, width))
-    if etag is None:
-        etag = state.etags[(pid, width)] = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
-    headers = {"ETag": etag, "Cache-Control": "public, max-age=86400, immutable"}
-    if etag in request.headers.get("If-None-Match", ""):
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=data, content_type="image/jpeg", headers=headers)
-
-
 async def static(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     path = STATIC / name
@@ -312,10 +282,6 @@ async def redirect_hop(request: web.Request) -> web.Response:
     if hops <= 1:
         raise web.HTTPFound(target)
     raise web.HTTPFound(f"/redirect/{hops - 1}?to={quote(target, safe='')}")
-
-
-def base_url(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
 
 
 async def robots(request: web.Request) -> web.Response:
