@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from carscope.crawler.dataset import make_model_id
 from carscope.showroom.config import ShowroomConfig
 
 BODY_TYPES = ("sedan", "suv", "pickup", "coupe", "hatchback", "van")
@@ -102,10 +103,8 @@ def url_slug(text: str) -> str:
 
 
 def model_id_for(year: int, make: str, model: str) -> str:
-    """The dataset's model_id, same rule as `crawler.dataset.make_model_id` (kept here so showroom stands apart)."""
-    def slug(t: str) -> str:
-        return re.sub(r"[^a-z0-9]+", "_", t.lower()).strip("_")
-    return f"{int(year)}_{slug(make)}_{slug(model)}"
+    """The dataset's model_id: the one rule, `crawler.dataset.make_model_id` (the format's owner)."""
+    return make_model_id(year, make, model)
 
 
 @dataclass(frozen=True)
