@@ -97,7 +97,7 @@ def eval_transform(spec: dict[str, Any]) -> Callable[[Any], Any]:
 
 
 def open_rgb(path: str | os.PathLike, spec: dict[str, Any] | None = None):
-    """The photo as RGB: at full size, or for `spec`, at its JPEG draft scale (carscope/imaging.py)."""
+    """The photo as RGB: at full size, or for `spec`, at its JPEG draft scale (carscope/common/imaging.py)."""
     from carscope.train.presets import load_rgb
 
     return load_rgb(path, spec)

@@ -63,10 +63,10 @@ def test_score_is_the_same_from_pytorch_fp32_and_int8(bundle, tiny):
 
 
 def test_int8_that_loses_the_score_is_refused(tiny, tmp_path, monkeypatch):
-    from carscope.export import parity, pipeline
+    from carscope.export import ood_fit, parity, pipeline
 
     monkeypatch.setattr(parity, "INT8_OOD_MAX_AUROC_DROP", -1.0)  # any AUROC at all counts as a drop
-    monkeypatch.setattr(pipeline, "OOD_MAX_FIT_PHOTOS", 12)  # and the fit takes a per-class sample
+    monkeypatch.setattr(ood_fit, "OOD_MAX_FIT_PHOTOS", 12)  # and the fit takes a per-class sample
     data, view, model = tiny
     logs: list[str] = []
     b = pipeline.export_bundle(view, model, data, tmp_path / "b", int8=True, log=logs.append)
