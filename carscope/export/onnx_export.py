@@ -205,7 +205,7 @@ def choose_graph(raw: str | os.PathLike, dest: str | os.PathLike, img_size: int,
         t0 = time.perf_counter()
         sess = cpu_session(candidate, threads=threads)
         load_ms = (time.perf_counter() - t0) * 1000
-        p50 = _median_ms(lambda s=sess: s.run(None, {INPUT_NAME: x}), repeat)
+        p50 = median_ms(lambda s=sess: s.run(None, {INPUT_NAME: x}), repeat)
         measured[name] = {"load_ms": round(load_ms, 2), "p50_ms": round(p50, 3),
                           "bytes": candidate.stat().st_size}
     a, b = measured["optimise_at_load"], measured["offline_optimised"]
@@ -223,7 +223,7 @@ def choose_graph(raw: str | os.PathLike, dest: str | os.PathLike, img_size: int,
     return {"chosen": chosen, "measured": measured, "repeat": repeat}
 
 
-def _median_ms(fn, repeat: int, warmup: int = 3, max_seconds: float = 5.0) -> float:
+def median_ms(fn, repeat: int, warmup: int = 3, max_seconds: float = 5.0) -> float:
     import statistics
 
     for _ in range(warmup):

@@ -72,7 +72,7 @@ def fit_ood(graph: Graph, checked: Checked, photos: dict, tmp: Path, *, method: 
     import numpy as np
 
     from carscope.export import ood as oodmod
-    from carscope.export.onnx_export import _median_ms, run_all
+    from carscope.export.onnx_export import median_ms, run_all
     from carscope.export.photos import batches, image_batches
     from carscope.train.negatives import draw_negative
 
@@ -124,7 +124,7 @@ def fit_ood(graph: Graph, checked: Checked, photos: dict, tmp: Path, *, method: 
         "parity": {"photos": int(len(test_s)),
                    "max_abs_score_diff": float(np.abs(eager_s - test_s).max()) if len(test_s) else 0.0,
                    "decisions_equal": bool(((eager_s > threshold) == (test_s > threshold)).all())},
-        "score_ms_batch1": round(_median_ms(lambda: scorer.score(x1), 50), 4),
+        "score_ms_batch1": round(median_ms(lambda: scorer.score(x1), 50), 4),
         "fit_s": round(time.perf_counter() - t0, 2),
     }
     test_rate = entry["figures"]["test"]["flagged"]
