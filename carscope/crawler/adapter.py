@@ -38,11 +38,13 @@ from pathlib import Path
 from types import ModuleType
 
 from carscope.common.errors import CarscopeError
+from carscope.crawler.checker import Checker
 from carscope.crawler.dataset import make_model_id
 from carscope.crawler.extract.document import DataSource
 from carscope.crawler.extract.fields import FieldRule, parse_field
 from carscope.crawler.extract.identity import IdentityRules
-from carscope.crawler.extract.photos import DEFAULT_VIEW_WORDS, PhotoSource
+from carscope.crawler.extract.photos import PhotoSource
+from carscope.crawler.views import VIEW_NAMES, normalize_view  # noqa: F401 (hooks import them from here)
 
 try:
     import tomllib
@@ -51,8 +53,6 @@ except ModuleNotFoundError:  # Python 3.10
 
 SITES_DIR = Path(__file__).resolve().parent / "sites"
 MODEL_YEAR_GROUPS = {"year", "make", "model"}
-VIEW_NAMES = {"exterior": "exterior", "interior": "interior", "ext": "exterior", "int": "interior",
-              "outside": "exterior", "inside": "interior", "cabin": "interior"}
 
 
 HOOKS = ("links", "specs", "model_year", "photos", "photos_without_browser")
@@ -186,118 +186,14 @@ def load_adapter(site: str) -> Adapter:
     return _build(data, path, text)
 
 
-class _Checker:
-    """Validates fields and reports `file:line: field: problem`."""
-
-    def __init__(self, path: Path, text: str):
-        self.path, self.lines = path, text.splitlines()
-        self.index = 0  # which [[table]] of an array of tables is being checked
-
-    def at(self, index: int) -> _Checker:
-        """This checker, pointing its line numbers at the `index`-th [[table]] of an array of tables."""
-        import copy
-
-        other = copy.copy(self)
-        other.index = index
-        return other
-
-    def line_of(self, table: str, key: str | None, index: int = 0) -> int:
-        """Best-effort line of `key` inside `[table]` (or of the table header when key is None); `index` picks
-        the n-th `[[table]]` of an array of tables."""
-        header = re.compile(r"^\s*\[\[?\s*" + re.escape(table).replace(r"\.", r"\s*\.\s*") + r"\s*\]\]?\s*(#.*)?$")
-        starts = [i for i, line in enumerate(self.lines) if header.match(line)]
-        start = starts[min(index, len(starts) - 1)] if starts else -1  # -1: a dotted key or inline table
-        if key is None:
-            return start + 1 if start >= 0 else 1
-        key_re = re.compile(r"^\s*[\"']?" + re.escape(key) + r"[\"']?\s*=")
-        for i in range(start + 1, len(self.lines)):
-            if i > start + 1 and re.match(r"^\s*\[", self.lines[i]) and start >= 0:
-                break
-            if key_re.match(self.lines[i]):
-                return i + 1
-        return start + 1 if start >= 0 else 1
-
-    def fail(self, table: str, key: str | None, problem: str, index: int | None = None):
-        fieldname = f"{table}.{key}" if key else table
-        line = self.line_of(table, key, self.index if index is None else index)
-        raise CarscopeError(f"{self.path}:{line}: {fieldname}: {problem}")
-
-    def get(self, table: dict, tname: str, key: str, kind, *, required=False, default=None):
-        if key not in table:
-            if required:
-                self.fail(tname, None, f"missing required field '{key}'")
-            return default
-        value = table[key]
-        if kind is list:
-            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-                self.fail(tname, key, "expected a list of non-empty strings")
-            return value
-        if kind is bool:
-            if not isinstance(value, bool):
-                self.fail(tname, key, f"expected true or false, got {value!r}")
-            return value
-        if not isinstance(value, str) or not value.strip():
-            self.fail(tname, key, f"expected a non-empty string, got {value!r}")
-        return value
-
-    def selector(self, tname: str, key: str, sel: str | None) -> str | None:
-        if sel is None:
-            return None
-        from cssselect import GenericTranslator, SelectorError
-
-        try:
-            GenericTranslator().css_to_xpath(sel)
-        except SelectorError as exc:
-            self.fail(tname, key, f"invalid CSS selector {sel!r} ({exc})")
-        return sel
-
-    def xpath(self, tname: str, key: str, expr: str) -> str:
-        from lxml import etree
-
-        try:
-            etree.XPath(expr)
-        except etree.XPathError as exc:
-            self.fail(tname, key, f"invalid XPath {expr!r} ({exc})")
-        return expr
-
-    def jmespath(self, tname: str, key: str, expr: str) -> str:
-        import jmespath
-        from jmespath.exceptions import JMESPathError
-
-        try:
-            jmespath.compile(expr)
-        except JMESPathError as exc:
-            self.fail(tname, key, f"invalid JMESPath expression {expr!r} ({' '.join(str(exc).split())})")
-        return expr
-
-    def table(self, parent: dict, tname: str, key: str) -> dict:
-        value = parent[key]
-        if not isinstance(value, dict):
-            self.fail(tname, key, "expected a table")
-        return value
-
-    def known(self, table: dict, tname: str, keys) -> None:
-        for key in table:
-            if key not in keys:
-                self.fail(tname, key, f"unknown field (known: {', '.join(sorted(keys))})")
-
-    def regex(self, tname: str, key: str, pattern: str) -> re.Pattern:
-        try:
-            return re.compile(pattern)
-        except re.error as exc:
-            self.fail(tname, key, f"invalid regular expression {pattern!r} ({exc})")
-            raise  # unreachable
-
-
 PAGE_KEYS = {"match", "content", "links", "browser", "wait_for", "scroll", "actions", "capture_json", "data",
              "specs", "model_year", "photos"}
 LEGACY_SPEC_KEYS = {"row", "key", "value", "make", "model", "year", "msrp", "title"}
-PHOTO_KEYS = {"image", "json", "from", "jsonld", "attrs", "picture", "url", "srcset", "view", "view_attr",
-              "view_from", "view_words", "view_regex", "view_hint", "caption", "ignore", "rewrite"}
+PHOTO_KEYS = PhotoSource.keys
 
 
 def _build(data: dict, path: Path, text: str) -> Adapter:
-    ck = _Checker(path, text)
+    ck = Checker(path, text)
     site = data.get("site", {})
     if not isinstance(site, dict):
         ck.fail("site", None, "expected a table")
@@ -306,8 +202,7 @@ def _build(data: dict, path: Path, text: str) -> Adapter:
         ck.fail(sorted(unknown)[0], None, "unknown table (expected [site] and [pages.*])")
     ck.known(site, "site", {"name", "hook", "allowed_hosts", "drop_params", "rewrite_links"})
     drop = ck.get(site, "site", "drop_params", list, default=[])
-    link_rewrite = [_rewrite_rule(ck, "site", "rewrite_links", r)
-                    for r in _rewrite_list(ck, "site", "rewrite_links", site.get("rewrite_links", []))]
+    link_rewrite = ck.rewrites("site", "rewrite_links", site.get("rewrite_links", []))
     name = ck.get(site, "site", "name", str, default=path.stem)
     allowed = ck.get(site, "site", "allowed_hosts", list, default=[]) if "allowed_hosts" in site else []
     hook_ref = ck.get(site, "site", "hook", str)
@@ -322,7 +217,7 @@ def _build(data: dict, path: Path, text: str) -> Adapter:
                    hook=hook, drop_params=drop, link_rewrite=link_rewrite)
 
 
-def _page_type(ck: _Checker, pname: str, table) -> PageType:
+def _page_type(ck: Checker, pname: str, table) -> PageType:
     from carscope.crawler.extract.actions import parse_actions
 
     tname = f"pages.{pname}"
@@ -384,16 +279,18 @@ def _page_type(ck: _Checker, pname: str, table) -> PageType:
         for i, entry in enumerate(entries):
             if not isinstance(entry, dict):
                 ck.fail(tname, "photos", "expected a table ([pages.<type>.photos]) or tables ([[...]])")
-            pt.photos.append(_photo_source(ck.at(i), f"{tname}.photos", entry, names, i))
+            photos = PhotoSource.build(entry, ck.at(i), f"{tname}.photos")
+            _check_source(ck.at(i), f"{tname}.photos", "from", photos.source, names)
+            pt.photos.append(photos)
     return pt
 
 
-def _check_source(ck: _Checker, tname: str, key: str, source: str | None, names: set[str]) -> None:
+def _check_source(ck: Checker, tname: str, key: str, source: str | None, names: set[str]) -> None:
     if source is not None and source not in names:
         ck.fail(tname, key, f"no data source '{source}' (this page type has: {', '.join(sorted(names)) or 'none'})")
 
 
-def _data_source(ck: _Checker, tname: str, name: str, t, pt: PageType) -> DataSource:
+def _data_source(ck: Checker, tname: str, name: str, t, pt: PageType) -> DataSource:
     if not isinstance(t, dict):
         ck.fail(tname, None, "expected a table")
     ck.known(t, tname, {"script", "var", "attr", "url", "captured", "optional"})
@@ -419,7 +316,7 @@ def _data_source(ck: _Checker, tname: str, name: str, t, pt: PageType) -> DataSo
     return src
 
 
-def _specs(ck: _Checker, sname: str, st: dict, names: set[str]) -> tuple[SpecRules, IdentityRules | None]:
+def _specs(ck: Checker, sname: str, st: dict, names: set[str]) -> tuple[SpecRules, IdentityRules | None]:
     from carscope.crawler.extract.pairs import FORMS, Rows
 
     ck.known(st, sname, LEGACY_SPEC_KEYS | {"pairs"})
@@ -458,89 +355,7 @@ def _specs(ck: _Checker, sname: str, st: dict, names: set[str]) -> tuple[SpecRul
     return rules, ident
 
 
-def _photo_source(ck: _Checker, tname: str, ph: dict, names: set[str], index: int) -> PhotoSource:
-    ck.known(ph, tname, PHOTO_KEYS)
-    how = [k for k in ("image", "json", "jsonld") if k in ph]
-    if not how:
-        ck.fail(tname, None, "missing required field 'image' (or 'json', or jsonld = true)")
-    src = PhotoSource()
-    if "image" in ph:
-        src.image = ck.selector(tname, "image", ck.get(ph, tname, "image", str))
-    if "json" in ph:
-        src.json = ck.jmespath(tname, "json", ck.get(ph, tname, "json", str))
-        src.source = ck.get(ph, tname, "from", str)
-        _check_source(ck, tname, "from", src.source, names)
-    elif "from" in ph:
-        ck.fail(tname, "from", "'from' goes with 'json'")
-    src.jsonld = ck.get(ph, tname, "jsonld", bool, default=False)
-    if "attrs" in ph:
-        src.attrs = ck.get(ph, tname, "attrs", list)
-    src.picture = ck.get(ph, tname, "picture", bool, default=True)
-    if "url" in ph:
-        url = ph["url"]
-        src.url = [url] if isinstance(url, str) else ck.get(ph, tname, "url", list)
-        src.url = [ck.jmespath(tname, "url", u) for u in src.url]
-    for key in ("srcset", "view"):
-        if key in ph:
-            setattr(src, key, ck.jmespath(tname, key, ck.get(ph, tname, key, str)))
-    if "view_attr" in ph:
-        src.view_from = [f"attr:{ck.get(ph, tname, 'view_attr', str)}"]
-    if "view_from" in ph:
-        src.view_from = ck.get(ph, tname, "view_from", list)
-        for v in src.view_from:
-            if v not in ("class", "alt", "caption", "text") and not (v.startswith("attr:") and len(v) > 5):
-                ck.fail(tname, "view_from", f"unknown view source {v!r} (attr:NAME, class, alt, caption, text)")
-    if "view_words" in ph:
-        words = ph["view_words"]
-        if not isinstance(words, dict) or not set(words) <= {"exterior", "interior"} or not all(
-                isinstance(w, list) and all(isinstance(x, str) for x in w) for w in words.values()):
-            ck.fail(tname, "view_words", "expected { exterior = [words...], interior = [words...] }")
-        src.view_words = {k: tuple(dict.fromkeys([*v, *(x.lower() for x in words.get(k, []))]))
-                          for k, v in DEFAULT_VIEW_WORDS.items()}  # added to the defaults
-    if "view_regex" in ph:
-        src.view_regex = ck.regex(tname, "view_regex", ck.get(ph, tname, "view_regex", str))
-    if "view_hint" in ph:
-        src.view_hint = ck.get(ph, tname, "view_hint", str)
-        if src.view_hint not in ("exterior", "interior", "unknown"):
-            ck.fail(tname, "view_hint", f"expected exterior, interior or unknown, got {src.view_hint!r}")
-    if "caption" in ph:
-        src.caption = ck.selector(tname, "caption", ck.get(ph, tname, "caption", str))
-    src.ignore = [ck.regex(tname, "ignore", p) for p in ck.get(ph, tname, "ignore", list, default=[])]
-    src.rewrite = [_rewrite_rule(ck, tname, "rewrite", r) for r in _rewrite_list(ck, tname, "rewrite",
-                                                                                   ph.get("rewrite", []))]
-    return src
-
-
-def _rewrite_list(ck: _Checker, tname: str, key: str, value) -> list:
-    if not isinstance(value, list):
-        ck.fail(tname, key, "expected a list of { pattern = '...', replace = '...' }")
-    return value
-
-
-def _rewrite_rule(ck: _Checker, tname: str, key: str, r) -> tuple[re.Pattern, str]:
-    if not isinstance(r, dict) or set(r) != {"pattern", "replace"} or not all(isinstance(v, str) for v in r.values()):
-        ck.fail(tname, key, f"each rewrite is {{ pattern = '...', replace = '...' }}, got {r!r}")
-    pattern = ck.regex(tname, key, r["pattern"])
-    try:
-        _check_template(pattern, r["replace"])
-    except (re.error, IndexError) as exc:
-        ck.fail(tname, key, f"bad replacement {r['replace']!r} ({exc})")
-    return pattern, r["replace"]
-
-
-def _check_template(pattern: re.Pattern, repl: str) -> None:
-    """A bad group reference in a replacement fails at load time, not on the first matching URL."""
-    try:
-        from re import _parser
-    except ImportError:  # Python 3.10: sre_parse
-        import sre_parse as _parser
-    try:
-        _parser.parse_template(repl, pattern)
-    except (AttributeError, TypeError):  # an interpreter whose private parser differs: checked at run time
-        pass
-
-
-def _load_hook(ref: str, path: Path, ck: _Checker) -> ModuleType:
+def _load_hook(ref: str, path: Path, ck: Checker) -> ModuleType:
     """A hook is a .py file next to the adapter (or a path relative to it) or an importable module name."""
     if ref.endswith(".py"):
         file = (path.parent / ref).resolve()
@@ -560,10 +375,3 @@ def _load_hook(ref: str, path: Path, ck: _Checker) -> ModuleType:
     except Exception as exc:
         ck.fail("site", "hook", f"cannot import hook module {ref!r}: {type(exc).__name__}: {exc}")
         raise  # unreachable
-
-
-def normalize_view(value: str | None) -> str:
-    """A page's view label -> exterior / interior / unknown (never guessed from pixels)."""
-    if not value:
-        return "unknown"
-    return VIEW_NAMES.get(str(value).strip().lower(), "unknown")

@@ -4,7 +4,7 @@
     carscope crawl --check http://127.0.0.1:8701/vehicle/123456 --site showroom-dl --json
 
 It fetches the one URL politely (robots.txt first; the browser when the page type needs it, with the page
-type's actions), runs exactly the extraction a crawl runs (carscope/crawler/parse.py `extract_page`: forms, JSON
+type's actions), reads it exactly as a crawl does (carscope/crawler/page.py: the browser or HTTP, forms, JSON
 sources, hooks) and reports: the page type (after redirects), the links it would follow and why others are
 dropped (off-site, robots.txt, no page type), the specs raw and cleaned, the model-year id and where each
 part came from, the photos with their view hints, and any problems (bad JSON, missing paths, no model-year).
@@ -39,9 +39,7 @@ def check(url: str, site: str = "showroom", *, browser: str = "auto", user_agent
 
 
 async def _check(adapter, config, url: str) -> dict:
-    from carscope.crawler.engine import HookContext, HookFetchError, _charset
     from carscope.crawler.fetch import HttpFetcher
-    from carscope.crawler.parse import _photo_from, extract_page, make_page
     from carscope.crawler.politeness import Politeness
     from carscope.crawler.urls import host_of, path_and_query
 
@@ -66,29 +64,10 @@ async def _check(adapter, config, url: str) -> dict:
         pt, groups = hit
         report["page_type"] = pt.name
         report["url_groups"] = groups
-        html = (resp.body or b"").decode(_charset(resp.headers.get("content-type", "")), errors="replace")
-        ctx = HookContext(http, config)
         use_browser = config.browser == "always" or (pt.browser and config.browser == "auto")
-        captured, from_hook = None, None
-        report["browser"] = None
-        if use_browser:
-            html, captured, report["browser"] = await _render(config, http, pt, final, html)
-        elif pt.browser and adapter.hook_fn("photos_without_browser") is not None:
-            try:
-                from_hook = await adapter.hook_fn("photos_without_browser")(ctx, make_page(adapter, pt, groups,
-                                                                                          final, html))
-            except HookFetchError as exc:
-                raise CarscopeError(f"the hook's fetch failed: {exc.reason}") from None
-        try:
-            page, parsed = await extract_page(adapter, pt, groups, final, html, ctx=ctx, captured=captured)
-        except HookFetchError as exc:
-            raise CarscopeError(f"a JSON source could not be fetched: {exc.resp.url}: {exc.reason}") from None
-        except Exception as exc:  # a hook is user code: one line, not a traceback
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            raise CarscopeError(f"the adapter's hook raised {type(exc).__name__}: {first}") from None
-        if from_hook is not None:
-            parsed.photos = [p for p in (_photo_from(x, final) for x in from_hook) if p is not None]
-        report["fetched"] = ctx.fetched
+        read, report["browser"] = await _read(adapter, config, http, pt, groups, final, resp.text(), use_browser)
+        page, parsed = read.page, read.parsed
+        report["fetched"] = read.fetched
         report["data"] = {name: _shape(value) for name, value in page.doc.data.items()}
         report["links"], report["dropped_links"] = await _links(politeness, http, config, parsed)
         report["model_year"] = _identity(parsed)
@@ -98,27 +77,49 @@ async def _check(adapter, config, url: str) -> dict:
     return report
 
 
-async def _render(config, http, pt, url: str, html: str):
-    from carscope.crawler.browser import BrowserPool, browser_available
+async def _read(adapter, config, http, pt, groups: dict, url: str, html: str, use_browser: bool):
+    """The page read as a crawl reads it (carscope/crawler/page.py), each failure one line; with the browser, in
+    a pool of one page that lives as long as the read."""
+    from contextlib import AsyncExitStack
 
-    if not browser_available(config.chromium_path):
-        raise CarscopeError(f"page type {pt.name} needs a browser and no Chromium was found (install chromium or "
-                            f"`playwright install chromium`, or pass --browser never)")
+    from carscope.crawler.page import BrowserUnavailable, HookFetchError, PageReader, RenderFailed
 
-    async def fetch(u, kind):
-        return await http.fetch_retrying(u, kind=kind)
+    async with AsyncExitStack() as stack:
+        pool = None
+        if use_browser:
+            from carscope.crawler.browser import BrowserPool, browser_available
 
-    async with BrowserPool(fetch, pages=1, timeout_s=config.browser_timeout, chromium_path=config.chromium_path,
-                           user_agent=config.user_agent) as pool:
-        rendered = await pool.render(url, html, wait_for=pt.wait_for, scroll=pt.scroll, actions=pt.actions,
-                                     capture_json=pt.capture_json)
-        info = {"rendered": rendered.error is None, "error": rendered.error, "clicks": rendered.clicks,
-                "subrequests": pool.subrequests, "captured": [u for u, _ in rendered.captured],
-                "actions": [a.describe() for a in pt.actions]}
-    if rendered.error is not None:
-        raise CarscopeError(f"rendering {url} failed: {rendered.error} (wait_for {pt.wait_for!r}, "
-                            f"actions {info['actions']})")
-    return rendered.html, rendered.captured, info
+            if not browser_available(config.chromium_path):
+                raise CarscopeError(f"page type {pt.name} needs a browser and no Chromium was found (install "
+                                    f"chromium or `playwright install chromium`, or pass --browser never)")
+
+            async def fetch(u, kind):
+                return await http.fetch_retrying(u, kind=kind)
+
+            pool = await stack.enter_async_context(BrowserPool(
+                fetch, pages=1, timeout_s=config.browser_timeout, chromium_path=config.chromium_path,
+                user_agent=config.user_agent))
+        actions = [a.describe() for a in pt.actions]
+        try:
+            read = await PageReader(adapter, http, config, pool).read(pt, groups, url, html, render=use_browser)
+        except RenderFailed as exc:
+            raise CarscopeError(f"rendering {url} failed: {exc.reason} (wait_for {pt.wait_for!r}, "
+                                f"actions {actions})") from None
+        except HookFetchError as exc:
+            if exc.step == "photos_without_browser":
+                raise CarscopeError(f"the hook's fetch failed: {exc.reason}") from None
+            raise CarscopeError(f"a JSON source could not be fetched: {exc.resp.url}: {exc.reason}") from None
+        except BrowserUnavailable:  # Chromium would not start: its own message
+            raise
+        except Exception as exc:  # a hook is user code: one line, not a traceback
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise CarscopeError(f"the adapter's hook raised {type(exc).__name__}: {first}") from None
+        info = None
+        if read.rendered is not None:
+            r = read.rendered
+            info = {"rendered": r.error is None, "error": r.error, "clicks": r.clicks, "subrequests": pool.subrequests,
+                    "captured": [u for u, _ in r.captured], "actions": actions}
+    return read, info
 
 
 async def _links(politeness, http, config, parsed) -> tuple[list[dict], list[dict]]:

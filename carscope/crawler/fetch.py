@@ -64,6 +64,24 @@ class Response:
     def content_type(self) -> str:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
+    def text(self) -> str:
+        """The body as text, in the charset its Content-Type names (UTF-8 otherwise), bad bytes replaced."""
+        return (self.body or b"").decode(charset(self.headers.get("content-type", "")), errors="replace")
+
+
+def charset(content_type: str) -> str:
+    """The codec a Content-Type header names (`text/html; charset=ISO-8859-1` -> iso8859-1), UTF-8 otherwise."""
+    import codecs
+
+    for part in content_type.split(";")[1:]:
+        k, _, v = part.strip().partition("=")
+        if k.lower() == "charset" and v:
+            try:
+                return codecs.lookup(v.strip().strip('"')).name
+            except LookupError:
+                break
+    return "utf-8"
+
 
 class HttpFetcher:
     """Async context manager owning the aiohttp session."""

@@ -14,7 +14,7 @@ resumes exactly (`resume=True`):
 2. **Image bytes** (parquet sources): rows are read in record batches and decoded on the CPU pool; each
    batch's images and failures are committed together with the row it reached, so a resumed import starts
    at the first row whose batch did not commit and stores nothing twice (images are content-addressed).
-3. **Files and URLs**: the crawl engine itself (carscope/crawler/engine.py) works the queued image items: local files
+3. **Files and URLs**: the crawl's work queue (carscope/crawler/runner.py) works the queued image items: local files
    read from disk, URLs fetched politely (robots.txt, per-host limits, Retry-After, retries), every photo
    fully decoded and validated, sha256-deduplicated, failures as data, progress bars, the same stop and
    `--resume` as a crawl.
@@ -35,9 +35,11 @@ from pathlib import Path
 from carscope.common.errors import CarscopeError
 from carscope.crawler import dataset as ds
 from carscope.crawler.config import CrawlConfig
-from carscope.crawler.engine import Crawler, close_output, prepare_output
 from carscope.crawler.frontier import IMAGE, Frontier, Item
 from carscope.crawler.labels import Identity, LabelParser
+from carscope.crawler.output import close_output, prepare_output
+from carscope.crawler.progress import Progress
+from carscope.crawler.runner import Runner
 from carscope.crawler.sources import Columns, Entry, HfSource, Source, open_source
 
 IMPORT_SITE = "import"
@@ -108,7 +110,7 @@ def import_dataset(config: ImportConfig) -> dict:
                                      "keep_original": crawl_config.keep_original})
         if not frontier.get_meta("labelled"):
             label_pass(source, parser, specs, config, frontier)
-        runner = ImportCrawler(crawl_config, root, frontier, source, parser, config)
+        runner = ImportRunner(crawl_config, root, frontier, source, parser, config)
         stats = asyncio.run(runner.run())
         ok = True
         return stats
@@ -280,53 +282,36 @@ def _blank(value) -> bool:
 
 
 # -------------------------------------------------------------------------------------------- the runner
-class _ImportSite:
-    """What the crawl engine asks of an adapter, for an import (which has no pages)."""
-
-    name = IMPORT_SITE
-    allowed_hosts: tuple = ()
-    page_types: dict = {}
-    path = "(dataset import)"
-
-    def hook_fn(self, name):
-        return None
-
-    def model_year_types(self):
-        return []
-
-
-class ImportCrawler(Crawler):
-    """The crawl engine over image items only: files and URLs from the labelling pass, bytes read first."""
+class ImportRunner(Runner):
+    """The work queue over image items only: files and URLs from the labelling pass, parquet bytes read first."""
 
     def __init__(self, config: CrawlConfig, root: Path, frontier: Frontier, source: Source, parser: LabelParser,
                  import_config: ImportConfig):
-        super().__init__(config, _ImportSite(), root, frontier, config.start_url)
+        super().__init__(config, root, frontier)
         self.source, self.parser, self.import_config = source, parser, import_config
 
-    def _check_resume(self) -> None:
+    def begin(self) -> None:
         back = self.frontier.reopen()
         if self.frontier.get_meta("runs"):
-            self._note(f"resuming: {self.frontier.image_count()} images already stored, {back} in-flight items back "
-                       f"to pending")
+            self.note(f"resuming: {self.frontier.image_count()} images already stored, {back} in-flight items back "
+                      f"to pending")
 
-    def _make_politeness(self, politeness_cls):
-        return politeness_cls(self.config, set(), any_host=True)
+    def make_politeness(self):
+        """Every host a manifest names may be fetched; each host's robots.txt still rules."""
+        from carscope.crawler.politeness import Politeness
 
-    def _make_progress(self):
-        from carscope.crawler.engine import _Progress
+        return Politeness(self.config, set(), any_host=True)
 
+    def make_progress(self) -> Progress:
         labelled = self.frontier.get_meta("labelled") or {}
-        return _Progress(self.config, self.frontier, kinds=(IMAGE,), image_total=labelled.get("usable_rows"))
+        return Progress(self.config, self.frontier, kinds=(IMAGE,), image_total=labelled.get("usable_rows"))
 
-    def _plan_browser(self) -> None:
-        self.use_browser_for = set()
-
-    async def _preflight(self, http) -> None:
+    async def prepare(self, http) -> None:
         """Phase 2 (parquet image bytes) runs here, before the workers take the queued files and URLs."""
         if isinstance(self.source, HfSource):
             await self._ingest_bytes()
 
-    async def _fetch_image(self, item: Item):
+    async def fetch_image(self, item: Item):
         if not item.url.startswith("file:"):
             return await self.http.fetch(item.url, kind="image")
         from carscope.crawler.fetch import Response
@@ -344,7 +329,7 @@ class ImportCrawler(Crawler):
         if total is not None and done_rows >= total:
             return
         if done_rows:
-            self._note(f"resuming the parquet rows at row {done_rows} of {total}")
+            self.note(f"resuming the parquet rows at row {done_rows} of {total}")
         rules, config = self.rules, self.import_config
 
         def work(entry: Entry):
@@ -386,7 +371,7 @@ class ImportCrawler(Crawler):
                     self.progress.error(IMAGE)
                     continue
                 if self.frontier.has_source(result.source_sha256):
-                    self._count("duplicates")
+                    self.count("duplicates")
                     self.frontier.improve_image(source_sha256=result.source_sha256, model_id=ident.model_id,
                                                 view_hint=view)
                     self.progress.image_dup()
@@ -402,19 +387,21 @@ class ImportCrawler(Crawler):
                        "height": result.height, "bytes": len(result.data), "source_url": url, "page_url": None,
                        "crawled_at": now, "split": entry.split}
                 if self.frontier.put_image(row):
-                    self._count("bytes_stored", len(result.data))
+                    self.count("bytes_stored", len(result.data))
                     self.progress.image_stored()
                 else:
-                    self._count("duplicates")
+                    self.count("duplicates")
                     self.progress.image_dup()
             done_rows = batch[-1].row + 1
             self.frontier.set_meta("bytes_rows_done", done_rows)  # with the batch's rows: one transaction
-            self._save_counters()
+            self.save_counters()
             self.frontier.commit(force=True)
 
     # -- the end -------------------------------------------------------------------------------------------
-    def _finish(self, elapsed: float) -> dict:
-        stats = super()._finish(elapsed)
+    def describe(self, counts: dict) -> dict:
+        return {"start_url": None, "site": IMPORT_SITE, "shard": None}
+
+    def complete_stats(self, stats: dict, counts: dict) -> None:
         labelled = self.frontier.get_meta("labelled") or {}
         total = labelled.get("rows", 0)
         bytes_left = 0
@@ -422,16 +409,9 @@ class ImportCrawler(Crawler):
             bytes_left = max(0, total - int(self.frontier.get_meta("bytes_rows_done", 0) or 0))
         if stats["status"] == "complete" and bytes_left:
             stats["status"] = "interrupted" if self.stop_reason else "limit_reached"
-        for key in ("pages", "browser", "no_model_year", "page_problems"):
-            stats.pop(key, None)
-        stats["site"] = IMPORT_SITE
-        stats["start_url"] = None
         stats["import"] = {"source": self.source.describe, "format": self.source.kind,
                            "label_pattern": self.parser.pattern, "default_view": self.import_config.view,
                            **labelled, "bytes_rows_left": bytes_left}
-        stats["notes"] = [n for n in stats["notes"] if not n.startswith("nothing trainable")]
-        ds.write_json(stats, self.root / ds.STATS_FILE)
-        return stats
 
 
 def read_local(url: str, max_bytes: int) -> tuple[bytes | None, str | None]:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
-from carscope.crawler.adapter import Adapter, PageType, normalize_view
-from carscope.crawler.extract.document import Document
+from carscope.crawler.adapter import Adapter, PageType
+from carscope.crawler.extract.document import Document, parse_tree  # noqa: F401 (parse_tree: read here too)
 from carscope.crawler.extract.identity import Identity, resolve
 from carscope.crawler.urls import canonicalize, path_and_query
+from carscope.crawler.views import normalize_view
 
 
 @dataclass
@@ -77,18 +78,6 @@ class Parsed:
         if i is None or i.model_id is None:
             return None
         return {"year": i.year, "make": i.make, "model": i.model}
-
-
-def parse_tree(html: str | bytes):
-    import lxml.etree
-    import lxml.html
-
-    if not html or not (html.strip() if isinstance(html, str) else html.strip()):
-        return None
-    try:
-        return lxml.html.document_fromstring(html)
-    except (lxml.etree.ParserError, ValueError):
-        return None
 
 
 def make_page(adapter: Adapter, page_type: PageType, groups: dict, url: str, html: str | bytes,
@@ -261,7 +250,7 @@ async def apply_hooks(adapter: Adapter, ctx, page: Page, parsed: Parsed) -> None
     if fn is not None:
         got = await _call(fn, ctx, page, list(parsed.photos))
         if got is not None:
-            parsed.photos = _unique([_photo_from(p, page.base_url) for p in got if _photo_from(p, page.base_url)])
+            parsed.photos = _unique([photo_from(p, page.base_url) for p in got if photo_from(p, page.base_url)])
     if adapter.hook_fn("model_year") is not None or adapter.hook_fn("photos") is not None:
         parsed.problems = [p for p in parsed.problems if p != "no_model_year"]
         if parsed.model_id is None and parsed.photos:
@@ -285,7 +274,8 @@ def _identity_from(got) -> Identity:
                     make=parts.get("make"), model=parts.get("model"), sources={"all": "hook"})
 
 
-def _photo_from(p, base: str) -> Photo | None:
+def photo_from(p, base: str) -> Photo | None:
+    """What a hook returns for a photo (a Photo, a {"url", "view_hint"} dict or a URL) as a Photo; None if unusable."""
     if isinstance(p, Photo):
         return p
     if isinstance(p, dict) and p.get("url"):

@@ -188,6 +188,12 @@ class Politeness:
         base = min(self.config.backoff_max, self.config.backoff_base * 2 ** max(0, attempt - 1))
         return base * self.rng.uniform(0.5, 1.5)
 
+    def verdict(self, reason: str, attempt: int, *, retryable: bool = True) -> Verdict:
+        """The verdict on attempt `attempt` (from 1) when the response looked fine but the item still failed (a
+        render error, a hook's fetch, a corrupt image): retried while attempts are left, after the backoff."""
+        retry = retryable and attempt < self.config.max_attempts
+        return Verdict("retry" if retry else "fail", reason, self.backoff(attempt))
+
     def classify(self, resp, attempt: int) -> Verdict:
         """What to do after attempt number `attempt` (from 1) of a request produced `resp` (fetch.Response)."""
         if resp.error is None and resp.status is not None and 200 <= resp.status < 300:

@@ -28,14 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from carscope.common.errors import CarscopeError
+from carscope.crawler.views import IMPORT_VIEW_WORDS as VIEW_WORDS
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 MANIFEST_EXTS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
                  ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
 SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                "dev": "val", "test": "test", "testing": "test"}
-VIEW_WORDS = {"exterior": "exterior", "outside": "exterior", "ext": "exterior", "interior": "interior",
-              "inside": "interior", "int": "interior", "unknown": "unknown"}
 FORMATS = ("auto", "folder", "manifest", "hf")
 CHUNK_ROWS = 10_000  # manifest rows read at a time
 HF_BATCH_ROWS = 64  # rows of image bytes read at a time (a few MB)

@@ -35,12 +35,21 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache, lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
 
 from carscope.crawler.dataset import SPECS_COLUMNS, conform
+from carscope.crawler.spec_values import (
+    label_of,
+    parse_consumption,
+    parse_displacement,
+    parse_length,
+    parse_power,
+    parse_price,
+    parse_wheel,
+)
 
 MISSING = {"", "n/a", "na", "-", "--", "—", "tbd", "none", "not available", "null"}
 
@@ -91,22 +100,7 @@ DRIVETRAINS = [  # also schema.org's AllWheelDriveConfiguration etc. (names or U
 FUELS = [(r"plug-?in", "Plug-in Hybrid"), (r"hybrid", "Hybrid"), (r"electric|\bev\b", "Electric"),
          (r"diesel", "Diesel"), (r"flex|e85", "Flex Fuel"), (r"gas|petrol|unleaded|premium", "Gas")]
 
-# Units: (regex matched against the unit text, lower-cased; our tag). The tag is what `units` records, and
-# PINT_UNITS says what it means to pint. US tags (in, hp, mpg, l) are the columns' own units: never converted.
-_END = r"(?![a-z0-9])"
-LENGTH_UNITS = [(r"mm|mmt|millimet(?:er|re)s?", "mm"), (r"cm|cmt|centimet(?:er|re)s?", "cm"),
-                (r"m|mtr|met(?:er|re)s?", "m"), (r'in|inh|inch(?:es)?|"|″|\'\'', "in")]
-POWER_UNITS = [(r"kw|kwt|kilowatts?", "kW"), (r"ps|cv|n12|metric hp", "PS"), (r"b?hp|horsepower", "hp")]
-DISPLACEMENT_UNITS = [(r"l|ltr|lit(?:er|re)s?", "l"), (r"cc|ccm|cm³|cm3|cmq|cubic centimet(?:er|re)s?", "cc"),
-                      (r"cu\.? ?in\.?|ci|cid|cubic inch(?:es)?", "cu in")]
-CONSUMPTION_UNITS = [
-    (r"l(?:it(?:er|re)s?)?\s*/\s*100\s*km", "l/100km"),
-    (r"km\s*/\s*l(?:it(?:er|re)s?)?|kmpl", "km/l"),
-    (r"mpg\s*\(\s*(?:uk|imp(?:erial)?)\s*\)|(?:uk|imp(?:erial)?)\s*mpg", "mpg_imp"),
-    (r"mpg\s*\(\s*us\s*\)|mpg\s*-?\s*e|mpg|miles per (?:us )?gallon", "mpg"),
-    # energy or CO2 figures next to the consumption: recognised so their numbers are not read as mpg
-    (r"kwh\s*/\s*100\s*(?:km|mi(?:les?)?)|mi(?:les?)?\s*/\s*kwh|wh\s*/\s*(?:km|mi)|g\s*/\s*(?:km|mi)", "skip"),
-]
+# what each unit tag of carscope/crawler/spec_values.py means to pint
 PINT_UNITS = {"mm": "millimeter", "cm": "centimeter", "m": "meter", "in": "inch",
               "kW": "kilowatt", "PS": "metric_horsepower", "hp": "horsepower",  # pint's "PS" is petasiemens
               "cc": "cubic_centimeter", "cu in": "cubic_inch", "l": "liter",
@@ -114,21 +108,8 @@ PINT_UNITS = {"mm": "millimeter", "cm": "centimeter", "m": "meter", "in": "inch"
 INVERSE_UNITS = {"l/100km": ("liter", "100 kilometer")}  # volume per distance: mpg = k / value
 US_UNITS = {"in", "hp", "mpg", "l", "cu in"}  # what `units` does not record
 
-# ISO 4217 codes for the symbols price-parser returns (three-letter codes pass through as written)
-CURRENCY_SYMBOLS = {"$": "USD", "us$": "USD", "usd$": "USD", "€": "EUR", "euro": "EUR", "euros": "EUR",
-                    "£": "GBP", "¥": "JPY", "a$": "AUD", "au$": "AUD", "c$": "CAD", "ca$": "CAD",
-                    "nz$": "NZD", "hk$": "HKD", "s$": "SGD", "r$": "BRL", "fr.": "CHF", "sfr.": "CHF",
-                    "zł": "PLN", "kč": "CZK", "₹": "INR", "₩": "KRW", "₽": "RUB", "₺": "TRY", "ft": "HUF"}
 
-_NUM = r"(?<![\w.,])(\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?:[.,]\d+)?(?![\d])|\d+(?:[.,]\d+)*)"
-_RANGE = r"(?:\s*(?:-|–|—|to)\s*" + _NUM.replace("(\\d", "(?:\\d", 1) + r")?"  # "7.8–8.2": the first figure
-_SPACES = re.compile(r"[ \u00a0\u2009\u202f]")
 _KEY_UNIT = re.compile(r"^(.*?)\s*\(([^()]*)\)\s*$")
-_LABELS = [("highway", re.compile(r"extra[- ]?urban|hwy|highway|motorway|freeway|out[- ]of[- ]town|country|rural")),
-           ("city", re.compile(r"city|urban|town")),
-           ("combined", re.compile(r"comb(?:ined)?|mixed|average|avg|overall"))]
-_RPM = (r"(?:@|\bat\b)\s*" + _NUM + r"|" + _NUM + r"\s*(?:(?:-|–)\s*[\d.,]+\s*)?"
-        r"(?:rpm|r/min|tr/min|u/min|1/min|/min|min-1|min⁻¹)")  # "@ 5,600", "5000-6000 rpm": group 1 or 2
 _MILEAGE_KEY = re.compile(r"fuel consumption|fuel economy|fuel efficiency|consumption|mileage|\bmpg\b")
 _UREG = None
 
@@ -153,30 +134,6 @@ def _factor(unit: str, target: str) -> tuple[bool, float]:
     return False, float(ureg.Quantity(1, PINT_UNITS[unit]).to(PINT_UNITS[target]).magnitude)
 
 
-@cache
-def _rx(pattern: str) -> re.Pattern:
-    """`pattern` compiled (case-insensitive) on first use."""
-    return re.compile(pattern, re.IGNORECASE)
-
-
-@cache
-def _unit_rx(kind: str) -> tuple[re.Pattern, list[tuple[re.Pattern, str]]]:
-    """(any unit of `kind`, [(one unit, its tag)]), compiled on first use (keeps the import cheap)."""
-    table = {"length": LENGTH_UNITS, "power": POWER_UNITS, "displacement": DISPLACEMENT_UNITS,
-             "consumption": CONSUMPTION_UNITS}[kind]
-    alts = "|".join(f"(?:{rx})" for rx, _ in table)
-    return re.compile(f"({alts}){_END}", re.IGNORECASE), [(re.compile(rx, re.IGNORECASE), tag) for rx, tag in table]
-
-
-@cache
-def _token_rx(kind: str) -> re.Pattern:
-    """A number (group 1), an optional range tail, then optionally a unit of `kind` (group 2)."""
-    return re.compile(_NUM + _RANGE + r"(?:\s*-?\s*" + _unit_rx(kind)[0].pattern + ")?", re.IGNORECASE)
-
-
-_BIG_UNITS = {"mm", "cc", "kW", "PS", "hp"}  # "1.998 cc", "4.727 mm": a lone separator before 3 digits is thousands
-
-
 def _norm_key(key: str) -> str:
     return " ".join(str(key).lower().split()).rstrip(":").rstrip()
 
@@ -189,177 +146,14 @@ def _canon_key(key: str) -> tuple[str | None, str | None]:
     base, hint = (m.group(1), m.group(2).strip() or None) if m else (k, None)
     canon = KEY_ALIASES.get(k) or KEY_ALIASES.get(base)
     if canon in (None, "mileage") and _MILEAGE_KEY.search(base):
-        labels = _label_of(k)
+        labels = label_of(k)
         if len(set(labels)) == 1:
             return f"mileage_{labels[0]}", hint
         canon = canon or "mileage"  # "Consumption (WLTP)": a consumption figure all the same
     return canon, hint if canon else None
 
 
-@lru_cache(maxsize=4096)
-def _unit_tag(text: str | None, kind: str) -> str | None:
-    """Our tag for a unit as written ("Millimetres" -> "mm"), None when it is not one of `kind`'s units."""
-    if not text:
-        return None
-    text = " ".join(text.lower().split())
-    for rx, tag in _unit_rx(kind)[1]:
-        if rx.fullmatch(text):
-            return tag
-    return None
-
-
-def _to_float(text: str, big: bool = False) -> float | None:
-    """A number as written: "4 727", "31.740,5", "1,234.5", "186,1"; `big`: "1.998" means 1998, not 1.998."""
-    t = _SPACES.sub("", text)
-    seps = [c for c in t if c in ".,"]
-    try:
-        if not seps:
-            return float(t)
-        if len(set(seps)) == 2:  # both: the last one is the decimal mark
-            dec = seps[-1]
-            if t.count(dec) > 1:
-                return None
-            return float(t.replace("," if dec == "." else ".", "").replace(dec, "."))
-        head, *groups = t.split(seps[0])
-        if len(groups) > 1:  # 1.234.567: thousands only
-            return float(head + "".join(groups)) if all(len(g) == 3 for g in groups) else None
-        if big and len(groups[0]) == 3:
-            return float(head + groups[0])
-        return float(head + "." + groups[0])
-    except ValueError:
-        return None
-
-
-def _tokens(value: str, kind: str) -> list[tuple[str, str | None, int, int]]:
-    """(number text, unit tag or None, start, end) of each number in `value`, with the unit written after it."""
-    out = []
-    for m in _token_rx(kind).finditer(value):
-        out.append((m.group(1), _unit_tag(m.group(2), kind), m.start(), m.end()))
-    return out
-
-
 # ---- one parser per spec, called once per distinct (value, unit hint): they return magnitudes and units ----
-
-def _parse_length(value: str, hint: str) -> tuple:
-    """(magnitude, unit): "4727 mm" -> (4727.0, "mm"); "186.1" -> (186.1, "in") unless the key says otherwise."""
-    for num, unit, _, _ in _tokens(value, "length"):
-        unit = unit or _unit_tag(hint, "length") or "in"
-        return _to_float(num, unit in _BIG_UNITS), unit
-    return None, None
-
-
-def _parse_displacement(value: str, hint: str, strict: bool = False) -> tuple:
-    """(magnitude, unit): "2.0 L/122" -> (2.0, "l"), "1998 cm³" -> (1998.0, "cc"); a bare number only with a
-    unit hint, and never when `strict` (an engine description: "2.0 TSI" says nothing certain)."""
-    toks = _tokens(value, "displacement")
-    for num, unit, _, _ in toks:
-        if unit:
-            return _to_float(num, unit in _BIG_UNITS), unit
-    unit = None if strict else _unit_tag(hint, "displacement")
-    if toks and unit:
-        return _to_float(toks[0][0], unit in _BIG_UNITS), unit
-    return None, None
-
-
-def _parse_power(value: str, hint: str, strict: bool = False) -> tuple:
-    """(magnitude, unit, rpm): "188 kW (255 PS)" -> (188.0, "kW", None); "300hp @ 5,600 rpm" -> (300.0, "hp", 5600).
-    The kW figure wins when both are given; a bare number is hp (or the key's unit) unless `strict`."""
-    rpm, spans = None, []
-    for m in _rx(_RPM).finditer(value):
-        spans.append((m.start(), m.end()))
-        if rpm is None:
-            rpm = _to_float(m.group(1) or m.group(2), big=True)
-    toks = [t for t in _tokens(value, "power") if not any(s <= t[2] < e for s, e in spans)]
-    best = next((t for t in toks if t[1] == "kW"), None) or next((t for t in toks if t[1]), None)
-    if best is None and toks and not strict:
-        best = (toks[0][0], _unit_tag(hint, "power") or "hp")
-    if best is None:
-        return None, None, rpm
-    return _to_float(best[0], True), best[1], rpm
-
-
-def _label_of(text: str) -> list[str]:
-    """The consumption labels in `text`, in the order written ("(city)" -> ["city"])."""
-    text = text.lower()
-    found, taken = [], []
-    for name, rx in _LABELS:
-        for m in rx.finditer(text):
-            if not any(s <= m.start() < e for s, e in taken):
-                found.append((m.start(), name))
-                taken.append(m.span())
-    return [name for _, name in sorted(found)]
-
-
-def _parse_consumption(value: str, hint: str, label: str | None = None) -> tuple:
-    """(city, highway, combined) as (magnitude, unit) pairs. "9.4 l/100 km (city) · 7.1 l/100 km (highway)",
-    "25 mpg City/33 mpg Hwy", "City 25 / Hwy 33", "25/33 mpg" (city/highway); one unlabelled figure is combined."""
-    toks = [t for t in _tokens(value, "consumption") if t[1] != "skip"]
-    if not toks:
-        return (None, None) * 3
-    hinted = _unit_tag(hint, "consumption")
-    units = [t[1] for t in toks]
-    for i, u in enumerate(units):  # "25/33 mpg": a bare figure takes the next written unit, else the previous
-        if u is None:
-            units[i] = (next((x for x in units[i + 1:] if x), None) or next((x for x in units[i::-1] if x), None)
-                        or (hinted if hinted != "skip" else None) or "mpg")
-    # labels follow the figures ("25 mpg City") unless the text starts with one ("City: 25 mpg")
-    starts, ends = [t[2] for t in toks], [t[3] for t in toks]
-    if _label_of(value[: starts[0]]):
-        chunks = [value[a:b] for a, b in zip([0] + ends[:-1], starts, strict=True)]
-    else:
-        chunks = [value[a:b] for a, b in zip(ends, starts[1:] + [len(value)], strict=True)]
-    labels = [_label_of(c) for c in chunks]
-    legend = next((ls for ls in labels if len(ls) > 1), None)  # "25/33 mpg (city/highway)"
-    got: dict[str, int] = {}
-    if legend:
-        got = {name: i for i, name in enumerate(legend[: len(toks)])}
-    elif any(labels):
-        for i, ls in enumerate(labels):
-            if ls and ls[0] not in got:
-                got[ls[0]] = i
-    elif label:  # the key named the figure: "Fuel consumption urban"
-        got = {label: 0}
-    elif len(toks) <= 3:
-        got = {name: i for i, name in enumerate([["combined"], ["city", "highway"],
-                                                ["city", "highway", "combined"]][len(toks) - 1])}
-    out = []
-    for name in ("city", "highway", "combined"):
-        i = got.get(name)
-        out += [None, None] if i is None else [_to_float(toks[i][0], False), units[i]]
-    return tuple(out)
-
-
-def _parse_price(value: str, hint: str, default: str) -> tuple:
-    """(amount, ISO currency): "EUR 31.740,00" -> (31740.0, "EUR"), "$34,500*" -> (34500.0, "USD"). `hint`: a
-    currency from the key ("Price (EUR)") or offers.pricecurrency; `default`: the currency when none is found."""
-    from price_parser import Price
-
-    hint_iso = _iso(hint)
-    price = Price.fromstring(value, currency_hint=hint_iso)
-    if price.amount is None:
-        return None, None
-    amount = float(price.amount)
-    if amount < 1000 and _rx(r"\d\s*k\b").search(value):  # "$34.5k"
-        amount *= 1000
-    cur = (price.currency or "").strip()  # the hint when the value itself names no currency
-    return amount, (_iso(cur) or hint_iso) if cur else (default or None)
-
-
-@lru_cache(maxsize=1024)
-def _iso(symbol: str | None) -> str | None:
-    """"€" -> "EUR", "usd" -> "USD"; None for an ambiguous or unknown symbol ("kr")."""
-    symbol = (symbol or "").strip()
-    if re.fullmatch(r"[A-Za-z]{3}", symbol):
-        return symbol.upper()
-    return CURRENCY_SYMBOLS.get(symbol.lower())
-
-
-def _parse_wheel(value: str, hint: str) -> tuple:
-    """(diameter_in,): '20" x 8.5' -> 20; "225/45 R18" or "8J x 18" -> 18 (rims are sized in inches everywhere)."""
-    m = (_rx(r"(?<![a-z])z?r\s?(\d{2})\b").search(value)  # tyre size
-         or _rx(r"\d(?:[.,]\d)?\s*j\s*[x×]\s*(\d{2})\b").search(value)  # rim: width J x diameter
-         or _rx(r"(\d+(?:\.\d+)?)").search(value.replace(",", "")))  # the first number, as before
-    return (float(m.group(1)),) if m else (None,)
 
 
 # ---- vectorised plumbing ----
@@ -480,7 +274,7 @@ def clean_specs(raw: pd.DataFrame, pages: pd.DataFrame | None = None) -> pd.Data
     price_val = w["msrp"].fillna(w["price"])
     price_hint = h["msrp"].where(w["msrp"].notna(), h["price"]).fillna(w["price_currency"])
     default = pd.Series("", index=index, dtype="string").mask(w["msrp"].notna(), "USD")
-    p = _per_distinct(price_val, price_hint.fillna("") + "\x1e" + default, lambda v, hd: _parse_price(
+    p = _per_distinct(price_val, price_hint.fillna("") + "\x1e" + default, lambda v, hd: parse_price(
         v, *hd.split("\x1e", 1)), ["amount", "currency"])
     out["price"] = pd.to_numeric(p["amount"], errors="coerce").astype("Float64")
     out["price_currency"] = p["currency"].astype("string")
@@ -494,8 +288,8 @@ def clean_specs(raw: pd.DataFrame, pages: pd.DataFrame | None = None) -> pd.Data
     out["engine"] = w["engine"].fillna(w["engine_type"])
     engine_text = w["engine"].fillna("").str.cat(w["engine_type"].fillna(""), sep=" ").str.strip().replace("", pd.NA)
 
-    d = _per_distinct(w["displacement"], h["displacement"], _parse_displacement, ["mag", "unit"])
-    d_eng = _per_distinct(engine_text, pd.Series("", index=index, dtype="string"), _parse_displacement,
+    d = _per_distinct(w["displacement"], h["displacement"], parse_displacement, ["mag", "unit"])
+    d_eng = _per_distinct(engine_text, pd.Series("", index=index, dtype="string"), parse_displacement,
                           ["mag", "unit"], strict=True)
     d = d.mask(d["mag"].isna(), d_eng, axis=0)
     disp = _convert(d["mag"], d["unit"], "l")
@@ -505,8 +299,8 @@ def clean_specs(raw: pd.DataFrame, pages: pd.DataFrame | None = None) -> pd.Data
     out["cylinders"] = cyl.fillna(_number(engine_text, r"\b(\d{1,2})[- ]?cyl", "Int64"))
     out["fuel"] = _label(w["fuel"], FUELS).fillna(_label(w["engine"], FUELS)).fillna(_label(w["engine_type"], FUELS))
 
-    hp = _per_distinct(w["horsepower"], h["horsepower"], _parse_power, ["mag", "unit", "rpm"])
-    hp_eng = _per_distinct(engine_text, pd.Series("", index=index, dtype="string"), _parse_power,
+    hp = _per_distinct(w["horsepower"], h["horsepower"], parse_power, ["mag", "unit", "rpm"])
+    hp_eng = _per_distinct(engine_text, pd.Series("", index=index, dtype="string"), parse_power,
                            ["mag", "unit", "rpm"], strict=True)
     hp = hp.mask(hp["mag"].isna(), hp_eng, axis=0)
     out["horsepower"] = _convert(hp["mag"], hp["unit"], "hp").round().astype("Int64")
@@ -514,19 +308,19 @@ def clean_specs(raw: pd.DataFrame, pages: pd.DataFrame | None = None) -> pd.Data
     units["horsepower"] = _nonus(hp["unit"])
 
     names = ["city", "city_unit", "highway", "highway_unit", "combined", "combined_unit"]
-    mpg = _per_distinct(w["mileage"], h["mileage"], _parse_consumption, names)
+    mpg = _per_distinct(w["mileage"], h["mileage"], parse_consumption, names)
     for name in ("city", "highway", "combined"):
         col, one = f"mpg_{name}", f"mileage_{name}"  # one: a key for this figure alone, used when mileage lacks it
-        alone = _per_distinct(w[one], h[one], _parse_consumption, names, label=name)[[name, f"{name}_unit"]]
+        alone = _per_distinct(w[one], h[one], parse_consumption, names, label=name)[[name, f"{name}_unit"]]
         got = mpg[[name, f"{name}_unit"]].mask(mpg[name].isna(), alone, axis=0)
         out[col] = _convert(got[name], got[f"{name}_unit"], "mpg").round().astype("Int64")
         units[col] = _nonus(got[f"{name}_unit"])
 
     for col in ("length_in", "width_in", "height_in", "wheelbase_in"):
-        ln = _per_distinct(w[col], h[col], _parse_length, ["mag", "unit"])
+        ln = _per_distinct(w[col], h[col], parse_length, ["mag", "unit"])
         out[col] = _round(_convert(ln["mag"], ln["unit"], "in"), 2, (ln["unit"] == "in").fillna(False))
         units[col] = _nonus(ln["unit"])
-    wheel = _per_distinct(w["wheel_size_in"], h["wheel_size_in"], _parse_wheel, ["in"])
+    wheel = _per_distinct(w["wheel_size_in"], h["wheel_size_in"], parse_wheel, ["in"])
     out["wheel_size_in"] = pd.to_numeric(wheel["in"], errors="coerce").astype("Float64")
     out["seats"] = _number(w["seats"], r"(\d+)", "Int64")
     out["doors"] = _number(w["doors"], r"(\d+)", "Int64")

@@ -48,8 +48,21 @@ class DataSource:
         return f"captured response matching {self.captured.pattern!r}"
 
 
+def parse_tree(html: str | bytes):
+    """The lxml tree of a page, or None for an empty or unparseable one."""
+    import lxml.etree
+    import lxml.html
+
+    if not html or not (html.strip() if isinstance(html, str) else html.strip()):
+        return None
+    try:
+        return lxml.html.document_fromstring(html)
+    except (lxml.etree.ParserError, ValueError):
+        return None
+
+
 @lru_cache(maxsize=512)
-def _jmespath(expr: str):
+def compiled_jmespath(expr: str):
     import jmespath
 
     return jmespath.compile(expr)
@@ -89,7 +102,6 @@ class Document:
 
     @classmethod
     def from_html(cls, url: str, html: str | bytes, tree=None) -> Document:
-        from carscope.crawler.parse import parse_tree
         from carscope.crawler.urls import canonicalize
 
         if isinstance(html, bytes):
@@ -147,7 +159,7 @@ class Document:
             source = next(iter(self.data), None)
         if source not in self.data:
             return []
-        got = _jmespath(expr).search(self.data[source])
+        got = compiled_jmespath(expr).search(self.data[source])
         if got is None:
             if required:
                 self.problem(f"json_path_missing: {expr}" + (f" in {source}" if source else ""))

@@ -193,7 +193,7 @@ class Json:
                    value=ck.jmespath(tname, "value", ck.get(t, tname, "value", str, default="value")))
 
     def pairs(self, doc) -> list[tuple[str, str]]:
-        from carscope.crawler.extract.document import _jmespath
+        from carscope.crawler.extract.document import compiled_jmespath
 
         out = []
         got = doc.json_values(self.items, self.source, required=True)
@@ -205,7 +205,7 @@ class Json:
             return out
         for entry in got:
             if isinstance(entry, dict):
-                k, v = _jmespath(self.key).search(entry), _jmespath(self.value).search(entry)
+                k, v = compiled_jmespath(self.key).search(entry), compiled_jmespath(self.value).search(entry)
             elif isinstance(entry, list) and len(entry) == 2:
                 k, v = entry
             else:

@@ -31,12 +31,8 @@ import re
 from dataclasses import dataclass, field
 
 from carscope.crawler.extract.fields import node_text
+from carscope.crawler.views import DEFAULT_VIEW_WORDS, VIEW_NAMES
 
-DEFAULT_VIEW_WORDS = {
-    "exterior": ("exterior", "exteriors", "ext", "outside", "outer", "exterieur", "aussen"),
-    "interior": ("interior", "interiors", "int", "inside", "cabin", "cockpit", "dashboard", "innenraum",
-                 "interieur"),
-}
 BACKGROUND_URL = re.compile(r"background(?:-image)?\s*:[^;]*?url\(\s*(['\"]?)(.*?)\1\s*\)", re.I)
 DEFAULT_JSON_URL = ["url", "src", "href", "contentUrl", "full", "large"]
 GOOD_SOURCE_TYPES = ("", "image/jpeg", "image/jpg", "image/png", "image/webp", "image/gif")
@@ -89,11 +85,63 @@ class PhotoSource:
     view_hint: str = "unknown"  # the view of every photo of this source that names none itself
     ignore: list[re.Pattern] = field(default_factory=list)
     rewrite: list[tuple[re.Pattern, str]] = field(default_factory=list)
+    keys = {"image", "json", "from", "jsonld", "attrs", "picture", "url", "srcset", "view", "view_attr", "view_from",
+            "view_words", "view_regex", "view_hint", "caption", "ignore", "rewrite"}
+
+    @classmethod
+    def build(cls, ph: dict, ck, tname: str) -> PhotoSource:
+        """One `[pages.<type>.photos]` table, validated field by field (`ck`: carscope/crawler/checker.py)."""
+        ck.known(ph, tname, cls.keys)
+        how = [k for k in ("image", "json", "jsonld") if k in ph]
+        if not how:
+            ck.fail(tname, None, "missing required field 'image' (or 'json', or jsonld = true)")
+        src = cls()
+        if "image" in ph:
+            src.image = ck.selector(tname, "image", ck.get(ph, tname, "image", str))
+        if "json" in ph:
+            src.json = ck.jmespath(tname, "json", ck.get(ph, tname, "json", str))
+            src.source = ck.get(ph, tname, "from", str)
+        elif "from" in ph:
+            ck.fail(tname, "from", "'from' goes with 'json'")
+        src.jsonld = ck.get(ph, tname, "jsonld", bool, default=False)
+        if "attrs" in ph:
+            src.attrs = ck.get(ph, tname, "attrs", list)
+        src.picture = ck.get(ph, tname, "picture", bool, default=True)
+        if "url" in ph:
+            url = ph["url"]
+            src.url = [url] if isinstance(url, str) else ck.get(ph, tname, "url", list)
+            src.url = [ck.jmespath(tname, "url", u) for u in src.url]
+        for key in ("srcset", "view"):
+            if key in ph:
+                setattr(src, key, ck.jmespath(tname, key, ck.get(ph, tname, key, str)))
+        if "view_attr" in ph:
+            src.view_from = [f"attr:{ck.get(ph, tname, 'view_attr', str)}"]
+        if "view_from" in ph:
+            src.view_from = ck.get(ph, tname, "view_from", list)
+            for v in src.view_from:
+                if v not in ("class", "alt", "caption", "text") and not (v.startswith("attr:") and len(v) > 5):
+                    ck.fail(tname, "view_from", f"unknown view source {v!r} (attr:NAME, class, alt, caption, text)")
+        if "view_words" in ph:
+            words = ph["view_words"]
+            if not isinstance(words, dict) or not set(words) <= {"exterior", "interior"} or not all(
+                    isinstance(w, list) and all(isinstance(x, str) for x in w) for w in words.values()):
+                ck.fail(tname, "view_words", "expected { exterior = [words...], interior = [words...] }")
+            src.view_words = {k: tuple(dict.fromkeys([*v, *(x.lower() for x in words.get(k, []))]))
+                              for k, v in DEFAULT_VIEW_WORDS.items()}  # added to the defaults
+        if "view_regex" in ph:
+            src.view_regex = ck.regex(tname, "view_regex", ck.get(ph, tname, "view_regex", str))
+        if "view_hint" in ph:
+            src.view_hint = ck.get(ph, tname, "view_hint", str)
+            if src.view_hint not in ("exterior", "interior", "unknown"):
+                ck.fail(tname, "view_hint", f"expected exterior, interior or unknown, got {src.view_hint!r}")
+        if "caption" in ph:
+            src.caption = ck.selector(tname, "caption", ck.get(ph, tname, "caption", str))
+        src.ignore = [ck.regex(tname, "ignore", p) for p in ck.get(ph, tname, "ignore", list, default=[])]
+        src.rewrite = ck.rewrites(tname, "rewrite", ph.get("rewrite", []))
+        return src
 
     # -- views ---------------------------------------------------------------------------------------------
     def view_of_text(self, text: str | None) -> str:
-        from carscope.crawler.adapter import VIEW_NAMES
-
         if not text:
             return "unknown"
         if self.view_regex is not None:
@@ -208,7 +256,7 @@ class PhotoSource:
         return canonicalize(url, doc.base_url)
 
     def photos(self, doc) -> list[Found]:
-        from carscope.crawler.extract.document import _jmespath
+        from carscope.crawler.extract.document import compiled_jmespath
         from carscope.crawler.extract.structured import images, vehicles
 
         found: list[tuple[str | None, str]] = []
@@ -224,15 +272,15 @@ class PhotoSource:
                     continue
                 raw = None
                 if self.srcset:
-                    s = _jmespath(self.srcset).search(entry)
+                    s = compiled_jmespath(self.srcset).search(entry)
                     w = widest(s) if isinstance(s, str) else None
                     raw = self._usable(w[0]) if w else None
                 for path in self.url if raw is None else []:
-                    v = _jmespath(path).search(entry)
+                    v = compiled_jmespath(path).search(entry)
                     if isinstance(v, str) and self._usable(v):
                         raw = v.strip()
                         break
-                view = _jmespath(self.view).search(entry) if self.view else None
+                view = compiled_jmespath(self.view).search(entry) if self.view else None
                 found.append((raw, self.view_of_text(view if isinstance(view, str) else None)))
         if self.jsonld:
             items = vehicles(doc.structured("json-ld"))

@@ -17,8 +17,8 @@ politely and raise on failure (the crawler then retries the page later).
 
 from __future__ import annotations
 
-from carscope.crawler.adapter import normalize_view
 from carscope.crawler.urls import canonicalize, largest_from_srcset
+from carscope.crawler.views import normalize_view
 
 
 async def photos_without_browser(ctx, page) -> list[dict]:
