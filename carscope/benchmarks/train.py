@@ -183,34 +183,38 @@ def _ours(arch: str, size: int, paths, device_arg: str, args, steps: int, window
     from carscope.train import engine
     from carscope.train.checkpoint import make_preprocess_spec
     from carscope.train.data import open_cache
+    from carscope.train.hardware import setup
+    from carscope.train.loaders import train_loader
+    from carscope.train.options import default_args, resolve_task_defaults
     from carscope.train.presets import Normalizer
+    from carscope.train.recipe import build_optimizer, build_scheduler
 
     n_classes = 8
     targets = np.array([i % n_classes for i in range(len(paths))], dtype=np.int64)
-    targs = engine.default_args(task="model", data=str(work), out=str(work / "run"), arch=arch, img_size=size,
-                                batch_size=args.batch_size, workers=args.workers, device=device_arg,
-                                no_progress=True, threads=torch.get_num_threads())
-    engine._resolve_task_defaults(targs)  # the augmentation train would use from scratch
-    ctx = engine.setup(targs)
+    targs = default_args(task="model", data=str(work), out=str(work / "run"), arch=arch, img_size=size,
+                         batch_size=args.batch_size, workers=args.workers, device=device_arg,
+                         no_progress=True, threads=torch.get_num_threads())
+    resolve_task_defaults(targs)  # the augmentation train would use from scratch
+    ctx = setup(targs)
     spec = make_preprocess_spec(size)
     t0 = time.perf_counter()
     cache, ok = open_cache(work / f"cache-{arch}-{size}", "train", spec, paths, [f"p{i}" for i in range(len(paths))],
                            workers=2)
     decode_s = time.perf_counter() - t0
 
-    class _Prepared:  # just what _train_loader reads
+    class _Prepared:  # just what train_loader reads
         caches = {"train": cache}
 
     _Prepared.targets = {"train": targets}
-    loader, sampler = engine._train_loader(ctx, targs, _Prepared)
+    loader, sampler = train_loader(ctx, targs, _Prepared)
     torch.manual_seed(0)
     from carscope.train.models import create_model
 
     model = create_model(arch, n_classes).to(ctx.device)
     if ctx.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = engine.build_optimizer(model, arch, targs, 1.0)
-    scheduler = engine.build_scheduler(optimizer, 10_000, 1)
+    optimizer = build_optimizer(model, arch, targs, 1.0)
+    scheduler = build_scheduler(optimizer, 10_000, 1)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=ctx.use_scaler)
     crit = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     norm = Normalizer(spec["mean"], spec["std"], ctx.device, ctx.channels_last)
@@ -296,7 +300,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     import torch
 
     from carscope.common.errors import CarscopeError
-    from carscope.train.cli import TASK_DEFAULTS
+    from carscope.train.options import TASK_DEFAULTS
 
     scale = SCALES[args.scale]
     out = Path(out_dir)
@@ -311,9 +315,9 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         cases.append((arch, TASK_DEFAULTS["model"]["img_size"] if size in ("", "default") else int(size)))
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
                           else "cpu")
-    from carscope.train.engine import _cpu_threads
+    from carscope.train.hardware import cpu_threads
 
-    torch.set_num_threads(_cpu_threads(args, 1, 0))  # the same for both loops
+    torch.set_num_threads(cpu_threads(args, 1, 0))  # the same for both loops
     work = Path(tempfile.mkdtemp(prefix="carscope-bench-train-"))
     result: dict[str, Any] = {"scale": args.scale, "batch_size": args.batch_size, "workers": args.workers,
                               "device": str(device), "torch_threads": torch.get_num_threads(), "cases": []}

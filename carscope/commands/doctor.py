@@ -116,7 +116,7 @@ def _torch() -> dict[str, Any]:
                 info["cuda"]["reason"] = "CUDA initialised but sees no device (CUDA_VISIBLE_DEVICES?)"
         except Exception as exc:
             info["cuda"]["reason"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-    from carscope.train.engine import _cpu_has_bf16, gpu_has_native_bf16
+    from carscope.train.hardware import cpu_has_bf16, gpu_has_native_bf16
 
     if info["cuda"]["ok"]:
         for i in range(torch.cuda.device_count()):
@@ -126,7 +126,7 @@ def _torch() -> dict[str, Any]:
                                  "memory_gib": round(p.total_memory / 2**30, 1),
                                  "training_precision": "bf16 autocast (native bf16)" if native else
                                  "fp16 autocast with a GradScaler (no native bf16 below compute capability 8.0)"})
-    info["cpu_training_precision"] = ("bf16 autocast (the CPU has AVX512-BF16/AMX)" if _cpu_has_bf16() else
+    info["cpu_training_precision"] = ("bf16 autocast (the CPU has AVX512-BF16/AMX)" if cpu_has_bf16() else
                                       "fp32 (no native bf16 on this CPU)")
     return info
 

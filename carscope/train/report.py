@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+METRICS_FILE = "metrics.jsonl"  # one JSON line per epoch, written by the engine as it trains
+
 
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
@@ -34,7 +36,7 @@ def write_json(obj: dict[str, Any], path: Path) -> None:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    p = Path(run_dir) / "metrics.jsonl"
+    p = Path(run_dir) / METRICS_FILE
     if not p.exists():
         return []
     return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]

@@ -10,7 +10,7 @@ from tests.train.conftest import TINY
 
 
 def test_ema_is_the_exponential_average_of_every_step():
-    from carscope.train.engine import EMA
+    from carscope.train.recipe import EMA
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     ema = EMA(model, 0.75)

@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from carscope.train import engine
+import carscope.train
+from carscope.train import engine, hardware, recipe
 from carscope.train.data import TrainImages
 from carscope.train.models import create_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN_DIR = os.path.dirname(os.path.abspath(carscope.train.__file__)) + os.sep  # where our training code is
 
 
 # ------------------------------------------------------------------------------------------- precision
@@ -33,20 +35,20 @@ def test_precision_follows_native_bf16(monkeypatch, capability, emulated, expect
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported",
                         lambda including_emulation=True: capability[0] >= 8 or (including_emulation and emulated))
-    assert engine._resolve_amp("auto", torch.device("cuda", 0)) == expected
+    assert hardware.resolve_amp("auto", torch.device("cuda", 0)) == expected
 
 
 def test_resume_across_a_precision_change():
     fresh = torch.amp.GradScaler("cpu", enabled=True)
     with pytest.raises(RuntimeError):  # what a plain load does with a CPU run's (empty) scaler state
         fresh.load_state_dict(torch.amp.GradScaler("cpu", enabled=False).state_dict())
-    engine.load_scaler_state(fresh, torch.amp.GradScaler("cpu", enabled=False).state_dict())
+    recipe.load_scaler_state(fresh, torch.amp.GradScaler("cpu", enabled=False).state_dict())
     assert fresh.get_scale() == 65536.0  # starts afresh
     saved = torch.amp.GradScaler("cpu", enabled=True, init_scale=1024.0)
-    engine.load_scaler_state(fresh, saved.state_dict())
+    recipe.load_scaler_state(fresh, saved.state_dict())
     assert fresh.get_scale() == 1024.0
     off = torch.amp.GradScaler("cpu", enabled=False)
-    engine.load_scaler_state(off, saved.state_dict())  # fp16 run resumed in bf16: the state is dropped
+    recipe.load_scaler_state(off, saved.state_dict())  # fp16 run resumed in bf16: the state is dropped
     assert not off.is_enabled()
 
 
@@ -67,7 +69,7 @@ class _Counter:
     def _wrap(self, fn):
         def counted(*a, **k):
             caller = sys._getframe(1).f_code.co_filename
-            if caller.startswith(os.path.join(REPO, "train")) or caller.endswith("swa_utils.py"):
+            if caller.startswith(TRAIN_DIR) or caller.endswith("swa_utils.py"):
                 self.n += 1
             return fn(*a, **k)
 
@@ -77,13 +79,13 @@ class _Counter:
 def _epoch(monkeypatch, steps: int, *, ema: bool) -> int:
     torch.manual_seed(0)
     model = create_model("tinynet", 3, dropout=0.0)
-    ctx = engine.Context(device=torch.device("cpu"))
+    ctx = hardware.Context(device=torch.device("cpu"))
     args = argparse.Namespace(clip_grad_norm=2.0, no_progress=True, arch="tinynet")
     loader = [(torch.rand(4, 3, 32, 32), torch.randint(0, 3, (4,))) for _ in range(steps)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    average = engine.EMA(model, 0.9) if ema else None
+    average = recipe.EMA(model, 0.9) if ema else None
     with monkeypatch.context() as m:
         counter = _Counter(m)
         out = engine.train_one_epoch(ctx, model, model, loader, torch.nn.CrossEntropyLoss(), optimizer, scheduler,
@@ -103,7 +105,7 @@ def test_ema_matches_torch_averaged_model_and_loads_its_checkpoints():
 
     torch.manual_seed(0)
     model = create_model("tinynet", 3, dropout=0.0)
-    ours = engine.EMA(model, 0.9)
+    ours = recipe.EMA(model, 0.9)
     theirs = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
     for _ in range(3):
         with torch.no_grad():
@@ -119,7 +121,7 @@ def test_ema_matches_torch_averaged_model_and_loads_its_checkpoints():
             assert a.shape == b.shape, k
     tracked = {k: v for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")}
     assert all(torch.equal(ours.module.state_dict()[k], v) for k, v in tracked.items())
-    again = engine.EMA(model, 0.9)
+    again = recipe.EMA(model, 0.9)
     again.load_state_dict(theirs.state_dict())
     assert again.n == 3
 
@@ -158,7 +160,7 @@ def test_evaluation_runs_in_true_fp32():
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # what setup() does on CUDA
     try:
-        engine.evaluate(engine.Context(device=torch.device("cpu")), Probe(), Cache(), np.zeros(3, dtype=np.int64),
+        engine.evaluate(hardware.Context(device=torch.device("cpu")), Probe(), Cache(), np.zeros(3, dtype=np.int64),
                         lambda x: x.float(), 2, 2)
         assert seen == [(False, False)]
         assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32  # restored afterwards
@@ -170,14 +172,14 @@ def test_evaluation_runs_in_true_fp32():
 WRAPPER = textwrap.dedent("""
     import os, sys, time
     sys.path.insert(0, {repo!r})
-    import carscope.train.engine as engine
-    original = engine.prepare
+    import carscope.train.loaders as loaders
+    original = loaders.prepare
     def slow(*a, **k):
         if os.environ.get("CARSCOPE_TEST_BOOM"):
             raise RuntimeError("boom from the test's rank-0 preparation")
         time.sleep(float(os.environ.get("CARSCOPE_TEST_PREP_DELAY", "0")))
         return original(*a, **k)
-    engine.prepare = slow
+    loaders.prepare = slow
     from carscope.commands.cli import main
     sys.exit(main(sys.argv[1:]))
 """)
@@ -198,7 +200,7 @@ def _torchrun(tmp_path, tiny_data, env_extra: dict, timeout: float):
 
 @pytest.mark.slow
 def test_ranks_outwait_a_rank0_preparation_longer_than_the_collective_timeout(tiny_data, tmp_path):
-    proc, _ = _torchrun(tmp_path, tiny_data, {engine.DIST_TIMEOUT_ENV: "3", "CARSCOPE_TEST_PREP_DELAY": "8"}, 240)
+    proc, _ = _torchrun(tmp_path, tiny_data, {hardware.DIST_TIMEOUT_ENV: "3", "CARSCOPE_TEST_PREP_DELAY": "8"}, 240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("done: best epoch") == 1
 
@@ -216,7 +218,7 @@ def test_bench_train_loops_run_on_torchs_default_flags():
     from carscope.benchmarks.train import torch_defaults
 
     saved = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = True, True  # engine.setup() on CUDA
+    torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = True, True  # hardware.setup() on CUDA
     try:
         with torch_defaults():
             assert (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,

@@ -95,7 +95,7 @@ def test_clean_folds_relabel_what_out_of_fold_models_call_other(tiny_data, tmp_p
     fold model that did not train on it, the photos it calls `other` are relabelled (train split only), the rest
     keep their hints, and a fold model below the quality bar judges nothing."""
     from carscope.train import data as datamod
-    from carscope.train import engine, train
+    from carscope.train import stages, train
 
     ds = load(tiny_data)
     ext = sorted(ds.images.loc[ds.images["view_hint"] == "exterior", "sha256"])
@@ -112,7 +112,7 @@ def test_clean_folds_relabel_what_out_of_fold_models_call_other(tiny_data, tmp_p
         return {}
 
     monkeypatch.setattr(datamod, "score_unknown", fake_score)
-    monkeypatch.setattr(engine, "CLEAN_MIN_VAL_TOP1", 0.0)  # two epochs of a tiny model: every fold judges
+    monkeypatch.setattr(stages, "CLEAN_MIN_VAL_TOP1", 0.0)  # two epochs of a tiny model: every fold judges
     run_dir = tmp_path / "view"
     train({"task": "view", "data": str(tiny_data), "out": str(run_dir), "epochs": 2, "negatives": 30,
            "clean_folds": 2, **TINY})
@@ -125,7 +125,7 @@ def test_clean_folds_relabel_what_out_of_fold_models_call_other(tiny_data, tmp_p
     assert not (splits.loc[splits["split"] != "train", "source"] == "view_cleaned").any()  # val/test keep hints
     assert (run_dir / "clean" / "fold1" / "report.json").is_file() and not (run_dir / "clean" / "fold1" / "best.pt").exists()
     # a judge below the bar is not asked
-    monkeypatch.setattr(engine, "CLEAN_MIN_VAL_TOP1", 1.01)
+    monkeypatch.setattr(stages, "CLEAN_MIN_VAL_TOP1", 1.01)
     train({"task": "view", "data": str(tiny_data), "out": str(tmp_path / "v2"), "epochs": 2, "negatives": 30,
            "clean_folds": 2, **TINY})
     assert not (pd.read_parquet(tmp_path / "v2" / "splits.parquet")["source"] == "view_cleaned").any()

@@ -122,7 +122,7 @@ def test_the_stored_temperature_is_the_one_that_fits_the_validation_split(view_r
 
     import torch
 
-    from carscope.train import checkpoint, engine
+    from carscope.train import checkpoint, engine, hardware
     from carscope.train.data import load_prepared
     from carscope.train.models import model_from_checkpoint
     from carscope.train.presets import Normalizer
@@ -132,7 +132,7 @@ def test_the_stored_temperature_is_the_one_that_fits_the_validation_split(view_r
     spec = state["preprocess"]
     prepared = load_prepared(run_dir, tmp_path / "cache", spec, tiny_data, workers=1)
     model = model_from_checkpoint(state)
-    ctx = engine.Context(device=torch.device("cpu"))
+    ctx = hardware.Context(device=torch.device("cpu"))
     logits, targets = engine.evaluate(ctx, model, prepared.caches["val"], prepared.targets["val"],
                                       Normalizer(spec["mean"], spec["std"], ctx.device), 8, len(state["labels"]))
 
