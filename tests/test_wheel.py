@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import sysconfig
-import time
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_wheel_installs_and_serves_outside_the_checkout(tmp_path):
-    from carscope.common.subprocs import stop_process
+    from carscope.common.servers import ServerProcess
 
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(wheels)],
@@ -50,25 +49,13 @@ def test_wheel_installs_and_serves_outside_the_checkout(tmp_path):
     assert Path(where).is_relative_to(venv) and not Path(where).is_relative_to(REPO)
 
     bundle = make_tiny_bundle(tmp_path / "bundle")
-    proc = subprocess.Popen([str(venv / "bin" / "carscope"), "serve", "--bundle", str(bundle), "--port", "0",
-                             "--providers", "cpu"], cwd=work, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("listening on "), proc.stderr.read()[-2000:] if proc.poll() is not None else line
-        base = line.split()[-1].rstrip("/")
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(base + "/readyz", timeout=5).status == 200:
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "serve from the wheel never became ready"
-                time.sleep(0.2)
+    # the installed `carscope serve` says "listening on URL" and its /readyz answers once its models are loaded
+    with ServerProcess([str(venv / "bin" / "carscope"), "serve", "--bundle", str(bundle), "--port", "0",
+                        "--providers", "cpu"], "serve from the wheel", ready_path="/readyz", timeout=60,
+                       cwd=work, env=env) as server:
+        base = server.url
         page = urllib.request.urlopen(base + "/", timeout=10).read().decode()
         assert "<form" in page and 'type="file"' in page  # the template, from the wheel
         css = urllib.request.urlopen(base + "/static/style.css", timeout=10)
         assert css.status == 200 and len(css.read()) > 1000
         assert urllib.request.urlopen(base + "/static/app.js", timeout=10).status == 200
-    finally:
-        stop_process(proc, grace_s=10.0)

@@ -15,7 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-ORDER = ("crawl", "train", "latency", "serve", "shutdown", "accuracy")
+from carscope.benchmarks.registry import REGISTRY, Artifacts, by_name
+
+ORDER = tuple(b.name for b in REGISTRY if b.all_argv is not None)  # the registry's rows that `bench all` runs
 
 
 def add_arguments(p) -> None:
@@ -27,16 +29,7 @@ def add_arguments(p) -> None:
 
 def bench_argv(name: str, scale: str, work: Path) -> list[str]:
     """The arguments each benchmark gets, from the demo's artifacts."""
-    data, view, model, bundle = work / "dataset", work / "runs" / "view", work / "runs" / "model", work / "bundle"
-    return {
-        "crawl": ["--scale", scale],
-        "train": ["--scale", scale],
-        "latency": ["--view-run", view, "--model-run", model, "--bundle", bundle, "--data", data],
-        "serve": ["--bundle", bundle, "--model-run", model, "--data", data,
-                  *(["--requests", "300"] if scale == "small" else [])],
-        "shutdown": ["--bundle", bundle, "--data", data, *(["--stops", "5"] if scale == "small" else [])],
-        "accuracy": ["--bundle", bundle, "--data", data, "--model-run", model],
-    }[name]
+    return by_name(name).all_argv(scale, Artifacts.under(work))
 
 
 def run(args, out: str):
@@ -49,7 +42,7 @@ def run(args, out: str):
     work = Path(args.workdir)
     carscope = [sys.executable, "-m", "carscope"]
     t0 = time.perf_counter()
-    if {"latency", "serve", "shutdown", "accuracy"} & set(names):
+    if any(by_name(n).needs_demo for n in names):
         print(f"bench all: making sure the demo artifacts exist in {work}", flush=True)
         if subprocess.run([*carscope, "demo", "--no-serve", "--workdir", str(work)]).returncode != 0:
             raise CarscopeError("the demo pipeline failed; see its message above")

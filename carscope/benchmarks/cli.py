@@ -2,28 +2,28 @@
 
     carscope bench latency --bundle demo-work/bundle --out benchmarks/results/mine
 
-Each benchmark is a module `benchmarks/<name>.py` with `add_arguments(parser)` and `run(args) -> (result, md)`.
+Each benchmark is a module `benchmarks/<name>.py` with `add_arguments(parser)` and `run(args) -> (result, md)`,
+listed in benchmarks/registry.py.
 """
 
 from __future__ import annotations
 
 import importlib
 
-BENCHES = ("showroom", "crawl", "import", "train", "latency", "serve", "shutdown", "accuracy", "ood", "gpu")
-MODULES = {"import": "imports"}  # `import` is a keyword: its module is carscope/benchmarks/imports.py
+from carscope.benchmarks.registry import REGISTRY, module_path
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="run benchmarks (JSON + Markdown + PNG)", description=__doc__)
     bsub = p.add_subparsers(dest="bench", metavar="BENCH", parser_class=type(p))
     bsub.required = True
-    for name in BENCHES + ("all",):
-        bp = bsub.add_parser(name, help=f"{name} benchmark")
+    for bench in REGISTRY:
+        bp = bsub.add_parser(bench.name, help=f"{bench.name} benchmark")
         bp.add_argument("--out", default=None, help="results directory (default benchmarks/results/<date>-<host>)")
         try:
-            importlib.import_module(f"carscope.benchmarks.{MODULES.get(name, name)}").add_arguments(bp)
+            importlib.import_module(module_path(bench.name)).add_arguments(bp)
         except ModuleNotFoundError as exc:
-            if exc.name != f"carscope.benchmarks.{MODULES.get(name, name)}":
+            if exc.name != module_path(bench.name):
                 raise
 
 
@@ -33,7 +33,7 @@ def run(args) -> int:
 
     out = args.out or str(default_results_dir())
     try:
-        module = importlib.import_module(f"carscope.benchmarks.{MODULES.get(args.bench, args.bench)}")
+        module = importlib.import_module(module_path(args.bench))
     except ModuleNotFoundError:
         raise CarscopeError(f"benchmark '{args.bench}' is not built yet") from None
     result, markdown = module.run(args, out)

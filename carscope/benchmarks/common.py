@@ -94,13 +94,6 @@ def time_calls(fn: Callable[[], Any], *, warmup: int = 3, repeat: int = 30, sync
     return out
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (for a server started in another process)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def describe_code() -> dict[str, Any]:
     """The code a benchmark measured: HEAD of this checkout (None outside git) and whether the working tree differs
     from it. Every result records it, so a figure names its commit."""

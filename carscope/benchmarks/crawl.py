@@ -50,13 +50,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from carscope.benchmarks.common import describe_code, free_port
+from carscope.benchmarks.ceiling import ceiling
+from carscope.benchmarks.common import describe_code
+from carscope.benchmarks.crawl_report import markdown, plots
 
 TARGET_CEILING_FRACTION = 0.6
 REPO = Path(__file__).resolve().parents[2]  # the current code: the checkout this module is part of
@@ -120,8 +121,8 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
                                           "current": describe_code()}
                 result["comparison"] = {}
             for size in sizes:
-                showroom = _showroom(SIZES[size], args.cache_dir)
-                with showroom as (base, boot):
+                with _showroom(SIZES[size], args.cache_dir) as (showroom, boot):
+                    base = showroom.url
                     _say(f"crawl of ~{size} images ({boot['prerender_s']:.0f} s to start the showroom)")
                     keep = work / f"ds-{size}"  # the dataset the ceiling reads (the large crawl's)
                     if ref is None:
@@ -143,7 +144,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
                             result["browser"] = _browser_bench(base, scale["browser_pages"])
         big = result["crawls"][large_size]
         _say("ceiling: decode + validate + hash + write over the same bytes, no network")
-        result["ceiling"] = _ceiling(work / f"ds-{large_size}", work / "ceiling", max_images=3000)
+        result["ceiling"] = ceiling(work / f"ds-{large_size}", work / "ceiling", max_images=3000)
         # both from this run: the large crawl above and the ceiling just measured
         result["ceiling_fraction"] = big["images_per_s"] / result["ceiling"]["images_per_s"]
         left = 1.0 - big["showroom_cpu_share"]  # what the showroom left of the machine during the large crawl
@@ -159,10 +160,10 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
             b["extrapolated_s_for_large"] = large["images_stored"] / b["images_per_s"]
             result["speedup_vs_seed"] = large["images_per_s"] / b["images_per_s"]
         result["loadavg_at_end"] = os.getloadavg()  # other work on the machine skews every figure: say so
-        _plots(result, out)
+        plots(result, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return result, _markdown(result)
+    return result, markdown(result)
 
 
 def _parse_sizes(text: str) -> list[str]:
@@ -261,41 +262,19 @@ def _say(msg: str) -> None:
     print(f"bench crawl: {msg}", file=sys.stderr, flush=True)
 
 
-class _showroom:
-    """A pre-rendered showroom in its own process (so its CPU and memory are not the crawler's)."""
+@contextlib.contextmanager
+def _showroom(size: dict, cache_dir: str):
+    """A pre-rendered showroom in its own process (so its CPU and memory are not the crawler's): yields the
+    server (its base URL and pid) and how long it took to start."""
+    from carscope.common.servers import ServerProcess
 
-    def __init__(self, size: dict, cache_dir: str):
-        self.size, self.cache_dir = size, cache_dir
-
-    def __enter__(self):
-        port = free_port()
-        cmd = [sys.executable, "-m", "carscope", "showroom", "--port", str(port), "--makes", str(self.size["makes"]),
-               "--models-per-make", str(self.size["models_per_make"]), "--years", self.size["years"],
-               "--photos", str(self.size["photos"]), "--seed", "0", "--prerender", "--cache-dir", self.cache_dir]
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        # the showroom binds first, prerenders, then announces its URL: only that line means "pre-rendered"
-        announced = threading.Event()
-        lines: list[str] = []
-
-        def read():
-            for line in self.proc.stdout:  # keep draining so the pipe never fills
-                lines.append(line.rstrip())
-                if line.startswith("showroom: http"):
-                    announced.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        while not announced.wait(0.5):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the showroom exited: {' | '.join(lines[-5:])}")
-            if time.perf_counter() - t0 > 3600:
-                raise RuntimeError("the showroom did not finish prerendering within an hour")
-        return f"http://127.0.0.1:{port}", {"prerender_s": time.perf_counter() - t0}
-
-    def __exit__(self, *exc):
-        from carscope.common.subprocs import stop_process
-
-        stop_process(self.proc, grace_s=15.0)
+    argv = [sys.executable, "-m", "carscope", "showroom", "--port", "0", "--makes", str(size["makes"]),
+            "--models-per-make", str(size["models_per_make"]), "--years", size["years"],
+            "--photos", str(size["photos"]), "--seed", "0", "--prerender", "--cache-dir", cache_dir]
+    t0 = time.perf_counter()
+    # the showroom binds first, prerenders, then announces its URL: only that line means "pre-rendered"
+    with ServerProcess(argv, "the showroom", timeout=3600, stderr="stdout", grace_s=15.0) as server:
+        yield server, {"prerender_s": time.perf_counter() - t0}
 
 
 def _say_crawl(prefix: str, c: dict) -> None:
@@ -390,40 +369,6 @@ def _crawl_child(base: str, out: Path, concurrency: int, src: Path, showroom_pid
             "rss_samples_mib": [(t, r / 2**20) for t, r in data["samples"]]}
 
 
-def _ceiling(dataset: Path, scratch: Path, max_images: int) -> dict:
-    """The crawler's CPU path (process_image + content-addressed write) over stored bytes, no network."""
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    from carscope.crawler.dataset import image_relpath, load
-    from carscope.crawler.images import ImageRules, process_image
-    from carscope.crawler.writer import store_file
-
-    ds = load(dataset)
-    paths = [dataset / p for p in ds.images["path"].tolist()[:max_images]]
-    blobs = [p.read_bytes() for p in paths]  # in memory first: the disk read is not the crawler's work
-    rules = ImageRules()
-    workers = os.cpu_count() or 2
-
-    async def go() -> float:
-        loop = asyncio.get_running_loop()
-        sem = asyncio.Semaphore(workers * 4)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            async def one(data: bytes):
-                async with sem:
-                    r = await loop.run_in_executor(pool, process_image, data, rules, None)
-                    await store_file(scratch, image_relpath(r.sha256), r.data)
-
-            t0 = time.perf_counter()
-            await asyncio.gather(*(one(b) for b in blobs))
-            return time.perf_counter() - t0
-
-    scratch.mkdir(parents=True, exist_ok=True)
-    seconds = asyncio.run(go())
-    return {"images": len(blobs), "seconds": round(seconds, 3), "images_per_s": len(blobs) / seconds,
-            "workers": workers, "mb_per_s": sum(map(len, blobs)) / seconds / 1e6}
-
-
 def _seed_baseline(base: str, folder: Path, n: int) -> dict:
     """The seed's download loop: one photo at a time, a random 0.4-0.8 s sleep after each, `<label>_<n>.jpg`."""
     truth = json.loads(urllib.request.urlopen(base + "/__truth.json", timeout=60).read())
@@ -502,110 +447,3 @@ def _browser_bench(base: str, n_pages: int) -> dict:
                 await pool.close()
 
     return asyncio.run(go())
-
-
-def _plots(result: dict, out: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover
-        return
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for c in result["crawls"].values():
-        xs = [t for t, _ in c["rss_samples_mib"]]
-        ys = [r for _, r in c["rss_samples_mib"]]
-        axes[0].plot(xs, ys, label=f"{c['images_stored']} images")
-    axes[0].set_xlabel("seconds")
-    axes[0].set_ylabel("crawler RSS (MiB)")
-    axes[0].set_title("crawler memory during the crawl")
-    axes[0].legend()
-    b = result.get("browser") or {}
-    if b.get("pss_mib_every_25_pages"):
-        axes[1].plot([p for p, _ in b["pss_mib_every_25_pages"]], [m for _, m in b["pss_mib_every_25_pages"]],
-                     marker="o")
-        axes[1].set_xlabel("gallery pages rendered")
-        axes[1].set_ylabel("browser + driver PSS (MiB)")
-        axes[1].set_title(f"Chromium memory (contexts recycled every {b['recycle_after']} pages)")
-    fig.tight_layout()
-    fig.savefig(out / "crawl_memory.png", dpi=110)
-    plt.close(fig)
-
-
-def _markdown(r: dict) -> str:
-    load = r.get("loadavg_at_start", [0])[0], r.get("loadavg_at_end", [0])[0]
-    lines = [f"## crawl ({r['scale']}, concurrency = per-host = {r['concurrency']}, {r['cpu_count']} cores, "
-             f"1-min load average {load[0]:.1f} at the start, {load[1]:.1f} at the end)", "",
-             "| crawl | pages | images stored | seconds | pages/s | images/s | MB/s | peak RSS MiB "
-             "| showroom CPU s | crawler CPU s | showroom share | crawler share | both |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for size, c in r["crawls"].items():
-        lines.append(f"| ~{size} images | {c['pages']} | {c['images_stored']} | {c['seconds']:.1f} | "
-                     f"{c['pages_per_s']:.1f} | {c['images_per_s']:.1f} | {c['mb_per_s']:.1f} | {c['peak_rss_mib']:.0f} | "
-                     f"{c['showroom_cpu_s']:.1f} | {c['crawler_cpu_s']:.1f} | {c['showroom_cpu_share']:.0%} | "
-                     f"{c['crawler_cpu_share']:.0%} | {c['machine_cpu_share']:.0%} |")
-    big = list(r["crawls"].values())[-1]
-    lines += ["", "CPU columns: user + system seconds of the showroom process and of the crawler child over exactly "
-                  "the crawl's interval; a share is CPU s / (wall s x the machine's cores), *both* is the two "
-                  "together. When *both* is near 100%, the crawl rate is bounded by the machine (the test site "
-                  "takes its share of the cores), not by the crawler, so the ceiling fraction below must be read "
-                  f"with the showroom's share next to it ({big['showroom_cpu_share']:.0%} in the large crawl)."]
-    if "comparison" in r:
-        lines += _markdown_comparison(r)
-    ce = r["ceiling"]
-    frac = r["ceiling_fraction"]
-    adj = r.get("ceiling_fraction_cpu_adjusted")
-    lines += ["", f"- ceiling (decode + validate + hash + write, no network, {ce['workers']} threads): "
-                  f"{ce['images_per_s']:.0f} images/s over {ce['images']} images; the large crawl of this run "
-                  f"reaches **{frac:.0%}** of it (target >= {r['target_ceiling_fraction']:.0%}: "
-                  f"{'met' if frac >= r['target_ceiling_fraction'] else 'NOT met'}) while the showroom used "
-                  f"{big['showroom_cpu_share']:.0%} of the machine",
-              "- ceiling fraction, CPU-adjusted: " + (f"**{adj:.0%}**" if adj is not None else "n/a") +
-              " = crawl images/s / (ceiling images/s x (1 - the showroom's CPU share)): the ceiling had the whole "
-              "machine, the crawler at most what the showroom left it",
-              f"- peak RSS {r['rss_growth']['peak_rss_mib'][0]:.0f} MiB at {r['rss_growth']['images'][0]} images vs "
-              f"{r['rss_growth']['peak_rss_mib'][1]:.0f} MiB at {r['rss_growth']['images'][1]} images "
-              f"(x{r['rss_growth']['ratio']:.2f} for x{r['rss_growth']['images'][1] / max(1, r['rss_growth']['images'][0]):.0f} the images)"]
-    b = r.get("browser")
-    if b and "skipped" not in b:
-        lines.append(f"- Playwright: {b['pages_per_s']:.1f} gallery pages/s over {b['pages']} pages "
-                     f"({b['browser_pages']} pages at once, {b['errors']} errors); driver + browser memory (PSS) "
-                     f"{b['pss_first_mib']:.0f} MiB after 25 pages, {b['pss_last_mib']:.0f} MiB at the end, "
-                     f"max {b['pss_max_mib']:.0f} MiB ({b['contexts']} contexts, recycled every {b['recycle_after']} pages)")
-    elif b:
-        lines.append(f"- Playwright: skipped ({b['skipped']})")
-    if "baseline" in r:
-        bl = r["baseline"]
-        lines.append(f"- seed's approach (sequential, 0.4-0.8 s sleep): {bl['images_per_s']:.2f} images/s "
-                     f"({bl['note']}): {bl['extrapolated_s_for_large'] / 60:.0f} min for the large crawl's images; "
-                     f"the crawler is **x{r['speedup_vs_seed']:.0f}** faster")
-    return "\n".join(lines) + "\n"
-
-
-def _markdown_comparison(r: dict) -> list[str]:
-    ref = r["baseline_ref"]
-    cur = ref["current"]
-    current = f"HEAD {cur['head'][:12]}" + (" + uncommitted changes" if cur["uncommitted_changes"] else "")
-    lines = ["", f"### current ({current}) vs baseline `{ref['ref']}` ({ref['commit'][:12]}), "
-                 f"{ref['rounds']} rounds per size in one run, against the same showroom", "",
-             "| crawl | baseline images/s (median) | current images/s (median) | current / baseline "
-             "| per round: baseline | per round: current | order |",
-             "|---|---|---|---|---|---|---|"]
-    for size, cmp in r["comparison"].items():
-        per = [" / ".join(f"{x:.1f}" for x in cmp[side]["images_per_s"]) for side in ("baseline", "current")]
-        order = ", ".join("".join("B" if s == "baseline" else "C" for s in o) for o in cmp["order"])
-        ratio = f"{cmp['ratio']:.2f}" if cmp["ratio"] is not None else "n/a"
-        lines.append(f"| ~{size} images | {cmp['baseline']['median_images_per_s']:.1f} | "
-                     f"{cmp['current']['median_images_per_s']:.1f} | {ratio} | {per[0]} | {per[1]} | {order} |")
-    lines.append("")
-    for size, cmp in r["comparison"].items():
-        note = "" if cmp["same_images_stored"] else (" (the crawls did not all store the same number of images: "
-                                                     f"{sorted(set(cmp['baseline']['images_stored'] + cmp['current']['images_stored']))})")
-        if cmp["ratio"] is None:
-            lines.append(f"- ~{size} images: the baseline stored no images, so there is no ratio{note}")
-            continue
-        lines.append(f"- ~{size} images: **current is {cmp['ratio']:.2f}× the baseline** (median of {cmp['rounds']} "
-                     f"rounds, in one run){note}")
-    lines.append("- the table above and the ceiling use the current code's crawl with the median images/s")
-    return lines

@@ -22,6 +22,7 @@ failed / skipped), the CPU stand-in's status in a dry run, reason and seconds.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import subprocess
@@ -48,7 +49,6 @@ def add_arguments(p) -> None:
 
 
 def run(args, out_dir) -> tuple[dict[str, Any], str]:
-    from carscope.commands.cli import build_parser
     from carscope.showroom.offline import write_dataset
 
     out = Path(out_dir)
@@ -74,7 +74,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         "latency-cuda": ["bench", "latency", "--bundle", str(bundle), "--out", str(out / "latency"), "--runs", "50",
                          "--max-seconds", "5", "--peak-seconds", "0.5"],
     }
-    parser = build_parser()
+    parser = step_parser()
     result: dict[str, Any] = {"dry_run": bool(args.dry_run), "cuda": cuda, "code": describe_code(),
                               "dataset": {"path": str(data), "seconds": round(data_s, 2), **_data_check(data)},
                               "steps": []}
@@ -102,6 +102,29 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     result["skipped"] = [s["name"] for s in result["steps"] if s["status"] == "skipped"]
     result["failed"] = [s["name"] for s in result["steps"] if s["status"] == "failed"]
     return result, _markdown(result)
+
+
+# the command word of each step -> the module that defines its options (each stage's own `add_parser`); the steps
+# are parsed by those, not by carscope/commands/cli.py, which a benchmark may not import
+STEP_COMMANDS = {"train": "carscope.train.cli", "export": "carscope.export.cli", "serve": "carscope.serve.cli",
+                 "bench": "carscope.benchmarks.cli"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # as the carscope command does: one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def step_parser() -> argparse.ArgumentParser:
+    """A parser for the steps' commands, built from the stages' own `add_parser`, as the `carscope` command is."""
+    import importlib
+
+    parser = _Parser(prog="carscope")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for module in STEP_COMMANDS.values():
+        importlib.import_module(module).add_parser(sub)
+    return parser
 
 
 def cpu_argv(argv: list[str]) -> list[str]:
@@ -215,25 +238,16 @@ def _verify(name: str, argv: list[str], work: Path, *, on_cuda: bool = True) -> 
 
 
 def _serve(argv: list[str], timeout: float, *, on_cuda: bool = True) -> dict[str, Any]:
-    from carscope.common.subprocs import stop_process
+    from carscope.common.errors import CarscopeError
+    from carscope.common.servers import ServerProcess
 
-    proc = subprocess.Popen([sys.executable, "-m", "carscope", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO)
-    try:
-        line = proc.stdout.readline()
-        if not line.startswith("listening on "):
-            return {"status": "failed", "reason": (proc.stderr.read().strip().splitlines() or ["no message"])[-1]}
-        base = line.split()[-1].rstrip("/")
-        deadline = time.monotonic() + timeout
-        while True:  # listening comes first; /readyz says when the sessions are loaded and warmed
-            try:
-                if urllib.request.urlopen(base + "/readyz", timeout=10).status == 200:
-                    break
-            except OSError:  # 503 while loading (HTTPError is an OSError), or a refused connection
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                return {"status": "failed", "reason": "serve never became ready"}
-            time.sleep(0.5)
+    try:  # listening comes first; /readyz says when the sessions are loaded and warmed
+        server = ServerProcess([sys.executable, "-m", "carscope", *argv], "carscope serve", ready_path="/readyz",
+                               timeout=timeout, cwd=REPO, grace_s=20.0, poll_s=0.5)
+    except CarscopeError as exc:
+        return {"status": "failed", "reason": str(exc)}
+    with server:
+        base = server.url
         models = json.loads(urllib.request.urlopen(base + "/api/v1/models", timeout=timeout).read())
         photo = _photo()
         boundary = "carscopebenchgpu"
@@ -245,8 +259,6 @@ def _serve(argv: list[str], timeout: float, *, on_cuda: bool = True) -> dict[str
         ok = ("CUDAExecutionProvider" in json.dumps(models) or not on_cuda) and "model" in answer
         return {"status": "ok" if ok else "failed", "answer": answer.get("model", {}).get("top", [])[:1],
                 "reason": None if ok else "serve did not report the CUDA provider"}
-    finally:
-        stop_process(proc, grace_s=20.0)
 
 
 def _photo() -> bytes:

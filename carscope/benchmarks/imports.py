@@ -25,7 +25,6 @@ import csv
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,14 +34,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from carscope.benchmarks.common import describe_code, free_port
+from carscope.benchmarks.common import describe_code
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SIZES = "2000,20000"
 BASE_IMAGES = 64
 
 SERVER = r"""
-import io, random, struct, sys
+import asyncio, io, random, struct, sys
 from aiohttp import web
 from PIL import Image, ImageDraw
 rng = random.Random(0)
@@ -66,8 +65,14 @@ async def img(request):
 app = web.Application()
 app.router.add_get("/robots.txt", robots)
 app.router.add_get("/img/{i}.jpg", img)
-print("ready", flush=True)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+async def main():
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", int(sys.argv[1]))
+    await site.start()
+    print(f"listening on http://127.0.0.1:{runner.addresses[0][1]}", flush=True)  # bound: the port is the OS's pick
+    await asyncio.Event().wait()
+asyncio.run(main())
 """
 
 OURS = r"""
@@ -137,7 +142,8 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="carscope-bench-import-"))
     try:
-        with _server() as base:
+        with _server() as server:
+            base = server.url
             for n in sizes:
                 manifest = work / f"urls-{n}.csv"
                 with open(manifest, "w", newline="") as f:
@@ -170,10 +176,10 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
                         else:
                             shutil.rmtree(dest, ignore_errors=True)
                 result["runs"][str(n)] = {tool: _summary(ms) for tool, ms in runs.items() if ms}
-        from carscope.benchmarks.crawl import _ceiling
+        from carscope.benchmarks.ceiling import ceiling
 
         _say("ceiling: decode + validate + hash + write over the same bytes, no network")
-        result["ceiling"] = _ceiling(work / "ceiling-src", work / "ceiling", max_images=3000)
+        result["ceiling"] = ceiling(work / "ceiling-src", work / "ceiling", max_images=3000)
         for tools in result["runs"].values():
             ours = tools["carscope"]
             ours["ceiling_fraction"] = ours["images_per_s"] / result["ceiling"]["images_per_s"]
@@ -222,28 +228,12 @@ def _version(py: str | None) -> str | None:
     return subprocess.run([py, "-c", code], capture_output=True, text=True).stdout.strip() or None
 
 
-class _server:
-    def __enter__(self) -> str:
-        port = free_port()
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(BASE_IMAGES)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        line = self.proc.stdout.readline()
-        if "ready" not in line:
-            raise RuntimeError(f"the photo server did not start: {line.strip()}")
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):  # the port answers once run_app has bound it
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        return base
+def _server():
+    """The photo server in its own process, on a free port (it prints "listening on URL" once bound)."""
+    from carscope.common.servers import ServerProcess
 
-    def __exit__(self, *exc):
-        from carscope.common.subprocs import stop_process
-
-        stop_process(self.proc, grace_s=10.0)
+    return ServerProcess([sys.executable, "-c", SERVER, "0", str(BASE_IMAGES)], "the photo server",
+                         timeout=120, stderr="stdout")
 
 
 def _child(cmd: list[str]) -> dict:

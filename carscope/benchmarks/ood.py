@@ -123,17 +123,16 @@ def _ood_sets(n_synthetic: int, n_showroom: int) -> tuple[dict[str, list[tuple[s
 
 def _showroom_negatives(n: int) -> list[tuple[str, bytes]]:
     """The showroom's non-car images from a catalog seeded apart from any training showroom."""
-    from carscope.showroom import catalog as cat
-    from carscope.showroom.config import ShowroomConfig
-    from carscope.showroom.render import render_dataset_photo
+    import itertools
 
-    if n <= 0 or not hasattr(cat, "NON_CAR_SUBJECTS"):
+    from carscope.showroom.config import ShowroomConfig
+    from carscope.showroom.offline import non_car_images
+
+    if n <= 0:
         return []
     config = ShowroomConfig(makes=4, models_per_make=2, years=(2023, 2023), photos=3, seed=SHOWROOM_SEED,
                             others=max(1, -(-n // 8)))
-    catalog = cat.build_catalog(config)
-    photos = [p for my in catalog.model_years for p in my.photos if p.subject != "car"][:n]
-    return [(p.subject, render_dataset_photo(catalog, p, 640)) for p in photos]
+    return list(itertools.islice(non_car_images(config), n))
 
 
 def _predict_all(predictor, items: list[bytes]) -> list[dict[str, Any]]:

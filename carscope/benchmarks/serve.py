@@ -18,23 +18,22 @@ them alike. Every server gets the same photos (test-split photos of served class
 thumbnails), sent as multipart uploads over keep-alive connections by client threads of this process.
 Targets: serve at concurrency 16 >= 0.8x bare throughput; serve p99 at concurrency 1 <= bare p50 + 15 ms;
 RSS growth < 10%; serve at concurrency 16 >= 3x the seed-style server.
+
+This module is the benchmark and its report; the load generator is benchmarks/load.py, the bare sessions
+benchmarks/bare_ort.py, the seed-style server benchmarks/seed_server.py, and every server is started and stopped
+by carscope/common/servers.py.
 """
 
 from __future__ import annotations
 
-import http.client
-import itertools
-import json
+import contextlib
 import os
-import subprocess
 import sys
-import tempfile
 import threading
-import time
-import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from carscope.benchmarks.load import closed_loop, consistency, load_chunk, load_photos, summarize, tree_rss
 
 TARGET_VS_BARE = 0.8
 TARGET_P99_MARGIN_MS = 15.0
@@ -75,271 +74,6 @@ def add_arguments(p) -> None:
                         "compare batch-1 latency at concurrency 1, rounds interleaved with --bundle's")
 
 
-# -- photos and requests ---------------------------------------------------------------------------------------------
-def _multipart(data: bytes) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"photo.jpg\"\r\n"
-            f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
-def load_photos(bundle, data_dir: str | None, n: int) -> tuple[list[tuple[bytes, str]], str]:
-    """(jpeg bytes, true label) of up to n photos of served classes: test split first, exterior first."""
-    labels = set(bundle.models["model"].labels)
-    data_dir = data_dir or bundle.meta.get("source", {}).get("data")
-    if data_dir and Path(data_dir, "images.parquet").is_file():
-        from carscope.crawler.dataset import load as load_dataset
-
-        images = load_dataset(data_dir).images
-        images = images[images["model_id"].astype(str).isin(labels)].copy()
-        split_file = bundle.models["model"].meta.get("source", {}).get("splits")
-        if split_file and Path(split_file).is_file():
-            import pandas as pd
-
-            splits = pd.read_parquet(split_file)[["sha256", "split"]]
-            # images.parquet has a `split` column of its own (a published split; empty for a crawl)
-            images = images.drop(columns=["split"], errors="ignore").merge(splits, on="sha256", how="left")
-            images["order"] = images["split"].map({"test": 0, "val": 1}).fillna(2)
-        else:
-            images["order"] = 0
-        images["ext"] = (images["view_hint"].astype(str) == "interior").astype(int)
-        # Spread over classes: the i-th photo of every class before the (i+1)-th of any.
-        images = images.sort_values(["order", "ext", "model_id", "sha256"])
-        images["rank"] = images.groupby("model_id").cumcount()
-        images = images.sort_values(["order", "rank", "ext", "model_id"]).head(n)
-        photos = [(Path(data_dir, p).read_bytes(), str(m)) for p, m in zip(images["path"], images["model_id"],
-                                                                            strict=True)]
-        if photos:
-            return photos, f"{len(photos)} photos from {data_dir}"
-    photos = []
-    for label in bundle.models["model"].labels:
-        for rel in bundle.thumbs(label).get("exterior", []):
-            photos.append(((bundle.root / rel).read_bytes(), label))
-    if not photos:
-        from carscope.common.errors import CarscopeError
-
-        raise CarscopeError("no photos to send: give --data (a dataset) or a bundle with thumbnails")
-    return photos[:n], f"{min(len(photos), n)} bundle thumbnails (no dataset found)"
-
-
-def _process_cpu(pid: int | None) -> float:
-    if not pid:
-        return 0.0
-    import psutil
-
-    total = 0.0
-    for proc in _tree(pid):  # with --processes, the serving children do the work
-        try:
-            t = proc.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def _tree(pid: int):
-    """The process and its descendants (psutil.Process objects)."""
-    import psutil
-
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
-
-
-def load_chunk(url: str, photos: list[tuple[bytes, str]], concurrency: int, n_requests: int,
-               path: str = "/api/v1/predict", timeout: float = 120.0, server_pid: int | None = None) -> dict[str, Any]:
-    """One closed-loop run, raw: `concurrency` clients, each sending its next request as soon as its last one
-    is answered, until `n_requests` were sent. With `server_pid`, the server's CPU seconds are measured too."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    bodies = [(*_multipart(data), label) for data, label in photos]
-    counter = itertools.count()
-    lock = threading.Lock()
-    lat: list[float] = []
-    statuses: Counter = Counter()
-    answers: list[tuple[int, str | None, float | None, int | None]] = []  # photo index, top-1, queue ms, batch
-
-    def worker():
-        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-        mine_lat, mine_status, mine_answers = [], Counter(), []
-        try:
-            while True:
-                i = next(counter)  # atomic under the GIL
-                if i >= n_requests:
-                    break
-                body, ctype, _ = bodies[i % len(bodies)]
-                t0 = time.perf_counter()
-                try:
-                    conn.request("POST", path, body, {"Content-Type": ctype})
-                    resp = conn.getresponse()
-                    data = resp.read()
-                    status = resp.status
-                except (OSError, http.client.HTTPException) as exc:
-                    conn.close()
-                    mine_status[type(exc).__name__] += 1
-                    continue
-                mine_lat.append(time.perf_counter() - t0)
-                mine_status[status] += 1
-                if status == 200:
-                    j = json.loads(data)
-                    top = (j.get("model") or {}).get("top") or [{}]
-                    t = j.get("timings_ms", {})
-                    mine_answers.append((i % len(bodies), top[0].get("label"), t.get("queue"), j.get("batch_size")))
-        finally:
-            conn.close()
-            with lock:
-                lat.extend(mine_lat)
-                statuses.update(mine_status)
-                answers.extend(mine_answers)
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
-    server_cpu0 = _process_cpu(server_pid)
-    client_cpu0 = _cpu_seconds()
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    seconds = time.perf_counter() - t0
-    if not statuses.get(200):
-        from carscope.common.errors import CarscopeError
-
-        raise CarscopeError(f"no request to {url} succeeded (answers: {dict(statuses)})")
-    return {"concurrency": concurrency, "requests": n_requests, "seconds": seconds, "lat": lat,
-            "statuses": statuses, "answers": answers, "client_cpu": _cpu_seconds() - client_cpu0,
-            "server_cpu": _process_cpu(server_pid) - server_cpu0 if server_pid else None}
-
-
-def summarize(chunks: list[dict[str, Any]], photos: list[tuple[bytes, str]]) -> dict[str, Any]:
-    """Several raw chunks of one setup (interleaved with other setups' chunks) -> one row of figures."""
-    from carscope.benchmarks.common import percentiles
-
-    lat = [x for c in chunks for x in c["lat"]]
-    statuses: Counter = sum((c["statuses"] for c in chunks), Counter())
-    answers = [a for c in chunks for a in c["answers"]]
-    seconds = sum(c["seconds"] for c in chunks)
-    ok = statuses.get(200, 0)
-    out = {"concurrency": chunks[0]["concurrency"], "requests": sum(c["requests"] for c in chunks),
-           "chunks": len(chunks), "seconds": round(seconds, 3), "rps": ok / seconds if seconds > 0 else 0.0,
-           "rps_by_round": [c["statuses"].get(200, 0) / c["seconds"] if c["seconds"] > 0 else 0.0 for c in chunks],
-           **percentiles(lat), "status": {str(k): v for k, v in sorted(statuses.items(), key=str)}, "ok": ok,
-           "accuracy": (sum(a[1] == photos[a[0]][1] for a in answers) / len(answers)) if answers else None,
-           "client_cpu_ms_per_request": 1000.0 * sum(c["client_cpu"] for c in chunks) / max(1, len(lat))}
-    if all(c["server_cpu"] is not None for c in chunks):
-        out["server_cpu_ms_per_request"] = 1000.0 * sum(c["server_cpu"] for c in chunks) / max(1, len(lat))
-    queue = sorted(a[2] for a in answers if a[2] is not None)
-    if queue:
-        out["server_queue_ms_p50"] = queue[len(queue) // 2]
-    batches = [a[3] for a in answers if a[3] is not None]
-    if batches:
-        out["batch_size_mean"] = sum(batches) / len(batches)
-        out["batch_size_max"] = max(batches)
-    return out
-
-
-def closed_loop(url: str, photos: list[tuple[bytes, str]], concurrency: int, n_requests: int,
-                server_pid: int | None = None, **kw) -> dict[str, Any]:
-    """One closed-loop run, summarised (its answers under "_answers")."""
-    chunk = load_chunk(url, photos, concurrency, n_requests, server_pid=server_pid, **kw)
-    return {**summarize([chunk], photos), "_answers": chunk["answers"]}
-
-
-def _consistency(reference: dict[int, str], answers) -> float | None:
-    """Share of answers equal to the same photo's answer when it was sent alone (batching must not change them)."""
-    same = [reference[i] == label for i, label, _, _ in answers if i in reference]
-    return sum(same) / len(same) if same else None
-
-
-# -- servers in their own processes ---------------------------------------------------------------------------------
-class _Nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return None
-
-
-class Child:
-    """A server subprocess that prints 'listening on URL' first; always stopped on exit."""
-
-    def __init__(self, argv: list[str], what: str, ready_path: str = "/readyz", timeout: float = 300.0):
-        self.what = what
-        # stderr goes to a file, not a pipe: a server that logs every request (werkzeug does) would fill an unread
-        # pipe's 64 KiB and block mid-request, which hangs the load test
-        self._stderr = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
-        try:
-            line = self._first_line(timeout)
-            self.url = line.split()[-1]
-            threading.Thread(target=self.proc.stdout.read, daemon=True).start()  # drain the rest likewise
-            self._wait_ready(ready_path, timeout)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _first_line(self, timeout: float) -> str:
-        from carscope.common.errors import CarscopeError
-
-        result: list[str] = []
-        reader = threading.Thread(target=lambda: result.append(self.proc.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout)
-        if not result or not result[0].startswith("listening on"):
-            err = ""
-            if self.proc.poll() is not None:
-                self._stderr.seek(0)
-                err = self._stderr.read()
-            last = err.strip().splitlines()[-1] if err.strip() else "no output"
-            raise CarscopeError(f"{self.what} did not start: {last}")
-        return result[0].strip()
-
-    def _wait_ready(self, path: str, timeout: float) -> None:
-        import urllib.error
-        import urllib.request
-
-        from carscope.common.errors import CarscopeError
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + path, timeout=5) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if self.proc.poll() is not None:
-                raise CarscopeError(f"{self.what} exited with status {self.proc.returncode}")
-            time.sleep(0.2)
-        raise CarscopeError(f"{self.what} was not ready after {timeout:.0f} s")
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def rss(self) -> int:
-        import psutil
-
-        total = 0
-        for proc in _tree(self.proc.pid):  # the supervisor and its serving processes, with --processes
-            try:
-                total += proc.memory_info().rss
-            except psutil.NoSuchProcess:
-                pass
-        return total
-
-    def stop(self) -> None:
-        from carscope.common.subprocs import stop_process
-
-        stop_process(self.proc, grace_s=15.0)
-        for stream in (self.proc.stdout, self._stderr):
-            if stream:
-                stream.close()
-
-    def __enter__(self) -> Child:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
 def _serve_argv(args, max_batch: int, bundle: str | None = None) -> list[str]:
     return [sys.executable, "-m", "carscope", "serve", "--bundle", str(bundle or args.bundle), "--port", "0",
             "--threads", str(args.threads), "--providers", args.providers, "--variant", args.variant,
@@ -347,234 +81,10 @@ def _serve_argv(args, max_batch: int, bundle: str | None = None) -> list[str]:
             "--processes", str(args.processes), "--log-level", "warning"]
 
 
-# -- bare onnxruntime ----------------------------------------------------------------------------------------------
-def _cpu_seconds() -> float:
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-class Bare:
-    """The two sessions alone, on preprocessed tensors (what serve runs per photo, minus everything else)."""
-
-    def __init__(self, bundle, photos, args):
-        import numpy as np
-
-        from carscope.serve.imageio import decode_image
-        from carscope.serve.preprocess import Preprocessor
-
-        self.bundle, self.args = bundle, args
-        pre = {k: Preprocessor(bundle.models[k].input_spec) for k in ("view", "model")}
-        images = [decode_image(data).image for data, _ in photos]
-        self.tensors = {k: np.stack([pre[k](im) for im in images]) for k in pre}
-        self.n_images = len(images)
-        self.engine = self.b1_engine = None
-        self.b1_alone = False  # the batch-1 reference runs as serve's lone batch (the parallel plan)
-        self.workers = 1
-        self.result: dict[str, Any] = {}
-
-    def _inputs(self, b: int):
-        import numpy as np
-
-        idx = np.arange(b) % self.n_images
-        return self.tensors["view"][idx], self.tensors["model"][idx]
-
-    def _measure(self, engine, batch: int, workers: int, seconds: float, alone: bool = False
-                 ) -> tuple[int, float, list[float], float]:
-        """`workers` threads each running batches of `batch` for about `seconds`:
-        (images, wall seconds, per-call seconds, CPU seconds). The first call of each thread is untimed.
-        `alone`: each call runs as serve runs a lone batch (the engine's alone plan)."""
-        xv, xm = self._inputs(batch)
-        calls: list[list[float]] = [[] for _ in range(workers)]
-        for _ in range(workers):
-            engine.infer(xv, xm, alone)  # wakes onnxruntime's threads (and the first run of a shape) off the clock
-        start = threading.Barrier(workers + 1)
-
-        def work(i: int):
-            start.wait()
-            t_end = time.perf_counter() + seconds
-            while True:
-                t0 = time.perf_counter()
-                engine.infer(xv, xm, alone)
-                t1 = time.perf_counter()
-                calls[i].append(t1 - t0)
-                if t1 >= t_end and len(calls[i]) >= 3:
-                    return
-
-        threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(workers)]
-        for t in threads:
-            t.start()
-        c0 = _cpu_seconds()
-        t0 = time.perf_counter()
-        start.wait()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-        flat = [x for c in calls for x in c]
-        return batch * len(flat), wall, flat, _cpu_seconds() - c0
-
-    def sweep(self, max_seconds: float = 3.0) -> dict[str, Any]:
-        """img/s at batch 1..32 and batch-1 latency, for one worker with every core (serve's sessions for a batch
-        that runs alone), the same with onnxruntime's thread spinning on, and one single-threaded worker per core
-        (serve's --workers auto under load); the fastest configuration is the ceiling, and is what the interleaved
-        chunks run."""
-        from carscope.benchmarks.common import percentiles
-        from carscope.serve.engine import Engine
-
-        cores = os.cpu_count() or 1
-        variants = {"1_worker": (False, 1), "1_worker_spinning": (True, 1)}
-        if cores > 1:
-            variants[f"{cores}_workers"] = (False, cores)
-        configs, engines = {}, {}
-        for key, (spinning, workers) in variants.items():
-            engine = Engine(self.bundle, providers=self.args.providers, variant=self.args.variant, max_batch=32,
-                            spinning=spinning, workers=workers, alone="off")
-            engine.load(warmup=True)
-            res: dict[str, Any] = {"providers": engine.providers, "variants": dict(engine.variants),
-                                   "spinning": spinning, "workers": workers,
-                                   "intra_op_threads": engine.intra_op_threads, "batches": {}}
-            for b in (1, 2, 4, 8, 16, 32):
-                images, wall, calls, cpu = self._measure(engine, b, workers, max_seconds)
-                res["batches"][str(b)] = {"img_per_s": images / wall, "cpu_ms_per_img": 1000.0 * cpu / images,
-                                          **percentiles(calls)}
-            b1 = res["batches"]["1"]
-            res["batch1"] = {k: v for k, v in b1.items() if k.endswith("_ms") or k == "n"}
-            best = max(res["batches"], key=lambda k: res["batches"][k]["img_per_s"])
-            res["best_batch"] = int(best)
-            res["best_img_per_s"] = res["batches"][best]["img_per_s"]
-            res["cpu_ms_per_img_at_best"] = res["batches"][best]["cpu_ms_per_img"]
-            configs[key], engines[key] = res, engine
-        if cores > 1:  # serve's parallel plan for a lone batch: both models at once, half the threads each
-            engine = Engine(self.bundle, providers=self.args.providers, variant=self.args.variant, max_batch=1,
-                            workers=cores, alone="parallel")
-            engine.load(warmup=True)
-            if engine.alone_plan == "parallel":  # not on CUDA, which has no lone-batch plans
-                _, _, calls, _ = self._measure(engine, 1, 1, max_seconds, alone=True)
-                configs["models_in_parallel"] = {
-                    "providers": engine.providers, "variants": dict(engine.variants), "spinning": False,
-                    "workers": 1, "intra_op_threads": engine.alone_split, "batch1": percentiles(calls),
-                    "best_img_per_s": None, "best_batch": None}  # batch 1 only: a lone request's plan
-                engines["models_in_parallel"] = engine
-        best_key = max((k for k in configs if configs[k]["best_img_per_s"] is not None),
-                       key=lambda k: configs[k]["best_img_per_s"])
-        b1_key = min(configs, key=lambda k: configs[k]["batch1"]["p50_ms"])
-        self.engine, self.workers = engines[best_key], configs[best_key]["workers"]
-        self.b1_engine = engines[b1_key]  # the batch-1 latency reference: the fastest single call there is
-        self.b1_alone = b1_key == "models_in_parallel"
-        engines.clear()
-        # The model classifier alone at that batch, for reference (serve runs both models per photo).
-        from carscope.benchmarks.common import time_calls
-
-        best_batch = configs[best_key]["best_batch"]
-        _, xm = self._inputs(best_batch)
-        stats = percentiles(time_calls(lambda: self.engine.models["model"].run(xm), warmup=3, repeat=60,
-                                       max_seconds=max_seconds))
-        out = dict(configs[best_key])
-        out["config"] = best_key
-        out["model_only_img_per_s_at_best"] = best_batch / (stats["p50_ms"] / 1000.0)
-        # the c=1 latency target is held against the fastest batch-1 p50 of any configuration
-        out["batch1"] = configs[b1_key]["batch1"]
-        out["batch1_config"] = b1_key
-        out["configs"] = {k: {"best_img_per_s": v["best_img_per_s"], "best_batch": v["best_batch"],
-                              "batch1_p50_ms": v["batch1"]["p50_ms"], "workers": v["workers"],
-                              "intra_op_threads": v["intra_op_threads"], "spinning": v["spinning"]}
-                          for k, v in configs.items()}
-        self.result = out
-        return out
-
-    def chunk(self, batch: int, seconds: float) -> tuple[int, float, list[float]]:
-        """The fastest configuration for about `seconds`: (images, wall seconds, per-call seconds)."""
-        images, wall, calls, _ = self._measure(self.engine, batch, self.workers, seconds)
-        return images, wall, calls
-
-    def latency_chunk(self, seconds: float) -> list[float]:
-        """Batch-1 calls, one at a time, on the configuration with the fastest batch-1 p50 (per-call seconds)."""
-        return self._measure(self.b1_engine, 1, 1, seconds, self.b1_alone)[2]
-
-
-# -- the seed-style server (a child process: `python -m benchmarks.serve seed-server ...`) --------------------------------
-def seed_server_main(argv: list[str]) -> int:
-    """Flask + torch eager like the original app: global model loaded at start, one shared upload file,
-    torchvision transforms per request, one request at a time (werkzeug, threaded=False)."""
-    import argparse
-    import tempfile
-
-    p = argparse.ArgumentParser(prog="seed-server")
-    p.add_argument("--bundle", required=True)
-    p.add_argument("--model-run", default=None)
-    p.add_argument("--port", type=int, default=0)
-    a = p.parse_args(argv)
-
-    import torch
-    from flask import Flask, jsonify, request
-    from PIL import Image
-    from werkzeug.serving import make_server
-
-    from carscope.export.bundle import load as load_bundle
-    from carscope.train.presets import eval_transform
-
-    bundle = load_bundle(a.bundle, verify=False)
-    entry = bundle.models["model"]
-    model, preprocess, labels = _seed_model(entry, a.model_run)
-    transform = eval_transform(preprocess)
-    specs = bundle.specs()
-    upload = Path(tempfile.mkdtemp(prefix="seed-")) / "upload.jpg"  # the seed's single shared file
-    app = Flask("seed")
-
-    @app.post("/api/v1/predict")
-    def predict():
-        request.files["image"].save(upload)
-        img = Image.open(upload).convert("RGB")
-        with torch.no_grad():
-            probs = torch.softmax(model(transform(img).unsqueeze(0)), dim=1)[0]
-        conf, idx = probs.topk(min(5, len(labels)))
-        top = [{"label": labels[i], "confidence": float(c)} for c, i in zip(conf.tolist(), idx.tolist(), strict=True)]
-        row = specs[specs["model_id"] == top[0]["label"]] if "model_id" in specs else specs.iloc[:0]
-        return jsonify(model={"top": top}, specs=json.loads(row.to_json(orient="records")))
-
-    @app.get("/readyz")
-    def ready():
-        return "ok"
-
-    server = make_server("127.0.0.1", a.port, app, threaded=False)
-    print(f"listening on http://127.0.0.1:{server.server_port}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-def _seed_model(entry, model_run: str | None):
-    """The run's checkpoint when there is one; else the bundle's arch with random weights (the same compute)."""
-    from carscope.train.models import create_model, model_from_checkpoint
-
-    run = model_run or entry.meta.get("source", {}).get("run")
-    if run and Path(run).exists():
-        from carscope.train.checkpoint import load_run
-
-        state = load_run(run, task="model")
-        return model_from_checkpoint(state), state["preprocess"], list(state["labels"])
-    model = create_model(entry.meta.get("arch", ""), len(entry.labels))
-    return model.eval(), entry.input_spec, entry.labels
-
-
-def _seed_possible(bundle, model_run: str | None) -> str | None:
-    """None if the seed-style server can be built, else why not."""
-    from carscope.train.models import ARCHS
-
-    run = model_run or bundle.models["model"].meta.get("source", {}).get("run")
-    if run and Path(run).exists():
-        return None
-    if bundle.models["model"].meta.get("arch") in ARCHS:
-        return None
-    return "no --model-run and the bundle's arch is not one carscope/train/models.py builds"
-
-
-# -- the benchmark -------------------------------------------------------------------------------------------------
 def run(args, out_dir) -> tuple[dict[str, Any], str]:
+    from carscope.benchmarks.bare_ort import Bare
     from carscope.common.errors import CarscopeError
+    from carscope.common.servers import ServerProcess
     from carscope.export.bundle import load as load_bundle
 
     try:
@@ -607,12 +117,15 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     # chunks, interleaved: when other work on the machine comes and goes, it falls on all setups alike.
     unbatched_levels = [] if args.no_unbatched else sorted({1, top})
     baseline = getattr(args, "baseline_bundle", None)
-    with Child(_serve_argv(args, args.max_batch), "carscope serve") as server, \
-            (Child(_serve_argv(args, 1), "carscope serve --max-batch 1") if unbatched_levels else _Nothing()) as ub, \
-            (Child(_serve_argv(args, args.max_batch, baseline), "carscope serve (baseline bundle)") if baseline
-             else _Nothing()) as base:
+    def start(max_batch: int, what: str, bundle: str | None = None) -> ServerProcess:
+        return ServerProcess(_serve_argv(args, max_batch, bundle), what, ready_path="/readyz", grace_s=15.0)
+
+    with start(args.max_batch, "carscope serve") as server, \
+            (start(1, "carscope serve --max-batch 1") if unbatched_levels else contextlib.nullcontext()) as ub, \
+            (start(args.max_batch, "carscope serve (baseline bundle)", baseline) if baseline
+             else contextlib.nullcontext()) as base:
         for child in (server, ub, base):
-            if isinstance(child, Child):
+            if child is not None:
                 closed_loop(child.url, photos, 4, warm)  # warm-up: sessions, arenas, connections, page cache
         result["server"]["resolved"] = _serving(server.url)
         chunks: dict[str, list] = {}
@@ -639,7 +152,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         for c in levels:
             row = summarize(chunks[f"serve/{c}"], photos)
             if reference:
-                row["same_answer_as_alone"] = _consistency(reference, [a for ch in chunks[f"serve/{c}"]
+                row["same_answer_as_alone"] = consistency(reference, [a for ch in chunks[f"serve/{c}"]
                                                                        for a in ch["answers"]])
             serve_levels[str(c)] = row
             print(f"  serve c={c}: {row['rps']:.1f} req/s, p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms",
@@ -663,14 +176,14 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
             result["bare"]["interleaved_batch1"] = percentiles(bare_b1)
 
         print(f"bench serve: RSS over {n} more requests at concurrency {top} ...", flush=True)
-        rss0 = server.rss()
+        rss0 = tree_rss(server.pid)
         samples = [rss0]
         stop = threading.Event()
 
         def sample():
             while not stop.wait(0.5):
                 try:
-                    samples.append(server.rss())
+                    samples.append(tree_rss(server.pid))
                 except Exception:
                     return
 
@@ -679,22 +192,22 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         rss_run = closed_loop(server.url, photos, top, n)
         stop.set()
         sampler.join()
-        rss1 = server.rss()
+        rss1 = tree_rss(server.pid)
     result["rss"] = {"requests": n, "concurrency": top, "before_mb": rss0 / 2**20, "after_mb": rss1 / 2**20,
                      "peak_mb": max(samples + [rss1]) / 2**20, "growth": (rss1 - rss0) / rss0,
                      "ok": rss_run["ok"], "rps": rss_run["rps"]}
 
     if not args.no_seed:
-        why_not = _seed_possible(bundle, args.model_run)
+        from carscope.benchmarks.seed_server import seed_argv, seed_possible
+
+        why_not = seed_possible(bundle, args.model_run)
         if why_not:
             result["seed"] = {"skipped": why_not}
         else:
             print("bench serve: seed-style server ...", flush=True)
-            argv = [sys.executable, "-m", "carscope.benchmarks.serve", "seed-server", "--bundle", str(args.bundle), "--port", "0"]
-            if args.model_run:
-                argv += ["--model-run", str(args.model_run)]
             seed_n = args.seed_requests or min(n, 300)
-            with Child(argv, "the seed-style server") as seed:
+            with ServerProcess(seed_argv(args.bundle, args.model_run), "the seed-style server", ready_path="/readyz",
+                               grace_s=15.0) as seed:
                 closed_loop(seed.url, photos, 1, 10)
                 r = closed_loop(seed.url, photos, max(levels), seed_n, server_pid=seed.pid)
                 r.pop("_answers")
@@ -891,7 +404,9 @@ def _plot(r: dict[str, Any], levels: list[int], out_dir: Path) -> Path | None:
     return path
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the seed-style server's old entry; carscope/benchmarks/seed_server.py is its home
     if len(sys.argv) > 1 and sys.argv[1] == "seed-server":
-        sys.exit(seed_server_main(sys.argv[2:]))
-    sys.exit("usage: carscope bench serve --bundle BUNDLE (python -m benchmarks.serve seed-server is internal)")
+        from carscope.benchmarks.seed_server import main
+
+        sys.exit(main(sys.argv[2:]))
+    sys.exit("usage: carscope bench serve --bundle BUNDLE (python -m carscope.benchmarks.seed_server is internal)")

@@ -1,8 +1,8 @@
 """Showroom benchmark: how long a photo takes to draw, and how fast the site serves photos (cold and cached).
 
-    python -m benchmarks.showroom --out benchmarks/results/mine          # ~1 minute on 2 cores
-    python -m benchmarks.showroom --photos-timed 40 --seconds 5 --concurrency 32
-    python -m benchmarks.showroom --learnability --img-size 64 --epochs 24   # can a small CNN tell them apart?
+    carscope bench showroom --out benchmarks/results/mine          # ~1 minute on 2 cores
+    carscope bench showroom --photos-timed 40 --seconds 5 --concurrency 32
+    carscope bench showroom --learnability --img-size 64 --epochs 24   # can a small CNN tell them apart?
 
 Render time is measured in-process, single-threaded (draw 640x480 + downscale + two JPEG encodes, what one
 request for an uncached photo costs). Serving is measured against `carscope showroom` in its own process (so
@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import subprocess
 import sys
 import time
 
@@ -66,20 +64,12 @@ def _render_times(cfg, n: int) -> dict:
             "mean_kb_640": sum(sizes) / len(sizes) / 1024, "n_photos": len(photos)}
 
 
-def _start_server(args) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "carscope", "showroom", "--port", "0", "--makes", str(args.makes),
-           "--models-per-make", str(args.models_per_make), "--photos", str(args.photos), "--seed", str(args.seed)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if "http://" in line:
-            return proc, line.split()[1].rstrip("/")
-    proc.kill()
-    raise RuntimeError(f"the showroom did not start: {proc.stderr.read()[-500:]}")
+def _start_server(args):
+    from carscope.common.servers import ServerProcess
+
+    argv = [sys.executable, "-m", "carscope", "showroom", "--port", "0", "--makes", str(args.makes),
+            "--models-per-make", str(args.models_per_make), "--photos", str(args.photos), "--seed", str(args.seed)]
+    return ServerProcess(argv, "the showroom", timeout=60)
 
 
 async def _load(base: str, urls: list[str], concurrency: int, seconds: float | None) -> dict:
@@ -232,16 +222,9 @@ def run(args, out_dir=None) -> tuple[dict, str]:
     ids = list(cat.photos)
     random.Random(1).shuffle(ids)
     cold_urls = [f"/photos/{pid}-640.jpg" for pid in ids[: args.cold_photos]]
-    proc, base = _start_server(args)
-    try:
-        cold = asyncio.run(_load(base, cold_urls, args.concurrency, None))
-        warm = asyncio.run(_load(base, cold_urls, args.concurrency, args.seconds))  # all in the LRU now
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with _start_server(args) as server:
+        cold = asyncio.run(_load(server.url, cold_urls, args.concurrency, None))
+        warm = asyncio.run(_load(server.url, cold_urls, args.concurrency, args.seconds))  # all in the LRU now
     result = {"settings": vars(args) | {"out": str(out_dir)}, "catalog_photos": len(cat.photos), "render": render,
               "serve_cold": cold, "serve_cached": warm}
     r = render

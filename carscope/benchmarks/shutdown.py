@@ -37,13 +37,14 @@ def add_arguments(p) -> None:
 
 def one_stop(argv: list[str], photos: list[tuple[bytes, str]], concurrency: int, load_s: float) -> dict[str, Any]:
     """Start a server, load it, SIGTERM it, and count how each request ended."""
-    from carscope.benchmarks.serve import Child, _multipart
+    from carscope.benchmarks.load import multipart
+    from carscope.common.servers import ServerProcess
 
-    bodies = [_multipart(data) for data, _ in photos]
+    bodies = [multipart(data) for data, _ in photos]
     counts = {"answered": 0, "refused": 0, "lost": 0, "errors": 0}
     lock = threading.Lock()
     stop = threading.Event()
-    with Child(argv, "carscope serve") as server:
+    with ServerProcess(argv, "carscope serve", ready_path="/readyz", grace_s=15.0) as server:
         host, port = server.url.removeprefix("http://").split(":")
 
         def client(k: int) -> None:
@@ -89,7 +90,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     import statistics
     import sys
 
-    from carscope.benchmarks.serve import load_photos
+    from carscope.benchmarks.load import load_photos
     from carscope.common.errors import CarscopeError
     from carscope.export.bundle import load as load_bundle
 

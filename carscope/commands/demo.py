@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from carscope.common.subprocs import stop_process
+from carscope.common.servers import ServerProcess
 
 DRAIN_WAIT_S = 12.0  # after Ctrl-C, how long the web app may take to answer its requests in flight (serve --grace 10)
 # The scales: the showroom's size and the training budget. "demo" is sized to reach a serving app in well
@@ -149,76 +149,40 @@ def _carscope(*argv, fresh_dir: Path | None = None, check: bool = True) -> int:
 
 def _crawl(args, scale: dict, dataset: Path, state: _State) -> None:
     """Start the showroom on a free loopback port, crawl it (resuming an interrupted crawl), stop it."""
-    showroom = subprocess.Popen(
-        [sys.executable, "-m", "carscope", "showroom", "--port", "0", "--makes", str(scale["makes"]),
-         "--models-per-make", str(scale["models_per_make"]), "--years", scale["years"],
-         "--photos", str(scale["photos"]), "--seed", "0"],
-        stdout=subprocess.PIPE, text=True, bufsize=1)
-    try:
-        base = _announced_url(showroom, "the showroom", echo=False)
-        _wait_http(base + "/", 60, proc=showroom, what="the showroom")
+    argv = [sys.executable, "-m", "carscope", "showroom", "--port", "0", "--makes", str(scale["makes"]),
+            "--models-per-make", str(scale["models_per_make"]), "--years", scale["years"],
+            "--photos", str(scale["photos"]), "--seed", "0"]
+    with ServerProcess(argv, "the showroom", ready_path="/", ready_timeout=60, stderr="inherit") as showroom:
+        base = showroom.url
         _say(f"showroom serving {scale['makes']} makes x {scale['models_per_make']} models x {scale['years']} at {base}")
         resume = ["--resume"] if (dataset / "crawl.sqlite").exists() else []
         _carscope("crawl", "--start-url", base + "/", "--out", dataset, "--browser", args.browser,
                   "--delay", "0", *resume)
-    finally:
-        stop_process(showroom)
 
 
 def _serve(args, bundle: Path, model_run: Path, dataset: Path) -> int:
-    cmd = [sys.executable, "-m", "carscope", "serve", "--bundle", str(bundle), "--host", args.host,
-           "--port", str(args.port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, bufsize=1)
-    try:
-        url = _announced_url(proc, "the web app")  # the server's own word, so --port 0 works too
-        _wait_http(url + "/readyz", 120, proc=proc, what="the web app")
-        _say(f"the web app is up: open {url}/ and upload a car photo")
-        _say(f"  try a photo from {dataset}/images/, or the API: curl -F image=@PHOTO.jpg {url}/api/v1/predict")
-        if args.check:
-            return _check_prediction(url, model_run, dataset)
-        _say("Ctrl-C to stop")
-        return proc.wait()
-    except KeyboardInterrupt:
-        # The server got the same Ctrl-C (one process group) and is answering its requests in flight; a SIGTERM
-        # now would be its second signal, which stops it at once. So let it finish; a second Ctrl-C cuts it short.
+    argv = [sys.executable, "-m", "carscope", "serve", "--bundle", str(bundle), "--host", args.host,
+            "--port", str(args.port)]
+    # the server's own word for its URL, so --port 0 works too; its output is echoed for the user
+    with ServerProcess(argv, "the web app", ready_path="/readyz", ready_timeout=120, echo=True,
+                       stderr="inherit") as server:
+        url, proc = server.url, server.proc
         try:
-            proc.wait(DRAIN_WAIT_S)
-        except subprocess.TimeoutExpired:
-            pass
-        return 130
-    finally:
-        stop_process(proc)
-
-
-
-
-def _announced_url(proc: subprocess.Popen, what: str, echo: bool = True) -> str:
-    """Read a server's stdout up to the line announcing its URL ("listening on URL" from serve, "showroom: URL/"
-    from the showroom), so port 0 works; then keep draining (and echoing) its output in the background."""
-    import re
-    import threading
-
-    from carscope.common.errors import CarscopeError
-
-    url = None
-    for line in proc.stdout:
-        if echo:
-            print(line, end="", flush=True)
-        m = re.match(r"^(?:listening on |showroom: )(https?://\S+?)/?(?:\s|$)", line)
-        if m:
-            url = m.group(1)
-            break
-    if url is None:
-        proc.wait()
-        raise CarscopeError(f"{what} exited with status {proc.returncode} before it listened")
-
-    def drain():
-        for rest in proc.stdout:
-            if echo:
-                print(rest, end="", flush=True)
-
-    threading.Thread(target=drain, daemon=True).start()
-    return url
+            _say(f"the web app is up: open {url}/ and upload a car photo")
+            _say(f"  try a photo from {dataset}/images/, or the API: curl -F image=@PHOTO.jpg {url}/api/v1/predict")
+            if args.check:
+                return _check_prediction(url, model_run, dataset)
+            _say("Ctrl-C to stop")
+            return proc.wait()
+        except KeyboardInterrupt:
+            # The server got the same Ctrl-C (one process group) and is answering its requests in flight; a
+            # SIGTERM now would be its second signal, which stops it at once. So let it finish; a second Ctrl-C
+            # cuts it short.
+            try:
+                proc.wait(DRAIN_WAIT_S)
+            except subprocess.TimeoutExpired:
+                pass
+            return 130
 
 
 def _check_prediction(url: str, model_run: Path, dataset: Path) -> int:
@@ -267,21 +231,18 @@ def _check_not_cars(url: str) -> bool:
     import numpy as np
     from PIL import Image
 
-    from carscope.showroom.catalog import build_catalog
-    from carscope.showroom.config import ShowroomConfig
-    from carscope.showroom.render import render_dataset_photo
+    from carscope.showroom.offline import non_car_images
 
     def jpeg(img) -> bytes:
         buf = io.BytesIO()
         img.save(buf, "JPEG", quality=90)
         return buf.getvalue()
 
-    catalog = build_catalog(ShowroomConfig(makes=1, models_per_make=1, years=(2023, 2023), photos=1, seed=4242,
-                                           others=8))
-    logo = next(p for my in catalog.model_years for p in my.photos if p.subject == "logo")
+    logo = next(data for _, data in non_car_images(makes=1, models_per_make=1, years=(2023, 2023), photos=1,
+                                                   seed=4242, others=8, subjects=("logo",)))
     frames = {"blank": jpeg(Image.new("RGB", (640, 480), (0, 0, 0))),
               "noise": jpeg(Image.fromarray(np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8))),
-              "drawn logo": render_dataset_photo(catalog, logo, 640)}
+              "drawn logo": logo}
     answers = {name: _post_image(url + "/api/v1/predict", data)["model"] for name, data in frames.items()}
     ok = all(a["reason"] == "not_a_car" for a in answers.values())
     _say("check: not car photos: " + ", ".join(f"{name} {a['reason'] or 'SURE'}" for name, a in answers.items())
@@ -336,23 +297,3 @@ def _require_free_port(host: str, port: int) -> None:
             s.bind((host, port))
         except OSError:
             raise CarscopeError(f"port {port} on {host} is busy; stop what uses it or pass --port") from None
-
-
-def _wait_http(url: str, timeout_s: float, *, proc: subprocess.Popen, what: str) -> None:
-    import urllib.error
-    import urllib.request
-
-    from carscope.common.errors import CarscopeError
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise CarscopeError(f"{what} exited with status {proc.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
-    raise CarscopeError(f"{what} was not ready within {timeout_s:.0f} s")

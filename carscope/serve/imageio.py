@@ -14,7 +14,7 @@ as an unhandled exception:
 
 What comes out is what the classifiers were trained on: the first frame of an animation, EXIF orientation
 applied, and 8-bit RGB (CMYK, greyscale, palette and 16-bit converted; transparency composited on white).
-Given a preprocessing spec with `jpeg_draft`, a JPEG is decoded at the spec's draft scale (carscope/imaging.py),
+Given a preprocessing spec with `jpeg_draft`, a JPEG is decoded at the spec's draft scale (carscope/common/imaging.py),
 exactly as train evaluated it: the full-size pixels of a photo that ends up 96 px wide are never made.
 """
 

@@ -4,7 +4,7 @@
                p = Preprocessor({'resize': 146, 'crop': 128, 'mean': [.485, .456, .406], 'std': [.229, .224, .225]}); \\
                print(p(Image.new('RGB', (640, 480))).shape)"
 
-The decode step (a JPEG at the spec's draft scale, carscope/imaging.py) is carscope/serve/imageio.py's; then
+The decode step (a JPEG at the spec's draft scale, carscope/common/imaging.py) is carscope/serve/imageio.py's; then
 train evaluates with torchvision's `Resize(resize)` (shorter side, PIL bilinear, which antialiases),
 `CenterCrop(crop)`, `ToTensor()` and `Normalize(mean, std)` on a PIL image. This module reproduces each step
 with the same integer arithmetic, so serving sees exactly the tensor the model was evaluated on
@@ -74,7 +74,7 @@ class Preprocessor:
         if mean.shape != (3,) or std.shape != (3,) or np.any(std <= 0) or self.resize < 1 or self.crop_h < 1:
             raise CarscopeError("bundle input spec has a bad resize, crop, mean or std")
         self.spec = dict(spec)
-        self.draft = draft_size(spec)  # JPEGs decoded at this draft size (carscope/imaging.py); None: full size
+        self.draft = draft_size(spec)  # JPEGs decoded at this draft size (carscope/common/imaging.py); None: full size
         self.resample = _INTERPOLATION[interpolation]
         # uint8 in, so normalisation is a 256-entry table per channel. Built with the float32 operations of
         # ToTensor (v / 255) and Normalize ((x - mean) / std), so the values are identical, and a gather is

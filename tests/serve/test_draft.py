@@ -1,5 +1,5 @@
 """JPEG draft decoding in serve: each model gets exactly the pixels its spec describes, from one decode when
-the two models' draft scales agree and from two when they do not (carscope/imaging.py)."""
+the two models' draft scales agree and from two when they do not (carscope/common/imaging.py)."""
 
 from __future__ import annotations
 
