@@ -185,7 +185,14 @@ def _after_the_half_upload(url: str, processes: int = 1) -> None:
     connection, answered. The server accepts connections in order and reads a connection's bytes in the loop pass
     after its accept, so once the later request is answered the half upload has been read. With several processes
     the later connection may go to another process, so those also get a wait sized far past a loopback read."""
-    assert urllib.request.urlopen(url + "/healthz", timeout=10).status == 200
+    # Read to the end of the connection, not just to the end of the answer: the answer reaches the client a moment
+    # before the worker thread lets go of its request, and a stop in that moment would count this finished
+    # request as one still in flight. Once the server has closed the connection, it is done with it.
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        status, _, _ = _answer(sock)
+    assert status == 200
     if processes > 1:
         time.sleep(1.0)
 
