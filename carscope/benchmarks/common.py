@@ -7,16 +7,21 @@ added) and appends its Markdown lines to `<out>/summary.md`. Plots go next to it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]  # the checkout this module is part of
 
 
 def machine() -> dict[str, Any]:
@@ -99,7 +104,7 @@ def describe_code() -> dict[str, Any]:
     from it. Every result records it, so a figure names its commit."""
     import subprocess
 
-    repo = Path(__file__).resolve().parents[2]
+    repo = REPO
 
     def git(*a: str) -> str:
         try:
@@ -129,3 +134,39 @@ def write_result(out_dir: str | os.PathLike, name: str, result: dict[str, Any], 
         (out / f"{name}.md").write_text(markdown.rstrip() + "\n")
     return path
 
+
+
+
+def resolve_ref(ref: str) -> str:
+    """REF (`--baseline-ref`) as a full commit SHA of this repository, or a one-line CarscopeError."""
+    from carscope.common.errors import CarscopeError
+
+    if not ref.strip() or ref.startswith("-"):
+        raise CarscopeError(f"--baseline-ref: '{ref}' is not a git ref")
+    try:
+        proc = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+                              capture_output=True, text=True)
+    except FileNotFoundError:
+        raise CarscopeError("--baseline-ref needs git on PATH") from None
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise CarscopeError(f"--baseline-ref: '{ref}' is not a commit of the repository at {REPO}")
+    return proc.stdout.strip()
+
+
+@contextlib.contextmanager
+def git_worktree(commit: str, path: Path, say: Callable[[str], None] = print):
+    """A detached `git worktree` of `commit` at `path` (the code a baseline runs), removed and pruned whatever
+    happens."""
+    from carscope.common.errors import CarscopeError
+
+    git = ["git", "-C", str(REPO)]
+    try:
+        add = subprocess.run([*git, "worktree", "add", "--detach", str(path), commit], capture_output=True, text=True)
+        if add.returncode != 0:
+            raise CarscopeError(f"--baseline-ref: git worktree add failed: {add.stderr.strip()[-300:]}")
+        say(f"baseline: {commit[:12]} checked out in {path}")
+        yield path
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(path)], capture_output=True, text=True)
+        shutil.rmtree(path, ignore_errors=True)  # in case remove refused: prune then forgets it
+        subprocess.run([*git, "worktree", "prune"], capture_output=True, text=True)

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from carscope.benchmarks.ceiling import ceiling
-from carscope.benchmarks.common import describe_code
+from carscope.benchmarks.common import describe_code, git_worktree, resolve_ref
 from carscope.benchmarks.crawl_report import markdown, plots
 
 TARGET_CEILING_FRACTION = 0.6
@@ -105,7 +105,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     rounds = getattr(args, "rounds", 3)
     if ref is not None and rounds < 1:
         raise CarscopeError("--rounds must be at least 1")
-    commit = _resolve_ref(ref) if ref is not None else None  # before anything slow: a bad REF fails at once
+    commit = resolve_ref(ref) if ref is not None else None  # before anything slow: a bad REF fails at once
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"scale": args.scale, "sizes": sizes, "concurrency": args.concurrency,
                               "per_host": args.concurrency, "cpu_count": os.cpu_count(),
@@ -116,7 +116,8 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         with contextlib.ExitStack() as stack:
             sides = {"current": REPO}
             if ref is not None:
-                sides = {"baseline": stack.enter_context(_worktree(commit, work / "baseline-src")), "current": REPO}
+                baseline_src = stack.enter_context(git_worktree(commit, work / "baseline-src", say=_say))
+                sides = {"baseline": baseline_src, "current": REPO}
                 result["baseline_ref"] = {"ref": ref, "commit": commit, "rounds": rounds,
                                           "current": describe_code()}
                 result["comparison"] = {}
@@ -220,40 +221,6 @@ def _compare(base: str, work: Path, size: str, keep: Path, concurrency: int, rou
                                   if comparison["ratio"] is not None else "the baseline stored no images"))
     cur = sorted(runs["current"], key=lambda c: c["images_per_s"])[(len(runs["current"]) - 1) // 2]
     return {**cur, "median_of_rounds": rounds}, comparison
-
-
-def _resolve_ref(ref: str) -> str:
-    """REF as a full commit SHA of this repository, or a one-line CarscopeError."""
-    from carscope.common.errors import CarscopeError
-
-    if not ref.strip() or ref.startswith("-"):
-        raise CarscopeError(f"--baseline-ref: '{ref}' is not a git ref")
-    try:
-        proc = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-                              capture_output=True, text=True)
-    except FileNotFoundError:
-        raise CarscopeError("--baseline-ref needs git on PATH") from None
-    if proc.returncode != 0 or not proc.stdout.strip():
-        raise CarscopeError(f"--baseline-ref: '{ref}' is not a commit of the repository at {REPO}")
-    return proc.stdout.strip()
-
-
-@contextlib.contextmanager
-def _worktree(commit: str, path: Path):
-    """A detached `git worktree` of `commit` at `path`, removed (and pruned) whatever happens."""
-    from carscope.common.errors import CarscopeError
-
-    git = ["git", "-C", str(REPO)]
-    try:
-        add = subprocess.run([*git, "worktree", "add", "--detach", str(path), commit], capture_output=True, text=True)
-        if add.returncode != 0:
-            raise CarscopeError(f"--baseline-ref: git worktree add failed: {add.stderr.strip()[-300:]}")
-        _say(f"baseline: {commit[:12]} checked out in {path}")
-        yield path
-    finally:
-        subprocess.run([*git, "worktree", "remove", "--force", str(path)], capture_output=True, text=True)
-        shutil.rmtree(path, ignore_errors=True)  # in case remove refused: prune then forgets it
-        subprocess.run([*git, "worktree", "prune"], capture_output=True, text=True)
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -33,6 +33,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from carscope.benchmarks.common import describe_code, git_worktree, resolve_ref
 from carscope.benchmarks.load import closed_loop, consistency, load_chunk, load_photos, summarize, tree_rss
 
 TARGET_VS_BARE = 0.8
@@ -72,6 +73,9 @@ def add_arguments(p) -> None:
     p.add_argument("--baseline-bundle", default=None, metavar="BUNDLE",
                    help="also serve this bundle (e.g. one exported by an earlier commit, or with --ood none) and "
                         "compare batch-1 latency at concurrency 1, rounds interleaved with --bundle's")
+    p.add_argument("--baseline-ref", default=None, metavar="REF",
+                   help="also serve --bundle with the code of this git ref or commit (a temporary worktree) at every "
+                        "concurrency level, rounds interleaved with the current code's, and report current / baseline")
 
 
 def _serve_argv(args, max_batch: int, bundle: str | None = None) -> list[str]:
@@ -93,6 +97,8 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         raise CarscopeError(f"--concurrency wants comma-separated integers, got {args.concurrency!r}") from None
     if not levels or min(levels) < 1 or args.requests < 1 or args.photos < 1:
         raise CarscopeError("--concurrency, --requests and --photos must be positive")
+    ref = getattr(args, "baseline_ref", None)
+    commit = resolve_ref(ref) if ref else None  # before anything slow: a bad REF fails at once
     bundle = load_bundle(args.bundle)
     photos, photo_source = load_photos(bundle, args.data, args.photos)
     n = args.requests
@@ -117,14 +123,26 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     # chunks, interleaved: when other work on the machine comes and goes, it falls on all setups alike.
     unbatched_levels = [] if args.no_unbatched else sorted({1, top})
     baseline = getattr(args, "baseline_bundle", None)
-    def start(max_batch: int, what: str, bundle: str | None = None) -> ServerProcess:
-        return ServerProcess(_serve_argv(args, max_batch, bundle), what, ready_path="/readyz", grace_s=15.0)
+    def start(max_batch: int, what: str, bundle: str | None = None, src: Path | None = None) -> ServerProcess:
+        # src: a worktree whose code serves (`python -m carscope` run there imports the worktree's carscope first)
+        env = None if src is None else {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(src), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        return ServerProcess(_serve_argv(args, max_batch, bundle), what, ready_path="/readyz", grace_s=15.0,
+                             cwd=src, env=env)
 
-    with start(args.max_batch, "carscope serve") as server, \
-            (start(1, "carscope serve --max-batch 1") if unbatched_levels else contextlib.nullcontext()) as ub, \
-            (start(args.max_batch, "carscope serve (baseline bundle)", baseline) if baseline
-             else contextlib.nullcontext()) as base:
-        for child in (server, ub, base):
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(start(args.max_batch, "carscope serve"))
+        ub = stack.enter_context(start(1, "carscope serve --max-batch 1")) if unbatched_levels else None
+        base = (stack.enter_context(start(args.max_batch, "carscope serve (baseline bundle)", baseline))
+                if baseline else None)
+        old = None
+        if commit:
+            import tempfile
+
+            src = stack.enter_context(git_worktree(commit, Path(tempfile.mkdtemp(prefix="carscope-bench-serve-"))
+                                                   / "src", say=lambda m: print(f"bench serve: {m}", flush=True)))
+            old = stack.enter_context(start(args.max_batch, f"carscope serve at {commit[:12]}", src=src))
+        for child in (server, ub, base, old):
             if child is not None:
                 closed_loop(child.url, photos, 4, warm)  # warm-up: sessions, arenas, connections, page cache
         result["server"]["resolved"] = _serving(server.url)
@@ -134,8 +152,14 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         for c in levels:
             print(f"bench serve: concurrency {c} ({rounds} interleaved rounds) ...", flush=True)
             for r in range(rounds):
+                if old is not None and r % 2 == 0:  # the baseline code before the current in even rounds
+                    chunks.setdefault(f"ref/{c}", []).append(
+                        load_chunk(old.url, photos, c, per_chunk[r], server_pid=old.pid))
                 ch = load_chunk(server.url, photos, c, per_chunk[r], server_pid=server.pid)
                 chunks.setdefault(f"serve/{c}", []).append(ch)
+                if old is not None and r % 2 == 1:  # and after it in odd ones
+                    chunks.setdefault(f"ref/{c}", []).append(
+                        load_chunk(old.url, photos, c, per_chunk[r], server_pid=old.pid))
                 if c in unbatched_levels:
                     chunks.setdefault(f"unbatched/{c}", []).append(
                         load_chunk(ub.url, photos, c, per_chunk[r], server_pid=ub.pid))
@@ -168,6 +192,17 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
             if ratio is not None:
                 print(f"  baseline bundle c=1: p50 {row['p50_ms']:.2f} ms; --bundle / baseline {ratio:.3f}",
                       flush=True)
+        if old is not None:
+            rows = {str(c): summarize(chunks[f"ref/{c}"], photos) for c in levels}
+            result["baseline_ref"] = {
+                "ref": ref, "commit": commit, "current": describe_code(), "serve": rows,
+                "rps_ratio": {c: serve_levels[c]["rps"] / row["rps"] if row["rps"] else None for c, row in rows.items()},
+                "p50_ratio": {c: serve_levels[c]["p50_ms"] / row["p50_ms"] if row["p50_ms"] else None
+                              for c, row in rows.items()},
+                "rss_mb": {"current": tree_rss(server.pid) / 2**20, "baseline": tree_rss(old.pid) / 2**20}}
+            for c, row in rows.items():
+                print(f"  baseline {commit[:12]} c={c}: {row['rps']:.1f} req/s, p50 {row['p50_ms']:.1f} ms; "
+                      f"current / baseline: {result['baseline_ref']['rps_ratio'][c]:.3f}x req/s", flush=True)
         if bare_tp:
             result["bare"]["interleaved_img_per_s"] = sum(i for i, _ in bare_tp) / sum(s for _, s in bare_tp)
         if bare_b1:
@@ -362,6 +397,18 @@ def _markdown(r: dict[str, Any], levels: list[int], args) -> str:
         b1 = base["serve"]["1"]
         lines += [f"Baseline bundle {base['bundle']} at c=1, rounds interleaved: p50 {b1['p50_ms']:.2f} ms, "
                   f"p99 {b1['p99_ms']:.2f} ms; --bundle's p50 is {(base['p50_ratio_c1'] - 1) * 100:+.1f}% of it.", ""]
+    ref = r.get("baseline_ref")
+    if ref:
+        lines += [f"The same bundle served by the code at `{ref['commit'][:12]}` (`--baseline-ref {ref['ref']}`), "
+                  "its rounds interleaved with the current code's:", "",
+                  "| clients | current req/s | baseline req/s | current / baseline | current p50 ms | baseline p50 ms |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        for c, row in ref["serve"].items():
+            cur = r["serve"][c]
+            lines.append(f"| {c} | {cur['rps']:.1f} | {row['rps']:.1f} | {ref['rps_ratio'][c]:.3f} | "
+                         f"{cur['p50_ms']:.2f} | {row['p50_ms']:.2f} |")
+        lines += ["", f"RSS after the load: current {ref['rss_mb']['current']:.0f} MB, baseline "
+                      f"{ref['rss_mb']['baseline']:.0f} MB.", ""]
     lines.append("Targets:")
     for t in r["targets"].values():
         mark = "met" if t["met"] else "NOT met"

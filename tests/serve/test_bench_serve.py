@@ -82,3 +82,35 @@ def test_load_photos_reads_a_dataset_with_its_own_split_column(bundle_dir, tmp_p
     photos, source = load_photos(bundle, str(data), 3)
     assert len(photos) == 3 and str(data) in source
     assert photos[0][1] == LABELS[-1]  # the run's one test photo first
+
+
+@pytest.mark.slow
+def test_bench_serve_baseline_ref_serves_the_same_bundle_with_other_code(bundle_dir, tmp_path):
+    """--baseline-ref: a second `carscope serve`, run from a worktree of the ref, measured at every level in rounds
+    interleaved with the current code's; the worktree is gone afterwards."""
+    import subprocess
+
+    from carscope.benchmarks import serve as bench
+    from carscope.benchmarks.common import REPO
+
+    def worktrees() -> str:
+        return subprocess.run(["git", "-C", str(REPO), "worktree", "list", "--porcelain"], capture_output=True,
+                              text=True, check=True).stdout
+
+    before = worktrees()
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--bundle", str(bundle_dir), "--requests", "12", "--concurrency", "1,2", "--rounds", "2",
+                              "--photos", "3", "--threads", "4", "--max-batch", "4", "--bare-seconds", "0.1",
+                              "--no-seed", "--no-unbatched", "--baseline-ref", "HEAD"])
+    result, md = bench.run(args, tmp_path)
+    json.dumps(result)
+    ref = result["baseline_ref"]
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert ref["commit"] == head.strip() and worktrees() == before
+    for c in ("1", "2"):
+        assert ref["serve"][c]["ok"] == 12 and len(ref["serve"][c]["rps_by_round"]) == 2
+        assert ref["rps_ratio"][c] == pytest.approx(result["serve"][c]["rps"] / ref["serve"][c]["rps"])
+    assert ref["rss_mb"]["baseline"] > 0 and "current / baseline" in md
+    with pytest.raises(Exception, match="not a commit"):
+        bench.run(parser.parse_args(["--bundle", str(bundle_dir), "--baseline-ref", "no-such-ref-anywhere"]), tmp_path)
