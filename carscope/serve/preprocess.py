@@ -5,7 +5,8 @@
                print(p(Image.new('RGB', (640, 480))).shape)"
 
 The decode step (a JPEG at the spec's draft scale, carscope/common/imaging.py) is carscope/serve/imageio.py's; then
-train evaluates with torchvision's `Resize(resize)` (shorter side, PIL bilinear, which antialiases),
+train evaluates with torchvision's `Resize(resize)` (shorter side, with the Pillow filter the spec's
+`interpolation` names: bilinear, or bicubic for most timm archs; Pillow antialiases both),
 `CenterCrop(crop)`, `ToTensor()` and `Normalize(mean, std)` on a PIL image. This module reproduces each step
 with the same integer arithmetic, so serving sees exactly the tensor the model was evaluated on
 (tests/serve/test_preprocess.py holds the two side by side).

@@ -25,9 +25,9 @@ numbers, strings, lists and dicts only: no pickled classes, no numpy arrays):
 
 The preprocessing spec (eval/inference; training adds augmentation on top):
 
-    {"resize": 146,              # shorter side resized to this, Pillow bilinear (antialiased)
+    {"resize": 146,              # shorter side resized to this, with Pillow's `interpolation` (antialiased)
      "crop": 128,                # then a centre crop of crop x crop
-     "interpolation": "bilinear",
+     "interpolation": "bilinear",  # or "bicubic": the arch's pretrained config (timm archs), models.preprocess_config
      "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],   # on RGB in [0, 1]
      "layout": "NCHW", "color": "RGB", "dtype": "float32",
      "jpeg_draft": True}         # JPEGs decoded at the smallest 1/2^k scale still >= resize (carscope/imaging.py);
@@ -37,6 +37,7 @@ The preprocessing spec (eval/inference; training adds augmentation on top):
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -52,14 +53,21 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 REQUIRED_KEYS = ("format_version", "task", "arch", "labels", "preprocess", "temperature", "model")
 
 
-def make_preprocess_spec(img_size: int, resize_ratio: float = 0.875) -> dict[str, Any]:
-    """The eval preprocessing for a model trained at `img_size` (timm's crop_pct convention)."""
+def make_preprocess_spec(img_size: int, resize_ratio: float = 0.875,
+                         config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The eval preprocessing for a model trained at `img_size` (timm's crop_pct convention: resize = img_size /
+    resize_ratio). `config` is the arch's carscope/train/models.py `preprocess_config`: its interpolation, mean
+    and std, and its resize rounding (timm floors; carscope's own archs round). Without one: bilinear, the
+    ImageNet mean and std, rounded, as for every run before timm archs."""
+    config = config or {}
+    scaled = img_size / resize_ratio
+    resize = math.floor(scaled) if config.get("resize_rounding") == "floor" else int(round(scaled))
     return {
-        "resize": int(round(img_size / resize_ratio)),
+        "resize": int(resize),
         "crop": int(img_size),
-        "interpolation": "bilinear",
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
+        "interpolation": str(config.get("interpolation", "bilinear")),
+        "mean": [float(v) for v in config.get("mean", IMAGENET_MEAN)],
+        "std": [float(v) for v in config.get("std", IMAGENET_STD)],
         "layout": "NCHW",
         "color": "RGB",
         "dtype": "float32",

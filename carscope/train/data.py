@@ -216,14 +216,14 @@ class CacheRef:
 
 
 def _decode(job):
-    path, mode, arg = job
+    path, mode, spec = job
     from PIL import Image
 
     from carscope.train.presets import cache_eval_image, cache_train_image
 
     try:
         with Image.open(path) as img:
-            return cache_train_image(img, arg) if mode == "train" else cache_eval_image(img, arg)
+            return cache_train_image(img, spec) if mode == "train" else cache_eval_image(img, spec)
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files
         return exc
 
@@ -237,7 +237,6 @@ def open_cache(cache_dir: Path, mode: str, spec: dict[str, Any], paths: list[str
     from tqdm import tqdm
 
     size = spec["resize"] if mode == "train" else spec["crop"]
-    arg = spec["resize"] if mode == "train" else spec
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = [mode, spec["resize"], spec["crop"], spec["interpolation"]]
     if mode == "eval" and spec.get("jpeg_draft"):  # other pixels than a full-size decode: another cache
@@ -260,7 +259,7 @@ def open_cache(cache_dir: Path, mode: str, spec: dict[str, Any], paths: list[str
     # Pillow releases the GIL while it decodes and resizes, so threads decode in parallel without the
     # pickling cost of processes.
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        jobs = ((p, mode, arg) for p in paths)
+        jobs = ((p, mode, spec) for p in paths)
         for i, out in enumerate(tqdm(pool.map(_decode, jobs, chunksize=1), total=n, desc=desc, leave=False,
                                      disable=True if n < 200 else None, mininterval=1.0)):
             if isinstance(out, Exception):

@@ -119,11 +119,11 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
     import torch
 
     from carscope.train.evaluation import fit_temperature
-    from carscope.train.models import create_model, load_backbone_weights
+    from carscope.train.models import create_model, is_timm_arch, load_backbone_weights, preprocess_config
     from carscope.train.presets import Normalizer
     from carscope.train.report import read_metrics, write_json
 
-    spec = checkpoint.make_preprocess_spec(args.img_size, args.crop_pct)
+    spec = checkpoint.make_preprocess_spec(args.img_size, args.crop_pct, preprocess_config(args.arch))
     if years == "target" and getattr(args, "all_years", False):
         years = "all"
     prepared = load_data(ctx, args, run_dir, spec, reuse=reuse_splits, label_mode=label_mode, years=years,
@@ -145,13 +145,16 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
     arch_kwargs: dict[str, Any] = {"dropout": args.dropout}
     if args.head_hidden:
         arch_kwargs["head_hidden"] = list(args.head_hidden)
+    if is_timm_arch(args.arch):  # a ViT's position grid is built for the run's size
+        arch_kwargs["img_size"] = args.img_size
 
     torch.manual_seed(args.seed)  # identical initial weights on every rank (DDP also broadcasts rank 0's)
     model = create_model(args.arch, len(labels), **arch_kwargs)
     if args.weights and resume_state is None:
         info = load_backbone_weights(model, args.weights, args.arch)
         if ctx.main:
-            say(f"loaded {info['loaded']} backbone tensors from {args.weights}")
+            for line in info["lines"]:  # what loaded, and what was left out and why
+                say(line)
     model.to(ctx.device)
     if ctx.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -1,17 +1,28 @@
-"""One name-keyed factory for both classifiers: torchvision backbones with a fresh head, plus two small
-convnets of our own (cpunet: the CPU default; tinynet: the tests').
+"""One name-keyed factory for both classifiers: torchvision backbones with a fresh head, two small convnets of our
+own (cpunet: the CPU default; tinynet: the tests'), and any timm architecture by its timm name.
 
     python -c "from carscope.train.models import create_model; print(create_model('resnet18', 10))"
+    python -c "from carscope.train.models import preprocess_config; print(preprocess_config('efficientnet_lite0'))"
 
-No I/O and no device code here. Weights come from `load_backbone_weights` (a local torchvision state
-dict); nothing is downloaded.
+Our own and torchvision's names come first (`ARCHS`: `resnet50` is torchvision's resnet50); any other name is
+looked up in timm (`efficientnet_lite0`, `convnext_tiny`, `vit_small_patch16_224`, a tagged
+`convnext_tiny.fb_in22k`, ...), built with `timm.create_model(name, pretrained=False, num_classes=n)`. A timm
+model's pretrained config (input size, interpolation, mean, std, crop fraction) travels with it as
+`preprocess_config(arch)`, which the run turns into its preprocessing spec (carscope/train/checkpoint.py);
+carscope's own and torchvision's archs keep bilinear and the ImageNet mean and std. A config's `crop_mode` other
+than "center" (squash, border) is not followed: carscope always resizes the shorter side and centre-crops.
+
+No I/O and no device code here; torch and timm are imported only when a model is built or a timm name looked
+up. Weights come from `load_backbone_weights` (a local state dict); nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from carscope.common.errors import CarscopeError
+from carscope.train.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 
 # name -> (torchvision builder name, attribute path of the classifier to replace)
 _TORCHVISION = {
@@ -24,10 +35,51 @@ _TORCHVISION = {
     "mobilenet_v3_small": "mobilenet_v3_small",
     "mobilenet_v3_large": "mobilenet_v3_large",
 }
-ARCHS = tuple(_TORCHVISION) + ("cpunet", "tinynet")
+ARCHS = tuple(_TORCHVISION) + ("cpunet", "tinynet")  # carscope's names; any other is a timm name
+TIMM_EXAMPLES = ("efficientnet_lite0", "convnext_tiny", "efficientnetv2_rw_s", "vit_small_patch16_224")
 # From scratch on the demo showroom (386 training photos, 24 classes), 2 cores: cpunet at 96 px reaches 92.7% test
 # top-1 in 80 epochs; resnet18 at 96 px is at 53% after 30 epochs (5x the FLOPs per photo, and slower to fit).
 CPU_DEFAULT_ARCH = "cpunet"
+
+
+def is_timm_arch(arch: str) -> bool:
+    """True for a name carscope hands to timm (any name not in ARCHS; `check_arch` says whether timm has it)."""
+    return arch not in ARCHS
+
+
+def check_arch(arch: str) -> None:
+    """A one-line CarscopeError (exit 2) unless `arch` is one of ARCHS or a timm model name."""
+    if arch in ARCHS:
+        return
+    import timm
+
+    if not timm.is_model(arch):
+        near = difflib.get_close_matches(arch, list(ARCHS) + timm.list_models(), n=3, cutoff=0.75)
+        hint = f"did you mean {', '.join(near)}? " if near else ""
+        raise CarscopeError(f"unknown arch '{arch}'; {hint}choose from {', '.join(ARCHS)} or a timm model name "
+                            f"({', '.join(TIMM_EXAMPLES)}, ...)")
+
+
+def preprocess_config(arch: str) -> dict[str, Any]:
+    """What `arch` was made to see: input_size (px, None: the task's default), interpolation, mean, std, crop_pct
+    (None: the --crop-pct default) and resize_rounding (how checkpoint.make_preprocess_spec turns crop / crop_pct
+    into the resize). For a timm arch, its pretrained config as `timm.data.resolve_model_data_config(model)`
+    resolves it, without building the model; for carscope's and torchvision's archs, what every run before timm
+    used (bilinear, ImageNet mean and std, the resize rounded), so their specs are unchanged."""
+    if not is_timm_arch(arch):
+        return {"input_size": None, "interpolation": "bilinear", "mean": list(IMAGENET_MEAN),
+                "std": list(IMAGENET_STD), "crop_pct": 1.0, "resize_rounding": "round"}
+    check_arch(arch)
+    from timm.data import resolve_data_config
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(arch)
+    data = resolve_data_config(pretrained_cfg=cfg.to_dict() if cfg is not None else {"input_size": (3, 224, 224)})
+    _, height, width = data["input_size"]
+    return {"input_size": int(height) if height == width else int(min(height, width)),
+            "interpolation": str(data["interpolation"]), "mean": [float(v) for v in data["mean"]],
+            "std": [float(v) for v in data["std"]], "crop_pct": float(data["crop_pct"]),
+            "resize_rounding": "floor"}  # timm's eval transform: math.floor(img_size / crop_pct)
 
 
 def _head(in_features: int, num_classes: int, head_hidden: list[int] | None, dropout: float):
@@ -80,16 +132,17 @@ class CpuNet:
 
 
 def create_model(arch: str, num_classes: int, *, head_hidden: list[int] | None = None, dropout: float = 0.2,
-                 **kwargs: Any):
-    """Build `arch` with a new `num_classes` head. Random init; see `load_backbone_weights`."""
+                 img_size: int | None = None, **kwargs: Any):
+    """Build `arch` with a new `num_classes` head. Random init; see `load_backbone_weights`. `img_size` matters
+    only to a timm model built for one input size (a ViT's position grid); every other arch takes any size."""
     if num_classes < 2:
         raise CarscopeError(f"need at least 2 classes, got {num_classes}")
     if arch == "tinynet":  # a few conv layers: the tests' model
         return TinyNet.build(num_classes, dropout=dropout, **kwargs)
     if arch == "cpunet":
         return CpuNet.build(num_classes, dropout=dropout, head_hidden=head_hidden, **kwargs)
-    if arch not in _TORCHVISION:
-        raise CarscopeError(f"unknown arch '{arch}'; choose from {', '.join(ARCHS)}")
+    if is_timm_arch(arch):
+        return _create_timm(arch, num_classes, head_hidden, dropout, img_size, **kwargs)
     import torchvision
 
     model = getattr(torchvision.models, _TORCHVISION[arch])(weights=None, **kwargs)
@@ -102,6 +155,31 @@ def create_model(arch: str, num_classes: int, *, head_hidden: list[int] | None =
     return model
 
 
+def _create_timm(arch: str, num_classes: int, head_hidden: list[int] | None, dropout: float, img_size: int | None,
+                 **kwargs: Any):
+    """timm's model with its own fresh `num_classes` classifier (and its own dropout before it); with
+    `head_hidden`, that classifier becomes carscope's MLP head, which brings its own dropout."""
+    check_arch(arch)
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(arch)
+    if img_size and cfg is not None and cfg.fixed_input_size:  # ViT-like: the grid is built for one size
+        kwargs.setdefault("img_size", img_size)
+    model = timm.create_model(arch, pretrained=False, num_classes=num_classes,
+                              drop_rate=0.0 if head_hidden else dropout, **kwargs)
+    if head_hidden:
+        from torch import nn
+
+        old = model.get_classifier()
+        if not isinstance(old, nn.Linear):
+            raise CarscopeError(f"--head-hidden needs a classifier of one Linear layer; {arch}'s is "
+                                f"{type(old).__name__}")
+        where = next(name for name, module in model.named_modules() if module is old)
+        model.set_submodule(where, _head(old.in_features, num_classes, head_hidden, dropout))
+    return model
+
+
 def _replace_last(classifier, num_classes: int):
     from torch import nn
 
@@ -111,6 +189,8 @@ def _replace_last(classifier, num_classes: int):
 
 def head_parameters(model, arch: str):
     """The parameters of the new head (trained alone during --freeze-epochs)."""
+    if is_timm_arch(arch):  # timm names its classifier, wherever the model keeps it
+        return list(model.get_classifier().parameters())
     if arch.startswith("resnet") or arch in ("tinynet", "cpunet"):
         return list(model.fc.parameters())
     if arch.startswith("efficientnet"):
@@ -118,33 +198,13 @@ def head_parameters(model, arch: str):
     return list(model.classifier[-1].parameters())
 
 
-def load_backbone_weights(model, path: str, arch: str) -> dict[str, int]:
-    """Load a local torchvision state dict into everything but the head. Returns counts; raises on mismatch."""
-    import torch
+def load_backbone_weights(model, path: str, arch: str) -> dict:
+    """Load pretrained weights into everything but the head: a file, a carscope run, an installed weights package or
+    the local Hugging Face cache, in torchvision's, timm's or a known foreign layout (carscope/train/weights.py).
+    Returns the report (counts, what was left out, the `lines` to print); CarscopeError when they do not match."""
+    from carscope.train.weights import load_weights
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CarscopeError(f"weights file {path} does not exist") from None
-    except Exception as exc:
-        raise CarscopeError(f"weights file {path} is not a torch state dict ({type(exc).__name__})") from exc
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    own = model.state_dict()
-    head_ids = {id(p) for p in head_parameters(model, arch)}
-    head_names = {n for n, p in model.named_parameters() if id(p) in head_ids}
-    loaded, skipped = {}, []
-    for name, tensor in state.items():
-        if name in own and name not in head_names and own[name].shape == tensor.shape:
-            loaded[name] = tensor
-        elif name not in head_names and not name.startswith(("fc.", "classifier.")):
-            skipped.append(name)
-    backbone = [n for n in own if n not in head_names and not n.endswith("num_batches_tracked")]
-    if not loaded or len([n for n in backbone if n in loaded]) < 0.9 * len(backbone):
-        raise CarscopeError(
-            f"weights in {path} do not match arch '{arch}' ({len(loaded)} of {len(backbone)} backbone tensors fit)")
-    model.load_state_dict(loaded, strict=False)
-    return {"loaded": len(loaded), "skipped": len(skipped), "backbone": len(backbone)}
+    return load_weights(model, path, head_parameters(model, arch), arch=arch)
 
 
 def model_from_checkpoint(state: dict[str, Any]):

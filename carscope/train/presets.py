@@ -8,7 +8,8 @@ within 1e-5). On a PIL image it is exactly:
 
     draft(img, spec)                              # JPEG files only, with spec["jpeg_draft"]: carscope/imaging.py
     img = img.convert("RGB")
-    Resize(spec["resize"], bilinear, antialias)   # shorter side -> resize; longer = int(resize * long / short)
+    Resize(spec["resize"], interpolation)         # shorter side -> resize; longer = int(resize * long / short);
+                                                  # Pillow's spec["interpolation"] (bilinear, bicubic), antialiased
     CenterCrop(spec["crop"])                      # top = int(round((h - crop) / 2)), left likewise
     ToTensor()                                    # HWC uint8 -> CHW float32 / 255
     Normalize(spec["mean"], spec["std"])          # (x - mean) / std, per channel
@@ -22,6 +23,23 @@ the train preset augments those uint8 tensors, and the float conversion and norm
 from __future__ import annotations
 
 from typing import Any
+
+from carscope.common.errors import CarscopeError
+
+# Pillow's filters, by the names a spec uses: what serve (carscope/serve/preprocess.py) and timm's configs know
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "lanczos", "box", "hamming")
+
+
+def interpolation_mode(spec: dict[str, Any]):
+    """torchvision's InterpolationMode for spec["interpolation"] (bilinear when a spec has none); on a PIL image
+    it is Pillow's filter of the same name, which is what serve uses."""
+    from torchvision.transforms import InterpolationMode
+
+    name = str(spec.get("interpolation", "bilinear")).lower()
+    if name not in INTERPOLATIONS:
+        raise CarscopeError(f"the preprocessing spec asks for '{name}' interpolation; carscope knows "
+                            f"{', '.join(INTERPOLATIONS)}")
+    return InterpolationMode(name)
 
 
 def load_rgb(path, spec: dict[str, Any] | None = None):
@@ -42,7 +60,7 @@ def eval_transform(spec: dict[str, Any]):
 
     return T.Compose([
         T.Lambda(lambda img: img.convert("RGB")),
-        T.Resize(spec["resize"], interpolation=T.InterpolationMode.BILINEAR, antialias=True),
+        T.Resize(spec["resize"], interpolation=interpolation_mode(spec), antialias=True),
         T.CenterCrop(spec["crop"]),
         T.ToTensor(),
         T.Normalize(spec["mean"], spec["std"]),
@@ -58,13 +76,14 @@ def cache_eval_image(img, spec: dict[str, Any]):
 
     draft(img, spec)  # JPEG at the spec's draft scale, when it asks for one (before the pixels load)
     img = img.convert("RGB")
-    img = T.Resize(spec["resize"], interpolation=T.InterpolationMode.BILINEAR, antialias=True)(img)
+    img = T.Resize(spec["resize"], interpolation=interpolation_mode(spec), antialias=True)(img)
     img = T.CenterCrop(spec["crop"])(img)
     return np.array(img, dtype=np.uint8)  # a writable copy (torch.from_numpy warns on read-only arrays)
 
 
-def cache_train_image(img, size: int):
-    """PIL image -> HWC uint8 square of `size`: shorter side resized, centre square (augmentation crops later).
+def cache_train_image(img, spec: dict[str, Any]):
+    """PIL image -> HWC uint8 square of spec["resize"] px: shorter side resized with the spec's interpolation,
+    centre square (augmentation crops later).
 
     JPEG draft mode lets libjpeg decode at 1/2, 1/4 or 1/8 scale when the photo is much larger than `size`:
     the cheapest decode there is. Eval pixels are decoded the same way when the spec has `jpeg_draft`."""
@@ -74,9 +93,10 @@ def cache_train_image(img, size: int):
 
     from carscope.common.imaging import draft
 
+    size = int(spec["resize"])
     draft(img, {"resize": size, "jpeg_draft": True})  # the smallest scale still >= size on both sides
     img = img.convert("RGB")
-    img = T.Resize(size, interpolation=T.InterpolationMode.BILINEAR, antialias=True)(img)
+    img = T.Resize(size, interpolation=interpolation_mode(spec), antialias=True)(img)
     img = T.CenterCrop(size)(img)
     assert isinstance(img, Image.Image)
     return np.array(img, dtype=np.uint8)  # a writable copy (torch.from_numpy warns on read-only arrays)

@@ -19,6 +19,7 @@ from carscope.train import checkpoint
 from carscope.train.data import SPLITS_FILE, say
 from carscope.train.hardware import Context, barrier, on_main
 from carscope.train.loaders import load_data
+from carscope.train.models import preprocess_config
 from carscope.train.report import METRICS_FILE
 
 
@@ -55,7 +56,7 @@ def pretrain(ctx: Context, args, run_dir: Path, resume_state, fit) -> None:
     """The seed's recipe: make+model on every year, then (in fit) the target year from those weights. The target
     year's val/test photos are pinned out of the pretraining's train split, so test stays unseen. `fit` is the
     engine's; Stopped if --stop-after ended the pretraining."""
-    spec = checkpoint.make_preprocess_spec(args.img_size, args.crop_pct)
+    spec = checkpoint.make_preprocess_spec(args.img_size, args.crop_pct, preprocess_config(args.arch))
     target = load_data(ctx, args, run_dir, spec, reuse=bool(args.resume))
     held = target.table[target.table["split"] != "train"]
     exclude = dict(zip(held["sha256"], held["split"], strict=False))
@@ -98,7 +99,7 @@ def clean_view(ctx: Context, args, run_dir: Path, fit) -> None:
     from carscope.crawler.dataset import write_table
     from carscope.train.data import OTHER_LABEL, score_unknown
 
-    spec = checkpoint.make_preprocess_spec(args.img_size, args.crop_pct)
+    spec = checkpoint.make_preprocess_spec(args.img_size, args.crop_pct, preprocess_config(args.arch))
     prepared = load_data(ctx, args, run_dir, spec, reuse=False)
     table = prepared.table
     hinted = table[(table["split"] == "train") & (table["source"] == "hint")]

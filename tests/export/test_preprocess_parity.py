@@ -1,5 +1,6 @@
 """Preprocessing is one definition: serve's numpy/Pillow version equals train's eval transform (within 1e-5),
-and the input contract a bundle carries is the checkpoint's spec, so serve preprocesses what train evaluated."""
+for every interpolation a spec may name (bilinear for carscope's archs, bicubic for most timm archs), and the
+input contract a bundle carries is the checkpoint's spec, so serve preprocesses what train evaluated."""
 
 from __future__ import annotations
 
@@ -25,9 +26,17 @@ def _random_photos(rng, n: int):
         yield img.convert(("RGB", "L", "RGBA", "P", "CMYK")[i % 5])
 
 
+INTERPOLATIONS = ["bilinear", "bicubic"]
+
+
+def _spec(img_size: int, interpolation: str, **config):
+    return make_preprocess_spec(img_size, config=dict(config, interpolation=interpolation))
+
+
+@pytest.mark.parametrize("interpolation", INTERPOLATIONS)
 @pytest.mark.parametrize("img_size", [32, 128, 224])
-def test_serve_preprocess_matches_train_eval_transform(img_size):
-    spec = make_preprocess_spec(img_size)
+def test_serve_preprocess_matches_train_eval_transform(img_size, interpolation):
+    spec = _spec(img_size, interpolation)
     served = serve_preprocess.Preprocessor(spec)
     trained = presets.eval_transform(spec)
     worst = 0.0
@@ -37,6 +46,30 @@ def test_serve_preprocess_matches_train_eval_transform(img_size):
         assert a.shape == b.shape == (3, spec["crop"], spec["crop"]) and a.dtype == np.float32
         worst = max(worst, float(np.abs(a - b).max()))
     assert worst <= 1e-5, worst
+
+
+@pytest.mark.parametrize("interpolation", INTERPOLATIONS)
+def test_the_interpolation_is_honoured_bit_for_bit(interpolation):
+    """The filter named in the spec is the one every path uses: train's eval transform, its uint8 eval cache and
+    serve give the same pixels (the two filters give different ones), and a timm-style spec (its own mean and
+    std, the resize floored) is preprocessed alike."""
+    from PIL import Image
+
+    spec = _spec(96, interpolation, mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5], resize_rounding="floor")
+    other = dict(spec, interpolation=next(i for i in INTERPOLATIONS if i != interpolation))
+    rng = np.random.default_rng(7)
+    for img in _random_photos(rng, 8):
+        img = img.convert("RGB")
+        cached = presets.cache_eval_image(img, spec)  # uint8 HWC
+        trained = presets.eval_transform(spec)(img).numpy()
+        via_cache = (cached.astype(np.float32) / np.float32(255) - np.float32(0.5)) / np.float32(0.5)
+        np.testing.assert_array_equal(via_cache.transpose(2, 0, 1), trained)
+        np.testing.assert_array_equal(serve_preprocess.Preprocessor(spec)(img), trained)
+    smooth = Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).resize((400, 300))
+    assert not np.array_equal(presets.cache_eval_image(smooth, spec), presets.cache_eval_image(smooth, other))
+    train_square = presets.cache_train_image(smooth, spec)  # the train cache's resize follows the spec too
+    assert train_square.shape == (spec["resize"],) * 2 + (3,)
+    assert not np.array_equal(train_square, presets.cache_train_image(smooth, other))
 
 
 def test_jpeg_draft_is_decoded_alike_by_train_export_and_serve(tmp_path):
