@@ -168,6 +168,7 @@ def _create_timm(arch: str, num_classes: int, head_hidden: list[int] | None, dro
         kwargs.setdefault("img_size", img_size)
     model = timm.create_model(arch, pretrained=False, num_classes=num_classes,
                               drop_rate=0.0 if head_hidden else dropout, **kwargs)
+    _zero_head(model.get_classifier())
     if head_hidden:
         from torch import nn
 
@@ -178,6 +179,21 @@ def _create_timm(arch: str, num_classes: int, head_hidden: list[int] | None, dro
         where = next(name for name, module in model.named_modules() if module is old)
         model.set_submodule(where, _head(old.in_features, num_classes, head_hidden, dropout))
     return model
+
+
+def _zero_head(classifier) -> None:
+    """A fresh timm classifier starts at zero: every class equally likely, and no gradient into the backbone until
+    the head has learnt something. timm initialises it for 1000 classes by its fan-out (EfficientNet's "goog"
+    init: U(+-1/sqrt(classes))), which for a few dozen classes gives logits of std ~4 on pretrained features: a
+    first loss of 7-8 for 24 classes instead of ln 24 = 3.2, and wrong answers pushed hard into the pretrained
+    backbone for the whole head-only epoch."""
+    from torch import nn
+
+    for module in classifier.modules() if isinstance(classifier, nn.Module) else ():
+        if isinstance(module, nn.Linear):
+            nn.init.zeros_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
 
 def _replace_last(classifier, num_classes: int):
