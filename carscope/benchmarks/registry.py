@@ -53,6 +53,7 @@ REGISTRY: tuple[Bench, ...] = (
     Bench("accuracy", "accuracy", lambda scale, a: ["--bundle", a.bundle, "--data", a.data, "--model-run", a.model],
           needs_demo=True),
     Bench("ood", "ood"),
+    Bench("recipe", "recipe"),  # ~6 min of training: not part of `bench all`
     Bench("gpu", "gpu"),
     Bench("all", "all"),
 )

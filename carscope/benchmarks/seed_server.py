@@ -88,14 +88,17 @@ def seed_model(entry, model_run: str | None):
 
 def seed_possible(bundle, model_run: str | None) -> str | None:
     """None if the seed-style server can be built, else why not."""
-    from carscope.train.models import ARCHS
+    from carscope.common.errors import CarscopeError
+    from carscope.train.models import check_arch
 
     run = model_run or bundle.models["model"].meta.get("source", {}).get("run")
     if run and Path(run).exists():
         return None
-    if bundle.models["model"].meta.get("arch") in ARCHS:
-        return None
-    return "no --model-run and the bundle's arch is not one carscope/train/models.py builds"
+    try:
+        check_arch(str(bundle.models["model"].meta.get("arch")))  # carscope's, torchvision's or a timm name
+    except CarscopeError:
+        return "no --model-run and the bundle's arch is not one carscope/train/models.py builds"
+    return None
 
 
 if __name__ == "__main__":
