@@ -356,7 +356,7 @@ def load_weights(model, spec: str, head_params=(), *, arch: str | None = None) -
              + (f", {where}" if where else "") + ("" if found.how == "by name" else f"; {found.how}")]
     parts = []
     if found.old_head:
-        parts.append(f"the old head ({_names(found.old_head)}): this model's head is new and starts random")
+        parts.append(f"the old head ({_names(found.old_head)}): this model's head is new and starts untrained")
     if found.unmatched:
         parts.append(f"{len(found.unmatched)} names that matched nothing ({_names(found.unmatched)})")
     if found.other_shape:
