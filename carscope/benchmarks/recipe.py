@@ -1,16 +1,16 @@
 """`carscope bench recipe`: the seed's training recipe against carscope's, from the same pretrained weights, on the
 same photos, for the same number of epochs, with the from-scratch baseline beside them.
 
-    carscope bench recipe --out benchmarks/results/mine                  # ~6 min on 2 cores
+    carscope bench recipe --out benchmarks/results/mine                  # ~4 min on 2 cores
     carscope bench recipe --data demo-work/dataset --epochs 30 --img-size 128 --out results/recipe
 
 The model-year classifier, trained three ways:
 - carscope: `carscope train model --arch efficientnet_lite0 --weights efficientnet_lite0` with train's defaults (the
   head alone for one epoch, then the whole network with the backbone at 0.1x the rate; AdamW, warmup and cosine,
   label smoothing, TrivialAugment; the best epoch on val; temperature fitted on val), run through the real CLI;
-- seed: the seed's recipe (/work/shared/seed/seed-facts.md, "Its training") from the same weights: the backbone
-  frozen, one new linear layer on the pooled features, Adam 1e-3, StepLR (30 epochs, x0.5), batch 128, random crop
-  + flip + colour jitter, fp32, the last epoch kept, no calibration; evaluated as the seed evaluated, with the same
+- seed: the recipe of the seed's model classifier, as its public repository records it, from the same weights: the
+  backbone frozen, one new linear layer on the pooled features, Adam 1e-3, StepLR (30 epochs, x0.5), batch 128, random
+  crop + flip + colour jitter, fp32, the last epoch kept, no calibration; evaluated as the seed evaluated, with the same
   random transforms on the test photos (several draws: the figure moves from draw to draw), and with the
   deterministic centre crop, so the recipe and its test-time crop are told apart;
 - scratch: `carscope train model --arch cpunet` (the CPU default, no weights), same size and epochs.
@@ -101,7 +101,7 @@ def _train_cli(key: str, argv: list[str], run_dir: Path, out: Path) -> dict[str,
     (out / f"recipe_{key}.log").write_text(proc.stderr)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise CarscopeError(f"{key}: carscope train failed ({tail}); log in {out / f'recipe_{key}.log'}")
+        raise CarscopeError(f"{key}: carscope train failed (exit {proc.returncode}: {tail}); log in {out / f'recipe_{key}.log'}")
     report = json.loads((run_dir / "report.json").read_text())
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     test = report["test"]
@@ -271,7 +271,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     torch.set_num_threads(threads)
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="carscope-bench-recipe-"))
     work.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    t0, code = time.perf_counter(), describe_code()  # the code at the start: what the runs will import
     try:
         data, data_info = _dataset(args, work)
         common = ["--data", str(data), "--img-size", str(args.img_size), "--epochs", str(args.epochs),
@@ -297,7 +297,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
     result: dict[str, Any] = {
-        "code": describe_code(), "device": str(device), "torch_threads": threads, "workers": workers,
+        "code": code, "device": str(device), "torch_threads": threads, "workers": workers,
         "epochs": args.epochs, "img_size": args.img_size, "seed": args.seed, "data": data_info,
         "classes": n_classes, "photos": {s: counts.get(f"{s}_images") for s in ("train", "val", "test")},
         "same_split": same, "recipes": recipes, "total_wall_s": time.perf_counter() - t0,
