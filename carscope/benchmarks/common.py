@@ -153,6 +153,12 @@ def resolve_ref(ref: str) -> str:
     return proc.stdout.strip()
 
 
+def env_running(src: Path) -> dict[str, str]:
+    """This process's environment with the checkout at `src` first on PYTHONPATH: a child started there runs that
+    checkout's code (a baseline worktree's), not this one's editable install."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
 @contextlib.contextmanager
 def git_worktree(commit: str, path: Path, say: Callable[[str], None] = print):
     """A detached `git worktree` of `commit` at `path` (the code a baseline runs), removed and pruned whatever

@@ -56,11 +56,10 @@ from pathlib import Path
 from typing import Any
 
 from carscope.benchmarks.ceiling import ceiling
-from carscope.benchmarks.common import describe_code, git_worktree, resolve_ref
+from carscope.benchmarks.common import REPO, describe_code, env_running, git_worktree, resolve_ref
 from carscope.benchmarks.crawl_report import markdown, plots
 
 TARGET_CEILING_FRACTION = 0.6
-REPO = Path(__file__).resolve().parents[2]  # the current code: the checkout this module is part of
 
 # showroom sizes: model-years x (photos + photos/3 interiors) ~ images stored
 SIZES = {
@@ -304,7 +303,7 @@ def _crawl_child(base: str, out: Path, concurrency: int, src: Path, showroom_pid
     src = Path(src).resolve()
     arg = json.dumps({"url": base + "/", "out": str(out), "c": concurrency, "src": str(src),
                       "showroom_pid": showroom_pid})
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = env_running(src)
     proc = subprocess.run([sys.executable, "-c", CHILD, arg], capture_output=True, text=True, cwd=src, env=env)
     if proc.returncode != 0:
         if src != REPO:  # a baseline too old (or too different) for this harness: say so in one line

@@ -33,9 +33,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from carscope.benchmarks.common import describe_code
+from carscope.benchmarks.common import REPO, describe_code
 
-REPO = Path(__file__).resolve().parents[2]
 STEPS = ("train-view-amp", "train-model-amp", "torchrun-2gpu", "export-fp16", "serve-cuda", "latency-cuda")
 
 

@@ -34,9 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from carscope.benchmarks.common import describe_code
+from carscope.benchmarks.common import REPO, describe_code
 
-REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SIZES = "2000,20000"
 BASE_IMAGES = 64
 

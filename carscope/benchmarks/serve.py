@@ -33,7 +33,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from carscope.benchmarks.common import describe_code, git_worktree, resolve_ref
+from carscope.benchmarks.common import describe_code, env_running, git_worktree, resolve_ref
 from carscope.benchmarks.load import closed_loop, consistency, load_chunk, load_photos, summarize, tree_rss
 
 TARGET_VS_BARE = 0.8
@@ -125,10 +125,8 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
     baseline = getattr(args, "baseline_bundle", None)
     def start(max_batch: int, what: str, bundle: str | None = None, src: Path | None = None) -> ServerProcess:
         # src: a worktree whose code serves (`python -m carscope` run there imports the worktree's carscope first)
-        env = None if src is None else {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [str(src), *filter(None, [os.environ.get("PYTHONPATH")])])}
         return ServerProcess(_serve_argv(args, max_batch, bundle), what, ready_path="/readyz", grace_s=15.0,
-                             cwd=src, env=env)
+                             cwd=src, env=None if src is None else env_running(src))
 
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(start(args.max_batch, "carscope serve"))
@@ -139,9 +137,13 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         if commit:
             import tempfile
 
-            src = stack.enter_context(git_worktree(commit, Path(tempfile.mkdtemp(prefix="carscope-bench-serve-"))
-                                                   / "src", say=lambda m: print(f"bench serve: {m}", flush=True)))
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="carscope-bench-serve-")))
+            src = stack.enter_context(git_worktree(commit, scratch / "src",
+                                                   say=lambda m: print(f"bench serve: {m}", flush=True)))
             old = stack.enter_context(start(args.max_batch, f"carscope serve at {commit[:12]}", src=src))
+            import psutil
+
+            served_from = psutil.Process(old.pid).cwd()  # `python -m carscope` imports from its cwd first
         for child in (server, ub, base, old):
             if child is not None:
                 closed_loop(child.url, photos, 4, warm)  # warm-up: sessions, arenas, connections, page cache
@@ -195,7 +197,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         if old is not None:
             rows = {str(c): summarize(chunks[f"ref/{c}"], photos) for c in levels}
             result["baseline_ref"] = {
-                "ref": ref, "commit": commit, "current": describe_code(), "serve": rows,
+                "ref": ref, "commit": commit, "current": describe_code(), "served_from": served_from, "serve": rows,
                 "rps_ratio": {c: serve_levels[c]["rps"] / row["rps"] if row["rps"] else None for c, row in rows.items()},
                 "p50_ratio": {c: serve_levels[c]["p50_ms"] / row["p50_ms"] if row["p50_ms"] else None
                               for c, row in rows.items()},

@@ -25,7 +25,7 @@ from carscope.common.servers import ServerProcess
 DRAIN_WAIT_S = 12.0  # after Ctrl-C, how long the web app may take to answer its requests in flight (serve --grace 10)
 # The scales: the showroom's size and the training budget. "demo" is sized to reach a serving app in well
 # under 15 minutes on a 2-core laptop; "tiny" is for the end-to-end test.
-# The training recipe at the demo scale is train's own per-task default (carscope/train/cli.py), so the demo trains
+# The training recipe at the demo scale is train's own per-task default (carscope/train/options.py), so the demo trains
 # exactly what `carscope train` would.
 SCALES = {
     "demo": {"makes": 6, "models_per_make": 4, "years": "2022-2023", "photos": 24, "train": []},

@@ -21,8 +21,8 @@ DEFAULT_VIEW_WORDS = {
     "interior": ("interior", "interiors", "int", "inside", "cabin", "cockpit", "dashboard", "innenraum",
                  "interieur"),
 }
-IMPORT_VIEW_WORDS = {"exterior": "exterior", "outside": "exterior", "ext": "exterior", "interior": "interior",
-                     "inside": "interior", "int": "interior", "unknown": "unknown"}
+# A folder named "cabin" stays part of a class path: only the plain words name a view folder
+IMPORT_VIEW_WORDS = {**{w: v for w, v in VIEW_NAMES.items() if w != "cabin"}, "unknown": "unknown"}
 
 
 def normalize_view(value: str | None) -> str:

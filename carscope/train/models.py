@@ -13,7 +13,8 @@ carscope's own and torchvision's archs keep bilinear and the ImageNet mean and s
 than "center" (squash, border) is not followed: carscope always resizes the shorter side and centre-crops.
 
 No I/O and no device code here; torch and timm are imported only when a model is built or a timm name looked
-up. Weights come from `load_backbone_weights` (a local state dict); nothing is downloaded.
+up. Weights come from `load_backbone_weights`: carscope/train/weights.py reads every `--weights` spelling and
+loads all but this model's head; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def _zero_head(classifier) -> None:
     backbone for the whole head-only epoch."""
     from torch import nn
 
-    for module in classifier.modules() if isinstance(classifier, nn.Module) else ():
+    for module in classifier.modules():
         if isinstance(module, nn.Linear):
             nn.init.zeros_(module.weight)
             if module.bias is not None:

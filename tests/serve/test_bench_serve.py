@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -108,6 +109,8 @@ def test_bench_serve_baseline_ref_serves_the_same_bundle_with_other_code(bundle_
     ref = result["baseline_ref"]
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     assert ref["commit"] == head.strip() and worktrees() == before
+    # the baseline server ran in the worktree (so imported its code), not in this checkout
+    assert ref["served_from"].endswith("/src") and not Path(ref["served_from"]).is_relative_to(REPO)
     for c in ("1", "2"):
         assert ref["serve"][c]["ok"] == 12 and len(ref["serve"][c]["rps_by_round"]) == 2
         assert ref["rps_ratio"][c] == pytest.approx(result["serve"][c]["rps"] / ref["serve"][c]["rps"])
