@@ -36,7 +36,7 @@ SHOWROOM_SEED = 90_210
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "hubble_deep_field", "retina",
                   "coins", "grass", "gravel", "brick", "moon", "horse", "clock", "page", "logo", "colorwheel",
                   "camera", "text", "cell", "immunohistochemistry")
-POLICIES = ("before", "other_only", "score_only", "both")
+POLICIES = ("before", "other_only", "score_only", "both", "served")
 
 
 def add_arguments(p) -> None:
@@ -154,7 +154,9 @@ def _policy_sure(r: dict[str, Any], policy: str, min_conf: float) -> bool:
         return confident and not interior and not other
     if policy == "score_only":
         return confident and not interior and not unfamiliar
-    return bool(r["model"]["sure"])
+    if policy == "both":
+        return confident and not interior and not other and not unfamiliar
+    return bool(r["model"]["sure"])  # served: at any level, after the unknown-model check too
 
 
 def run(args, out_dir) -> tuple[dict[str, Any], str]:
@@ -379,7 +381,8 @@ def _markdown(r: dict[str, Any]) -> str:
         lines.append(f"- {n}: {note}")
     lines += ["", "## Answered `sure`, by rule", "",
               "before = the confidence alone (serve before the OOD check); other_only = the view classifier's "
-              "`other` class (and interior) alone; score_only = the OOD score (and interior) alone; both = as served.",
+              "`other` class (and interior) alone; score_only = the OOD score (and interior) alone; both = the two "
+              "checks, a model-year's confidence; served = as served (any level, after the unknown-model check).",
               "", "| rule | " + " | ".join(r["rules"]["before"]) + " | top-1 among sure (id_test) |",
               "|---|" + "---:|" * (len(r["rules"]["before"]) + 1)]
     for policy, row in r["rules"].items():

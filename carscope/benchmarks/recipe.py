@@ -161,8 +161,10 @@ def _centre(prepared, split: str, batch: int):
     return ((x, y) for _, x, y in eval_batches(prepared.caches[split], prepared.targets[split], batch))
 
 
-def _seed(args, data: Path, run_dir: Path, work: Path, device, workers: int) -> dict[str, Any]:
-    """The seed's recipe from the same weights on the carscope run's splits, in its preprocessing spec."""
+def _seed(args, data: Path, run_dir: Path, work: Path, device, workers: int, keep: dict | None = None
+          ) -> dict[str, Any]:
+    """The seed's recipe from the same weights on the carscope run's splits, in its preprocessing spec. `keep`
+    (a dict) receives the trained model, its labels and the spec, for a caller that measures more of it."""
     import numpy as np
     import torch
 
@@ -218,6 +220,8 @@ def _seed(args, data: Path, run_dir: Path, work: Path, device, workers: int) -> 
              f"{curve[-1]['val_top1']:.3f} (centre crop) | lr {optimizer.param_groups[0]['lr']:.2g}")
     train_seconds = time.perf_counter() - t_train
 
+    if keep is not None:
+        keep.update(model=model, labels=labels, spec=spec)
     centre = _figures(*_logits(model, _centre(prepared, "test", 2 * SEED_BATCH), norm, device))
     # The test photos as squares of the spec's resize, for the seed's test-time random crop (a cache dir of its own:
     # the train cache's file has the same name)

@@ -54,6 +54,7 @@ REGISTRY: tuple[Bench, ...] = (
           needs_demo=True),
     Bench("ood", "ood"),
     Bench("recipe", "recipe"),  # ~6 min of training: not part of `bench all`
+    Bench("levels", "levels"),  # ~25 min: three recipes on the realistic showroom; not part of `bench all`
     Bench("gpu", "gpu"),
     Bench("all", "all"),
 )

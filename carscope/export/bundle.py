@@ -38,7 +38,12 @@ What carscope/export/pipeline.py records besides (readers may ignore any of it):
                         "dim", "bytes", "threshold", "tpr", "threshold_split": "val", "fit": {...},
                         "figures": {"val"|"test"|"synthetic": {"photos", "flagged", "median_score", ...}},
                         "compared": {method: {...}}, "parity": {...},
-                        "variants": {"int8": {"threshold", "gate": {...}}}}   # a score above threshold: unfamiliar
+                        "variants": {"int8": {"threshold", "unknown_threshold", "gate": {...}}}}
+                        # a score above threshold: unfamiliar; above unknown_threshold ("unknown_tpr" of held-out
+                        # photos under it; absent in older bundles): a car, but not a model the bundle knows
+                "levels": {"groups": [[model_id, ...], ...], "join", "source": "val", "pairs": [...],
+                           "figures": {...}}   # model-years held-out photos cannot tell apart (common/levels.py);
+                                               # absent in older bundles: every model-year alone
     view        "labels" may hold a third class, "other": not a car photo (bundles before it have two)
     top level   "source": {"data", ...}, "options": {...}, "export_s"
 
@@ -178,6 +183,21 @@ class ModelEntry:
             return None
         own = (self.ood.get("variants") or {}).get(variant) or {}
         return float(own.get("threshold", self.ood["threshold"]))
+
+    def unknown_threshold(self, variant: str = "fp32") -> float | None:
+        """The OOD score above which a car photo is "a car, but not one I know" (`unknown_model`): the score's
+        quantile of held-out photos at `unknown_tpr`, tighter than `threshold`. None: the bundle has no such check
+        (made before it, or without an OOD score)."""
+        if not self.ood or self.ood.get("unknown_threshold") is None:
+            return None
+        own = (self.ood.get("variants") or {}).get(variant) or {}
+        return float(own.get("unknown_threshold", self.ood["unknown_threshold"]))
+
+    @property
+    def levels(self) -> dict[str, Any]:
+        """The answer levels ("levels" in bundle.json): the confusable groups of model-years found on held-out
+        photos (carscope/common/levels.py); empty for a bundle made before them (every model-year alone)."""
+        return self.meta.get("levels") or {}
 
     def path(self, variant: str = "fp32") -> Path:
         """File of a variant: fp32 (the default), int8 or fp16."""

@@ -38,6 +38,13 @@ def add_parser(sub) -> None:
                         "(auto: the better of the two on synthetic frames; none: no OOD check)")
     p.add_argument("--ood-tpr", type=float, default=0.98, metavar="RATE",
                    help="share of held-out in-distribution photos the OOD threshold keeps (default: %(default)s)")
+    p.add_argument("--unknown-tpr", type=float, default=0.90, metavar="RATE",
+                   help="share of held-out photos of known model-years the unknown-model threshold keeps: a car photo "
+                        "scoring above it is answered 'a car, but not one I know' (0: no such check; default: "
+                        "%(default)s)")
+    p.add_argument("--no-levels", action="store_true",
+                   help="do not look for model-years the classifier cannot tell apart (every answer names a model-year "
+                        "or nothing)")
     p.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto",
                    help="ONNX exporter (auto: dynamo, falling back to TorchScript with the reason recorded)")
 
@@ -49,6 +56,6 @@ def run(args) -> int:
                   fp16=args.fp16,
                   force=args.force, opset=args.opset, eval_photos=args.eval_photos,
                   calib_photos=args.calib_photos, thumbs_per_view=args.thumbs, exporter=args.exporter,
-                  ood_method=args.ood, ood_tpr=args.ood_tpr,
-                  log=lambda msg: print(msg, flush=True))
+                  ood_method=args.ood, ood_tpr=args.ood_tpr, unknown_tpr=args.unknown_tpr or None,
+                  levels=not args.no_levels, log=lambda msg: print(msg, flush=True))
     return 0

@@ -25,15 +25,19 @@ if TYPE_CHECKING:  # pragma: no cover
 OOD_SYNTHETIC_FRAMES = 200  # generic synthetic frames (carscope/train/negatives.py, seeds no training run draws)
 OOD_SYNTHETIC_SEED = 1_000_000_007
 OOD_MAX_FIT_PHOTOS = 20_000  # train photos the score is fitted on, at most (10x ResNet50's 2,048 features)
+# The unknown-model threshold keeps this share of held-out photos of known model-years: a photo of a car the catalog
+# does not hold scores like the least typical tenth of known ones (benchmarks/results/*-levels-*: the trade-off)
+DEFAULT_UNKNOWN_TPR = 0.90
 
 
 class OodFit:
     """The fitted OOD score of the model classifier: its bundle entry, and the int8 check against it."""
 
     def __init__(self, entry: dict[str, Any], scorer, tpr: float, files: dict[str, list[str]], synthetic: list,
-                 fp32_scores: dict[str, Any]):
+                 fp32_scores: dict[str, Any], val_logits=None, unknown_tpr: float | None = None):
         self.entry, self.scorer, self.tpr = entry, scorer, tpr
         self.files, self.synthetic, self.fp32_scores = files, synthetic, fp32_scores
+        self.val_logits, self.unknown_tpr = val_logits, unknown_tpr  # the levels stage reuses the val logits
 
     def variant(self, session, test_features, spec) -> dict[str, Any]:
         """A quantised graph's own threshold (its val features) and its figures against fp32's."""
@@ -48,6 +52,7 @@ class OodFit:
         test = self.scorer.score(test_features)
         syn = self.scorer.score(run_all(session, image_batches(self.synthetic, spec))[1])
         threshold = threshold_at(val, self.tpr)
+        unknown = threshold_at(val, self.unknown_tpr) if self.unknown_tpr else None
         ref = self.fp32_scores
         tpr_ref, tpr_q = float((ref["test"] <= ref["threshold"]).mean()), float((test <= threshold).mean())
         au_ref, au_q = auroc(ref["test"], ref["synthetic"]), auroc(test, syn)
@@ -59,16 +64,18 @@ class OodFit:
                 "decision_agreement_vs_fp32": round(agree, 4), "failures": failures,
                 "line": (f"in-distribution kept {tpr_ref:.1%} fp32 -> {tpr_q:.1%} int8, AUROC vs synthetic "
                          f"{au_ref:.3f} -> {au_q:.3f}, decisions agree with fp32 on {agree:.1%}")}
-        return {"threshold": threshold, "gate": gate}
+        return {"threshold": threshold, "gate": gate,
+                **({"unknown_threshold": unknown} if unknown is not None else {})}
 
 
 def fit_ood(graph: Graph, checked: Checked, photos: dict, tmp: Path, *, method: str, tpr: float,
-            log: Callable[[str], Any]) -> OodFit:
+            log: Callable[[str], Any], unknown_tpr: float | None = DEFAULT_UNKNOWN_TPR) -> OodFit:
     """Fit the OOD score(s) on the train split's fp32 ONNX features, set the threshold on the val split (the
     test split when there is no val), measure on the test split and synthetic frames; write the arrays file.
 
     `photos` holds the run's "train", "val" and "test" splits; `method` is "auto" (the better of the two) or one
-    of carscope/export/ood.py's."""
+    of carscope/export/ood.py's. `unknown_tpr` sets the second, tighter threshold: a car photo scoring above it
+    is answered "a car, but not one I know" (None: no such check)."""
     import numpy as np
 
     from carscope.export import ood as oodmod
@@ -90,7 +97,7 @@ def fit_ood(graph: Graph, checked: Checked, photos: dict, tmp: Path, *, method: 
     files = {"train": train["file"].tolist(), "val": val["file"].tolist()}
     t0 = time.perf_counter()
     train_f = run_all(session, batches(files["train"], spec))[1]
-    val_f = run_all(session, batches(files["val"], spec))[1]
+    val_logits, val_f = run_all(session, batches(files["val"], spec))
     synthetic = [draw_negative(OOD_SYNTHETIC_SEED + i, int(spec["resize"])) for i in range(OOD_SYNTHETIC_FRAMES)]
     syn_f = run_all(session, image_batches(synthetic, spec))[1]
     sets = {"val": val_f, "test": fp32_test, "synthetic": syn_f}
@@ -117,6 +124,8 @@ def fit_ood(graph: Graph, checked: Checked, photos: dict, tmp: Path, *, method: 
     entry = {
         "method": chosen, "file": fname, "sha256": sha256_file(tmp / fname), "output": "features",
         "dim": int(train_f.shape[1]), "bytes": scorer.nbytes, "threshold": threshold, "tpr": tpr,
+        **({"unknown_threshold": oodmod.threshold_at(scorer.score(val_f), unknown_tpr), "unknown_tpr": unknown_tpr}
+           if unknown_tpr else {}),
         "fit": {"split": "train", "photos": int(len(train_f)), "source": "onnxruntime fp32"},
         "threshold_split": "val" if len(photos["val"]) else "test",
         "figures": oodmod.figures(scorer, threshold, sets),
@@ -135,4 +144,5 @@ def fit_ood(graph: Graph, checked: Checked, photos: dict, tmp: Path, *, method: 
         f"{entry['figures']['synthetic']['flagged']:.1%} of synthetic frames; {scorer.nbytes / 1e6:.2f} MB, "
         f"{entry['score_ms_batch1']:.3f} ms per photo")
     return OodFit(entry, scorer, tpr, files, synthetic,
-                  {"test": test_s, "synthetic": scorer.score(syn_f), "threshold": threshold})
+                  {"test": test_s, "synthetic": scorer.score(syn_f), "threshold": threshold},
+                  val_logits=val_logits if len(photos["val"]) else None, unknown_tpr=unknown_tpr)

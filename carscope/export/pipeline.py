@@ -37,7 +37,8 @@ from carscope.export.bundle import (
     write_meta,
 )
 from carscope.export.graph import ExportFailed, check_parity, export_graph, model_entry
-from carscope.export.ood_fit import fit_ood
+from carscope.export.levels_fit import fit_levels
+from carscope.export.ood_fit import DEFAULT_UNKNOWN_TPR, fit_ood
 from carscope.export.thumbs import write_thumbs
 from carscope.export.variants import Variant, fp16_variant, int8_variant
 
@@ -72,6 +73,7 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
                   opset: int | None = None, eval_photos: int = 1000, calib_photos: int = 128,
                   thumbs_per_view: int = 3, exporter: str = "auto", view_data: str | os.PathLike | None = None,
                   ood_method: str = "auto", ood_tpr: float = DEFAULT_OOD_TPR,
+                  unknown_tpr: float | None = DEFAULT_UNKNOWN_TPR, levels: bool = True,
                   log: Callable[[str], Any] = print) -> Bundle:
     """Export the view and model runs trained on `data` into the bundle directory `out`; returns it, loaded.
 
@@ -82,9 +84,10 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
     train-split photos int8 is calibrated on (all of them when the split is smaller). Raises CarscopeError
     (exit 2) for bad input and ExportFailed (exit 1) when the exported graph does not match PyTorch."""
     opset = _check_options(opset, eval_photos=eval_photos, calib_photos=calib_photos, ood_method=ood_method,
-                           ood_tpr=ood_tpr)
+                           ood_tpr=ood_tpr, unknown_tpr=unknown_tpr)
     options = {"int8": int8, "fp16": fp16, "force": force, "opset": opset, "exporter": exporter,
-               "eval_photos": eval_photos, "calib_photos": calib_photos, "ood": ood_method, "ood_tpr": ood_tpr}
+               "eval_photos": eval_photos, "calib_photos": calib_photos, "ood": ood_method, "ood_tpr": ood_tpr,
+               "unknown_tpr": unknown_tpr, "levels": levels}
     out = Path(out)
     _check_out(out)
     inputs = _read_inputs(view_run, model_run, data, view_data)
@@ -97,7 +100,9 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
             models[key] = _export_model(key, inputs.states[key], inputs.runs[key], inputs.photos[key], tmp, work,
                                         log=log, opset=opset, exporter=exporter, int8=int8, fp16=fp16,
                                         force=force, eval_photos=eval_photos, calib_photos=calib_photos,
-                                        ood_method=ood_method if key == "model" else "none", ood_tpr=ood_tpr)
+                                        ood_method=ood_method if key == "model" else "none", ood_tpr=ood_tpr,
+                                        unknown_tpr=unknown_tpr,
+                                        dataset=inputs.dataset if key == "model" and levels else None)
         log("thumbnails and specs")
         thumbs = write_thumbs(inputs.photos, inputs.dataset, tmp, models["view"], inputs.states["view"],
                               inputs.states["model"]["labels"], thumbs_per_view)
@@ -116,16 +121,23 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
 
 def _export_model(key: str, state: dict, run_dir: Path, photos: dict, tmp: Path, work: Path, *, log, opset: int,
                   exporter: str, int8: bool, fp16: bool, force: bool, eval_photos: int,
-                  calib_photos: int, ood_method: str = "none", ood_tpr: float = DEFAULT_OOD_TPR) -> dict[str, Any]:
-    """One classifier's stages, in order; returns its bundle.json entry. `photos` holds its run's splits."""
+                  calib_photos: int, ood_method: str = "none", ood_tpr: float = DEFAULT_OOD_TPR,
+                  unknown_tpr: float | None = None, dataset=None) -> dict[str, Any]:
+    """One classifier's stages, in order; returns its bundle.json entry. `photos` holds its run's splits; with a
+    `dataset` (the model classifier's), the levels stage finds the model-years it cannot tell apart."""
     graph = export_graph(key, state, run_dir, tmp, work, opset=opset, exporter=exporter,
                          features=ood_method != "none", log=log)  # features: the OOD score's input
     checked = check_parity(graph, photos["test"].iloc[:eval_photos], log=log)
     entry = model_entry(graph, checked.parity)
     ood = None
     if graph.features:
-        ood = fit_ood(graph, checked, photos, tmp, method=ood_method, tpr=ood_tpr, log=log)
+        ood = fit_ood(graph, checked, photos, tmp, method=ood_method, tpr=ood_tpr, unknown_tpr=unknown_tpr,
+                      log=log)
         entry["ood"] = ood.entry
+    if dataset is not None:
+        entry["levels"] = fit_levels(checked.session, photos, graph.spec, state["labels"], dataset,
+                                     float(state["temperature"]), test_logits=checked.fp32,
+                                     test_targets=checked.targets, val_logits=ood and ood.val_logits, log=log)
     if int8:
         _record(entry, int8_variant(graph, checked, photos["train"], tmp, calib_photos=calib_photos, ood=ood,
                                     force=force, log=log))
@@ -145,7 +157,7 @@ def _record(entry: dict[str, Any], variant: Variant) -> None:
 
 
 def _check_options(opset: int | None, *, eval_photos: int, calib_photos: int, ood_method: str,
-                   ood_tpr: float) -> int:
+                   ood_tpr: float, unknown_tpr: float | None = None) -> int:
     """CarscopeError for an option out of range; returns the opset to export with."""
     from carscope.export.onnx_export import DEFAULT_OPSET, MIN_OPSET
 
@@ -160,6 +172,9 @@ def _check_options(opset: int | None, *, eval_photos: int, calib_photos: int, oo
         raise CarscopeError(f"--ood must be one of {', '.join(OOD_CHOICES)}, not '{ood_method}'")
     if not 0.5 <= ood_tpr < 1:
         raise CarscopeError(f"--ood-tpr must be in [0.5, 1), not {ood_tpr}")
+    if unknown_tpr is not None and not 0.5 <= unknown_tpr <= ood_tpr:
+        raise CarscopeError(f"--unknown-tpr must be in [0.5, --ood-tpr {ood_tpr}], not {unknown_tpr} (0: no "
+                            "unknown-model check)")
     return opset
 
 

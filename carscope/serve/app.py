@@ -315,6 +315,21 @@ def spec_rows(specs: dict[str, Any] | None) -> list[tuple[str, str]]:
     return rows
 
 
+def range_rows(specs_range: dict[str, Any] | None) -> dict[str, Any]:
+    """A model-level answer's specifications for the page: the rows its years share, and per differing row the
+    value of each year (formatted like spec_rows)."""
+    if not specs_range:
+        return {"shared": [], "differ": [], "years": []}
+    differ = specs_range.get("differ") or {}
+    years = sorted({y for per_year in differ.values() for y in per_year})
+    rows = []
+    for column, label, _ in SPEC_ROWS:
+        if column in differ:
+            values = [dict(spec_rows({column: differ[column].get(y)})).get(label, "\u2013") for y in years]
+            rows.append((label, values))
+    return {"shared": spec_rows(specs_range.get("shared")), "differ": rows, "years": years}
+
+
 def _pages_blueprint() -> Blueprint:
     bp = Blueprint("pages", __name__)
 
@@ -324,6 +339,7 @@ def _pages_blueprint() -> Blueprint:
             return render_template("index.html")
         data = _read_upload()
         result = _with_urls(get_predictor().predict(data, preview=True))
-        return render_template("result.html", r=result, specs=spec_rows(result["specs"]))
+        return render_template("result.html", r=result, specs=spec_rows(result["specs"]),
+                               range_rows=range_rows(result.get("specs_range")))
 
     return bp

@@ -22,6 +22,24 @@ _CANDIDATE = {
                        "description": "calibrated: softmax(logits / temperature)"},
     },
 }
+_ANSWER = {
+    "type": "object",
+    "required": ["level", "name", "confidence", "labels"],
+    "description": "model_year: a Candidate with these fields added; model: make, model and years; make: make",
+    "properties": {
+        "level": {"type": "string", "enum": ["model_year", "model", "make"]},
+        "name": {"type": "string", "description": "e.g. '2023 Acme Roadster', 'Acme Roadster, 2021\u20132023', 'Acme'"},
+        "label": {"type": "string", "description": "model_year only: the class label (model_id)"},
+        "make": {"type": "string"}, "model": {"type": "string"}, "year": {"type": "integer"},
+        "years": {"type": ["array", "null"], "items": {"type": "integer"}, "minItems": 2, "maxItems": 2,
+                  "description": "model only: the first and last year the answer covers"},
+        "grouped": {"type": "boolean",
+                    "description": "model only: the years are a group held-out photos cannot tell apart"},
+        "labels": {"type": "array", "items": {"type": "string"}, "description": "the model-years the answer covers"},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1,
+                       "description": "the calibrated probability of the whole answer (the sum over its labels)"},
+    },
+}
 _PREDICTION = {
     "type": "object",
     "required": ["view", "model", "ood", "specs", "notes", "timings_ms"],
@@ -33,19 +51,25 @@ _PREDICTION = {
             "confidence": {"type": "number"}, "interior": {"type": "boolean"},
             "not_a_car": {"type": "boolean", "description": "the view classifier's answer is `other`"},
             "probabilities": {"type": "object", "additionalProperties": {"type": "number"}}}},
-        "model": {"type": "object", "required": ["sure", "reason", "prediction", "top"], "properties": {
+        "model": {"type": "object", "required": ["sure", "reason", "level", "prediction", "top"], "properties": {
             "sure": {"type": "boolean",
                      "description": "true only when the photo is an exterior car photo like the training photos "
-                                    "(view classifier and OOD check) and the top-1 confidence reaches "
-                                    "min_confidence"},
-            "reason": {"type": ["string", "null"], "enum": ["not_a_car", "unfamiliar", "interior", "low_confidence",
-                                                            None],
+                                    "(view classifier and OOD check), of a model the bundle knows (unknown-model "
+                                    "check), and some level's confidence reaches min_confidence"},
+            "reason": {"type": ["string", "null"], "enum": ["not_a_car", "unfamiliar", "interior", "unknown_model",
+                                                            "low_confidence", None],
                        "description": "why not sure (null when sure), the first that applies: not_a_car (the view "
                                       "classifier says it is not a car photo), unfamiliar (the OOD score is above "
                                       "its threshold), interior (the model-year classifier learned from exterior "
-                                      "photos), low_confidence (top-1 under min_confidence)"},
-            "prediction": {"oneOf": [{"$ref": "#/components/schemas/Candidate"}, {"type": "null"}],
-                           "description": "the best match, or null when not sure"},
+                                      "photos), unknown_model (a car, but the OOD score is above the unknown-model "
+                                      "threshold: not a model the bundle knows), low_confidence (not even the "
+                                      "make reaches min_confidence)"},
+            "level": {"type": ["string", "null"], "enum": ["model_year", "model", "make", None],
+                      "description": "what the answer claims, the finest the photo supports: the model-year; else "
+                                     "the model over a range of years (model-years held-out photos cannot tell "
+                                     "apart, or all its years); else the make; null when not sure"},
+            "prediction": {"oneOf": [{"$ref": "#/components/schemas/Answer"}, {"type": "null"}],
+                           "description": "the answer at its level, or null when not sure"},
             "top": {"type": "array", "items": {"$ref": "#/components/schemas/Candidate"},
                     "description": "the top-k candidates, best first (always present; only guesses when not sure)"},
             "min_confidence": {"type": "number"}}},
@@ -57,9 +81,17 @@ _PREDICTION = {
             "threshold": {"type": ["number", "null"],
                           "description": "a score above it is `unfamiliar`; set at export to keep a stated share "
                                          "of held-out in-distribution photos"},
-            "unfamiliar": {"type": ["boolean", "null"]}},
+            "unfamiliar": {"type": ["boolean", "null"]},
+            "unknown_threshold": {"type": ["number", "null"],
+                                  "description": "a car photo scoring above it is `unknown_model` (null: the bundle "
+                                                 "has no unknown-model check)"},
+            "unknown_model": {"type": ["boolean", "null"]}},
             "description": "the out-of-distribution check of the model classifier's features"},
-        "specs": {"type": ["object", "null"], "description": "the best match's row of the bundle's specs table"},
+        "specs": {"type": ["object", "null"],
+                  "description": "the answer's row of the bundle's specs table (only when the level is model_year)"},
+        "specs_range": {"type": ["object", "null"],
+                        "description": "level model: {shared: {key: value the years share}, differ: {key: {year: "
+                                       "value}}}; null otherwise"},
         "thumbs": {"type": "object", "description": "example photos of the best match, by view (URLs)"},
         "notes": {"type": "array", "items": {"type": "string"}},
         "image": {"type": "object"},
@@ -112,5 +144,6 @@ def openapi_spec(version: str, max_upload_bytes: int) -> dict[str, Any]:
                                 "responses": {"200": {"description": "ready"}, "503": _err("not ready")}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format"}}}},
         },
-        "components": {"schemas": {"Error": _ERROR, "Candidate": _CANDIDATE, "Prediction": _PREDICTION}},
+        "components": {"schemas": {"Error": _ERROR, "Candidate": _CANDIDATE, "Answer": _ANSWER,
+                                   "Prediction": _PREDICTION}},
     }

@@ -78,8 +78,8 @@ def output_format(out: str, overwrite: bool) -> str:
 
 
 def row_for(path: Path, result: dict | None, error: tuple[str, str] | None, top_k: int) -> dict:
-    """One output row: the photo, its view, the top-1 (with make, model, year, `sure` and, when not, the
-    `reason`), the OOD score and threshold (None for a bundle without an OOD check) and the top-k."""
+    """One output row: the photo, its view, the answer (`sure`, its `level`, its name and confidence, or the
+    `reason` when not sure), the top-1 model-year (with make, model, year), the OOD score and threshold (None for a bundle without an OOD check) and the top-k."""
     row = {"path": str(path), "ok": error is None, "error_code": error[0] if error else None,
            "error": error[1] if error else None}
     view = (result or {}).get("view") or {}
@@ -88,7 +88,9 @@ def row_for(path: Path, result: dict | None, error: tuple[str, str] | None, top_
     best = top[0] if top else {}
     row.update({
         "view": view.get("label"), "view_confidence": view.get("confidence"), "interior": view.get("interior"),
-        "sure": model.get("sure"), "reason": model.get("reason"), "label": best.get("label"),
+        "sure": model.get("sure"), "reason": model.get("reason"), "level": model.get("level"),
+        "answer": (model.get("prediction") or {}).get("name"),
+        "answer_confidence": (model.get("prediction") or {}).get("confidence"), "label": best.get("label"),
         "name": best.get("name"), "make": best.get("make"),
         "model": best.get("model"), "year": best.get("year"), "confidence": best.get("confidence"),
     })

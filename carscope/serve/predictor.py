@@ -22,6 +22,7 @@ import numpy as np
 
 from carscope.common.errors import CarscopeError
 from carscope.common.imaging import JPEG_FORMATS, jpeg_scale
+from carscope.common.levels import Hierarchy, decide
 from carscope.export.bundle import OTHER_LABEL
 from carscope.export.bundle import load as load_bundle
 from carscope.serve.batcher import Batcher, BatcherStopped
@@ -42,7 +43,11 @@ UNFAMILIAR_NOTE = ("This photo is unlike the photos the model was trained on (ou
                    "above the threshold {threshold:.4g}), so the model gives no answer: the candidates below are only "
                    "guesses. It may not show a car, or shows one from a view or of a kind the model has not seen.")
 NO_OOD_NOTE = "This bundle was exported without an out-of-distribution check; re-export it to get one."
-REASONS = ("not_a_car", "unfamiliar", "interior", "low_confidence")  # why not sure, in the order they are tested
+UNKNOWN_MODEL_NOTE = ("This looks like a car, but not one of the model-years this service knows (out-of-distribution "
+                      "score {score:.4g}, above the unknown-model threshold {threshold:.4g}), so it names none: the "
+                      "candidates below are only the nearest known ones.")
+# why not sure, in the order they are tested
+REASONS = ("not_a_car", "unfamiliar", "interior", "unknown_model", "low_confidence")
 
 
 class NotReady(Exception):
@@ -76,6 +81,7 @@ class Predictor:
         self.ood_scorer = model_entry.ood_scorer()
 
         self.specs = self._load_specs()
+        self.hierarchy = Hierarchy.from_specs(self.labels, self.specs, model_entry.levels.get("groups"))
         self.thumb_files = self._thumb_files()
         self.limits = DecodeLimits(max_pixels=self.config.max_pixels)
         self.engine = Engine(self.bundle, providers=self.config.providers, variant=self.config.variant,
@@ -244,11 +250,16 @@ class Predictor:
         """The threshold of the features the served variant returns (int8 carries its own)."""
         return self.bundle.models["model"].ood_threshold(self.engine.variants.get("model", "fp32"))
 
+    def unknown_threshold(self) -> float | None:
+        return self.bundle.models["model"].unknown_threshold(self.engine.variants.get("model", "fp32"))
+
     def _answer(self, view_logits: np.ndarray, model_logits: np.ndarray, ood_score: float | None = None
                 ) -> dict[str, Any]:
-        """The answer to one photo. Sure of a model-year only when none of REASONS applies: the view classifier
-        does not call it `other` (not a car photo) or interior, the OOD score is within its threshold, and the
-        calibrated top-1 reaches min_confidence."""
+        """The answer to one photo. Sure only when none of REASONS applies: the view classifier does not call it
+        `other` (not a car photo) or interior, the OOD score is within its threshold (else unfamiliar) and within
+        the unknown-model one (else a car, but not one known), and some level's calibrated mass reaches
+        min_confidence: the model-year, else the model over the years it cannot tell apart, else the make
+        (carscope/common/levels.py)."""
         view_probs = softmax(view_logits, self.engine.models["view"].temperature)
         probs = softmax(model_logits, self.engine.models["model"].temperature)
         vi = int(np.argmax(view_probs))
@@ -259,10 +270,13 @@ class Predictor:
         top = [self.describe_label(self.labels[i], float(probs[i])) for i in order]
         threshold = self.ood_threshold()
         unfamiliar = ood_score is not None and threshold is not None and ood_score > threshold
-        confident = top[0]["confidence"] >= self.config.min_confidence
+        unknown_t = self.unknown_threshold()
+        unknown = not unfamiliar and ood_score is not None and unknown_t is not None and ood_score > unknown_t
+        decision = decide(probs, self.hierarchy, self.config.min_confidence)
         reason = ("not_a_car" if not_a_car else "unfamiliar" if unfamiliar else "interior" if interior
-                  else None if confident else "low_confidence")
+                  else "unknown_model" if unknown else None if decision.level else "low_confidence")
         sure = reason is None
+        answer = self.describe_decision(decision, top[0]) if sure else None
         notes = []
         if not_a_car:
             notes.append(NOT_A_CAR_NOTE)
@@ -270,28 +284,73 @@ class Predictor:
             notes.append(UNFAMILIAR_NOTE.format(score=ood_score, threshold=threshold))
         if interior:
             notes.append(INTERIOR_NOTE)
+        if reason == "unknown_model":
+            notes.append(UNKNOWN_MODEL_NOTE.format(score=ood_score, threshold=unknown_t))
         if reason == "low_confidence":
-            notes.append(f"Not sure: the best guess has {top[0]['confidence']:.0%} confidence, under the "
-                         f"{self.config.min_confidence:.0%} threshold. The photo may not show a car, or shows a "
-                         "model this service does not know. The candidates are listed instead of an answer.")
+            notes.append(f"Not sure: not even the make reaches the {self.config.min_confidence:.0%} confidence "
+                         f"threshold (the best model-year has {top[0]['confidence']:.0%}). The photo may not show a "
+                         "car, or shows a model this service does not know. The candidates are listed instead of "
+                         "an answer.")
+        elif sure and answer["level"] != "model_year":
+            notes.append(f"Answered at the {answer['level'].replace('_', '-')} level: "
+                         + ("these model-years look alike in held-out photos, so the photo cannot tell them apart."
+                            if answer.get("grouped") else "no single model-year reaches the confidence threshold."))
         if self.ood_scorer is None:
             notes.append(NO_OOD_NOTE)
             ood = {"checked": False, "method": None, "score": None, "threshold": None, "unfamiliar": None}
         else:
             ood = {"checked": True, "method": self.ood_meta["method"], "score": ood_score, "threshold": threshold,
-                   "unfamiliar": bool(unfamiliar)}
+                   "unfamiliar": bool(unfamiliar), "unknown_threshold": unknown_t, "unknown_model": bool(unknown)}
         best = top[0]["label"]
+        level = answer["level"] if answer else None
         return {
             "view": {"label": self.view_labels[vi], "confidence": float(view_probs[vi]), "interior": bool(interior),
                      "not_a_car": bool(not_a_car),
                      "probabilities": {lab: float(p) for lab, p in zip(self.view_labels, view_probs, strict=True)}},
-            "model": {"sure": bool(sure), "reason": reason, "prediction": top[0] if sure else None, "top": top,
+            "model": {"sure": bool(sure), "reason": reason, "level": level, "prediction": answer, "top": top,
                       "min_confidence": self.config.min_confidence},
             "ood": ood,
-            "specs": self.specs.get(best) if sure else None,
-            "thumbs": self.bundle.thumbs(best) if sure else {},
+            "specs": self.specs.get(best) if level == "model_year" else None,
+            "specs_range": self.specs_range(answer["labels"]) if level == "model" else None,
+            "thumbs": self.bundle.thumbs(answer["labels"][0]) if level in ("model_year", "model") else {},
             "notes": notes,
         }
+
+    def describe_decision(self, d, best: dict[str, Any]) -> dict[str, Any]:
+        """An answer at its level: what it names, the model-years it covers and its confidence (a probability)."""
+        h = self.hierarchy
+        labels = [h.labels[i] for i in d.classes]
+        out: dict[str, Any] = {"level": d.level, "confidence": d.confidence, "labels": labels}
+        if d.level == "model_year":
+            return {**best, **out}
+        make = h.makes[d.make]
+        out["make"] = make
+        if d.level == "model":
+            out["model"] = h.models[d.model][1]
+            years = h.year_range(d.classes)
+            out["years"] = list(years) if years else None
+            span = "" if not years else f", {years[0]}" if years[0] == years[1] else f", {years[0]}\u2013{years[1]}"
+            out["name"] = f"{make} {out['model']}{span}"
+            out["grouped"] = bool(h.group_of is not None and h.group_of[d.classes[0]] >= 0 and
+                                  len(d.classes) == len(h.groups[h.group_of[d.classes[0]]]))
+        else:
+            out["name"] = make
+        return out
+
+    def specs_range(self, labels: list[str]) -> dict[str, Any]:
+        """The specifications of a range of model-years: what they share, and per year where they differ."""
+        rows = [(self.specs.get(lab) or {}) for lab in labels]
+        skip = {"model_id", "page_url", "crawled_at", "year", "make", "model"}
+        keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in skip]
+        shared, differ = {}, {}
+        for k in keys:
+            values = [r.get(k) for r in rows]
+            if all(v == values[0] for v in values):
+                if values[0] is not None:
+                    shared[k] = values[0]
+            else:
+                differ[k] = {str(r.get("year", lab)): r.get(k) for lab, r in zip(labels, rows, strict=True)}
+        return {"shared": shared, "differ": differ}
 
     def describe_label(self, label: str, confidence: float | None = None) -> dict[str, Any]:
         row = self.specs.get(label, {})
@@ -366,4 +425,4 @@ def _json_value(v: Any) -> Any:
     return str(v)
 
 
-__all__ = ["Predictor", "NotReady", "ImageRejected", "INTERIOR_NOTE", "NOT_A_CAR_NOTE", "REASONS"]
+__all__ = ["Predictor", "NotReady", "ImageRejected", "INTERIOR_NOTE", "NOT_A_CAR_NOTE", "REASONS", "UNKNOWN_MODEL_NOTE"]

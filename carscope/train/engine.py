@@ -343,7 +343,7 @@ def _finish(ctx: Context, args, run_dir: Path, prepared: Prepared, normalizer, a
     """Reload best.pt, fit the temperature on val, evaluate test, write report.json/md and the plots."""
     import torch
 
-    from carscope.train.evaluation import classification_report, fit_temperature
+    from carscope.train.evaluation import classification_report, fit_temperature, level_report
     from carscope.train.models import create_model
     from carscope.train.report import plot_confusion, plot_curves, read_metrics, write_report
 
@@ -363,6 +363,10 @@ def _finish(ctx: Context, args, run_dir: Path, prepared: Prepared, normalizer, a
         test_logits, test_targets = evaluate(ctx, eval_model, prepared.caches["test"], prepared.targets["test"],
                                              normalizer, args.batch_size, len(labels))
         report_test = classification_report(test_logits, test_targets, labels, temperature)
+    if args.task == "model":  # top-1 and ECE at the model-year, model and make level
+        report_val["levels"] = level_report(args.data, labels, val_logits, val_targets, temperature)
+        if report_test:
+            report_test["levels"] = level_report(args.data, labels, test_logits, test_targets, temperature)
     history = read_metrics(run_dir)
     summary_metrics = {"val_top1": report_val["top1"], "val_top5": report_val["top5"], "val_loss": report_val["loss"],
                        "val_ece_before": report_val["ece_before"], "val_ece_after": report_val["ece_after"]}

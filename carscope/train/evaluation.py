@@ -114,3 +114,22 @@ def classification_report(logits, targets, labels: list[str], temperature: float
         "per_class": per_class,
         "confusion": cm.tolist(),
     }
+
+
+def level_report(data, labels: list[str], logits, targets, temperature: float) -> dict[str, Any] | None:
+    """Top-1 and ECE at the model-year, model (any of its years) and make level (carscope/common/levels.py), of
+    the calibrated probabilities; None when the dataset's specs name no make and model for the classes."""
+    import torch
+
+    from carscope.common.levels import Hierarchy, level_metrics
+    from carscope.crawler.dataset import load
+
+    specs = load(data).specs
+    if not {"make", "model", "year"} <= set(specs.columns):
+        return None
+    rows = {str(r["model_id"]): r for r in specs[["model_id", "make", "model", "year"]].to_dict(orient="records")}
+    if not any(label in rows for label in labels):
+        return None
+    h = Hierarchy.from_specs(labels, rows)
+    probs = torch.softmax(logits.float() / temperature, dim=1).numpy()
+    return level_metrics(probs, targets.numpy(), h)

@@ -52,6 +52,13 @@ def markdown_report(report: dict[str, Any]) -> str:
         if m:
             lines.append(f"| {name} | {m['n']} | {m['top1']:.4f} | {m['top5']:.4f} | {m['loss']:.4f} | "
                          f"{m['ece_before']:.4f} | {m['ece_after']:.4f} |")
+    leveled = [(name, m["levels"]) for name, m in (("val", val), ("test", test)) if m and m.get("levels")]
+    if leveled:
+        lines += ["", "At each level (calibrated; model: any of its years; carscope/common/levels.py):", "",
+                  "| split | model-year top-1 / ECE | model top-1 / ECE | make top-1 / ECE |", "|---|---|---|---|"]
+        for name, lv in leveled:
+            lines.append(f"| {name} | " + " | ".join(f"{lv[k]['top1']:.4f} / {lv[k]['ece']:.4f}"
+                                                   for k in ("model_year", "model", "make")) + " |")
     best = report.get("best_epoch")
     lines += ["", f"Temperature (fitted on val): {report['temperature']:.4f}. Best epoch (by val top-1): "
               f"{best + 1 if best is not None else '?'} of {report.get('epochs')}. "

@@ -75,11 +75,44 @@ def test_confidences_are_calibrated_softmax(app, client, bundle_dir):
     assert got == pytest.approx({label: float(p[i]) for i, label in enumerate(LABELS)}, abs=1e-5)
 
 
-def test_grey_photo_is_not_sure_and_shows_candidates(client):
-    j = upload(client, photo("grey")).get_json()
-    assert j["model"]["sure"] is False and j["model"]["prediction"] is None and j["specs"] is None
-    assert len(j["model"]["top"]) == 5 and j["model"]["top"][0]["confidence"] < 0.5
+SPLIT = (90, 110, 130)  # between Acme's hauler and Bolt's 2022 sedan: no model-year, model or make reaches 50%
+MAKE_ONLY = (140, 120, 100)  # between Acme's two models: the make Acme, at about 65%
+
+
+def test_a_photo_between_makes_is_not_sure(client):
+    j = upload(client, photo(SPLIT)).get_json()
+    assert j["model"]["sure"] is False and j["model"]["reason"] == "low_confidence"
+    assert j["model"]["level"] is None and j["model"]["prediction"] is None and j["specs"] is None
     assert any(n.startswith("Not sure") for n in j["notes"])
+
+
+def test_a_photo_between_two_models_of_a_make_is_answered_with_the_make(client):
+    j = upload(client, photo(MAKE_ONLY)).get_json()
+    top = {c["label"]: c["confidence"] for c in j["model"]["top"]}
+    assert max(top.values()) < 0.5  # no model-year is sure...
+    answer = j["model"]["prediction"]
+    assert j["model"]["sure"] is True and j["model"]["level"] == "make" and answer["level"] == "make"
+    assert answer["name"] == "Acme" and answer["make"] == "Acme"  # ...but the make is
+    assert answer["confidence"] == pytest.approx(top["2023_acme_roadster"] + top["2023_acme_hauler"], abs=1e-6)
+    assert sorted(answer["labels"]) == ["2023_acme_hauler", "2023_acme_roadster"]
+    assert j["specs"] is None and j["specs_range"] is None and j["thumbs"] == {}
+    html = upload(client, photo(MAKE_ONLY), path="/").get_data(as_text=True)
+    assert 'data-level="make"' in html and "cannot tell the model" in html and '<table class="specs"' not in html
+
+
+def test_grey_photo_names_no_model_year_and_shows_candidates(client):
+    """Grey is nearest no class colour: no model-year reaches 50%. It is answered at most at the make level, and
+    then only with the make's whole probability (tests/serve/test_levels.py holds each level on its own)."""
+    j = upload(client, photo("grey")).get_json()
+    assert len(j["model"]["top"]) == 5 and j["model"]["top"][0]["confidence"] < 0.5
+    assert j["model"]["level"] != "model_year" and j["specs"] is None
+    if j["model"]["sure"]:
+        answer = j["model"]["prediction"]
+        assert answer["level"] == "make" and answer["confidence"] >= 0.5
+        mass = sum(c["confidence"] for c in j["model"]["top"] if c.get("make") == answer["make"])
+        assert answer["confidence"] == pytest.approx(mass, abs=1e-6)
+    else:
+        assert j["model"]["prediction"] is None and any(n.startswith("Not sure") for n in j["notes"])
 
 
 def test_interior_photo_is_flagged_and_still_classified(client):
@@ -280,7 +313,7 @@ def test_result_page(client):
 
 
 def test_result_page_not_sure_and_interior(client):
-    html = upload(client, photo("grey"), path="/").get_data(as_text=True)
+    html = upload(client, photo(SPLIT), path="/").get_data(as_text=True)
     assert "Not sure" in html and "Candidates" in html and '<table class="specs">' not in html
     html = upload(client, photo("dark"), path="/").get_data(as_text=True)
     assert "Interior" in html and "no answer from inside the car" in html

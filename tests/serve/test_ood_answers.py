@@ -34,7 +34,7 @@ def predictor(app):
     return app.extensions["carscope"]
 
 
-def _answer(predictor, monkeypatch, *, view, conf, score, threshold=1.0):
+def _answer(predictor, monkeypatch, *, view, conf, score, threshold=1.0, unknown=None):
     """Predictor._answer for a three-class view model and an OOD check with `threshold`, on chosen logits."""
     monkeypatch.setattr(predictor, "view_labels", ["exterior", "interior", "other"])
     monkeypatch.setattr(predictor, "interior_index", 1)
@@ -42,6 +42,7 @@ def _answer(predictor, monkeypatch, *, view, conf, score, threshold=1.0):
     monkeypatch.setattr(predictor, "ood_scorer", _Scorer(score))
     monkeypatch.setattr(predictor, "ood_meta", {"method": "mahalanobis"})
     monkeypatch.setattr(predictor, "ood_threshold", lambda: threshold)
+    monkeypatch.setattr(predictor, "unknown_threshold", lambda: unknown)
     monkeypatch.setattr(predictor.engine.models["view"], "temperature", 1.0)
     monkeypatch.setattr(predictor.engine.models["model"], "temperature", 1.0)
     view_logits = np.full(3, -10.0)
@@ -61,14 +62,19 @@ def _answer(predictor, monkeypatch, *, view, conf, score, threshold=1.0):
     ("interior", 0.99, 5.0, "unfamiliar"),
     ("interior", 0.99, 0.5, "interior"),  # an interior photo is never sure of a model-year
     ("exterior", 0.3, 0.5, "low_confidence"),
-    ("exterior", 0.9, 1.0, None),  # at the threshold is in distribution
+    ("exterior", 0.9, 1.0, "unknown_model"),  # at the OOD threshold is not unfamiliar; over the unknown one
+    ("exterior", 0.99, 0.8, "unknown_model"),  # a car, but over the unknown-model threshold (0.7 here)...
+    ("interior", 0.99, 0.8, "interior"),  # ...only after the view's verdict
+    ("other", 0.99, 0.8, "not_a_car"),
+    ("exterior", 0.99, 0.7, None),  # at the unknown-model threshold is a known model
 ])
 def test_reason_codes_in_order(predictor, monkeypatch, view, conf, score, reason):
-    a = _answer(predictor, monkeypatch, view=view, conf=conf, score=score)
+    a = _answer(predictor, monkeypatch, view=view, conf=conf, score=score, unknown=0.7)
     assert a["model"]["reason"] == reason and a["model"]["sure"] is (reason is None)
     assert reason is None or reason in REASONS
     assert a["ood"] == {"checked": True, "method": "mahalanobis", "score": score, "threshold": 1.0,
-                        "unfamiliar": score > 1.0}
+                        "unfamiliar": score > 1.0, "unknown_threshold": 0.7,
+                        "unknown_model": 0.7 < score <= 1.0}
     if reason is None:
         assert a["model"]["prediction"] is not None and a["specs"] is not None
     else:

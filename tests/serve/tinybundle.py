@@ -121,7 +121,7 @@ def photo(colour: str | tuple, size: tuple[int, int] = (160, 120), *, seed: int 
 
 def make_tiny_bundle(root: str | Path, *, with_thumbs: bool = True, int8: bool = False,
                      thumb_photos: dict[str, dict[str, list[bytes]]] | None = None,
-                     inputs: dict[str, dict] | None = None) -> Path:
+                     inputs: dict[str, dict] | None = None, groups: list[list[str]] | None = None) -> Path:
     """Write the bundle into `root` (created) and return it. `thumb_photos` (label -> view -> JPEG bytes)
     replaces the plain colour thumbnails, e.g. with showroom photos for a screenshot. `inputs` ("view"/"model"
     -> keys) changes a model's input spec, e.g. its resize or jpeg_draft (the crop stays SPEC's)."""
@@ -171,6 +171,8 @@ def make_tiny_bundle(root: str | Path, *, with_thumbs: bool = True, int8: bool =
             "models": {"view": entry("view", ["exterior", "interior"], 1.0),
                        "model": entry("model", LABELS, TEMPERATURE)},
             "thumbs": thumbs, "specs": "specs.parquet"}
+    if groups is not None:  # what export's levels stage records (carscope/export/levels_fit.py)
+        meta["models"]["model"]["levels"] = {"groups": groups, "join": 0.25, "source": "val"}
     if int8:  # a real int8 variant: export's own QDQ quantiser on the fp32 graph, calibrated on the class colours
         quant = _int8(root / "model.onnx", root / "model.int8.onnx")
         meta["models"]["model"]["variants"]["int8"] = {"file": "model.int8.onnx", "quantization": quant,

@@ -1,0 +1,233 @@
+"""The levels of an answer: a model-year, a model over a range of years, a make. The one definition that training
+reports, export, serve and the benchmarks share (numpy only: serve imports it).
+
+    python -c "from carscope.common.levels import Hierarchy; h = Hierarchy.from_rows([('a', 'Acme', 'Roadster', 2022), \
+('b', 'Acme', 'Roadster', 2023), ('c', 'Acme', 'Van', 2023)]); print(h.models, h.makes)"
+
+A model classifier's classes are model-years. Some model-years cannot be told apart from a photo: a generation runs
+for years with one look. Export finds those from held-out photos (`confusable_groups`, never from a catalog's
+truth) and records them in the bundle; an answer then claims only what the photo supports (`decide`):
+
+1. the model-year, when its class is not in a confusable group and its probability reaches the threshold;
+2. else the model over a range of years: the confusable group with the most probability (when it has more than
+   one model-year), then all of one model's years, when that mass reaches the threshold;
+3. else the make, when the make's mass reaches it;
+4. else nothing: not sure.
+
+Masses are sums of calibrated class probabilities, so each level's confidence is a probability of its own and can
+be scored (`level_metrics`: top-1 and ECE at each level).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+LEVELS = ("model_year", "model", "make")
+DEFAULT_JOIN = 0.25  # two model-years of a model join when their held-out photos trade this much probability
+
+
+@dataclass
+class Hierarchy:
+    """Class index -> its model and make, as integer codes (`model_of`, `make_of`), with names and years."""
+
+    labels: list[str]
+    makes: list[str]
+    models: list[tuple[str, str]]  # (make, model)
+    years: list[int | None]  # per class
+    model_of: np.ndarray  # class -> index into models
+    make_of: np.ndarray  # class -> index into makes
+    groups: list[list[int]] = field(default_factory=list)  # confusable groups (each of 2+ classes of one model)
+    group_of: np.ndarray | None = None  # class -> index into groups, -1 when alone
+
+    @classmethod
+    def from_rows(cls, rows, groups: list[list[str]] | None = None) -> Hierarchy:
+        """`rows`: (label, make, model, year) per class, in class order. A class with no make or model (no specs
+        row) is a model and a make of its own, so it never merges with others."""
+        labels, makes, models, years, model_of, make_of = [], [], [], [], [], []
+        for label, make, model, year in rows:
+            make = str(make) if make not in (None, "") else f"?{label}"
+            model = str(model) if model not in (None, "") else f"?{label}"
+            labels.append(str(label))
+            if make not in makes:
+                makes.append(make)
+            if (make, model) not in models:
+                models.append((make, model))
+            make_of.append(makes.index(make))
+            model_of.append(models.index((make, model)))
+            years.append(int(year) if year is not None and not _isnan(year) else None)
+        h = cls(labels, makes, models, years, np.array(model_of, np.int64), np.array(make_of, np.int64))
+        h.set_groups(groups or [])
+        return h
+
+    @classmethod
+    def from_specs(cls, labels: list[str], specs: dict[str, dict[str, Any]],
+                   groups: list[list[str]] | None = None) -> Hierarchy:
+        """From a specs table as {model_id: row with make, model, year}."""
+        return cls.from_rows([(lab, specs.get(lab, {}).get("make"), specs.get(lab, {}).get("model"),
+                               specs.get(lab, {}).get("year")) for lab in labels], groups)
+
+    def set_groups(self, groups: list[list[str]]) -> None:
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        self.groups = [sorted(index[lab] for lab in g if lab in index) for g in groups]
+        self.groups = [g for g in self.groups if len(g) > 1]
+        self.group_of = np.full(len(self.labels), -1, np.int64)
+        for gi, g in enumerate(self.groups):
+            self.group_of[g] = gi
+
+    def group_labels(self) -> list[list[str]]:
+        return [[self.labels[i] for i in g] for g in self.groups]
+
+    def year_range(self, classes) -> tuple[int, int] | None:
+        ys = [self.years[i] for i in classes if self.years[i] is not None]
+        return (min(ys), max(ys)) if ys else None
+
+    def masses(self, probs: np.ndarray) -> dict[str, np.ndarray]:
+        """Per photo (rows of `probs`): the probability of each model and each make."""
+        p = np.atleast_2d(np.asarray(probs, np.float64))
+        return {"model": _sum_by(p, self.model_of, len(self.models)), "make": _sum_by(p, self.make_of, len(self.makes))}
+
+
+def _isnan(v) -> bool:
+    try:
+        return bool(np.isnan(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _sum_by(p: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((p.shape[0], n))
+    for j in range(n):
+        out[:, j] = p[:, codes == j].sum(axis=1)
+    return out
+
+
+def confusable_groups(probs: np.ndarray, targets: np.ndarray, h: Hierarchy, join: float = DEFAULT_JOIN
+                      ) -> tuple[list[list[str]], dict[str, Any]]:
+    """Model-years of one model that held-out photos cannot tell apart, joined transitively.
+
+    For two classes i and j of the same model, `trade` is the mean probability class-i photos give j plus the mean
+    class-j photos give i. A pair joins when trade reaches `join`. Only classes with held-out photos can join.
+    Returns the groups (labels, each group sorted) and what was measured per joined pair."""
+    p = np.asarray(probs, np.float64)
+    t = np.asarray(targets)
+    n = len(h.labels)
+    mean = np.zeros((n, n))
+    seen = np.zeros(n, bool)
+    for c in range(n):
+        rows = p[t == c]
+        if len(rows):
+            mean[c] = rows.mean(axis=0)
+            seen[c] = True
+    parent = list(range(n))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    pairs = []
+    for m in range(len(h.models)):
+        members = [c for c in np.flatnonzero(h.model_of == m) if seen[c]]
+        for a_i, a in enumerate(members):
+            for b in members[a_i + 1:]:
+                trade = float(mean[a, b] + mean[b, a])
+                if trade >= join:
+                    parent[root(a)] = root(b)
+                    pairs.append({"a": h.labels[a], "b": h.labels[b], "trade": round(trade, 4)})
+    comps: dict[int, list[int]] = {}
+    for c in range(n):
+        comps.setdefault(root(c), []).append(c)
+    groups = sorted([sorted(h.labels[c] for c in g) for g in comps.values() if len(g) > 1])
+    return groups, {"join": join, "pairs": pairs, "classes_with_photos": int(seen.sum())}
+
+
+@dataclass
+class Decision:
+    level: str | None  # one of LEVELS, or None: not sure at any level
+    confidence: float  # the probability mass of what is answered (of the best make when nothing is)
+    classes: list[int]  # the model-years the answer covers (one for a model-year)
+    model: int | None = None  # index into Hierarchy.models
+    make: int | None = None  # index into Hierarchy.makes
+
+
+def decide(probs: np.ndarray, h: Hierarchy, threshold: float) -> Decision:
+    """The answer to one photo's calibrated class probabilities at the level they support (the module's rule)."""
+    p = np.asarray(probs, np.float64).ravel()
+    c = int(np.argmax(p))
+    if h.group_of is None or h.group_of[c] < 0:
+        if p[c] >= threshold:
+            return Decision("model_year", float(p[c]), [c], int(h.model_of[c]), int(h.make_of[c]))
+    if h.groups:
+        gm = np.array([p[g].sum() for g in h.groups])
+        g = int(np.argmax(gm))
+        if gm[g] >= threshold:
+            cls = h.groups[g]
+            return Decision("model", float(gm[g]), list(cls), int(h.model_of[cls[0]]), int(h.make_of[cls[0]]))
+    masses = h.masses(p)
+    m = int(np.argmax(masses["model"][0]))
+    if masses["model"][0, m] >= threshold:
+        cls = [int(i) for i in np.flatnonzero(h.model_of == m)]
+        return Decision("model", float(masses["model"][0, m]), cls, m, int(h.make_of[cls[0]]))
+    k = int(np.argmax(masses["make"][0]))
+    cls = [int(i) for i in np.flatnonzero(h.make_of == k)]
+    if masses["make"][0, k] >= threshold:
+        return Decision("make", float(masses["make"][0, k]), cls, None, k)
+    return Decision(None, float(masses["make"][0, k]), cls, None, k)
+
+
+def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error over equal-width confidence bins (the training report's definition)."""
+    conf, ok = np.asarray(confidence, np.float64), np.asarray(correct, np.float64)
+    if not len(conf):
+        return float("nan")
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        inside = (conf > lo) & (conf <= hi)
+        if inside.any():
+            total += inside.mean() * abs(conf[inside].mean() - ok[inside].mean())
+    return float(total)
+
+
+def level_metrics(probs: np.ndarray, targets: np.ndarray, h: Hierarchy) -> dict[str, Any]:
+    """Top-1 and ECE at the model-year, model (any of its years) and make level: the argmax of each level's
+    masses against the true class's model and make."""
+    p = np.atleast_2d(np.asarray(probs, np.float64))
+    t = np.asarray(targets, np.int64)
+    if not len(t):
+        return {lvl: {"top1": float("nan"), "ece": float("nan")} for lvl in LEVELS} | {"n": 0}
+    masses = h.masses(p)
+    out: dict[str, Any] = {"n": int(len(t))}
+    for lvl, mass, truth in (("model_year", p, t), ("model", masses["model"], h.model_of[t]),
+                             ("make", masses["make"], h.make_of[t])):
+        pred = mass.argmax(axis=1)
+        ok = pred == truth
+        out[lvl] = {"top1": float(ok.mean()), "ece": ece(mass.max(axis=1), ok)}
+    return out
+
+
+def answered(probs: np.ndarray, targets: np.ndarray, h: Hierarchy, threshold: float,
+             refused: np.ndarray | None = None) -> dict[str, Any]:
+    """What `decide` makes of held-out photos: the share answered at each level, and right at it (the true
+    class among the classes it covers); `refused` marks photos another check (unknown model, OOD) refuses."""
+    p = np.atleast_2d(np.asarray(probs, np.float64))
+    t = np.asarray(targets, np.int64)
+    counts = {lvl: 0 for lvl in LEVELS}
+    right = {lvl: 0 for lvl in LEVELS}
+    for i in range(len(t)):
+        if refused is not None and refused[i]:
+            continue
+        d = decide(p[i], h, threshold)
+        if d.level is None:
+            continue
+        counts[d.level] += 1
+        right[d.level] += int(t[i] in d.classes)
+    n = max(1, len(t))
+    sure = sum(counts.values())
+    return {"n": int(len(t)), "sure": sure / n, "sure_and_right": sum(right.values()) / n,
+            "wrong_when_sure": (sure - sum(right.values())) / max(1, sure),
+            "levels": {lvl: {"share": counts[lvl] / n, "right": right[lvl] / max(1, counts[lvl])} for lvl in LEVELS}}

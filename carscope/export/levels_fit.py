@@ -1,0 +1,64 @@
+"""The export's levels stage: which model-years the model classifier cannot tell apart, from its held-out photos.
+
+    python -c "from carscope.export.levels_fit import fit_levels; help(fit_levels)"
+
+The groups come from the val split's calibrated probabilities through the exported fp32 graph (never from a
+catalog's truth): two model-years of one model join when their photos trade enough probability
+(carscope/common/levels.py, `confusable_groups`). The figures say what the groups buy on the test split: top-1 at
+the model-year, model and make level, and what serve's rule answers at the served threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from carscope.common.levels import DEFAULT_JOIN, Hierarchy, answered, confusable_groups, level_metrics
+
+SERVE_THRESHOLD = 0.5  # serve's --min-confidence default, which the figures are stated at
+
+
+def hierarchy(dataset, labels: list[str]) -> Hierarchy:
+    """Each class's make, model and year from the dataset's specs table."""
+    specs = dataset.specs
+    rows = {str(r["model_id"]): r for r in specs[["model_id", "make", "model", "year"]].to_dict(orient="records")}
+    return Hierarchy.from_specs(labels, rows)
+
+
+def fit_levels(session, photos: dict, spec: dict, labels: list[str], dataset, temperature: float, *,
+               test_logits, test_targets, val_logits=None, join: float = DEFAULT_JOIN,
+               log: Callable[[str], Any] = print) -> dict[str, Any]:
+    """The bundle's "levels" entry. `val_logits`: the val split's fp32 logits when an earlier stage has them."""
+    import numpy as np
+
+    from carscope.export.onnx_export import run_all
+    from carscope.export.photos import batches
+
+    h = hierarchy(dataset, labels)
+    source = "val" if len(photos["val"]) else "test"
+    held = photos[source]
+    if val_logits is None or source != "val":
+        val_logits = run_all(session, batches(held["file"].tolist(), spec))[0]
+    probs = _softmax(np.asarray(val_logits, np.float64) / temperature)
+    groups, found = confusable_groups(probs, held["target"].to_numpy(), h, join)
+    h.set_groups(groups)
+    test_probs = _softmax(np.asarray(test_logits, np.float64) / temperature)
+    figures = {"test": level_metrics(test_probs, np.asarray(test_targets), h),
+               "answered_test": answered(test_probs, np.asarray(test_targets), h, SERVE_THRESHOLD),
+               "threshold": SERVE_THRESHOLD}
+    grouped = sum(len(g) for g in groups)
+    log(f"model: {len(groups)} group(s) of model-years that {len(held)} {source} photos cannot tell apart "
+        f"({grouped} of {len(labels)} classes); test top-1 model-year {figures['test']['model_year']['top1']:.1%}, "
+        f"model {figures['test']['model']['top1']:.1%}, make {figures['test']['make']['top1']:.1%}; at confidence "
+        f"{SERVE_THRESHOLD:.0%} {figures['answered_test']['sure']:.1%} answered, "
+        f"{figures['answered_test']['sure_and_right']:.1%} right at their level")
+    return {"groups": groups, "join": join, "source": source, "photos": int(len(held)), "pairs": found["pairs"],
+            "figures": figures}
+
+
+def _softmax(z):
+    import numpy as np
+
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
