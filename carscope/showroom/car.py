@@ -14,7 +14,18 @@ import random
 from PIL import Image, ImageDraw
 
 from carscope.showroom.catalog import ModelYear
-from carscope.showroom.draw import CHROME, DARK, draw_wheel, poly_shape, shade
+from carscope.showroom.draw import (
+    CHROME,
+    DARK,
+    draw_wheel,
+    grille,
+    lamp,
+    mark,
+    poly_shape,
+    roof_color,
+    shade,
+    trim_color,
+)
 
 SS = 2  # the car layer is drawn at 2x and reduced: cheap anti-aliasing
 GLASS = (40, 52, 66)
@@ -49,61 +60,6 @@ PROFILES = {
 CLEARANCE = {"sedan": .20, "coupe": .22, "hatchback": .19, "suv": .24, "van": .16, "pickup": .24}
 
 
-def _grille(d, shape, pattern, box, s):
-    x0, y0, x1, y1 = box
-    poly_shape(d, shape, box, fill=(22, 22, 24), outline=CHROME, width=max(1, int(1.5 * s)))
-    w, h = x1 - x0, y1 - y0
-    if shape == "slot":  # a thin slot has no room for a pattern
-        return
-    ix0, iy0, ix1, iy1 = x0 + w * .12, y0 + h * .18, x1 - w * .12, y1 - h * .18
-    c, lw = (150, 152, 158), max(1, int(1.2 * s))
-    if pattern == "hbars":
-        for k in range(1, 4):
-            y = iy0 + (iy1 - iy0) * k / 4
-            d.line([(ix0, y), (ix1, y)], fill=c, width=lw * 2)
-    elif pattern == "vbars":
-        for k in range(1, 8):
-            x = ix0 + (ix1 - ix0) * k / 8
-            d.line([(x, iy0), (x, iy1)], fill=c, width=lw * 2)
-    elif pattern == "mesh":
-        for k in range(1, 7):
-            x = ix0 + (ix1 - ix0) * k / 7
-            d.line([(x - (iy1 - iy0) * .3, iy0), (x + (iy1 - iy0) * .3, iy1)], fill=c, width=lw)
-            d.line([(x + (iy1 - iy0) * .3, iy0), (x - (iy1 - iy0) * .3, iy1)], fill=c, width=lw)
-    elif pattern == "dots":
-        r = max(1.5, h * .06)
-        for i in range(1, 7):
-            for j in range(1, 3):
-                x, y = ix0 + (ix1 - ix0) * i / 7, iy0 + (iy1 - iy0) * j / 3
-                d.ellipse((x - r, y - r, x + r, y + r), fill=c)
-    elif pattern == "solid":
-        d.rectangle((ix0, (iy0 + iy1) / 2 - h * .08, ix1, (iy0 + iy1) / 2 + h * .08), fill=c)
-
-
-def _lamp(d, shape, variant, box, color, s):
-    """A head or tail lamp: the make's shape, the year's graphics (DRL line, double, hollow)."""
-    x0, y0, x1, y1 = box
-    w, h = x1 - x0, y1 - y0
-    dark = shade(color, 0.35)
-    if variant == "double":
-        g = w * 0.1
-        poly_shape(d, shape, (x0, y0, x0 + w / 2 - g / 2, y1), fill=color, outline=dark)
-        poly_shape(d, shape, (x0 + w / 2 + g / 2, y0, x1, y1), fill=color, outline=dark)
-    elif variant == "hollow":
-        poly_shape(d, shape, box, fill=dark, outline=color, width=max(2, int(2.5 * s)))
-        poly_shape(d, shape, (x0 + w * .3, y0 + h * .3, x1 - w * .3, y1 - h * .3), fill=color)
-    else:
-        poly_shape(d, shape, box, fill=color, outline=dark, width=max(1, int(s)))
-    if variant == "drl":
-        d.line([(x0 - w * .05, y1 + h * .25), (x1 + w * .05, y1 + h * .25)], fill=(250, 250, 255),
-               width=max(2, int(2.5 * s)))
-
-
-def _roof_color(paint):
-    """A roof that contrasts with the paint: black on light cars, light grey on dark ones."""
-    return (22, 22, 24) if sum(paint) > 270 else (214, 214, 218)
-
-
 def _cabin(prof, belt):
     """The part of the body outline above the belt line (the cabin), with the crossing points interpolated."""
     out = []
@@ -117,12 +73,9 @@ def _cabin(prof, belt):
     return out
 
 
-def _trim_color(kind: str, paint):
-    return {"black": (26, 26, 28), "chrome": CHROME, "body": shade(paint, 0.8)}[kind]
-
-
-def draw_car(my: ModelYear, rng: random.Random, pose: str, paint) -> Image.Image:
-    """The car on a transparent layer, drawn at SS x scale, front facing right (mirroring happens later).
+def draw_car(my: ModelYear, rng: random.Random, pose: str, paint, ss: int = SS, marks: dict | None = None) -> Image.Image:
+    """The car on a transparent layer, drawn at `ss` x scale, front facing right (mirroring happens later).
+    `marks`, if given, collects where the parts are in the layer (draw.mark: wheel, head, tail, lamp, grille, badge).
 
     Three-quarter views are an oblique projection: the side is foreshortened and the far side is offset
     up and to the right, so the roof, the hood and the front (or, for rear34, the rear) face show as
@@ -131,13 +84,13 @@ def draw_car(my: ModelYear, rng: random.Random, pose: str, paint) -> Image.Image
     model, design, fl = my.model, my.make.design, my.facelift
     body = model.body
     prof = PROFILES[body]
-    s = SS
-    h_ratio = model.proportions["h_ratio"]
+    s = ss
+    h_ratio = my.shape["h_ratio"]
     three_q = pose != "side"
     L = 460 * s  # the layer is drawn at a fixed size; scale is applied when compositing
     Hc = L * h_ratio
     Ls = L * (0.80 if three_q else 1.0)  # seen at about 35 degrees: cos for the side, sin for the width
-    fw = L * 0.27 * (model.proportions["width_in"] / 74.0) if three_q else 0.0
+    fw = L * 0.27 * (my.shape["width_in"] / 74.0) if three_q else 0.0
     off = (fw, -fw * 0.30)  # where the far side appears, relative to the near side (screen x right, y down)
     margin = 14 * s
     lw, lh = int(Ls + fw + 2 * margin), int(Hc * 1.02 + fw * 0.30 + 2 * margin)
@@ -164,9 +117,9 @@ def draw_car(my: ModelYear, rng: random.Random, pose: str, paint) -> Image.Image
         _draw_extrusion(d, prof, pts, P, far, paint, outline, rear_view, design, body, fl)
     d.polygon(pts, fill=paint + (255,), outline=outline)
     if fl["two_tone_roof"]:  # the year's contrasting roof and pillars
-        d.polygon([P(u, v) for u, v in _cabin(prof, belt)], fill=_roof_color(paint) + (255,), outline=outline)
+        d.polygon([P(u, v) for u, v in _cabin(prof, belt)], fill=roof_color(paint) + (255,), outline=outline)
     # the year's lower trim (bumper/sill)
-    d.polygon([P(0, clr), P(1, clr), P(1, clr + .09), P(0, clr + .09)], fill=_trim_color(fl["lower_trim"], paint),
+    d.polygon([P(0, clr), P(1, clr), P(1, clr + .09), P(0, clr + .09)], fill=trim_color(fl["lower_trim"], paint),
               outline=outline)
     # make stripe
     stripe, acc = design["stripe"], tuple(design["badge_color"])
@@ -206,8 +159,8 @@ def draw_car(my: ModelYear, rng: random.Random, pose: str, paint) -> Image.Image
     for u in prof["doors"][:-1]:
         d.line([P(u + .06, belt - .08), P(u + .11, belt - .08)], fill=shade(paint, 0.45), width=int(3 * s))
     # wheel arches and wheels
-    r = model.proportions["wheel_r"] * L * 0.75
-    wb = model.proportions["wheelbase"]
+    r = my.shape["wheel_r"] * L * 0.75
+    wb = my.shape["wheelbase"]
     front_u = 1 - 0.17 - (0.03 if body in ("van", "hatchback") else 0)
     body_bottom = ground - clr * Hc
     for u in (front_u, front_u - wb):
@@ -226,16 +179,22 @@ def draw_car(my: ModelYear, rng: random.Random, pose: str, paint) -> Image.Image
         if body_bottom > cy:
             d.rectangle((cx - ar, cy, cx + ar, body_bottom), fill=(14, 14, 16))
         draw_wheel(d, cx, cy, r, fl["wheel"], rng.uniform(0, 2 * math.pi), s, fl["rim"])
+        if marks is not None:
+            mark(marks, "wheel", (cx - r, cy - r, cx + r, cy + r))
     # side lamps at each end (the make's lamp shape, seen edge-on)
-    lamp = design["lamp"]
+    lamp_shape = design["lamp"]
     head_v, tail_v = prof["body"][-3][1], prof["body"][2][1]
     hx0, hy = P(.955, head_v - .08)
     hx1 = P(1, 0)[0]
-    _lamp(d, lamp, "plain", (min(hx0, hx1) - 2 * s, hy - 0.05 * Hc, max(hx0, hx1) + 2 * s, hy + 0.05 * Hc),
-          (236, 236, 220), s)
+    head = (min(hx0, hx1) - 2 * s, hy - 0.05 * Hc, max(hx0, hx1) + 2 * s, hy + 0.05 * Hc)
+    lamp(d, lamp_shape, "plain", head, (236, 236, 220), s)
     tx0, ty = P(.0, min(tail_v, .55) - .06)
     tx1 = P(.05, 0)[0]
-    _lamp(d, lamp, "plain", (min(tx0, tx1) - 2 * s, ty - 0.05 * Hc, max(tx0, tx1), ty + 0.05 * Hc), (200, 20, 24), s)
+    tail = (min(tx0, tx1) - 2 * s, ty - 0.05 * Hc, max(tx0, tx1), ty + 0.05 * Hc)
+    lamp(d, lamp_shape, "plain", tail, (200, 20, 24), s)
+    if marks is not None:
+        mark(marks, "head", head)
+        mark(marks, "tail", tail)
     # side badge on the front fender, mirror
     bx, by = P(.86, belt - .12)
     bs = 0.07 * Hc
@@ -244,7 +203,7 @@ def draw_car(my: ModelYear, rng: random.Random, pose: str, paint) -> Image.Image
     d.polygon([(mx - 10 * s, my_), (mx + 8 * s, my_ - 2 * s), (mx + 8 * s, my_ + 10 * s), (mx - 8 * s, my_ + 10 * s)],
               fill=acc, outline=DARK)  # mirror caps in the make's accent colour
     if three_q:
-        _draw_face(d, my, pose, paint, P, far, Hc, fw, prof, s)
+        _draw_face(d, my, pose, paint, P, far, Hc, fw, prof, s, marks)
     return layer
 
 
@@ -267,7 +226,7 @@ def _draw_extrusion(d, prof, pts, P, far, paint, outline, rear_view, design, bod
             d.polygon(quad, fill=(38, 38, 40) + (255,), outline=outline)  # the open bed
             continue
         lo, hi = min(v1, v2), max(v1, v2)
-        color = _roof_color(paint) if fl["two_tone_roof"] and lo >= belt else paint
+        color = roof_color(paint) if fl["two_tone_roof"] and lo >= belt else paint
         d.polygon(quad, fill=shade(color, 1.12 if up else 0.86) + (255,), outline=outline)
         if not up and hi > belt + 0.15 and hi - lo > 0.12:  # windshield / rear window above the belt line
             vb = max(lo, belt)
@@ -284,7 +243,7 @@ def _lerp(a, b, t):
     return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
 
 
-def _draw_face(d, my: ModelYear, pose: str, paint, P, far, Hc, fw, prof, s):
+def _draw_face(d, my: ModelYear, pose: str, paint, P, far, Hc, fw, prof, s, marks):
     """Grille, lamps, badge and bumper on the front face (or tail lamps, plate and badge on the rear face)."""
     design, fl = my.make.design, my.facelift
     front = pose == "front34"
@@ -298,7 +257,7 @@ def _draw_face(d, my: ModelYear, pose: str, paint, P, far, Hc, fw, prof, s):
     acc = tuple(design["badge_color"])
     outline = shade(paint, 0.5)
     # bumper (the year's lower trim)
-    d.polygon([F(0, clr), F(1, clr), F(1, clr + .08), F(0, clr + .08)], fill=_trim_color(fl["lower_trim"], paint),
+    d.polygon([F(0, clr), F(1, clr), F(1, clr + .08), F(0, clr + .08)], fill=trim_color(fl["lower_trim"], paint),
               outline=outline)
     face_h = (end_v - clr) * Hc
     lamp_w, lamp_h = fw * 0.24, max(face_h * 0.2, 6 * s)
@@ -309,7 +268,9 @@ def _draw_face(d, my: ModelYear, pose: str, paint, P, far, Hc, fw, prof, s):
         gh = min(face_h * 0.46, (lamp_v - clr - .08) * Hc * 1.1)
         if design["grille"] == "slot":
             gh *= 0.5
-        _grille(d, design["grille"], fl["grille_pattern"], (gx - gw / 2, gy - gh / 2, gx + gw / 2, gy + gh / 2), s)
+        grille(d, design["grille"], fl["grille_pattern"], (gx - gw / 2, gy - gh / 2, gx + gw / 2, gy + gh / 2), s)
+        if marks is not None:
+            mark(marks, "grille", (gx - gw / 2, gy - gh / 2, gx + gw / 2, gy + gh / 2))
         color = (240, 240, 228)
         badge_at = F(0.5, lamp_v + 0.02)
     else:
@@ -320,8 +281,12 @@ def _draw_face(d, my: ModelYear, pose: str, paint, P, far, Hc, fw, prof, s):
         badge_at = F(0.5, lamp_v)
     for t in (0.16, 0.84):
         lx, ly = F(t, lamp_v)
-        _lamp(d, design["lamp"], fl["lamp_variant"], (lx - lamp_w / 2, ly - lamp_h / 2, lx + lamp_w / 2, ly + lamp_h / 2),
-              color, s)
+        box = (lx - lamp_w / 2, ly - lamp_h / 2, lx + lamp_w / 2, ly + lamp_h / 2)
+        lamp(d, design["lamp"], fl["lamp_variant"], box, color, s)
+        if marks is not None:
+            mark(marks, ("head", "lamp") if front else ("tail",), box)
     bs = max(face_h * 0.1, 5 * s)
     bx, by = badge_at
     poly_shape(d, design["badge"], (bx - bs, by - bs, bx + bs, by + bs), fill=acc, outline=DARK)
+    if marks is not None:
+        mark(marks, "badge", (bx - bs, by - bs, bx + bs, by + bs))

@@ -10,42 +10,38 @@ A model-year's `specs` are the classic page's strings; `values` are the same fac
 Every random choice comes from a `random.Random` seeded with a hash of (seed, what, which), so one entity's
 draws never depend on how many others exist, and the same config always gives the same catalog. The design
 parameters that the renderer draws (a make's design language, a model's body, a year's facelift) live here
-too, so that the catalog is the single source of truth for what a photo shows.
+too, so that the catalog is the single source of truth for what a photo shows: the vocabularies in vocab.py, the
+years' looks, generations and twins in generations.py, each photo's pose, framing, part and conditions in shots.py
+(the realism options, SITE.md).
 """
 
 from __future__ import annotations
 
 import hashlib
-import random
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from carscope.crawler.dataset import make_model_id
 from carscope.showroom.config import ShowroomConfig
+from carscope.showroom.generations import model_years_looks, twin_models, twin_slug, yearly_look
+from carscope.showroom.shots import plan_photo
+from carscope.showroom.vocab import (
+    ACCENTS,
+    ARCHES,
+    BADGE_SHAPES,
+    GRILLE_SHAPES,
+    LAMP_SHAPES,
+    QUILTS,
+    SCREENS,
+    STRIPES,
+    VENTS,
+    WHEEL_SPOKES,
+    WINDOW_TRIMS,
+    seeded_rng,
+)
 
 BODY_TYPES = ("sedan", "suv", "pickup", "coupe", "hatchback", "van")
-
-# Design vocabularies. A make picks one of each; models of a make share them.
-GRILLE_SHAPES = ("wide", "hex", "kidney", "shield", "slot", "oval", "trapezoid")
-LAMP_SHAPES = ("round", "rect", "slit", "boomerang", "oval", "triangle")
-BADGE_SHAPES = ("circle", "diamond", "shield", "triangle", "square", "star")
-STRIPES = ("belt", "single", "double", "sill", "swoosh", "gills")  # every make carries one: its biggest signature
-ARCHES = ("round", "flat", "clad")
-WINDOW_TRIMS = ("chrome", "black")
-WHEEL_STYLES = ("spoke5", "spoke10", "disc", "turbine", "split", "mesh")
-RIM_FINISHES = ("silver", "black", "bronze")
-GRILLE_PATTERNS = ("hbars", "vbars", "mesh", "dots", "solid")
-LAMP_VARIANTS = ("plain", "drl", "double", "hollow")
-SCREENS = ("landscape", "portrait", "twin", "floating")
-WHEEL_SPOKES = (2, 3, 4)
-VENTS = ("round", "slot", "square")
-QUILTS = ("plain", "hstripes", "diamond", "vstripes")
-
-ACCENTS = [  # badge/stripe/mirror colours: a make's signature, ordered so that neighbours differ most
-    (200, 30, 40), (30, 110, 220), (230, 190, 30), (40, 170, 90), (150, 60, 210), (20, 200, 210),
-    (235, 110, 20), (225, 225, 230), (30, 30, 35), (170, 130, 70),
-]
 
 _MAKE_A = ["Vel", "Kor", "Ast", "Bram", "Cal", "Dor", "Fen", "Gal", "Hol", "Ist", "Jor", "Kav", "Lum", "Mar",
            "Nor", "Ost", "Pel", "Quar", "Rov", "Sol", "Tar", "Ulv", "Ver", "Wex", "Zan"]
@@ -91,12 +87,6 @@ NON_CAR_SUBJECTS = ("logo", "banner", "portrait", "map", "brochure", "ad", "badg
 OTHER_INTERIOR = 0.25  # the share of non-car images shown in the interior tab (the rest: exterior)
 
 
-def seeded_rng(*parts) -> random.Random:
-    """A `random.Random` of its own for (seed, what, which, ...): one entity's draws never depend on another's."""
-    h = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-    return random.Random(int.from_bytes(h[:8], "big"))
-
-
 def url_slug(text: str) -> str:
     """`Acme Motors` -> `acme-motors` (SITE.md: lower-cased, non-alphanumerics -> `-`)."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
@@ -135,6 +125,9 @@ class Photo:
     dup: bool  # also served under /cdn/
     corrupt: bool  # its bytes are permanently broken (valid JPEG header, truncated data)
     subject: str = "car"  # "car", or one of NON_CAR_SUBJECTS (a logo, a map, ... in the gallery)
+    framing: str = "full"  # full / cut / small / closeup (shots.py; SITE.md "Realism options")
+    part: str | None = None  # a close-up's part: wheel, lamp, grille, badge, screen, steering, seat
+    conditions: tuple = ()  # clutter, night, rain, blur, jpeg (the `conditions` option)
 
     @property
     def car(self) -> bool:
@@ -157,6 +150,14 @@ class ModelYear:
     layout: str  # tabs / mixed
     photos: tuple = field(default=(), repr=False)
     values: dict = field(default_factory=dict, repr=False)  # the specs as US-unit numbers (SITE.md), None: not shown
+    generation: dict = field(default_factory=dict, repr=False)  # index, name, phase, years, look (generations.py)
+    twin_of: str | None = None  # a badge-engineered twin's donor, "make-slug/model-slug"
+    proportions: dict = field(default_factory=dict, repr=False)  # what the drawing uses; {}: the model's
+
+    @property
+    def shape(self) -> dict:
+        """The proportions the drawing uses: the generation's, else the model's."""
+        return self.proportions or self.model.proportions
 
     @property
     def make(self) -> Make:
@@ -290,22 +291,6 @@ def _proportions(seed: int, make_index: int, j: int, body: str, repeat: int) -> 
     }
 
 
-def _facelift(seed: int, make_index: int, j: int, year_index: int) -> dict:
-    """What changes from one model year to the next: wheels and their finish, a contrasting roof, lamps, grille
-    pattern, lower trim. Each must survive a 128-pixel thumbnail, so the rim finish and the roof are big."""
-    base = seeded_rng(seed, "facelift-base", make_index, j)
-    w0, l0, g0 = base.randrange(len(WHEEL_STYLES)), base.randrange(len(LAMP_VARIANTS)), base.randrange(len(GRILLE_PATTERNS))
-    # step through each vocabulary so that consecutive years always differ in every element
-    return {
-        "wheel": WHEEL_STYLES[(w0 + year_index) % len(WHEEL_STYLES)],
-        "lamp_variant": LAMP_VARIANTS[(l0 + year_index) % len(LAMP_VARIANTS)],
-        "grille_pattern": GRILLE_PATTERNS[(g0 + year_index) % len(GRILLE_PATTERNS)],
-        "lower_trim": ("black", "chrome", "body")[(base.randrange(3) + year_index) % 3],
-        "rim": RIM_FINISHES[(base.randrange(3) + year_index) % 3],
-        "two_tone_roof": (base.randrange(2) + year_index) % 2 == 1,
-    }
-
-
 # classic spec key -> the `values` fields it carries (None in `values` when the page omits the key or says N/A)
 VALUE_FIELDS = {
     "MSRP": ("msrp_usd",), "Body Style": ("body_style",), "EPA Class": ("epa_class",),
@@ -433,6 +418,12 @@ def _others(seed: int, mid: str, config: ShowroomConfig, n_cars: int) -> list[tu
     return out
 
 
+def _own_generation(model: Model, year: int, yi: int) -> dict:
+    """Without `generations`, every model-year is a generation and a look of its own."""
+    return {"index": yi, "name": f"G{yi + 1}", "phase": "early", "years": [year, year],
+            "look": f"{model.make.slug}/{model.slug}/{year}"}
+
+
 def build_catalog(config: ShowroomConfig) -> Catalog:
     """The whole catalog for a config (cached: the same config object gives the same Catalog)."""
     return _build_catalog(config)
@@ -459,6 +450,8 @@ def _build_catalog(config: ShowroomConfig) -> Catalog:
             body = bodies[j]
             models.append(Model(make, j, name, url_slug(name), body,
                                 _proportions(seed, make.index, j, body, j // len(BODY_TYPES))))
+    models, donors = twin_models(config, models)  # a twin: its donor's body and proportions under its own badge
+    looks = model_years_looks(config, models, donors)
     all_ids = [model_id_for(y, m.make.name, m.name) for m in models for y in config.year_list]
     # exactly round(fraction * n) mixed galleries (at least one when there are several), picked by hash, so
     # that even a tiny showroom has both layouts
@@ -477,14 +470,17 @@ def _build_catalog(config: ShowroomConfig) -> Catalog:
                     pid = _photo_id(seed, mid, view, k)
                     pr = seeded_rng(seed, "photo-flags", pid)
                     pose = (EXTERIOR_VIEWS[k % 3] if view == "exterior" else ("dash", "seats", "console")[k % 3])
-                    ph = Photo(pid, mid, view, k, pose, dup=pr.random() < config.faults.dup,
-                               corrupt=pr.random() < config.faults.corrupt)
+                    ph = plan_photo(config, Photo(pid, mid, view, k, pose, dup=pr.random() < config.faults.dup,
+                                                  corrupt=pr.random() < config.faults.corrupt))
                     plist.append(ph)
                     photos[pid] = ph
             for at, ph in _others(seed, mid, config, len(plist)):
                 plist.insert(at, ph)
                 photos[ph.id] = ph
             specs, values = _spec_strings(seed, model, year, yi)
-            model_years.append(ModelYear(model, year, mid, _facelift(seed, model.make.index, model.index, yi),
-                                         specs, layout, tuple(plist), values))
+            facelift, generation, shape = looks.get((model.make.index, model.index, yi)) or (
+                yearly_look(seed, model.make.index, model.index, yi), None, {})
+            model_years.append(ModelYear(model, year, mid, facelift, specs, layout, tuple(plist), values,
+                                         generation or _own_generation(model, year, yi),
+                                         twin_slug(donors, model), shape))
     return Catalog(config, makes, models, model_years, photos)

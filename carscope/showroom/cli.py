@@ -5,6 +5,7 @@
     carscope showroom --others 0                        # galleries of car photos only (default: 2 others each)
     carscope showroom --layout dl                       # the same catalog as a European dealer site
     carscope showroom --dump-truth truth.json           # write the ground truth and exit
+    carscope showroom --realistic --conditions 0.5      # generations, twins, all views, close-ups, conditions
 
 URL map and fault semantics: carscope/showroom/SITE.md. Ctrl-C stops it.
 """
@@ -35,6 +36,24 @@ def add_parser(sub) -> None:
                         "definition lists, metric units, More-photos button), jsonld (schema.org JSON-LD), "
                         "spa (single-page app: embedded JSON and an API); the catalog is the same "
                         "(default: %(default)s; SITE.md)")
+    realism = p.add_argument_group("realism options (SITE.md, \"Realism options\"; all off by default)")
+    realism.add_argument("--generations", type=int, default=None, metavar="N",
+                         help="model-years fall into N-year generations with a facelift at their midpoint; "
+                              "same generation and phase, same look (0..30; 0: every year its own look)")
+    realism.add_argument("--twins", type=float, default=None, metavar="F",
+                         help="share of models that are badge-engineered twins of another make's model (0..1)")
+    realism.add_argument("--views", default=None, metavar="SET",
+                         help="exterior poses: classic (side, front34, rear34 in turn) or all (also straight "
+                              "front and rear, drawn at random)")
+    realism.add_argument("--closeups", type=float, default=None, metavar="F",
+                         help="share of car photos that are close-ups of a wheel, lamp, grille, badge, screen, "
+                              "steering wheel or seat (0..1)")
+    realism.add_argument("--conditions", type=float, default=None, metavar="F",
+                         help="share of exterior photos cut off, small, cluttered, at night, in rain, blurred or "
+                              "badly compressed (0..1)")
+    realism.add_argument("--realistic", action="store_true",
+                         help="all of them: --generations 4 --twins 0.2 --views all --closeups 0.15 "
+                              "--conditions 0.35 (explicit flags override these)")
     p.add_argument("--crawl-delay", type=float, default=0.0, help="Crawl-delay announced in robots.txt")
     p.add_argument("--slow-s", type=float, default=0.5, help="delay of a 'slow' fault (default: %(default)s)")
     p.add_argument("--cache-dir", default=None, help="keep rendered photos here too (survives restarts)")
@@ -48,12 +67,20 @@ def add_parser(sub) -> None:
 
 
 def config_from_args(args):
-    from carscope.showroom.config import ShowroomConfig, parse_faults, parse_years
+    from carscope.showroom.config import (
+        REALISM_DEFAULTS,
+        REALISTIC,
+        ShowroomConfig,
+        parse_faults,
+        parse_years,
+    )
 
+    realism = dict(REALISTIC) if getattr(args, "realistic", False) else {}
+    realism.update({k: getattr(args, k) for k in REALISM_DEFAULTS if getattr(args, k, None) is not None})
     return ShowroomConfig(makes=args.makes, models_per_make=args.models_per_make, years=parse_years(args.years),
                           photos=args.photos, others=args.others, seed=args.seed, faults=parse_faults(args.faults),
                           crawl_delay=args.crawl_delay, slow_s=args.slow_s, cache_dir=args.cache_dir,
-                          layout=args.layout, cache_mb=args.cache_mb)
+                          layout=args.layout, cache_mb=args.cache_mb, **realism)
 
 
 def run(args) -> int:
@@ -177,6 +204,8 @@ async def _serve(config, host: str, port: int, prerender_first: bool) -> int:
             print(f"showroom: faults {config.faults.spec()}", flush=True)
         if config.layout != "classic":
             print(f"showroom: layout {config.layout}", flush=True)
+        if config.realism():
+            print("showroom: realism " + " ".join(f"--{k} {v}" for k, v in config.realism().items()), flush=True)
         print(f"showroom: {url}/  (truth: {url}/__truth.json, stats: {url}/__stats; Ctrl-C stops)", flush=True)
         await stop.wait()
         print("showroom: stopped", flush=True)

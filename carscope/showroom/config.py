@@ -24,9 +24,17 @@ MAX_FAULTY_ATTEMPTS = 2  # a URL faults on at most its first 2 attempts: 3 tries
 LAYOUTS = ("classic", "dl", "jsonld", "spa")  # markup families (SITE.md); the catalog is the same in all
 WIDTHS = (320, 640)  # the two srcset sizes; the 320 photo is the 640 one downscaled
 HEIGHTS = {320: 240, 640: 480}
-# bump when the drawing changes (draw.py, car.py, interior.py, non_car.py, render.py): it seeds every photo's draws
+# bump when the drawing changes (draw.py, car.py, views.py, interior.py, non_car.py, closeups.py, conditions.py,
+# render.py): it seeds every photo's draws
 # and keys the disk cache (catalog_key). Here, not beside the drawing, so the config reads it without drawing.
 RENDER_VERSION = 4
+
+# Realism options (SITE.md "Realism options"): all off by default, and then nothing changes (no photo byte, no
+# page, no catalog_key, no truth config entry). REALISTIC is the preset `--realistic` and benchmarks use:
+# write_dataset(root, **REALISTIC).
+VIEW_SETS = ("classic", "all")  # classic: side/front34/rear34 in turn; all: front, rear, front34, rear34, side
+REALISM_DEFAULTS = {"generations": 0, "twins": 0.0, "views": "classic", "closeups": 0.0, "conditions": 0.0}
+REALISTIC = dict(generations=4, twins=0.2, views="all", closeups=0.15, conditions=0.35)
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,11 @@ class ShowroomConfig:
     cache_mb: int = 256  # in-memory LRU of rendered photo bytes
     render_threads: int = 0  # 0: os.cpu_count()
     layout: str = "classic"  # which markup family serves the catalog (LAYOUTS); not part of catalog_key
+    generations: int = 0  # 0: every model-year its own look; N: looks shared by the years of an N-year generation
+    twins: float = 0.0  # share of models that are badge-engineered twins of another make's model
+    views: str = "classic"  # exterior poses: VIEW_SETS
+    closeups: float = 0.0  # share of car photos that are close-ups of a part (wheel, lamp, grille, screen, ...)
+    conditions: float = 0.0  # share of full exterior photos framed cut/small or under clutter/night/rain/blur/jpeg
 
     def __post_init__(self):
         if isinstance(self.faults, str):  # allow ShowroomConfig(faults="5xx=0.1")
@@ -152,6 +165,12 @@ class ShowroomConfig:
             (self.cache_mb >= 0, "cache_mb must not be negative"),
             (self.render_threads >= 0, "render_threads must not be negative"),
             (self.layout in LAYOUTS, f"--layout must be one of {', '.join(LAYOUTS)}, not '{self.layout}'"),
+            (isinstance(self.generations, int) and not isinstance(self.generations, bool) and 0 <= self.generations <= 30,
+             f"--generations must be an integer in 0..30, not {self.generations!r}"),
+            (_share(self.twins), f"--twins must be a number in [0, 1], not {self.twins!r}"),
+            (self.views in VIEW_SETS, f"--views must be one of {', '.join(VIEW_SETS)}, not {self.views!r}"),
+            (_share(self.closeups), f"--closeups must be a number in [0, 1], not {self.closeups!r}"),
+            (_share(self.conditions), f"--conditions must be a number in [0, 1], not {self.conditions!r}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -173,10 +192,21 @@ class ShowroomConfig:
         d = {"makes": self.makes, "mpm": self.models_per_make, "years": list(self.years), "photos": self.photos,
              "others": self.others, "seed": self.seed, "corrupt": self.faults.corrupt, "dup": self.faults.dup,
              "mixed": self.mixed_fraction, "render": RENDER_VERSION}
+        d.update(self.realism())  # only the options not at their defaults: older keys stay what they were
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def realism(self) -> dict:
+        """The realism options that are not at their defaults (REALISM_DEFAULTS)."""
+        return {k: getattr(self, k) for k, v in REALISM_DEFAULTS.items() if getattr(self, k) != v}
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        for k in REALISM_DEFAULTS.keys() - self.realism().keys():  # as catalog_key: absent at their defaults
+            del d[k]
         d["faults"] = self.faults.spec()
         d["years"] = f"{self.years[0]}-{self.years[1]}"
         return d
+
+
+def _share(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and 0.0 <= x <= 1.0  # also rejects nan

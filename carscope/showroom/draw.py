@@ -175,3 +175,93 @@ def draw_wheel(d, cx, cy, r, style, spin, s, finish="silver"):
     hub = r * 0.14
     d.ellipse((cx - hub, cy - hub, cx + hub, cy + hub), fill=(90, 90, 96))
 
+
+# ---------------------------------------------------------------- car parts (car.py, views.py)
+
+def grille(d, shape, pattern, box, s):
+    x0, y0, x1, y1 = box
+    poly_shape(d, shape, box, fill=(22, 22, 24), outline=CHROME, width=max(1, int(1.5 * s)))
+    w, h = x1 - x0, y1 - y0
+    if shape == "slot":  # a thin slot has no room for a pattern
+        return
+    ix0, iy0, ix1, iy1 = x0 + w * .12, y0 + h * .18, x1 - w * .12, y1 - h * .18
+    c, lw = (150, 152, 158), max(1, int(1.2 * s))
+    if pattern == "hbars":
+        for k in range(1, 4):
+            y = iy0 + (iy1 - iy0) * k / 4
+            d.line([(ix0, y), (ix1, y)], fill=c, width=lw * 2)
+    elif pattern == "vbars":
+        for k in range(1, 8):
+            x = ix0 + (ix1 - ix0) * k / 8
+            d.line([(x, iy0), (x, iy1)], fill=c, width=lw * 2)
+    elif pattern == "mesh":
+        for k in range(1, 7):
+            x = ix0 + (ix1 - ix0) * k / 7
+            d.line([(x - (iy1 - iy0) * .3, iy0), (x + (iy1 - iy0) * .3, iy1)], fill=c, width=lw)
+            d.line([(x + (iy1 - iy0) * .3, iy0), (x - (iy1 - iy0) * .3, iy1)], fill=c, width=lw)
+    elif pattern == "dots":
+        r = max(1.5, h * .06)
+        for i in range(1, 7):
+            for j in range(1, 3):
+                x, y = ix0 + (ix1 - ix0) * i / 7, iy0 + (iy1 - iy0) * j / 3
+                d.ellipse((x - r, y - r, x + r, y + r), fill=c)
+    elif pattern == "solid":
+        d.rectangle((ix0, (iy0 + iy1) / 2 - h * .08, ix1, (iy0 + iy1) / 2 + h * .08), fill=c)
+
+
+def lamp(d, shape, variant, box, color, s):
+    """A head or tail lamp: the make's shape, the year's graphics (DRL line, double, hollow)."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    dark = shade(color, 0.35)
+    if variant == "double":
+        g = w * 0.1
+        poly_shape(d, shape, (x0, y0, x0 + w / 2 - g / 2, y1), fill=color, outline=dark)
+        poly_shape(d, shape, (x0 + w / 2 + g / 2, y0, x1, y1), fill=color, outline=dark)
+    elif variant == "hollow":
+        poly_shape(d, shape, box, fill=dark, outline=color, width=max(2, int(2.5 * s)))
+        poly_shape(d, shape, (x0 + w * .3, y0 + h * .3, x1 - w * .3, y1 - h * .3), fill=color)
+    else:
+        poly_shape(d, shape, box, fill=color, outline=dark, width=max(1, int(s)))
+    if variant == "drl":
+        d.line([(x0 - w * .05, y1 + h * .25), (x1 + w * .05, y1 + h * .25)], fill=(250, 250, 255),
+               width=max(2, int(2.5 * s)))
+
+
+def roof_color(paint):
+    """A roof that contrasts with the paint: black on light cars, light grey on dark ones."""
+    return (22, 22, 24) if sum(paint) > 270 else (214, 214, 218)
+
+
+def trim_color(kind: str, paint):
+    return {"black": (26, 26, 28), "chrome": CHROME, "body": shade(paint, 0.8)}[kind]
+
+
+def mark(marks: dict, names, box) -> None:
+    """Note where a part was drawn: marks[name] lists its boxes (x0, y0, x1, y1) in the layer's pixels, for
+    close-ups to crop around and night photos to light (conditions.py). `names`: one name or a tuple of them."""
+    for name in (names,) if isinstance(names, str) else names:
+        marks.setdefault(name, []).append(tuple(box))
+
+
+class ScaledDraw:
+    """An ImageDraw whose coordinates, line widths and radii are multiplied by k: a picture drawn in 640x480
+    coordinates onto a k-times larger image (the interiors' close-ups)."""
+
+    def __init__(self, draw: ImageDraw.ImageDraw, k: float):
+        self.draw, self.k = draw, k
+
+    def _xy(self, xy):
+        if isinstance(xy, int | float):
+            return xy * self.k
+        return type(xy)(self._xy(v) for v in xy) if isinstance(xy, tuple | list) else xy
+
+    def __getattr__(self, name):
+        method = getattr(self.draw, name)
+
+        def scaled(xy, *args, **kw):
+            for key in ("width", "radius"):
+                if key in kw:
+                    kw[key] = max(1, int(round(kw[key] * self.k)))
+            return method(self._xy(xy), *args, **kw)
+        return scaled

@@ -12,17 +12,22 @@ import random
 from PIL import Image, ImageDraw
 
 from carscope.showroom.catalog import ModelYear
-from carscope.showroom.draw import CHROME, DARK, H, W, background, poly_shape, shade
+from carscope.showroom.draw import CHROME, DARK, H, ScaledDraw, W, background, mark, poly_shape, shade
 
 INTERIOR_TRIMS = [(28, 28, 30), (60, 58, 56), (150, 118, 84), (110, 34, 30), (200, 196, 186), (40, 44, 60)]
 
 
-def draw_interior(my: ModelYear, rng: random.Random, pose: str) -> Image.Image:
+def draw_interior(my: ModelYear, rng: random.Random, pose: str, scale: int = 1, marks: dict | None = None) -> Image.Image:
+    """An interior photo in a pose (dash, seats, console), `scale` times the frame size (close-ups crop it).
+    `marks`, if given, collects where the screen, the steering wheel and the seats are, in frame coordinates."""
     design = my.make.design
     trim = INTERIOR_TRIMS[rng.randrange(len(INTERIOR_TRIMS))]
     acc = tuple(design["badge_color"])
     img, _ = background(rng, rng.choice(("sky", "clutter", "road")))
-    d = ImageDraw.Draw(img)
+    if scale != 1:
+        img = img.resize((W * scale, H * scale), Image.Resampling.BILINEAR)
+    d = ImageDraw.Draw(img) if scale == 1 else ScaledDraw(ImageDraw.Draw(img), scale)
+    marks = {} if marks is None else marks
     if pose == "dash":
         dash_y = int(H * rng.uniform(0.40, 0.50))
         d.polygon([(0, dash_y + 30), (W * .3, dash_y), (W * .7, dash_y - 6), (W, dash_y + 24), (W, H), (0, H)],
@@ -42,23 +47,25 @@ def draw_interior(my: ModelYear, rng: random.Random, pose: str) -> Image.Image:
                 d.rectangle((vx - 24, vy - 20, vx + 24, vy + 20), fill=DARK, outline=CHROME, width=2)
                 for k in range(-12, 13, 8):
                     d.line([(vx - 20, vy + k), (vx + 20, vy + k)], fill=(90, 90, 96), width=2)
-        _screen(d, design["screen"], W * .6, dash_y + 110, rng)
+        mark(marks, "screen", _screen(d, design["screen"], W * .6, dash_y + 110, rng))
         # instrument cluster and steering wheel (left-hand drive; mirroring makes right-hand drive)
         d.rounded_rectangle((W * .12, dash_y + 30, W * .40, dash_y + 100), radius=14, fill=DARK)
         for k in (0.19, 0.33):
             d.ellipse((W * k - 26, dash_y + 40, W * k + 26, dash_y + 92), outline=(210, 90, 40), width=3)
         _steering_wheel(d, W * .26, dash_y + 190, 150, design, acc, trim)
+        mark(marks, "steering", (W * .26 - 150, dash_y + 40, W * .26 + 150, dash_y + 340))
     elif pose == "seats":
         d.rectangle((0, 0, W, H * .18), fill=(196, 192, 184))  # roof lining
         d.polygon([(0, H * .18), (W * .3, H * .16), (W * .3, H * .5), (0, H * .55)], fill=shade(trim, .8))
         d.rectangle((0, H * .78, W, H), fill=shade(trim, .55))  # floor
         for sx in (W * .28, W * .66):
             _seat(d, sx, H * .30, 170, 260, trim, design["quilt"], acc)
+            mark(marks, "seat", (sx - 85, H * .30 - 58, sx + 85, H * .30 + 260))
         d.rectangle((W * .46, H * .62, W * .50, H * .86), fill=DARK)  # console between seats
     else:  # console close-up
         d.rectangle((0, 0, W, H), fill=shade(trim, .9))
         d.polygon([(W * .25, H), (W * .35, H * .25), (W * .65, H * .25), (W * .75, H)], fill=shade(trim, .5))
-        _screen(d, design["screen"], W * .5, H * .12, rng, scale=0.8)
+        mark(marks, "screen", _screen(d, design["screen"], W * .5, H * .12, rng, scale=0.8))
         d.ellipse((W * .42, H * .52, W * .58, H * .68), fill=DARK, outline=CHROME, width=4)  # selector
         bs = 18
         poly_shape(d, design["badge"], (W * .5 - bs, H * .6 - bs, W * .5 + bs, H * .6 + bs), fill=acc,
@@ -86,11 +93,13 @@ def _screen(d, style, cx, cy, rng, scale=1.0):
     if style == "twin":
         panel(cx - sw - 4, cy - sh / 2, cx - 4, cy + sh / 2)
         panel(cx + 4, cy - sh / 2, cx + sw + 4, cy + sh / 2)
-    elif style == "floating":
+        return cx - sw - 4, cy - sh / 2, cx + sw + 4, cy + sh / 2
+    if style == "floating":
         d.rectangle((cx - 8, cy, cx + 8, cy + sh * .9), fill=(40, 40, 44))
         panel(cx - sw / 2, cy - sh * .9, cx + sw / 2, cy + sh * .1)
-    else:
-        panel(cx - sw / 2, cy - sh / 2, cx + sw / 2, cy + sh / 2)
+        return cx - sw / 2, cy - sh * .9, cx + sw / 2, cy + sh * .1
+    panel(cx - sw / 2, cy - sh / 2, cx + sw / 2, cy + sh / 2)
+    return cx - sw / 2, cy - sh / 2, cx + sw / 2, cy + sh / 2
 
 
 def _steering_wheel(d, cx, cy, r, design, acc, trim):

@@ -2,6 +2,8 @@
 crawl would store: what tests and `carscope bench gpu` train on), and its galleries' drawn non-car images.
 
     python -c "from carscope.showroom.offline import write_dataset; write_dataset('dataset', makes=2, models_per_make=2)"
+    python -c "from carscope.showroom.offline import write_dataset; from carscope.showroom.config import REALISTIC; \
+write_dataset('dataset', makes=2, **REALISTIC)"      # generations, twins, all views, close-ups, conditions
     python -c "from carscope.showroom.offline import non_car_images; print(next(non_car_images(makes=1))[0])"
 """
 

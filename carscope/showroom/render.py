@@ -11,8 +11,9 @@ Nuisances: paint from a shared palette, background (sky, road, showroom floor, c
 slight rotation, mirror, viewpoint (side, front and rear three-quarter), lighting, blur, JPEG quality.
 
 This module puts a photo together and encodes it; the drawing lives beside it: draw.py (shared helpers,
-backgrounds, shapes, wheels), car.py (the car layer), interior.py (the interiors), non_car.py (the galleries'
-logos, maps, ...). The 320-wide photo is the 640 one downscaled. `render_photo_bytes` is the uncached entry
+backgrounds, shapes, wheels), car.py (the car layer), views.py (straight front and rear views), interior.py (the
+interiors), non_car.py (the galleries' logos, maps, ...), closeups.py and conditions.py (the realism options'
+close-ups, framings and conditions, SITE.md). The 320-wide photo is the 640 one downscaled. `render_photo_bytes` is the uncached entry
 point; photo_store.PhotoStore caches the encoded bytes (memory LRU, optional disk folder).
 """
 
@@ -25,12 +26,14 @@ from pathlib import Path
 
 from PIL import Image, ImageFilter
 
-from carscope.showroom.car import draw_car
 from carscope.showroom.catalog import PAINTS, Catalog, ModelYear, Photo, build_catalog, seeded_rng
-from carscope.showroom.config import RENDER_VERSION, ShowroomConfig
+from carscope.showroom.closeups import exterior_closeup, interior_closeup
+from carscope.showroom.conditions import apply_conditions, cut_x, draw_clutter, place_lights, small_width
+from carscope.showroom.config import REALISM_DEFAULTS, REALISTIC, RENDER_VERSION, ShowroomConfig
 from carscope.showroom.draw import H, W, background
 from carscope.showroom.interior import draw_interior
 from carscope.showroom.non_car import PHOTOGRAPHIC, draw_non_car
+from carscope.showroom.views import draw_layer
 
 # ---------------------------------------------------------------- photo assembly
 
@@ -40,25 +43,12 @@ def render_photo_image(catalog: Catalog, photo: Photo) -> tuple[Image.Image, int
     rng = seeded_rng(catalog.config.seed, "photo", photo.id, RENDER_VERSION)
     if not photo.car:
         return _render_non_car(my, rng, photo.subject)
+    lights = None
     if photo.view == "interior":
-        img = draw_interior(my, rng, photo.pose)
+        img = (interior_closeup(catalog, my, photo, rng) if photo.framing == "closeup" else
+               draw_interior(my, rng, photo.pose))
     else:
-        paint = PAINTS[rng.randrange(len(PAINTS))]
-        img, horizon = background(rng, rng.choice(("sky", "road", "showroom", "clutter")))
-        layer = draw_car(my, rng, photo.pose, paint)
-        if rng.random() < 0.5:
-            layer = layer.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        angle = rng.uniform(-3, 3)
-        target_w = W * rng.uniform(0.70, 0.92)
-        k = min(target_w / layer.width, H * 0.85 / layer.height)
-        # shrink first, then rotate the small layer: rotating the 2x layer costs more than the whole photo
-        layer = layer.resize((int(layer.width * k), int(layer.height * k)), Image.Resampling.BOX)
-        layer = layer.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True)
-        tw, th = layer.size
-        x = int(rng.uniform(0.02, 0.98) * (W - tw))
-        ground = rng.uniform(max(horizon + 30, th * 0.95), H - 8)
-        y = int(min(H - th, max(0, ground - th)))
-        img.paste(layer, (x, y), layer)
+        img, lights = _exterior(catalog, my, photo, rng)
     # lighting, blur
     gain = rng.uniform(0.85, 1.12)
     if abs(gain - 1) > 0.02:
@@ -68,7 +58,44 @@ def render_photo_image(catalog: Catalog, photo: Photo) -> tuple[Image.Image, int
     if photo.view == "interior" and rng.random() < 0.5:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     quality = rng.randint(68, 92)
+    if photo.conditions:
+        img, quality = apply_conditions(catalog.config.seed, photo, img, quality, lights)
     return img, quality
+
+
+def _exterior(catalog: Catalog, my: ModelYear, photo: Photo, rng: random.Random) -> tuple[Image.Image, list | None]:
+    """An exterior photo before lighting, and where its lamps are when it is a night photo (else None).
+    The framings (cut, small) and the clutter change the placement, never the draws of `rng`."""
+    paint = PAINTS[rng.randrange(len(PAINTS))]
+    img, horizon = background(rng, rng.choice(("sky", "road", "showroom", "clutter")))
+    if photo.framing == "closeup":
+        return exterior_closeup(catalog, my, photo, rng, paint, img), None
+    seed = catalog.config.seed
+    if "clutter" in photo.conditions:
+        draw_clutter(catalog, photo, img, horizon)
+    marks = {} if "night" in photo.conditions else None
+    layer = draw_layer(my, rng, photo.pose, paint, marks=marks)
+    flip = rng.random() < 0.5
+    if flip:
+        layer = layer.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    angle = rng.uniform(-3, 3)
+    target_w = W * rng.uniform(0.70, 0.92)
+    if photo.framing == "small":
+        target_w = small_width(seed, photo)
+    k = min(target_w / layer.width, H * 0.85 / layer.height)
+    size0 = layer.size
+    # shrink first, then rotate the small layer: rotating the 2x layer costs more than the whole photo
+    layer = layer.resize((int(layer.width * k), int(layer.height * k)), Image.Resampling.BOX)
+    size1 = layer.size
+    layer = layer.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True)
+    tw, th = layer.size
+    x = int(rng.uniform(0.02, 0.98) * (W - tw))
+    ground = rng.uniform(max(horizon + 30, th * 0.95), H - 8)
+    y = int(min(H - th, max(0, ground - th)))
+    if photo.framing == "cut":
+        x = cut_x(seed, photo, tw)
+    img.paste(layer, (x, y), layer)
+    return img, (place_lights(marks, size0, flip, size1, angle, (tw, th), (x, y)) if marks is not None else None)
 
 
 def _render_non_car(my: ModelYear, rng: random.Random, subject: str) -> tuple[Image.Image, int]:
@@ -139,20 +166,36 @@ def contact_sheet(catalog: Catalog, photos: list[Photo], cols: int = 8, width: i
 def _main(argv=None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(description="write a contact sheet of showroom photos")
+    ap = argparse.ArgumentParser(description="write contact sheets of showroom photos")
     ap.add_argument("--out", default="showroom-sheet")
     ap.add_argument("--makes", type=int, default=3)
     ap.add_argument("--models-per-make", type=int, default=4)
+    ap.add_argument("--years", default="2022-2023")
     ap.add_argument("--photos", type=int, default=6)
     ap.add_argument("--others", type=int, default=2, help="non-car images per model-year (non_car.py)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--format", choices=("jpg", "png"), default="jpg", help="of the sheets (png: lossless)")
+    ap.add_argument("--by-model", action="store_true",
+                    help="one sheet per model, a row per year (to compare generations and facelifts)")
+    for name, default in REALISM_DEFAULTS.items():  # the realism options (SITE.md), as `carscope showroom` has them
+        ap.add_argument(f"--{name}", type=type(default), default=None)
+    ap.add_argument("--realistic", action="store_true", help=f"the preset {REALISTIC}")
     a = ap.parse_args(argv)
-    cat = build_catalog(ShowroomConfig(makes=a.makes, models_per_make=a.models_per_make, photos=a.photos,
-                                       others=a.others, seed=a.seed))
+    options = dict(REALISTIC if a.realistic else {})
+    options.update({k: getattr(a, k) for k in REALISM_DEFAULTS if getattr(a, k) is not None})
+    cat = build_catalog(ShowroomConfig(makes=a.makes, models_per_make=a.models_per_make, years=a.years,
+                                       photos=a.photos, others=a.others, seed=a.seed, **options))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.by_model:
+        for model in cat.models:
+            mys = [my for my in cat.model_years if my.model.slug == model.slug]
+            photos = [p for my in mys for p in [q for q in my.photos if q.car][:a.photos]]
+            contact_sheet(cat, photos, cols=a.photos).save(out / f"{model.make.slug}_{model.slug}.{a.format}", quality=85)
+        print(f"wrote {len(cat.models)} sheets to {out}")
+        return 0
     for my in cat.model_years:
-        contact_sheet(cat, list(my.photos), cols=6).save(out / f"{my.model_id}.jpg", quality=85)
+        contact_sheet(cat, list(my.photos), cols=6).save(out / f"{my.model_id}.{a.format}", quality=85)
     print(f"wrote {len(cat.model_years)} sheets to {out}")
     return 0
 

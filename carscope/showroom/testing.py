@@ -175,7 +175,8 @@ def iter_photos(config: ShowroomConfig, width: int = 640, *, include_corrupt: bo
                 subjects: tuple[str, ...] = ("car",)) -> Iterator[tuple[dict, bytes]]:
     """Every photo of a showroom with its label, rendered directly (no server, no crawl).
 
-    Yields (info, jpeg_bytes); info has id, model_id, make, model, year, body, view, pose, subject, corrupt.
+    Yields (info, jpeg_bytes); info has id, model_id, make, model, year, body, view, pose, subject, corrupt, and
+    the realism options' truth (SITE.md): framing, part, conditions, look (the generation's look id), twin_of.
     Only car photos unless `subjects` names others too (catalog.NON_CAR_SUBJECTS: the galleries' logos, maps,
     ...; a crawl stores them all, see showroom.offline). Corrupt photos are skipped unless `include_corrupt`.
     Duplicates (/cdn/) are not repeated.
@@ -190,5 +191,6 @@ def iter_photos(config: ShowroomConfig, width: int = 640, *, include_corrupt: bo
                 continue
             info = {"id": p.id, "model_id": my.model_id, "make": my.make.name, "model": my.model.name,
                     "year": my.year, "body": my.model.body, "view": p.view, "pose": p.pose, "subject": p.subject,
-                    "corrupt": p.corrupt}
+                    "corrupt": p.corrupt, "framing": p.framing, "part": p.part, "conditions": list(p.conditions),
+                    "look": my.generation["look"], "twin_of": my.twin_of}
             yield info, render_dataset_photo(catalog, p, width)

@@ -37,6 +37,7 @@ def truth(catalog: Catalog, sha256: dict[str, str] | None = None) -> dict:
             "pages": lay.model_year_pages(catalog, my),
             "values": dict(my.values),
             "layout_specs": lay.layout_specs(catalog, my),
+            "generation": my.generation, "twin_of": my.twin_of,
         } for my in catalog.model_years],
         "photos": [_photo_truth(lay, p, sha256) for my in catalog.model_years for p in my.photos],
     }
@@ -51,6 +52,7 @@ def _photo_truth(lay, p: Photo, sha256: dict[str, str] | None) -> dict:
         "urls": [url(p, 640)] + ([url(p, 640, cdn=True)] if p.dup else []),
         "dup_urls": [url(p, 640, cdn=True), url(p, 320, cdn=True)] if p.dup else [],
         "corrupt": p.corrupt,
+        "framing": p.framing, "part": p.part, "conditions": list(p.conditions),
         "sha256": (sha256 or {}).get(p.id),
     }
     if lay.THUMBNAILS:
