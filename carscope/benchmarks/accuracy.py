@@ -57,6 +57,17 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
                       f"{r['top1']:.2%} | {top5} | {r['macro_f1']:.3f} |")
         if res.get("note"):
             md.append(f"\n{key}: {res['note']}\n")
+    levels = [(v, r["levels"]) for v, r in result["models"]["model"].get("variants", {}).items() if "levels" in r]
+    if levels:
+        md += ["", "Model classifier at each level (calibrated; model: any of its years; answered: serve's rule at "
+               f"confidence {levels[0][1]['min_confidence']:.0%} with the bundle's {levels[0][1]['groups']} group(s) "
+               "of model-years it cannot tell apart):", "",
+               "| variant | model-year top-1 / ECE | model top-1 / ECE | make top-1 / ECE | answered | right at its level |",
+               "|---|---:|---:|---:|---:|---:|"]
+        for variant, lv in levels:
+            md.append(f"| {variant} | " + " | ".join(f"{lv[k]['top1']:.2%} / {lv[k]['ece']:.3f}"
+                                                     for k in ("model_year", "model", "make")) +
+                      f" | {lv['answered']['sure']:.1%} | {lv['answered']['sure_and_right']:.1%} |")
     return result, "\n".join(md) + "\n"
 
 
@@ -93,10 +104,31 @@ def _evaluate_model(entry, key: str, dataset, override, args, out_dir: Path) -> 
         name = session.get_inputs()[0].name
         logits = np.concatenate([session.run(None, {name: a})[0] for a in arrays])
         metrics = _metrics(logits, targets, entry.labels)
+        if key == "model":
+            metrics["levels"] = _levels(entry, logits, targets, dataset)
         png = out_dir / f"accuracy_{key}_{variant}_confusion.png"
         _confusion_png(metrics.pop("confusion"), entry.labels, png, f"{key} {variant}: top-1 {metrics['top1']:.2%}")
         res["variants"][variant] = {"provider": provider, "photos": len(test), **metrics, "confusion_png": png.name}
     return res
+
+
+def _levels(entry, logits, targets, dataset) -> dict[str, Any]:
+    """Top-1 and ECE at the model-year, model and make level of the calibrated probabilities, and what serve's rule
+    answers with the bundle's groups at its default confidence (carscope/common/levels.py)."""
+    import numpy as np
+
+    from carscope.common.levels import Hierarchy, answered, level_metrics
+    from carscope.serve.config import ServeConfig
+
+    specs = dataset.specs
+    rows = {str(r["model_id"]): r for r in specs[["model_id", "make", "model", "year"]].to_dict(orient="records")}
+    h = Hierarchy.from_specs(entry.labels, rows, entry.levels.get("groups"))
+    z = logits.astype(np.float64) / entry.temperature
+    z -= z.max(axis=1, keepdims=True)
+    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    threshold = ServeConfig().min_confidence
+    return {**level_metrics(probs, targets, h), "groups": len(h.groups), "min_confidence": threshold,
+            "answered": answered(probs, targets, h, threshold)}
 
 
 def _batches(files, spec):

@@ -86,7 +86,7 @@ def fit_linear(x: np.ndarray, y: np.ndarray, classes: int, *, steps: int = 300, 
     torch.manual_seed(seed)
     mean, std = x.mean(0), x.std(0) + 1e-6
     xt = torch.as_tensor((x - mean) / std, dtype=torch.float32)
-    yt = torch.as_tensor(y, dtype=torch.long)
+    yt = torch.as_tensor(np.array(y, dtype=np.int64))
     layer = torch.nn.Linear(x.shape[1], classes)
     opt = torch.optim.Adam(layer.parameters(), lr=0.05, weight_decay=1e-3)
     for _ in range(steps):

@@ -102,7 +102,7 @@ def evaluate_recipes(args, recipes: list[str], shows: dict, work: Path, out: Pat
         if recipe in ("carscope", "scratch"):
             arch_args = ["--arch", ARCH, "--weights", WEIGHTS] if recipe == "carscope" else ["--arch", SCRATCH_ARCH]
             extra = args.carscope_args.split() if recipe == "carscope" and args.carscope_args else []
-            trained[recipe] = _train_cli(recipe, [*common, *arch_args, *extra], runs / recipe, out)
+            trained[recipe] = _train_cli(recipe, [*common, *arch_args, *extra], runs / recipe, out, say=_say)
             model, state = _torch_model(runs / recipe)
             if labels is None:
                 labels = state["labels"]

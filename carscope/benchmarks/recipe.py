@@ -88,12 +88,13 @@ def _dataset(args, work: Path) -> tuple[Path, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------------ carscope's runs
-def _train_cli(key: str, argv: list[str], run_dir: Path, out: Path) -> dict[str, Any]:
-    """`carscope train model ARGV` in its own process: what a user runs. Its report, its curve and its time."""
+def _train_cli(key: str, argv: list[str], run_dir: Path, out: Path, say=None) -> dict[str, Any]:
+    """`carscope train model ARGV` in its own process: what a user runs. Its report, its curve and its time.
+    `say`: the calling benchmark's progress line (default this one's)."""
     from carscope.common.errors import CarscopeError
 
     cmd = [sys.executable, "-m", "carscope", "train", "model", *argv, "--out", str(run_dir), "--no-progress"]
-    _say(f"{key}: carscope {' '.join(cmd[3:])}")
+    (say or _say)(f"{key}: carscope {' '.join(cmd[3:])}")
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)

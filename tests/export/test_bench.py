@@ -30,7 +30,17 @@ def test_bench_accuracy_reports_every_cpu_variant(bundle, tiny, tmp_path, capsys
         assert sum(c["support"] for c in fp32["per_class"].values()) == fp32["photos"]
         assert (res / fp32["confusion_png"]).stat().st_size > 1000
         assert "skipped" in variants["fp16"] or variants["fp16"]["provider"] == "CUDAExecutionProvider"
-    assert "| model | fp32 |" in capsys.readouterr().out
+    # the model classifier at the three levels, the level export measured on the same test photos
+    levels = result["models"]["model"]["variants"]["fp32"]["levels"]
+    measured = meta["models"]["model"]["levels"]["figures"]["test"]
+    for level in ("model_year", "model", "make"):
+        assert levels[level]["top1"] == pytest.approx(measured[level]["top1"], abs=1e-9)
+        assert 0 <= levels[level]["ece"] <= 1
+    assert levels["model_year"]["top1"] == pytest.approx(result["models"]["model"]["variants"]["fp32"]["top1"])
+    assert levels["groups"] == len(meta["models"]["model"]["levels"]["groups"])
+    assert 0 <= levels["answered"]["sure_and_right"] <= levels["answered"]["sure"] <= 1
+    out_text = capsys.readouterr().out
+    assert "| model | fp32 |" in out_text and "model-year top-1 / ECE" in out_text
 
 
 def test_bench_latency_measures_all_engines_and_targets(bundle, tmp_path):

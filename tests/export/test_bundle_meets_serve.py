@@ -37,8 +37,10 @@ def test_exports_real_bundle_is_served(bundle):
         labels = meta["models"]["model"]["labels"]
         assert body["model"]["top"][0]["label"] in labels and len(body["model"]["top"]) == min(5, len(labels))
         assert body["view"]["label"] in meta["models"]["view"]["labels"]
-        if body["model"]["sure"]:
+        if body["model"]["level"] == "model_year":
             assert body["specs"]["model_id"] == body["model"]["prediction"]["label"]  # the exported specs table
+        elif body["model"]["sure"]:  # a model-year export found indistinguishable: its model and years
+            assert body["model"]["level"] == "model" and body["specs_range"] is not None
         else:  # a flat red frame is rightly refused by the OOD check or the view's `other` class
             assert body["model"]["reason"] in REASONS and body["specs"] is None
         models = client.get("/api/v1/models").get_json()
@@ -51,3 +53,6 @@ def test_exports_real_bundle_is_served(bundle):
         assert body["ood"]["checked"] is True and body["ood"]["method"] == ood["method"]
         assert body["ood"]["threshold"] == own and isinstance(body["ood"]["score"], float)
         assert body["ood"]["unfamiliar"] == (body["ood"]["score"] > own)
+        unknown = (ood.get("variants") or {}).get(running, {}).get("unknown_threshold", ood["unknown_threshold"])
+        assert body["ood"]["unknown_threshold"] == unknown <= own
+        assert body["ood"]["unknown_model"] == (unknown < body["ood"]["score"] <= own)

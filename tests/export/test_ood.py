@@ -25,6 +25,20 @@ def test_bundle_records_the_ood_check(bundle):
     assert "ood" not in meta["models"]["view"]  # the view classifier has its `other` class instead
     assert meta["models"]["model"]["parity"]["features"]["max_rel_error"] < 1e-3
     assert any("OOD score" in line for line in logs)
+    # the unknown-model threshold: the same score's val quantile at unknown_tpr, tighter than the unfamiliar one
+    assert ood["unknown_tpr"] == 0.90 and ood["unknown_threshold"] <= ood["threshold"]
+    if "int8" in (ood.get("variants") or {}):
+        v = ood["variants"]["int8"]
+        assert v["unknown_threshold"] <= v["threshold"]
+    # the levels stage: groups of model-years of one model, from the val photos, and the test figures
+    levels = meta["models"]["model"]["levels"]
+    assert levels["source"] in ("val", "test") and levels["join"] == 0.25
+    specs = {r["model_id"]: r for r in __import__("pandas").read_parquet(out / "specs.parquet").to_dict("records")}
+    for group in levels["groups"]:
+        assert len(group) > 1 and len({(specs[g]["make"], specs[g]["model"]) for g in group}) == 1
+    test = levels["figures"]["test"]
+    assert test["model_year"]["top1"] <= test["model"]["top1"] <= test["make"]["top1"]
+    assert any("cannot tell apart" in line for line in logs)
     # a tampered OOD file is refused like a tampered graph
     assert load_bundle(out).models["model"].ood_scorer().method == ood["method"]
 
@@ -91,3 +105,9 @@ def test_export_without_ood(tiny, tmp_path):
     assert models["ood"]["checked"] is False
     with pytest.raises(CarscopeError, match="--ood-tpr"):
         export_bundle(view, model, data, tmp_path / "c", ood_tpr=1.0)
+    with pytest.raises(CarscopeError, match="--unknown-tpr must be in"):  # looser than unfamiliar: no meaning
+        export_bundle(view, model, data, tmp_path / "c", ood_tpr=0.95, unknown_tpr=0.97)
+    # ood none: no unknown-model check either; no levels when asked: every answer a model-year or coarser
+    assert b.models["model"].unknown_threshold() is None and b.models["model"].levels  # levels need no features
+    c = export_bundle(view, model, data, tmp_path / "d", ood_method="none", levels=False, log=lambda m: None)
+    assert c.models["model"].levels == {} and "levels" not in c.models["model"].meta
