@@ -38,13 +38,14 @@ from typing import Any
 
 RECIPES = ("carscope", "seed", "scratch", "colour")
 UNKNOWN_SEED_OFFSET = {"unknown_realistic": 101, "unknown_classic": 202}  # seeds no known catalog uses
+DESIGN_KEYS = ("grille", "lamp", "badge", "badge_color", "stripe", "arches", "window_trim")  # what a make looks like
 
 
 def add_arguments(p) -> None:
     p.add_argument("--makes", type=int, default=7, help="known makes (default: %(default)s)")
     p.add_argument("--models-per-make", type=int, default=4, help="known models per make (default: %(default)s)")
     p.add_argument("--years", default="2020-2023", help="known years: every model-year is a class (default: %(default)s)")
-    p.add_argument("--photos", type=int, default=12, help="exterior photos per model-year (default: %(default)s)")
+    p.add_argument("--photos", type=int, default=24, help="exterior photos per model-year (default: %(default)s)")
     p.add_argument("--unknown-makes", type=int, default=4, help="makes of each unknown showroom (default: %(default)s)")
     p.add_argument("--unknown-photos", type=int, default=6,
                    help="exterior photos per unknown model-year, one year each (default: %(default)s)")
@@ -88,6 +89,7 @@ def _showrooms(args, work: Path) -> dict[str, Any]:
                                           seed=args.seed + UNKNOWN_SEED_OFFSET["unknown_classic"]),
     }
     out: dict[str, Any] = {}
+    known_designs = [m.design for m in build_catalog(configs["known"]).makes]
     for name, config in configs.items():
         t0 = time.perf_counter()
         root = write_dataset(work / name, config, width=320, threads=2)
@@ -99,7 +101,8 @@ def _showrooms(args, work: Path) -> dict[str, Any]:
             my = catalog.by_model_id[p.model_id]
             truth[row.sha256] = {"view": p.view, "car": p.car, "pose": p.pose, "framing": p.framing, "part": p.part,
                                  "conditions": list(p.conditions), "look": my.generation.get("look"),
-                                 "twin": my.model.slug if my.twin_of else None}
+                                 "twin": my.model.slug if my.twin_of else None,
+                                 "shared_design": _shared_design(my.make.design, known_designs)}
         known_makes = {m.name for m in catalog.makes}
         look_of = {my.model_id: my.generation.get("look") for my in catalog.model_years}
         out[name] = {"root": root, "images": images, "truth": truth, "look_of": look_of, "config": config.to_dict(),
@@ -110,6 +113,12 @@ def _showrooms(args, work: Path) -> dict[str, Any]:
     overlap = set(out["known"]["makes"]) & (set(out["unknown_realistic"]["makes"]) | set(out["unknown_classic"]["makes"]))
     out["make_names_shared"] = sorted(overlap)  # a name, not a design: reported, since a make's name is not its look
     return out
+
+
+def _shared_design(design: dict, known: list[dict]) -> int:
+    """How many of a make's signature elements (of DESIGN_KEYS) the most alike known make shares: the showroom's
+    vocabularies are small, so another seed's make can wear a known make's grille, lamps, badge and colour."""
+    return max(sum(design[k] == other[k] for k in DESIGN_KEYS) for other in known)
 
 
 def run(args, out_dir) -> tuple[dict[str, Any], str]:

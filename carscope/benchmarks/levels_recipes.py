@@ -189,10 +189,27 @@ def score(args, outs: dict[str, Outputs], temperature: float, labels: list[str],
     }
     scores = unknown_scores(outs["train"], {k: v for k, v in outs.items() if k != "train"}, temperature)
     figures["unknown"] = unknown_figures(scores, probs, test.targets, h, args.threshold, args.unknown_tpr)
+    figures["unknown_by_shared_design"] = _by_shared_design(scores, probs, outs, h, args)
     # no unknown-model check: what the classifier answers alone
     figures["unknown_without_check"] = {
         name: round(float(np.mean([_sure(p, h, args.threshold) for p in probs[name]])), 4) for name in UNKNOWN_SETS}
     return figures
+
+
+def _by_shared_design(scores, probs, outs: dict[str, Outputs], h, args) -> dict[str, Any]:
+    """The unknown cars still answered, by how many design elements their make shares with the most alike known
+    make, at the served score's threshold (mahalanobis, else the first score measured)."""
+    from carscope.export.ood import threshold_at
+
+    method = "mahalanobis" if "mahalanobis" in scores else next(iter(scores))
+    cut = threshold_at(scores[method]["val"], args.unknown_tpr)
+    rows: dict[int, list[bool]] = {}
+    for name in UNKNOWN_SETS:
+        for i, t in enumerate(outs[name].truth):
+            sure = scores[method][name][i] <= cut and _sure(probs[name][i], h, args.threshold)
+            rows.setdefault(int(t.get("shared_design", -1)), []).append(bool(sure))
+    return {"score": method, "buckets": {str(k): {"photos": len(v), "sure": round(sum(v) / len(v), 4)}
+                                         for k, v in sorted(rows.items())}}
 
 
 def _sure(p, h, threshold) -> bool:

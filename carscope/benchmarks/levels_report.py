@@ -72,6 +72,16 @@ def markdown(r: dict[str, Any]) -> str:
             ur, uc = row["unknown_realistic"], row["unknown_classic"]
             lines.append(f"| {key} | {method} | {ur['auroc']:.3f} | {uc['auroc']:.3f} | {ur['sure']:.1%} | "
                          f"{uc['sure']:.1%} | {row['known_sure_and_right']:.1%} |")
+    lines += ["", "Unknown cars still answered, by how many of a make's 7 signature elements (grille, lamps, badge, badge "
+              "colour, stripe, arches, window trim) the most alike known make shares (both unknown sets; the "
+              "showroom's vocabularies are small):", "",
+              "| recipe | score | " + " | ".join(f"{k} shared" for k in next(iter(rs.values()))
+                                                 ["unknown_by_shared_design"]["buckets"]) + " |",
+              "|---|---|" + "---:|" * len(next(iter(rs.values()))["unknown_by_shared_design"]["buckets"])]
+    for key, rec in rs.items():
+        b = rec["unknown_by_shared_design"]
+        lines.append(f"| {key} | {b['score']} | " + " | ".join(f"{v['sure']:.0%} of {v['photos']}"
+                                                              for v in b["buckets"].values()) + " |")
     lines += ["", "## Top-1 per slice (test split): model-year / model / make", "",
               "| slice | n | " + " | ".join(rs) + " |", "|---|---:|" + "---|" * len(rs)]
     first = next(iter(rs.values()))["slices_test"]

@@ -202,7 +202,8 @@ def _check_prediction(url: str, model_run: Path, dataset: Path) -> int:
         hit = answer["model"]["top"][0]["label"] == row["label"]
         right += hit
         sure += answer["model"]["sure"]
-        sure_right += answer["model"]["sure"] and hit
+        # right at its level: the model-year, or among the years (or makes) the answer covers
+        sure_right += answer["model"]["sure"] and row["label"] in answer["model"]["prediction"]["labels"]
     report = json.loads((model_run / "report.json").read_text())
     trained, measured_by = _test_top1(report), "training"
     with urllib.request.urlopen(url + "/api/v1/models", timeout=30) as resp:
@@ -218,7 +219,7 @@ def _check_prediction(url: str, model_run: Path, dataset: Path) -> int:
     _say(f"check: {right} of {len(test)} held-out photos served right (top-1 {served:.1%}; "
          f"{measured_by} measured {expected}): {'right' if right and agree else 'WRONG'}")
     _say(f"check: {sure} of {len(test)} held-out photos answered sure ({sure / max(len(test), 1):.1%}), "
-         f"{sure_right} of them right ({sure_right / max(sure, 1):.1%})")
+         f"{sure_right} of them right at their level ({sure_right / max(sure, 1):.1%})")
     refused = _check_not_cars(url)
     return 0 if right and agree and refused else 1
 

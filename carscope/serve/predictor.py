@@ -337,6 +337,13 @@ class Predictor:
             out["name"] = make
         return out
 
+    def describe_decision_name(self, classes: list[int]) -> str:
+        """"Make Model, first–last year" of a group of model-years of one model."""
+        h = self.hierarchy
+        make, model = h.models[int(h.model_of[classes[0]])]
+        years = h.year_range(classes)
+        return f"{make} {model}" + (f", {years[0]}\u2013{years[1]}" if years else "")
+
     def specs_range(self, labels: list[str]) -> dict[str, Any]:
         """The specifications of a range of model-years: what they share, and per year where they differ."""
         rows = [(self.specs.get(lab) or {}) for lab in labels]
@@ -385,7 +392,10 @@ class Predictor:
         ood = self.ood_meta
         return {
             "models": models,
+            "levels": {"groups": self.hierarchy.group_labels(),
+                       "names": [self.describe_decision_name(g) for g in self.hierarchy.groups]},
             "ood": ({"checked": True, "method": ood["method"], "threshold": self.ood_threshold(),
+                     "unknown_threshold": self.unknown_threshold(), "unknown_tpr": ood.get("unknown_tpr"),
                      "tpr": ood.get("tpr"), "threshold_split": ood.get("threshold_split"),
                      "figures": ood.get("figures", {})} if ood else
                     {"checked": False, "note": NO_OOD_NOTE}),

@@ -47,6 +47,7 @@ from carscope.train.hardware import (
 )
 from carscope.train.loaders import load_data, train_loader
 from carscope.train.options import check_args, default_args, jsonable_args, resolve_task_defaults, resume_args
+from carscope.train.outliers import mixed_loss
 from carscope.train.recipe import (
     EMA,
     backbone_eval,
@@ -168,6 +169,7 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
                                 max(1, int(round(args.warmup_epochs * steps_per_epoch))))
     scaler = torch.amp.GradScaler(ctx.device.type if ctx.device.type == "cuda" else "cpu", enabled=ctx.use_scaler)
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+    mix = _mix_outliers(args, labels, ctx.rank)
     normalizer = Normalizer(spec["mean"], spec["std"], ctx.device, ctx.channels_last)
 
     start_epoch, best = 0, {"top1": -1.0, "loss": float("inf"), "epoch": -1, "temperature": 1.0}
@@ -213,7 +215,7 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
         sampler.set_epoch(epoch)
         desc = f"{'pretrain ' if label_mode != 'model_year' else ''}{args.task} {epoch + 1}/{args.epochs}"
         train_metrics = train_one_epoch(ctx, model, ddp_model, loader, criterion, optimizer, scheduler, scaler, ema,
-                                        normalizer, args, epoch, frozen=frozen, desc=desc)
+                                        normalizer, args, epoch, frozen=frozen, desc=desc, mix=mix)
         eval_model = ema.module if ema is not None else model
         sync_buffers(ctx, eval_model)  # every rank evaluates rank 0's model, the one that is saved
         val_logits, val_targets = evaluate(ctx, eval_model, prepared.caches["val"], prepared.targets["val"],
@@ -265,9 +267,23 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
 
 
 # ------------------------------------------------------------------------------------- train / eval
+def _mix_outliers(args, labels: list[str], rank: int):
+    """The model task's cross-make CutMix outliers (`--mix-outliers`), or None."""
+    if not getattr(args, "mix_outliers", 0.0) or args.task != "model":
+        return None
+    from carscope.common.levels import Hierarchy
+    from carscope.crawler.dataset import load
+    from carscope.train.outliers import MixOutliers
+
+    specs = load(args.data).specs
+    rows = {str(r["model_id"]): r for r in specs.to_dict(orient="records")} if "make" in specs.columns else {}
+    return MixOutliers(Hierarchy.from_specs(labels, rows).make_of, args.mix_outliers, args.seed * 1000 + rank)
+
+
 def train_one_epoch(ctx: Context, model, train_model, loader, criterion, optimizer, scheduler, scaler, ema,
-                    normalizer, args, epoch: int, *, frozen: bool, desc: str) -> dict[str, float]:
-    """One pass over this rank's share of the training split; returns metrics summed over every rank."""
+                    normalizer, args, epoch: int, *, frozen: bool, desc: str, mix=None) -> dict[str, float]:
+    """One pass over this rank's share of the training split; returns metrics summed over every rank. `mix`
+    (carscope/train/outliers.py) replaces a share of each batch with outliers before it leaves the host."""
     import torch
     from tqdm import tqdm
 
@@ -284,11 +300,16 @@ def train_one_epoch(ctx: Context, model, train_model, loader, criterion, optimiz
                mininterval=0.5, dynamic_ncols=True)
     params = [p for p in model.parameters() if p.requires_grad]
     for step, (x, y) in enumerate(bar):
+        soft = mixed = None
+        if mix is not None:
+            x, soft, mixed = mix(x, y)
+            soft, mixed = soft.to(ctx.device, non_blocking=True), mixed.to(ctx.device, non_blocking=True)
         x = normalizer(x.to(ctx.device, non_blocking=True))
         y = y.to(ctx.device, non_blocking=True)
         with torch.autocast(ctx.device.type, dtype=ctx.amp_dtype or torch.float32, enabled=ctx.amp_dtype is not None):
             logits = train_model(x)
-            loss = criterion(logits.float(), y)
+            loss = (criterion(logits.float(), y) if mix is None else
+                    mixed_loss(logits.float(), y, soft, mixed, args.label_smoothing))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if args.clip_grad_norm > 0:

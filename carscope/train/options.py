@@ -104,6 +104,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--auto-augment", choices=["trivial", "none"], default=None,
                    help="default: none from scratch, trivial (TrivialAugmentWide) with --weights")
     g.add_argument("--random-erase", type=float, default=0.0)
+    g.add_argument("--mix-outliers", type=float, default=0.0, metavar="SHARE",
+                   help="model task: replace this share of each batch with CutMix outliers of two makes, trained "
+                        "towards a uniform answer (Mixture Outlier Exposure; carscope/train/outliers.py); 0: off")
     g.add_argument("--ema", action="store_true", help="evaluate and save an EMA of the weights")
     g.add_argument("--ema-decay", type=float, default=0.995, help="per step")
     g.add_argument("--seed", type=int, default=0)
@@ -161,6 +164,8 @@ def check_args(args) -> None:
               (args.img_size >= 16, "--img-size must be >= 16"), (args.lr > 0, "--lr must be > 0"),
               (0 < args.val_frac < 0.5 and 0 <= args.test_frac < 0.5, "--val-frac/--test-frac must be in (0, 0.5)"),
               (0 <= args.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
+              (0 <= getattr(args, "mix_outliers", 0.0) < 1, "--mix-outliers must be in [0, 1)"),
+              (getattr(args, "mix_outliers", 0.0) == 0 or args.task == "model", "--mix-outliers is for the model task"),
               (args.workers is None or args.workers >= 0, "--workers must be >= 0"),
               (0 < args.ema_decay < 1, "--ema-decay must be in (0, 1)"),
               (args.clean_folds == 0 or 2 <= args.clean_folds <= 10, "--clean-folds must be 0 or 2..10"),

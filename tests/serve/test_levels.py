@@ -57,6 +57,11 @@ def test_the_page_shows_the_range_and_what_the_years_share(grouped):
     assert "$27,100" in html and "$28,150" in html  # the MSRP of each year, side by side
 
 
+def test_the_models_endpoint_lists_the_groups(grouped):
+    levels = grouped.get("/api/v1/models").get_json()["levels"]
+    assert levels == {"groups": [GROUP], "names": ["Bolt Sedan, 2022\u20132023"]}
+
+
 def test_openapi_documents_the_levels(grouped):
     spec = grouped.get("/api/v1/openapi.json").get_json()
     model = spec["components"]["schemas"]["Prediction"]["properties"]["model"]
