@@ -46,19 +46,17 @@ class Hierarchy:
     def from_rows(cls, rows, groups: list[list[str]] | None = None) -> Hierarchy:
         """`rows`: (label, make, model, year) per class, in class order. A class with no make or model (no specs
         row) is a model and a make of its own, so it never merges with others."""
-        labels, makes, models, years, model_of, make_of = [], [], [], [], [], []
+        labels, years, model_of, make_of = [], [], [], []
+        makes: dict[str, int] = {}  # name -> code, in first-seen order
+        models: dict[tuple[str, str], int] = {}
         for label, make, model, year in rows:
-            make = str(make) if make not in (None, "") else f"?{label}"
-            model = str(model) if model not in (None, "") else f"?{label}"
+            make = str(make) if not _missing(make) else f"?{label}"
+            model = str(model) if not _missing(model) else f"?{label}"
             labels.append(str(label))
-            if make not in makes:
-                makes.append(make)
-            if (make, model) not in models:
-                models.append((make, model))
-            make_of.append(makes.index(make))
-            model_of.append(models.index((make, model)))
-            years.append(int(year) if year is not None and not _isnan(year) else None)
-        h = cls(labels, makes, models, years, np.array(model_of, np.int64), np.array(make_of, np.int64))
+            make_of.append(makes.setdefault(make, len(makes)))
+            model_of.append(models.setdefault((make, model), len(models)))
+            years.append(None if _missing(year) else int(year))
+        h = cls(labels, list(makes), list(models), years, np.array(model_of, np.int64), np.array(make_of, np.int64))
         h.set_groups(groups or [])
         return h
 
@@ -90,18 +88,19 @@ class Hierarchy:
         return {"model": _sum_by(p, self.model_of, len(self.models)), "make": _sum_by(p, self.make_of, len(self.makes))}
 
 
-def _isnan(v) -> bool:
+def _missing(v) -> bool:
+    """None, "", NaN or pandas' NA."""
+    if v is None or (isinstance(v, str) and v == ""):
+        return True
     try:
-        return bool(np.isnan(v))
-    except (TypeError, ValueError):
-        return False
+        return bool(v != v)  # NaN; pandas.NA raises TypeError here
+    except TypeError:
+        return True
 
 
 def _sum_by(p: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
-    out = np.zeros((p.shape[0], n))
-    for j in range(n):
-        out[:, j] = p[:, codes == j].sum(axis=1)
-    return out
+    """Row by row, the sum of `p` per code: O(classes) a photo, at 19,000 classes as at 24."""
+    return np.stack([np.bincount(codes, weights=row, minlength=n) for row in p]) if len(p) else np.zeros((0, n))
 
 
 def confusable_groups(probs: np.ndarray, targets: np.ndarray, h: Hierarchy, join: float = DEFAULT_JOIN
@@ -114,13 +113,7 @@ def confusable_groups(probs: np.ndarray, targets: np.ndarray, h: Hierarchy, join
     p = np.asarray(probs, np.float64)
     t = np.asarray(targets)
     n = len(h.labels)
-    mean = np.zeros((n, n))
-    seen = np.zeros(n, bool)
-    for c in range(n):
-        rows = p[t == c]
-        if len(rows):
-            mean[c] = rows.mean(axis=0)
-            seen[c] = True
+    seen = np.bincount(t, minlength=n)[:n] > 0 if len(t) else np.zeros(n, bool)
     parent = list(range(n))
 
     def root(i):
@@ -130,11 +123,19 @@ def confusable_groups(probs: np.ndarray, targets: np.ndarray, h: Hierarchy, join
         return i
 
     pairs = []
+    by_model = np.argsort(h.model_of, kind="stable")  # classes grouped by model: each model's block in one pass
+    bounds = np.searchsorted(h.model_of[by_model], np.arange(len(h.models) + 1))
     for m in range(len(h.models)):
-        members = [c for c in np.flatnonzero(h.model_of == m) if seen[c]]
+        members = [int(c) for c in by_model[bounds[m]:bounds[m + 1]] if seen[c]]
+        if len(members) < 2:
+            continue
+        # mean[i][j]: the mean probability class members[i]'s photos give members[j] (a model's block only: the
+        # full class x class matrix would be 2.9 GB at 19,000 classes)
+        mean = np.stack([p[t == a][:, members].mean(axis=0) for a in members])
         for a_i, a in enumerate(members):
-            for b in members[a_i + 1:]:
-                trade = float(mean[a, b] + mean[b, a])
+            for b_i in range(a_i + 1, len(members)):
+                b = members[b_i]
+                trade = float(mean[a_i, b_i] + mean[b_i, a_i])
                 if trade >= join:
                     parent[root(a)] = root(b)
                     pairs.append({"a": h.labels[a], "b": h.labels[b], "trade": round(trade, 4)})

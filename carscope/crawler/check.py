@@ -8,7 +8,12 @@ type's actions), reads it exactly as a crawl does (carscope/crawler/page.py: the
 sources, hooks) and reports: the page type (after redirects), the links it would follow and why others are
 dropped (off-site, robots.txt, no page type), the specs raw and cleaned, the model-year id and where each
 part came from, the photos with their view hints, and any problems (bad JSON, missing paths, no model-year).
-Nothing is written. A broken adapter is one line with file:line: field, exit 2.
+Each photo (the first `CHECK_PHOTOS`) is downloaded and put through the crawl's image pipeline, so the report
+shows the size it would be stored at (by default a JPEG of at most 1024 px; `--keep-original`: as downloaded)
+beside its original size and format, the candidates it was chosen from (`<picture>`, srcset) and which won,
+and a warning when every photo is a thumbnail (under 320 px). Nothing is written. A broken adapter is one line
+with file:line: field, exit 2; a hook that raises is one line naming the hook, its file and line (`--traceback`
+adds the traceback).
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import json
 
 from carscope.common.errors import CarscopeError
 
+CHECK_PHOTOS = 24  # photos downloaded to show their stored size; a listing of 200 thumbnails needs no more
+
 
 def check(url: str, site: str = "showroom", *, browser: str = "auto", user_agent: str | None = None,
-          chromium_path: str | None = None, timeout: float = 30.0) -> dict:
+          chromium_path: str | None = None, timeout: float = 30.0, keep_original: bool = False) -> dict:
     """The report as a dict (what `--json` prints); CarscopeError on bad input or an unreachable page."""
     from carscope.crawler.adapter import load_adapter
     from carscope.crawler.config import CrawlConfig
@@ -31,7 +38,7 @@ def check(url: str, site: str = "showroom", *, browser: str = "auto", user_agent
     if start is None:
         raise CarscopeError(f"--check {url}: expected an absolute http:// or https:// URL")
     config = CrawlConfig(start_url=start, out=".", site=site, browser=browser, log=False, progress=False,
-                         timeout=timeout, chromium_path=chromium_path)
+                         timeout=timeout, chromium_path=chromium_path, keep_original=keep_original)
     if user_agent:
         config.user_agent = user_agent
     config.validate()
@@ -72,9 +79,48 @@ async def _check(adapter, config, url: str) -> dict:
         report["links"], report["dropped_links"] = await _links(politeness, http, config, parsed)
         report["model_year"] = _identity(parsed)
         report["specs"] = _specs(parsed, page, pt)
-        report["photos"] = [{"url": p.url, "view_hint": p.view_hint} for p in parsed.photos]
+        report["photos"] = await _photos(http, config, parsed.photos)
+        report["warnings"] = _warnings(pt.name, report["photos"])
         report["problems"] = parsed.problems
     return report
+
+
+async def _photos(http, config, photos) -> list[dict]:
+    """Each photo as the crawl would store it: downloaded (the first CHECK_PHOTOS) and processed."""
+    from carscope.crawler.images import ImageRules, process_image
+
+    rules = ImageRules(min_side=config.min_side, max_aspect=config.max_aspect, max_side=config.max_side,
+                       quality=config.jpeg_quality, keep_original=config.keep_original, max_pixels=config.max_pixels)
+
+    async def one(photo, fetch: bool) -> dict:
+        out = {"url": photo.url, "view_hint": photo.view_hint,
+               "candidates": [{"url": c.url, "width": int(c.width) if c.width else None, "origin": c.origin,
+                               "won": c.won} for c in photo.candidates]}
+        if not fetch:
+            return out
+        resp = await http.fetch_retrying(photo.url, kind="image")
+        if not resp.ok:
+            out["error"] = resp.error or f"http_{resp.status}"
+            return out
+        got = await asyncio.to_thread(process_image, resp.body, rules)
+        out["original"] = {"width": got.orig_width, "height": got.orig_height, "format": got.orig_format,
+                           "bytes": len(resp.body)}
+        if got.ok:
+            out["stored"] = {"width": got.width, "height": got.height, "format": "JPEG" if got.ext == "jpg" else
+                             got.orig_format, "bytes": len(got.data)}
+        else:
+            out["error"] = got.reason
+        return out
+
+    return list(await asyncio.gather(*(one(p, i < CHECK_PHOTOS) for i, p in enumerate(photos))))
+
+
+def _warnings(page_type: str, photos: list[dict]) -> list[str]:
+    from carscope.crawler.images import thumbnail_warning
+
+    sides = [max(p["stored"]["width"], p["stored"]["height"]) for p in photos if "stored" in p]
+    warning = thumbnail_warning(page_type, sides)
+    return [warning] if warning else []
 
 
 async def _read(adapter, config, http, pt, groups: dict, url: str, html: str, use_browser: bool):
@@ -82,7 +128,7 @@ async def _read(adapter, config, http, pt, groups: dict, url: str, html: str, us
     a pool of one page that lives as long as the read."""
     from contextlib import AsyncExitStack
 
-    from carscope.crawler.page import BrowserUnavailable, HookFetchError, PageReader, RenderFailed
+    from carscope.crawler.page import BrowserUnavailable, HookError, HookFetchError, PageReader, RenderFailed
 
     async with AsyncExitStack() as stack:
         pool = None
@@ -111,6 +157,8 @@ async def _read(adapter, config, http, pt, groups: dict, url: str, html: str, us
             raise CarscopeError(f"a JSON source could not be fetched: {exc.resp.url}: {exc.reason}") from None
         except BrowserUnavailable:  # Chromium would not start: its own message
             raise
+        except HookError as exc:  # one line; `--traceback` prints the traceback kept in exc.error
+            raise CarscopeError(f"{exc} (--traceback shows the traceback)") from exc
         except Exception as exc:  # a hook is user code: one line, not a traceback
             first = str(exc).splitlines()[0] if str(exc) else ""
             raise CarscopeError(f"the adapter's hook raised {type(exc).__name__}: {first}") from None
@@ -228,14 +276,48 @@ def format_report(r: dict) -> str:
             lines.append("cleaned")
             lines += [f"  {k:<{width}}  {v}" for k, v in specs["cleaned"].items()]
     lines.append(f"\nphotos ({len(r['photos'])})")
-    lines += [f"  {p['view_hint']:<9} {p['url']}" for p in r["photos"]]
+    for p in r["photos"]:
+        lines.append(f"  {p['view_hint']:<9} {p['url']}")
+        lines += [f"            {line}" for line in _photo_lines(p)]
+    for warning in r.get("warnings") or []:
+        lines.append(f"  warning: {warning}")
     if r["problems"]:
         lines.append("\nproblems")
         lines += [f"  {p}" for p in r["problems"]]
     return "\n".join(lines)
 
 
+def _photo_lines(p: dict) -> list[str]:
+    """Under a photo: its stored size (or why it would not be stored), its original, what it won over."""
+    out = []
+    orig = p.get("original")
+    was = f" (original {orig['width']}x{orig['height']} {orig['format']})" if orig and orig.get("width") else ""
+    if "stored" in p:
+        st = p["stored"]
+        out.append(f"stored {st['width']}x{st['height']} {st['format']}, {st['bytes']:,} bytes{was}")
+    elif "error" in p:
+        out.append(f"not stored: {p['error']}{was}")
+    if p.get("candidates"):
+        out.append(f"chosen from {len(p['candidates'])} candidates:")
+        for c in p["candidates"]:
+            mark = "*" if c["won"] else " "
+            width = f"{c['width']}w" if c["width"] else "width unknown"
+            out.append(f"  {mark} {width:<13} {c['origin']:<18} {c['url']}")
+    return out
+
+
 def run(args) -> int:
-    report = check(args.check, args.site, browser=args.browser, user_agent=args.user_agent)
+    try:
+        report = check(args.check, args.site, browser=args.browser, user_agent=args.user_agent,
+                       keep_original=getattr(args, "keep_original", False))
+    except CarscopeError as exc:
+        hook_error = exc.__cause__
+        if getattr(args, "traceback", False) and hook_error is not None and hasattr(hook_error, "error"):
+            import sys
+            import traceback
+
+            print("".join(traceback.format_exception(hook_error.error)).rstrip(), file=sys.stderr)
+            raise CarscopeError(str(hook_error)) from hook_error
+        raise
     print(json.dumps(report, indent=1, default=str) if args.json else format_report(report))
     return 0

@@ -62,6 +62,8 @@ def add_parser(sub) -> None:
                    help="fetch this one page and print what the adapter makes of it (page type, links, specs, "
                         "model-year, photos); writes nothing")
     p.add_argument("--json", action="store_true", help="with --check: print the report as one JSON document")
+    p.add_argument("--traceback", action="store_true",
+                   help="with --check: when the adapter's hook raises, print its traceback before the one-line error")
     p.add_argument("--site", default="showroom", metavar="showroom|showroom-LAYOUT|PATH.toml",
                    help="site adapter: a shipped one by name (carscope/crawler/sites/*.toml) or a TOML file; the language is "
                         "documented in carscope/crawler/sites/README.md (default: %(default)s)")
@@ -69,7 +71,9 @@ def add_parser(sub) -> None:
     mode.add_argument("--resume", action="store_true", help="continue the crawl in DATASET")
     mode.add_argument("--overwrite", action="store_true", help="delete DATASET's crawl artifacts and start over")
     p.add_argument("--keep-original", action="store_true",
-                   help="store downloaded image bytes as they are (default: RGB JPEG, max side 1024)")
+                   help="store downloaded photos as they are, at full size (default: each photo is re-encoded as an "
+                        "RGB JPEG of at most 1024 px on its longest side; images.parquet keeps the original size "
+                        "in orig_width, orig_height, orig_format). With --check: show the sizes this way")
     p.add_argument("--concurrency", type=_positive_int, default=16, help="requests in flight overall (default: %(default)s)")
     p.add_argument("--per-host", type=_positive_int, default=4, help="requests in flight per host (default: %(default)s)")
     p.add_argument("--delay", type=_seconds, default=0.0,
@@ -98,8 +102,8 @@ def run(args) -> int:
         from carscope.crawler.check import run as run_check
 
         return run_check(args)
-    if args.json:
-        raise CarscopeError("--json goes with --check")
+    if args.json or args.traceback:
+        raise CarscopeError(f"{'--json' if args.json else '--traceback'} goes with --check")
     if not args.start_url or not args.out:
         raise CarscopeError("--start-url and --out are required (or --check URL to look at one page)")
     config = CrawlConfig(start_url=args.start_url, out=args.out, site=args.site, resume=args.resume,
@@ -131,6 +135,8 @@ def summary(stats: dict, out) -> str:
     for note in stats.get("notes", []):
         if note.startswith("nothing trainable"):
             line += f"\n  {note}"
+    for warning in stats.get("warnings") or []:
+        line += f"\n  warning: {warning}"
     if stats.get("failure_reasons"):
         line += "\n  failures by reason: " + ", ".join(f"{k} {v}" for k, v in stats["failure_reasons"].items())
     if stats["status"] == "interrupted":

@@ -82,7 +82,7 @@ IMAGES_COLUMNS: dict[str, str] = {
     "path": "string",  # relative to the dataset dir: images/ab/ab12....jpg
     "model_id": "string",
     "view_hint": "string",  # exterior / interior / unknown (from the page, never guessed)
-    "width": "Int64",
+    "width": "Int64",  # the stored photo's pixels as displayed (EXIF orientation applied)
     "height": "Int64",
     "bytes": "Int64",
     "source_url": "string",
@@ -91,6 +91,11 @@ IMAGES_COLUMNS: dict[str, str] = {
     # train / val / test when the source publishes a split (`carscope dataset import`), kept by `carscope train`;
     # <NA> for crawled photos (train makes a stratified split)
     "split": "string",
+    # the photo as downloaded, before the default re-encoding (a JPEG of at most 1024 px): its displayed size and
+    # Pillow's format name (JPEG / PNG / WEBP ...); <NA> in datasets written before these columns existed
+    "orig_width": "Int64",
+    "orig_height": "Int64",
+    "orig_format": "string",
 }
 SPLITS = ("train", "val", "test")
 FAILURES_COLUMNS: dict[str, str] = {
@@ -238,7 +243,8 @@ def write_json(obj, path: str | os.PathLike) -> None:
 
 
 # columns added to a contract after datasets were written without them: an older file reads them as <NA>
-ADDED_LATER = frozenset({"price", "price_currency", "mpg_combined", "units", "split"})
+ADDED_LATER = frozenset({"price", "price_currency", "mpg_combined", "units", "split", "orig_width", "orig_height",
+                         "orig_format"})
 
 
 def read_table(path: str | os.PathLike, columns: dict[str, str] | None = None) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from carscope.crawler.adapter import Adapter, load_adapter
 from carscope.crawler.config import CrawlConfig
 from carscope.crawler.frontier import IMAGE, PAGE, Frontier, Item
 from carscope.crawler.output import close_output, has_results, prepare_output
-from carscope.crawler.page import BrowserUnavailable, HookFetchError, PageReader, RenderFailed
+from carscope.crawler.page import BrowserUnavailable, HookError, HookFetchError, PageReader, RenderFailed
 from carscope.crawler.runner import Runner
 from carscope.crawler.shard import shard_of, shard_text
 from carscope.crawler.urls import canonicalize, host_of, origin_of, path_and_query
@@ -234,6 +234,13 @@ class Crawler(Runner):
         except HookFetchError as exc:  # a JSON source (or a hook's fetch) failed: the page is tried again
             self.retry_or_fail(item, exc.resp, exc.reason)
             return
+        except HookError as exc:  # a bug in the hook: the same next time, so a failures row now, and a note
+            self.count("hook_errors")
+            self.frontier.fail(item, reason=exc.reason[:300], status=resp.status)
+            self.progress.error(PAGE)
+            if self.counters["hook_errors"] <= 3:
+                self.note(f"{exc} on {url} (see it with `carscope crawl --check {url} --traceback`)")
+            return
         parsed = read.parsed
         await self._enqueue_links(item, parsed.links, parsed.identity_parts())
         if parsed.specs is not None:
@@ -313,9 +320,20 @@ class Crawler(Runner):
             bp = self.browser_pool
             stats["browser"].update({"rendered": bp.rendered, "contexts": bp.contexts_created,
                                      "subrequests": bp.subrequests, "blocked": bp.blocked, "clicks": bp.clicks})
+        stats["warnings"] = self.thumbnail_warnings()
         if stats["status"] == "complete" and stats["pages"]["done"] and not (counts["specs"] or counts["images_stored"]):
             stats["notes"].append("nothing trainable: no model-year with specs and no photo was stored; check the "
                                   "adapter with `carscope crawl --check URL`")
+
+    def thumbnail_warnings(self) -> list[str]:
+        """One line per page type whose every stored photo is a thumbnail (carscope/crawler/images.py)."""
+        from carscope.crawler.images import thumbnail_warning
+
+        rows = self.frontier.db.execute(
+            "SELECT u.page_type, MAX(MAX(i.width, i.height)), COUNT(*) FROM images i JOIN urls u "
+            "ON u.url = i.page_url AND u.kind = ? WHERE u.page_type IS NOT NULL GROUP BY u.page_type "
+            "ORDER BY u.page_type", (PAGE,))
+        return [w for page_type, largest, _ in rows if (w := thumbnail_warning(page_type, [largest]))]
 
     def page_stats(self) -> dict:
         """Pages without a model-year and other extraction problems, from the failures table and the stored

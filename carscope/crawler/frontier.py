@@ -3,7 +3,8 @@
     python -c "from carscope.crawler.frontier import Frontier; f = Frontier('dataset/crawl.sqlite'); print(f.counts())"
 
 Every URL has one row in `urls` with a state: pending -> inflight -> done | failed (with `attempts`, the
-earliest time of the next attempt and the last error). What a URL produced (spec rows, an image row, a
+earliest time of the next attempt and the last error); `seen` is a redirect's target, read under the URL that led
+there (never fetched, and not a page of its own: `--max-pages` and the stats count it nowhere). What a URL produced (spec rows, an image row, a
 failure row, new links) is written in the same transaction that marks it done, so after a SIGKILL the file
 is always consistent: work whose transaction did not commit is simply pending again, and redoing it is
 idempotent (links are INSERT OR IGNORE, images are content-addressed). `reopen()` puts in-flight work back.
@@ -22,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-PENDING, INFLIGHT, DONE, FAILED, SKIPPED = "pending", "inflight", "done", "failed", "skipped"
+PENDING, INFLIGHT, DONE, FAILED, SKIPPED, SEEN = "pending", "inflight", "done", "failed", "skipped", "seen"
 PAGE, IMAGE = "page", "image"
 
 SCHEMA = """
@@ -50,7 +51,8 @@ CREATE TABLE IF NOT EXISTS specs_raw (
 );
 CREATE TABLE IF NOT EXISTS images (
     sha256 TEXT PRIMARY KEY, source_sha256 TEXT, path TEXT, model_id TEXT, view_hint TEXT,
-    width INTEGER, height INTEGER, bytes INTEGER, source_url TEXT, page_url TEXT, crawled_at REAL, split TEXT
+    width INTEGER, height INTEGER, bytes INTEGER, source_url TEXT, page_url TEXT, crawled_at REAL, split TEXT,
+    orig_width INTEGER, orig_height INTEGER, orig_format TEXT
 );
 CREATE INDEX IF NOT EXISTS images_source ON images (source_sha256);
 CREATE TABLE IF NOT EXISTS failures (
@@ -59,6 +61,10 @@ CREATE TABLE IF NOT EXISTS failures (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL DEFAULT 0);
 """
+
+
+# images columns added after crawl.sqlite files were written without them (`_migrate` adds them)
+IMAGE_COLUMNS_ADDED = (("orig_width", "INTEGER"), ("orig_height", "INTEGER"), ("orig_format", "TEXT"))
 
 
 @dataclass
@@ -91,6 +97,11 @@ class Frontier:
         have = {row[1] for row in self.db.execute("PRAGMA table_info(images)")}
         if "split" not in have:
             self.db.execute("ALTER TABLE images ADD COLUMN split TEXT")
+        for name, kind in IMAGE_COLUMNS_ADDED:
+            if name not in have:
+                self.db.execute(f"ALTER TABLE images ADD COLUMN {name} {kind}")
+        # a redirect's target was once recorded as `done` with no attempt: it is `seen` (counted as no page)
+        self.db.execute("UPDATE urls SET state=? WHERE state=? AND attempts=0", (SEEN, DONE))
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def reopen(self) -> int:
@@ -145,9 +156,9 @@ class Frontier:
         return cur.rowcount == 1
 
     def mark_seen(self, url: str, kind: str, *, page_type: str | None = None) -> bool:
-        """Record a URL as done without queueing it (a redirect's target, read under the URL that led there)."""
+        """Record a URL as seen without queueing it (a redirect's target, read under the URL that led there)."""
         cur = self.db.execute("INSERT OR IGNORE INTO urls (url, kind, page_type, state, updated) VALUES (?,?,?,?,?)",
-                              (url, kind, page_type, DONE, time.time()))
+                              (url, kind, page_type, SEEN, time.time()))
         return cur.rowcount == 1
 
     def claim(self, now: float | None = None, *, kinds: tuple[str, ...] = (PAGE, IMAGE)) -> Item | None:
@@ -225,8 +236,10 @@ class Frontier:
         """Insert an image row; False when that content is already stored (a duplicate)."""
         cur = self.db.execute(
             "INSERT OR IGNORE INTO images (sha256, source_sha256, path, model_id, view_hint, width, height, bytes, "
-            "source_url, page_url, crawled_at, split) VALUES (:sha256, :source_sha256, :path, :model_id, :view_hint, "
-            ":width, :height, :bytes, :source_url, :page_url, :crawled_at, :split)", {"split": None, **row})
+            "source_url, page_url, crawled_at, split, orig_width, orig_height, orig_format) VALUES (:sha256, "
+            ":source_sha256, :path, :model_id, :view_hint, :width, :height, :bytes, :source_url, :page_url, "
+            ":crawled_at, :split, :orig_width, :orig_height, :orig_format)",
+            {"split": None, "orig_width": None, "orig_height": None, "orig_format": None, **row})
         return cur.rowcount == 1
 
     def improve_image(self, *, sha256: str | None = None, source_sha256: str | None = None,

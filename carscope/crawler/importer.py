@@ -385,7 +385,8 @@ class ImportRunner(Runner):
                 row = {"sha256": result.sha256, "source_sha256": result.source_sha256, "path": relpath,
                        "model_id": ident.model_id, "view_hint": view, "width": result.width,
                        "height": result.height, "bytes": len(result.data), "source_url": url, "page_url": None,
-                       "crawled_at": now, "split": entry.split}
+                       "crawled_at": now, "split": entry.split, "orig_width": result.orig_width,
+                       "orig_height": result.orig_height, "orig_format": result.orig_format}
                 if self.frontier.put_image(row):
                     self.count("bytes_stored", len(result.data))
                     self.progress.image_stored()

@@ -14,7 +14,8 @@ out as an exception that says what failed:
 - `BrowserUnavailable` (a CarscopeError): Chromium would not start;
 - `HookFetchError(resp, reason)`: a fetch through the `HookContext` failed (a JSON source, or a hook's own
   fetch); `step` says whether `photos_without_browser` or the extraction asked for it.
-Anything else a hook raises is a bug in the hook, and passes through unchanged.
+- `HookError`: anything else a hook raised (a bug in the hook): it names the hook function, its file and line,
+  and keeps the exception with its traceback (`error`).
 """
 
 from __future__ import annotations
@@ -23,17 +24,16 @@ import json
 from dataclasses import dataclass, field
 
 from carscope.common.errors import CarscopeError
-from carscope.crawler.parse import Page, Parsed, extract_page, make_page, photo_from
-
-
-class HookFetchError(Exception):
-    """A fetch through the HookContext failed: `resp` (fetch.Response) and a short `reason`."""
-
-    step = "extract"  # or "photos_without_browser": the hook that fetched
-
-    def __init__(self, resp, reason: str):
-        super().__init__(reason)
-        self.resp, self.reason = resp, reason
+from carscope.crawler.parse import (  # noqa: F401 (HookError, HookFetchError: the crawl and --check catch them here)
+    HookError,
+    HookFetchError,
+    Page,
+    Parsed,
+    call_hook,
+    extract_page,
+    make_page,
+    photo_from,
+)
 
 
 class RenderFailed(Exception):
@@ -114,7 +114,7 @@ class PageReader:
                 self.on_rendered(rendered)
         elif pt.browser and hook is not None:
             try:
-                from_hook = await hook(ctx, make_page(self.adapter, pt, groups, url, html))
+                from_hook = await call_hook(hook, ctx, make_page(self.adapter, pt, groups, url, html))
             except HookFetchError as exc:
                 exc.step = "photos_without_browser"
                 raise

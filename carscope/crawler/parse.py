@@ -36,6 +36,7 @@ class Specs:
 class Photo:
     url: str
     view_hint: str  # exterior / interior / unknown
+    candidates: list = field(default_factory=list, compare=False)  # extract.photos.Candidate: what it won over
 
 
 @dataclass
@@ -134,7 +135,7 @@ def extract(adapter: Adapter, page: Page, inherited: dict | None = None) -> Pars
         out.identity = Identity(model_id=None)
     out.specs = _specs(out.identity, rows) if pt.specs is not None else None
     for src in pt.photos:
-        out.photos.extend(Photo(url=f.url, view_hint=f.view_hint) for f in src.photos(doc))
+        out.photos.extend(Photo(url=f.url, view_hint=f.view_hint, candidates=f.candidates) for f in src.photos(doc))
     out.photos = _unique(out.photos)
     if out.model_id is None and (out.photos or rows):
         doc.problem("no_model_year")  # never stored silently with an empty label: the crawl reports it
@@ -213,16 +214,62 @@ async def extract_page(adapter: Adapter, page_type: PageType, groups: dict, url:
     return page, parsed
 
 
-async def _call(fn, *args):
-    got = fn(*args)
-    return await got if inspect.isawaitable(got) else got
+class HookFetchError(Exception):
+    """A fetch through the HookContext failed: `resp` (fetch.Response) and a short `reason` (carscope/crawler/page.py
+    raises it; it passes through `call_hook` unchanged, as the crawl retries the page)."""
+
+    step = "extract"  # or "photos_without_browser": the hook that fetched
+
+    def __init__(self, resp, reason: str):
+        super().__init__(reason)
+        self.resp, self.reason = resp, reason
+
+
+class HookError(Exception):
+    """An adapter hook raised: `hook` (the function's name), `file` and `line` (the hook file's innermost line in
+    the traceback, else where the function starts) and `error` (the exception, its traceback attached)."""
+
+    def __init__(self, fn, error: BaseException):
+        code = getattr(fn, "__code__", None)
+        self.hook = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+        self.file = code.co_filename if code is not None else "?"
+        self.line = code.co_firstlineno if code is not None else 0
+        tb = error.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == self.file:
+                self.line = tb.tb_lineno  # the last one in the hook's own file: where it went wrong
+            tb = tb.tb_next
+        self.error = error
+        first = str(error).splitlines()[0] if str(error).strip() else ""
+        super().__init__(f"hook {self.hook}() at {self.file}:{self.line} raised {type(error).__name__}"
+                         + (f": {first}" if first else ""))
+
+    @property
+    def reason(self) -> str:
+        """The failures row's reason: `hook_error: NAME() at FILE:LINE: TYPE` (the file's name only)."""
+        from pathlib import Path
+
+        return f"hook_error: {self.hook}() at {Path(self.file).name}:{self.line}: {type(self.error).__name__}"
+
+
+async def call_hook(fn, *args):
+    """Call a hook (sync or async); what it raises comes out as a HookError naming it (a failed fetch through
+    the context as itself)."""
+    try:
+        got = fn(*args)
+        return await got if inspect.isawaitable(got) else got
+    except HookFetchError:
+        raise
+    except Exception as exc:
+        raise HookError(fn, exc) from exc
+
 
 
 async def apply_hooks(adapter: Adapter, ctx, page: Page, parsed: Parsed) -> None:
     """The hook module's `links`, `specs`, `model_year`, `photos` (each optional), in that order."""
     fn = adapter.hook_fn("links")
     if fn is not None:
-        got = await _call(fn, ctx, page, [u for u, _ in parsed.links])
+        got = await call_hook(fn, ctx, page, [u for u, _ in parsed.links])
         if got is not None:
             parsed.links, parsed.ignored_links = [], []
             for raw in got:
@@ -236,19 +283,19 @@ async def apply_hooks(adapter: Adapter, ctx, page: Page, parsed: Parsed) -> None
         extract_rows(page.page_type, page.doc) if page.page_type.specs is not None else [])
     fn = adapter.hook_fn("specs")
     if fn is not None:
-        got = await _call(fn, ctx, page, list(rows))
+        got = await call_hook(fn, ctx, page, list(rows))
         if got is not None:
             rows = [(str(k), "" if v is None else str(v)) for k, v in got]
     fn = adapter.hook_fn("model_year")
     if fn is not None:
-        got = await _call(fn, ctx, page, parsed.identity)
+        got = await call_hook(fn, ctx, page, parsed.identity)
         if got is not None:
             parsed.identity = _identity_from(got)
     if page.page_type.specs is not None or adapter.hook_fn("specs") is not None:
         parsed.specs = _specs(parsed.identity, rows) if rows or parsed.specs is not None else None
     fn = adapter.hook_fn("photos")
     if fn is not None:
-        got = await _call(fn, ctx, page, list(parsed.photos))
+        got = await call_hook(fn, ctx, page, list(parsed.photos))
         if got is not None:
             parsed.photos = _unique([photo_from(p, page.base_url) for p in got if photo_from(p, page.base_url)])
     if adapter.hook_fn("model_year") is not None or adapter.hook_fn("photos") is not None:

@@ -303,7 +303,8 @@ class Runner:
                "model_id": meta.get("model_id"), "view_hint": meta.get("view_hint") or "unknown",
                "width": processed.width, "height": processed.height, "bytes": len(processed.data),
                "source_url": item.url, "page_url": meta.get("page_url"), "crawled_at": time.time(),
-               "split": meta.get("split")}
+               "split": meta.get("split"), "orig_width": processed.orig_width,
+               "orig_height": processed.orig_height, "orig_format": processed.orig_format}
         if self.frontier.put_image(row):
             self.count("bytes_stored", len(processed.data))
             self.progress.image_stored()

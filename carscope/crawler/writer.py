@@ -121,7 +121,7 @@ def snapshot(root: str | os.PathLike, db_path: str | os.PathLike | None = None) 
         def images():
             for chunk in pd.read_sql_query(
                     "SELECT sha256, path, model_id, view_hint, width, height, bytes, source_url, page_url, "
-                    "crawled_at, split, source_sha256 FROM images ORDER BY model_id, sha256", con, chunksize=CHUNK_ROWS):
+                    "crawled_at, split, orig_width, orig_height, orig_format, source_sha256 FROM images ORDER BY model_id, sha256", con, chunksize=CHUNK_ROWS):
                 chunk["crawled_at"] = _epoch_to_utc(chunk["crawled_at"])
                 chunk["source_sha256"] = chunk["source_sha256"].astype("string")  # an extra column, kept
                 yield chunk

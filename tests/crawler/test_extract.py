@@ -236,6 +236,27 @@ def test_photo_sources_srcset_picture_rewrites_ignore_and_view_words(tmp_path):
         ("http://h/c-1280.jpg", "interior"), ("http://h/d-2x.jpg", "unknown")]
 
 
+def test_picture_never_prefers_a_known_smaller_source_over_an_img_src_of_unknown_width(tmp_path):
+    a = adapter(tmp_path, """
+        [pages.p]
+        match = '^/(?P<make>\\w+)/(?P<model>\\w+)/(?P<year>\\d{4})$'
+        [pages.p.photos]
+        image = "picture img"
+        """)
+    html = """
+      <picture><source type="image/webp" srcset="/a.webp?w=400 400w, /a.webp?w=800 800w">
+        <img src="/a.jpg"></picture>
+      <picture><source srcset="/b.jpg?w=400 400w, /b.jpg?w=1600 1600w"><img src="/b.jpg?w=400"></picture>
+      <picture><source srcset="/c-640.jpg 640w"><img src="data:image/gif;base64,R0lGOD"></picture>"""
+    got = parse(a, "/acme/x/2023", html).photos
+    # the <img src> is the full photo unless a srcset states its width and a wider one
+    assert [p.url for p in got] == ["http://h/a.jpg", "http://h/b.jpg?w=1600", "http://h/c-640.jpg"]
+    assert [(c.url, c.width, c.origin) for c in got[0].candidates] == [
+        ("http://h/a.webp?w=400", 400, "<source> srcset"), ("http://h/a.webp?w=800", 800, "<source> srcset"),
+        ("http://h/a.jpg", None, "<img> src")]
+    assert ("http://h/b.jpg?w=400", 400, "<img> src") in [(c.url, c.width, c.origin) for c in got[1].candidates]
+
+
 def test_xpath_attr_join_and_links_from_attributes(tmp_path):
     a = adapter(tmp_path, """
         [pages.list]

@@ -122,12 +122,12 @@ def test_done_clears_the_last_error_and_counts_the_attempt(tmp_path):
     assert f.status_histogram() == {"200": 1}
 
 
-def test_mark_seen_is_done_without_a_fetch_and_never_queued(tmp_path):
+def test_mark_seen_is_seen_without_a_fetch_never_queued_and_no_page_done(tmp_path):
     f = Frontier(tmp_path / "crawl.sqlite")
     assert f.mark_seen("http://h/target", PAGE, page_type="detail")
     assert not f.mark_seen("http://h/target", PAGE)
     assert not f.add("http://h/target", PAGE)  # a redirect's target found again later is not fetched
-    assert f.claim(now=0) is None and f.counts()[PAGE] == {"done": 1}
+    assert f.claim(now=0) is None and f.counts()[PAGE] == {"seen": 1}  # --max-pages counts it nowhere
 
 
 def test_skip_is_terminal_and_keeps_the_first_reason(tmp_path):

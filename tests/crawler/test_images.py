@@ -86,3 +86,30 @@ def test_decompression_bombs_are_refused_before_decoding():
     assert len(bomb) < 1000
     assert process_image(bomb, ImageRules(max_pixels=40_000_000)).reason == "too_many_pixels"
     assert process_image(_claims(64, 64), ImageRules()).ok  # the same file with its true size decodes
+
+
+def _turned_jpeg(size=(800, 600)) -> bytes:
+    """A JPEG stored `size` whose EXIF orientation 6 says: turn 90 degrees on display (so it shows 600x800)."""
+    im = Image.new("RGB", size, (10, 200, 10))
+    exif = im.getexif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", exif=exif)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("keep_original", [False, True])
+def test_width_and_height_are_the_displayed_size_in_both_modes(keep_original):
+    got = process_image(_turned_jpeg(), ImageRules(keep_original=keep_original))
+    assert got.ok and (got.width, got.height) == (600, 800)
+    assert (got.orig_width, got.orig_height, got.orig_format) == (600, 800, "JPEG")
+
+
+def test_the_original_size_and_format_are_kept_beside_the_stored_ones():
+    buf = io.BytesIO()
+    Image.new("RGB", (2000, 1500), (0, 0, 255)).save(buf, "PNG")
+    got = process_image(buf.getvalue(), ImageRules())  # the default: a JPEG of at most 1024 px
+    assert got.ok and (got.width, got.height) == (1024, 768)
+    assert (got.orig_width, got.orig_height, got.orig_format) == (2000, 1500, "PNG")
+    small = process_image(jpeg((200, 150)), ImageRules())
+    assert (small.orig_width, small.orig_height, small.orig_format) == (200, 150, "JPEG")

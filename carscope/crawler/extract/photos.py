@@ -9,7 +9,9 @@ r"""Photo sources: where a page keeps its photo URLs, and the view hint (exterio
 An adapter lists one `[pages.<type>.photos]` table, or several as `[[pages.<type>.photos]]`. Each reads:
 - elements (`image = "CSS"`): the first usable attribute of `attrs`, in order. An attribute whose name holds
   `srcset` gives its widest candidate; `style` gives a CSS `background-image: url(...)`; an `<img>` inside a
-  `<picture>` (with `picture = true`, the default) competes with its `<source srcset>` candidates, widest wins;
+  `<picture>` (with `picture = true`, the default) competes with its `<source srcset>` candidates (`pick`):
+  the widest wins, except that an `<img src>` whose width nothing states is taken as the full-size photo (a
+  `<source>`'s `400w` proves nothing about it), unless a srcset lists that same URL with a width;
 - JSON (`json = "items"`, `from = "<data source>"`): a list of URL strings, or of objects whose URL sits at the
   first of `url = [...]` sub-paths that is present (a `srcset` sub-path wins when present), view at `view`;
 - JSON-LD (`jsonld = true`): the `image` list of the page's schema.org vehicle.
@@ -39,9 +41,20 @@ GOOD_SOURCE_TYPES = ("", "image/jpeg", "image/jpg", "image/png", "image/webp", "
 
 
 @dataclass
+class Candidate:
+    """One URL a photo could be taken from, as the page offers it (what `crawl --check` lists)."""
+
+    url: str
+    width: float | None  # a srcset's `w` descriptor (an `x` one as a multiple of 1000); None: nothing says
+    origin: str  # where it was found: "<source> srcset", "<img> srcset", "<img> src", an attribute, "json srcset"
+    won: bool = False  # the one taken (before `rewrite`)
+
+
+@dataclass
 class Found:
     url: str
     view_hint: str  # exterior / interior / unknown
+    candidates: list[Candidate] = field(default_factory=list)  # what competed (empty when only one was offered)
 
 
 def srcset_candidates(srcset: str) -> list[tuple[str, float]]:
@@ -205,6 +218,10 @@ class PhotoSource:
         return raw
 
     def url_of_element(self, el) -> str | None:
+        return self.pick(el)[0]
+
+    def pick(self, el) -> tuple[str | None, list[Candidate]]:
+        """The element's photo URL (as written on the page) and the candidates it was chosen from."""
         root = el.root
         if self.picture and getattr(root, "tag", "") == "img":
             parent = root.getparent()
@@ -213,30 +230,52 @@ class PhotoSource:
                     break
                 parent = parent.getparent()
             if parent is not None and parent.tag == "picture":
-                cands = []
-                for node in [*parent.iter("source"), root]:
-                    if node.tag == "source" and (node.get("type") or "").lower() not in GOOD_SOURCE_TYPES:
-                        continue
-                    for a in ("srcset", "data-srcset"):
-                        cands.extend(c for c in srcset_candidates(node.get(a) or "") if self._usable(c[0]))
-                if cands and max(c[1] for c in cands) > 0:
-                    return max(cands, key=lambda c: c[1])[0]
+                got = self._pick_in_picture(root, parent)
+                if got is not None:
+                    return got
         for attr in self.attrs:
             raw = root.get(attr) if hasattr(root, "get") else None
             if not raw or not raw.strip():
                 continue
+            cands: list[Candidate] = []
             if attr in ("style", "background-image"):
                 m = BACKGROUND_URL.search(raw)
                 cand = m.group(2) if m else None
             elif "srcset" in attr:
+                cands = [Candidate(u, w or None, attr) for u, w in srcset_candidates(raw) if self._usable(u)]
                 w = widest(raw)
                 cand = w[0] if w else None
             else:
                 cand = raw.strip()
             cand = self._usable(cand)
             if cand:
-                return cand
-        return None
+                return cand, cands if len(cands) > 1 else []
+        return None, []
+
+    def _pick_in_picture(self, img, picture) -> tuple[str, list[Candidate]] | None:
+        """`<picture>`: the widest stated width wins, but never over an `<img src>` of unknown width, which is
+        the one URL a browser without `<source>` support shows: the full-size photo, as far as anyone knows.
+        None when no candidate states a width (the `<img>`'s own attributes then decide, as outside a picture)."""
+        cands: list[Candidate] = []
+        for node in [*picture.iter("source"), img]:
+            if node.tag == "source" and (node.get("type") or "").lower() not in GOOD_SOURCE_TYPES:
+                continue
+            for a in ("srcset", "data-srcset"):
+                cands.extend(Candidate(u, w or None, f"<{node.tag}> {a}")
+                             for u, w in srcset_candidates(node.get(a) or "") if self._usable(u))
+        if not cands or not any(c.width for c in cands):
+            return None
+        src = next((self._usable(img.get(a)) for a in self.attrs if "srcset" not in a and a not in (
+            "style", "background-image") and self._usable(img.get(a))), None)
+        if src is not None and src.lower().startswith("data:"):
+            src = None  # an inline placeholder is no photo
+        if src is not None:
+            stated = max((c.width or 0 for c in cands if c.url == src), default=0)
+            cands.append(Candidate(src, stated or None, "<img> src"))
+            if not stated:  # nothing proves a larger photo than the one the <img> itself shows
+                return src, cands
+        best = max(cands, key=lambda c: (c.width or 0, c.origin == "<img> src"))
+        return best.url, cands
 
     def finish(self, raw: str, doc) -> str | None:
         """Resolve against the page, apply the rewrites, check `ignore` again, canonicalise."""
@@ -258,11 +297,16 @@ class PhotoSource:
     def photos(self, doc) -> list[Found]:
         from carscope.crawler.extract.document import compiled_jmespath
         from carscope.crawler.extract.structured import images, vehicles
+        from carscope.crawler.urls import canonicalize
 
         found: list[tuple[str | None, str]] = []
+        offered: dict[str, list[Candidate]] = {}  # raw URL -> the candidates it won over
         if self.image is not None and doc.sel is not None:
             for el in doc.sel.css(self.image):
-                found.append((self.url_of_element(el), self.view_of_element(el)))
+                raw, cands = self.pick(el)
+                if raw and cands:
+                    offered[raw] = cands
+                found.append((raw, self.view_of_element(el)))
         if self.json is not None:
             for entry in doc.json_values(self.json, self.source, required=True):
                 if isinstance(entry, str):
@@ -275,6 +319,8 @@ class PhotoSource:
                     s = compiled_jmespath(self.srcset).search(entry)
                     w = widest(s) if isinstance(s, str) else None
                     raw = self._usable(w[0]) if w else None
+                    if raw and len(srcset_candidates(s)) > 1:
+                        offered[raw] = [Candidate(u, wd or None, "json srcset") for u, wd in srcset_candidates(s)]
                 for path in self.url if raw is None else []:
                     v = compiled_jmespath(path).search(entry)
                     if isinstance(v, str) and self._usable(v):
@@ -292,5 +338,10 @@ class PhotoSource:
             if url is None or url in seen:
                 continue
             seen.add(url)
-            out.append(Found(url, view if view != "unknown" else self.view_hint))
+            cands, won = [], False
+            for c in offered.get(raw, []):
+                cands.append(Candidate(canonicalize(c.url, doc.base_url) or c.url, c.width, c.origin,
+                                       won=not won and c.url == raw))
+                won = won or c.url == raw
+            out.append(Found(url, view if view != "unknown" else self.view_hint, cands))
         return out
