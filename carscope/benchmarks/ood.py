@@ -8,12 +8,14 @@ In distribution: the model run's held-out test photos (exterior, from the bundle
 - synthetic frames: blank, noise, gradients, shapes, textures, documents, tilings (carscope/train/negatives.py, seeds
   that neither training nor export draws);
 - real photos an installed package ships: scikit-image's `skimage.data` (a person, a cat, coffee, a rocket, a
-  motorcycle, ...), when scikit-image is installed.
+  motorcycle, ...), when scikit-image is installed;
+- unknown cars: exterior car photos of a showroom of another seed (`--unknown-cars`), makes and models the bundle
+  does not hold: car photos like the training ones, that no answer should name.
 Every photo goes through serve's Predictor as an upload would (decode, preprocess, batched ONNX). Reported, in one
 run: each score's AUROC and false-positive rate at 95% true positives (the max-softmax baseline, the bundle's OOD
 score, both methods refitted on the run's train features, the view classifier's p(other)); the coverage and
 accuracy of `sure` answers under each rule (before this change: confidence alone; the `other` class alone; the
-OOD score alone; both, as served); what the score costs at the seed's scale; and the request latency with and
+OOD score alone; both checks at a model-year's confidence; as served: any level, after the unknown-model check); what the score costs at the seed's scale; and the request latency with and
 without the OOD check, interleaved.
 """
 
@@ -33,6 +35,7 @@ from carscope.benchmarks.common import describe_code, percentiles, time_calls
 SYNTHETIC_SEED = 2_000_000_011  # neither train (seed x 1,000,003 + i) nor export (1,000,000,007 + i) draws these
 SYNTHETIC_FAMILIES = ("flat", "noise", "gradient", "shapes", "fractal", "document", "tiling")
 SHOWROOM_SEED = 90_210
+UNKNOWN_CARS_SEED = 90_211  # the unknown cars: a showroom no training run or other set of this benchmark uses
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "hubble_deep_field", "retina",
                   "coins", "grass", "gravel", "brick", "moon", "horse", "clock", "page", "logo", "colorwheel",
                   "camera", "text", "cell", "immunohistochemistry")
@@ -44,6 +47,9 @@ def add_arguments(p) -> None:
     p.add_argument("--synthetic", type=int, default=140, help="synthetic frames (default: %(default)s)")
     p.add_argument("--showroom-negatives", type=int, default=96,
                    help="showroom non-car images (default: %(default)s)")
+    p.add_argument("--unknown-cars", type=int, default=72,
+                   help="exterior photos of cars the bundle does not know: another seed's showroom, whose makes and "
+                        "models took no part in training (default: %(default)s)")
     p.add_argument("--latency-rounds", type=int, default=150,
                    help="batch-1 requests per bundle for the latency comparison (default: %(default)s)")
 
@@ -76,7 +82,8 @@ def _id_photos(bundle) -> tuple[list[str], list[int], dict[str, Any]]:
     return parts["test"]["file"].tolist(), parts["test"]["target"].tolist(), parts
 
 
-def _ood_sets(n_synthetic: int, n_showroom: int) -> tuple[dict[str, list[tuple[str, bytes]]], dict[str, Any]]:
+def _ood_sets(n_synthetic: int, n_showroom: int, n_unknown_cars: int = 0
+              ) -> tuple[dict[str, list[tuple[str, bytes]]], dict[str, Any]]:
     """name -> [(what, JPEG bytes)] for every out-of-distribution set; and notes on what was left out."""
     from PIL import Image
 
@@ -93,6 +100,11 @@ def _ood_sets(n_synthetic: int, n_showroom: int) -> tuple[dict[str, list[tuple[s
         sets["showroom_negatives"] = shown
     else:
         notes["showroom_negatives"] = "this showroom draws no non-car images"
+    cars = _unknown_cars(n_unknown_cars)
+    if cars:
+        sets["unknown_cars"] = cars
+        notes["unknown_cars"] = (f"exterior photos of a showroom of seed {UNKNOWN_CARS_SEED}: makes and models no "
+                                 "training showroom holds; every answer naming one is wrong")
     try:
         import numpy as np
         import skimage
@@ -133,6 +145,22 @@ def _showroom_negatives(n: int) -> list[tuple[str, bytes]]:
     config = ShowroomConfig(makes=4, models_per_make=2, years=(2023, 2023), photos=3, seed=SHOWROOM_SEED,
                             others=max(1, -(-n // 8)))
     return list(itertools.islice(non_car_images(config), n))
+
+
+def _unknown_cars(n: int) -> list[tuple[str, bytes]]:
+    """Exterior car photos of a showroom (the demo's size and renderer) of a seed no training showroom uses."""
+    from carscope.showroom.catalog import build_catalog
+    from carscope.showroom.config import ShowroomConfig
+    from carscope.showroom.render import render_dataset_photo
+
+    if n <= 0:
+        return []
+    config = ShowroomConfig(makes=6, models_per_make=4, years=(2023, 2023), photos=max(1, -(-n // 24)), others=0,
+                            seed=UNKNOWN_CARS_SEED, mixed_fraction=0.0)
+    catalog = build_catalog(config)
+    photos = [p for my in catalog.model_years for p in my.photos if p.car and p.view == "exterior"][:n]
+    return [(f"{catalog.by_model_id[p.model_id].make.name} {catalog.by_model_id[p.model_id].model.name}",
+             render_dataset_photo(catalog, p, 640)) for p in photos]
 
 
 def _predict_all(predictor, items: list[bytes]) -> list[dict[str, Any]]:
@@ -179,7 +207,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         raise CarscopeError(f"bundle {args.bundle} has no OOD check (exported before it, or with --ood none)")
     files, targets, parts = _id_photos(bundle)
     _say(f"{len(files)} in-distribution test photos; drawing the out-of-distribution sets")
-    sets, notes = _ood_sets(args.synthetic, args.showroom_negatives)
+    sets, notes = _ood_sets(args.synthetic, args.showroom_negatives, getattr(args, "unknown_cars", 0))
     config = ServeConfig(background_load=False)
     predictor = Predictor(args.bundle, config)
     predictor.start()

@@ -14,11 +14,15 @@ def test_bench_ood_small(bundle, tmp_path):
     from carscope.benchmarks.common import write_result
 
     out, _ = bundle
-    args = argparse.Namespace(bundle=str(out), synthetic=14, showroom_negatives=8, latency_rounds=5)
+    args = argparse.Namespace(bundle=str(out), synthetic=14, showroom_negatives=8, unknown_cars=6, latency_rounds=5)
     result, md = ood.run(args, tmp_path)
     write_result(tmp_path, "ood", result, md)
     sets = result["sets"]
     assert sets["synthetic"] == 14 and sets["showroom_negatives"] == 8 and sets["id_test"] > 0
+    assert sets["unknown_cars"] == 6 and "seed" in result["notes"]["unknown_cars"]
+    # served is the level rule after the unknown-model check: every reason it gives is one serve documents
+    assert set(result["reasons"]["unknown_cars"]) <= {"sure", "not_a_car", "unfamiliar", "interior", "unknown_model",
+                                                      "low_confidence"}
     if "real_photos" in sets:  # scikit-image is a dev dependency; without it the set is left out, and said so
         assert sets["real_photos"] >= 10
     else:
