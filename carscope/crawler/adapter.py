@@ -4,7 +4,7 @@
 
 The language is documented field by field in carscope/crawler/sites/README.md (the reference and a cookbook with one
 worked adapter per markup family). In short, a file has a `[site]` table (name, hook, allowed_hosts,
-drop_params, rewrite_links) and one `[pages.<type>]` table per page type, tried in file order against each
+drop_params, rewrite_links, sitemap) and one `[pages.<type>]` table per page type, tried in file order against each
 URL's path(?query):
 
     [pages.<type>]
@@ -12,6 +12,7 @@ URL's path(?query):
     links = ["a.next", { json = "props.pageProps.items[*].href", from = "next" }]   # field rules giving URLs
     browser = true   wait_for = "#gallery"   scroll = true   actions = [{ click = "button.more" }]   capture_json = false
     content = "html"                  # or "json": the URL answers JSON, read as the data source "page"
+    require = "div.specs-set"         # field rule(s) the real page always gives: without, a soft error (retried)
     [pages.<type>.data.<name>]        # JSON sources: script = "CSS" (+ var, attr), url = <field rule>, captured = 're'
     [pages.<type>.specs]              # row/key/value (+ msrp), and [[pages.<type>.specs.pairs]] forms:
                                       #   rows, text, dl, table, jsonld, microdata, json (carscope/crawler/extract/pairs.py)
@@ -81,6 +82,7 @@ class PageType:
     specs: SpecRules | None = None
     identity: IdentityRules | None = None
     photos: list[PhotoSource] = field(default_factory=list)
+    require: list[FieldRule] = field(default_factory=list)  # each must give a value, else the page is a soft error
 
     def groups(self, path: str) -> dict[str, str] | None:
         """The pattern's named groups, percent-decoded (and `+` as a space in the query): the URL's words."""
@@ -111,6 +113,7 @@ class Adapter:
     hook: ModuleType | None = None
     drop_params: list[str] = field(default_factory=list)  # query parameters removed from every link
     link_rewrite: list[tuple[re.Pattern, str]] = field(default_factory=list)  # regex substitutions on links
+    sitemaps: list[str] | None = None  # None: not read; []: robots.txt's Sitemap lines (else /sitemap.xml); URLs
 
     def link_url(self, url: str) -> str | None:
         """A link as the crawl queues it: the site's parameters dropped, its rewrites applied, canonical."""
@@ -187,7 +190,7 @@ def load_adapter(site: str) -> Adapter:
 
 
 PAGE_KEYS = {"match", "content", "links", "browser", "wait_for", "scroll", "actions", "capture_json", "data",
-             "specs", "model_year", "photos"}
+             "specs", "model_year", "photos", "require"}
 LEGACY_SPEC_KEYS = {"row", "key", "value", "make", "model", "year", "msrp", "title"}
 PHOTO_KEYS = PhotoSource.keys
 
@@ -200,12 +203,21 @@ def _build(data: dict, path: Path, text: str) -> Adapter:
     unknown = set(data) - {"site", "pages"}
     if unknown:
         ck.fail(sorted(unknown)[0], None, "unknown table (expected [site] and [pages.*])")
-    ck.known(site, "site", {"name", "hook", "allowed_hosts", "drop_params", "rewrite_links"})
+    ck.known(site, "site", {"name", "hook", "allowed_hosts", "drop_params", "rewrite_links", "sitemap"})
     drop = ck.get(site, "site", "drop_params", list, default=[])
     link_rewrite = ck.rewrites("site", "rewrite_links", site.get("rewrite_links", []))
     name = ck.get(site, "site", "name", str, default=path.stem)
     allowed = ck.get(site, "site", "allowed_hosts", list, default=[]) if "allowed_hosts" in site else []
     hook_ref = ck.get(site, "site", "hook", str)
+    sitemap = site.get("sitemap", False)
+    if sitemap is True:
+        sitemaps = []
+    elif sitemap is False:
+        sitemaps = None
+    elif isinstance(sitemap, list) and sitemap and all(isinstance(u, str) and u.strip() for u in sitemap):
+        sitemaps = [u.strip() for u in sitemap]
+    else:
+        ck.fail("site", "sitemap", f"expected true, false or a list of sitemap URLs or paths, got {sitemap!r}")
     pages = data.get("pages")
     if not isinstance(pages, dict) or not pages:
         ck.fail("pages", None, "at least one [pages.<type>] table is required")
@@ -214,7 +226,7 @@ def _build(data: dict, path: Path, text: str) -> Adapter:
         page_types[pname] = _page_type(ck, pname, table)
     hook = _load_hook(hook_ref, path, ck) if hook_ref else None
     return Adapter(name=name, path=path, page_types=page_types, allowed_hosts=[h.lower() for h in allowed],
-                   hook=hook, drop_params=drop, link_rewrite=link_rewrite)
+                   hook=hook, drop_params=drop, link_rewrite=link_rewrite, sitemaps=sitemaps)
 
 
 def _page_type(ck: Checker, pname: str, table) -> PageType:
@@ -254,6 +266,13 @@ def _page_type(ck: Checker, pname: str, table) -> PageType:
     names = {d.name for d in pt.data} | ({"page"} if pt.content == "json" else set())
     for rule in pt.links:
         _check_source(ck, tname, "links", rule.source, names)
+    require = table.get("require", [])
+    if not isinstance(require, (list, str, dict)) or (isinstance(require, list) and not all(
+            isinstance(r, (str, dict)) for r in require)):
+        ck.fail(tname, "require", "expected a field rule (a CSS selector or a table) or a list of them")
+    pt.require = [parse_field(ck, tname, "require", r) for r in (require if isinstance(require, list) else [require])]
+    for rule in pt.require:
+        _check_source(ck, tname, "require", rule.source, names)
     if "specs" in table:
         pt.specs, legacy_identity = _specs(ck, f"{tname}.specs", ck.table(table, tname, "specs"), names)
         pt.identity = legacy_identity

@@ -7,11 +7,15 @@ It fetches the one URL politely (robots.txt first; the browser when the page typ
 type's actions), reads it exactly as a crawl does (carscope/crawler/page.py: the browser or HTTP, forms, JSON
 sources, hooks) and reports: the page type (after redirects), the links it would follow and why others are
 dropped (off-site, robots.txt, no page type), the specs raw and cleaned, the model-year id and where each
-part came from, the photos with their view hints, and any problems (bad JSON, missing paths, no model-year).
+part came from, the photos with their view hints, and any problems (bad JSON, missing paths, no model-year,
+`content_missing: <rule>` when a `require` rule found nothing: a soft error the crawl retries).
 Each photo (the first `CHECK_PHOTOS`) is downloaded and put through the crawl's image pipeline, so the report
 shows the size it would be stored at (by default a JPEG of at most 1024 px; `--keep-original`: as downloaded)
 beside its original size and format, the candidates it was chosen from (`<picture>`, srcset) and which won,
-and a warning when every photo is a thumbnail (under 320 px). Nothing is written. A broken adapter is one line
+and a warning when every photo is a thumbnail (under 320 px). A URL that matches no page type and looks like a
+sitemap (`*.xml`, `*.xml.gz`, `sitemap` in the path) or a robots.txt is read as the crawl's `--sitemap` reads it:
+the sitemaps read (indexes followed), those that failed, and the pages listed by page type with their `lastmod`.
+Nothing is written. A broken adapter is one line
 with file:line: field, exit 2; a hook that raises is one line naming the hook, its file and line (`--traceback`
 adds the traceback).
 """
@@ -24,6 +28,8 @@ import json
 from carscope.common.errors import CarscopeError
 
 CHECK_PHOTOS = 24  # photos downloaded to show their stored size; a listing of 200 thumbnails needs no more
+CHECK_SITEMAPS = 50  # sitemaps a --check of a sitemap index reads (a crawl reads up to sitemaps.MAX_SITEMAPS)
+CHECK_SITEMAP_SAMPLE = 20  # pages of a sitemap listed by name
 
 
 def check(url: str, site: str = "showroom", *, browser: str = "auto", user_agent: str | None = None,
@@ -55,6 +61,9 @@ async def _check(adapter, config, url: str) -> dict:
     report: dict = {"url": url, "site": adapter.name, "adapter": str(adapter.path)}
     async with HttpFetcher(config, politeness) as http:
         first = adapter.classify(path_and_query(url))
+        if first is None and _is_sitemap_url(url):
+            report["sitemap"] = await _sitemap(adapter, http, url)
+            return report
         resp = await http.fetch_retrying(url, kind="json" if first and first[0].content == "json" else "page")
         if resp.error == "robots_disallowed":
             raise CarscopeError(f"robots.txt of {host_of(url)} disallows {url}")
@@ -81,8 +90,56 @@ async def _check(adapter, config, url: str) -> dict:
         report["specs"] = _specs(parsed, page, pt)
         report["photos"] = await _photos(http, config, parsed.photos)
         report["warnings"] = _warnings(pt.name, report["photos"])
-        report["problems"] = parsed.problems
+        # a soft error first: a crawl would retry this page and, after its last attempt, record content_missing
+        report["problems"] = [f"content_missing: {rule}" for rule in read.missing] + parsed.problems
     return report
+
+
+def _is_sitemap_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    path = urlsplit(url).path.lower()
+    return path.endswith(("/robots.txt", ".xml", ".xml.gz")) or "sitemap" in path
+
+
+async def _sitemap(adapter, http, url: str) -> dict:
+    """What a sitemap (or the sitemaps a robots.txt names) yields, as a crawl with `--sitemap` reads it."""
+    from carscope.crawler.sitemaps import read_sitemaps, sitemap_roots
+    from carscope.crawler.urls import origin_of, path_and_query
+
+    roots = [url]
+    if url.lower().endswith("/robots.txt"):
+        _, text, _ = await http.robots(url)
+        roots = sitemap_roots(text, origin_of(url))
+    got = await read_sitemaps(http, roots, max_sitemaps=CHECK_SITEMAPS)
+    by_type: dict[str, int] = {}
+    sample = []
+    for page, lastmod in got.pages:
+        link = adapter.link_url(page)
+        hit = adapter.classify(path_and_query(link)) if link else None
+        name = hit[0].name if hit else None
+        by_type[name or "(no page type)"] = by_type.get(name or "(no page type)", 0) + 1
+        if len(sample) < CHECK_SITEMAP_SAMPLE:
+            sample.append({"url": link or page, "page_type": name, "lastmod": lastmod})
+    return {"roots": roots, "pages": len(got.pages), "by_page_type": by_type, "sample": sample,
+            "read": [{"url": sm.url, "kind": sm.kind, "pages": len(sm.pages), "sitemaps": len(sm.sitemaps)}
+                     for sm in got.read],
+            "failures": [{"url": f.url, "reason": f.reason, "status": f.status} for f in got.failures]}
+
+
+def _format_sitemap(r: dict) -> str:
+    sm = r["sitemap"]
+    lines = [r["url"], f"  sitemaps     from {', '.join(sm['roots'])}  (adapter {r['adapter']})"]
+    for one in sm["read"]:
+        what = f"{one['pages']} pages" if one["kind"] == "urlset" else f"index of {one['sitemaps']} sitemaps"
+        lines.append(f"  read         {one['url']}: {what}")
+    lines += [f"  failed       {f['url']}: {f['reason']}" for f in sm["failures"]]
+    lines.append(f"\npages listed ({sm['pages']})")
+    lines += [f"  {name:<18} {n}" for name, n in sm["by_page_type"].items()]
+    if sm["sample"]:
+        lines.append(f"first {len(sm['sample'])}")
+        lines += [f"  {(s['page_type'] or '-'):<14} {s['lastmod'] or '':<26} {s['url']}" for s in sm["sample"]]
+    return "\n".join(lines)
 
 
 async def _photos(http, config, photos) -> list[dict]:
@@ -241,6 +298,8 @@ def _shape(value) -> str:
 
 def format_report(r: dict) -> str:
     """The report as text: one section per question an adapter author asks."""
+    if "sitemap" in r:
+        return _format_sitemap(r)
     lines = [f"{r['url']}", f"  page type    {r['page_type']}  (adapter {r['adapter']})"]
     if r.get("final_url") != r["url"]:
         lines.append(f"  redirected   to {r['final_url']} ({r.get('redirects', 0)} hops)")

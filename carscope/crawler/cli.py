@@ -2,6 +2,7 @@
 
     carscope showroom --port 8700 &
     carscope crawl --start-url http://127.0.0.1:8700/ --out dataset            # Ctrl-C, then add --resume
+    carscope crawl --start-url http://127.0.0.1:8700/ --out dataset --retry-failed   # failed pages and photos again
     carscope crawl --start-url http://127.0.0.1:8700/ --out dataset --browser never --concurrency 32 --per-host 16
 
 Polite by default: robots.txt (and its Crawl-delay) obeyed, --per-host requests at a time per host,
@@ -70,6 +71,13 @@ def add_parser(sub) -> None:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue the crawl in DATASET")
     mode.add_argument("--overwrite", action="store_true", help="delete DATASET's crawl artifacts and start over")
+    p.add_argument("--sitemap", action="store_true",
+                   help="also queue the pages the site's sitemaps list (robots.txt Sitemap lines, else /sitemap.xml; "
+                        "indexes and .gz followed), with their lastmod, as the adapter's `sitemap = true` does. "
+                        "`--check` of a sitemap or robots.txt URL shows what it yields")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="continue the crawl in DATASET (as --resume) and first give every failed page and photo "
+                        "(failures.parquet rows such as content_missing, http_503, timeout) a fresh set of attempts")
     p.add_argument("--keep-original", action="store_true",
                    help="store downloaded photos as they are, at full size (default: each photo is re-encoded as an "
                         "RGB JPEG of at most 1024 px on its longest side; images.parquet keeps the original size "
@@ -106,10 +114,13 @@ def run(args) -> int:
         raise CarscopeError(f"{'--json' if args.json else '--traceback'} goes with --check")
     if not args.start_url or not args.out:
         raise CarscopeError("--start-url and --out are required (or --check URL to look at one page)")
-    config = CrawlConfig(start_url=args.start_url, out=args.out, site=args.site, resume=args.resume,
+    if args.retry_failed and args.overwrite:
+        raise CarscopeError("--retry-failed continues a crawl: it goes with --resume, not --overwrite")
+    config = CrawlConfig(start_url=args.start_url, out=args.out, site=args.site,
+                         resume=args.resume or args.retry_failed, retry_failed=args.retry_failed,
                          overwrite=args.overwrite, keep_original=args.keep_original, concurrency=args.concurrency,
                          per_host=args.per_host, delay=args.delay, max_pages=args.max_pages,
-                         max_images=args.max_images, browser=args.browser, shard=args.shard,
+                         max_images=args.max_images, browser=args.browser, shard=args.shard, sitemap=args.sitemap,
                          progress=False if args.quiet else None, log=not args.quiet)
     if args.user_agent:
         config.user_agent = args.user_agent
@@ -139,6 +150,9 @@ def summary(stats: dict, out) -> str:
         line += f"\n  warning: {warning}"
     if stats.get("failure_reasons"):
         line += "\n  failures by reason: " + ", ".join(f"{k} {v}" for k, v in stats["failure_reasons"].items())
+    if (stats.get("failure_reasons") or {}).get("content_missing"):
+        line += ("\n  content_missing: pages answered without the content their page type requires (a soft error, "
+                 "such as a maintenance page) after every attempt; --retry-failed tries them again")
     if stats["status"] == "interrupted":
         line += f"\n  stopped by {stats['interrupted_by']}; continue with --resume"
     elif stats["status"] == "limit_reached":

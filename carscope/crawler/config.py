@@ -23,6 +23,8 @@ class CrawlConfig:
     out: str | os.PathLike
     site: str = "showroom"  # a shipped adapter's name or a path to a TOML adapter
     resume: bool = False
+    sitemap: bool = False  # also queue the pages the site's sitemaps list (as the adapter's `sitemap = true`)
+    retry_failed: bool = False  # with resume: failed pages and photos get a fresh set of attempts first
     overwrite: bool = False
     keep_original: bool = False  # store the downloaded bytes as they are instead of RGB JPEG
 
@@ -89,6 +91,9 @@ class CrawlConfig:
 
     def validate_settings(self) -> CrawlConfig:
         """`validate` without the start URL (what `dataset import`, which has none, checks)."""
+        if self.retry_failed and not self.resume:
+            raise CarscopeError("--retry-failed continues a crawl: it goes with --resume, not --overwrite or a "
+                                "fresh crawl")
         if self.resume and self.overwrite:
             raise CarscopeError("--resume and --overwrite exclude each other")
         if self.browser not in BROWSER_MODES:

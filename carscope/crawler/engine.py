@@ -24,10 +24,20 @@ from carscope.crawler.adapter import Adapter, load_adapter
 from carscope.crawler.config import CrawlConfig
 from carscope.crawler.frontier import IMAGE, PAGE, Frontier, Item
 from carscope.crawler.output import close_output, has_results, prepare_output
-from carscope.crawler.page import BrowserUnavailable, HookError, HookFetchError, PageReader, RenderFailed
+from carscope.crawler.page import (
+    CONTENT_MISSING,
+    BrowserUnavailable,
+    HookError,
+    HookFetchError,
+    PageReader,
+    RenderFailed,
+)
 from carscope.crawler.runner import Runner
 from carscope.crawler.shard import shard_of, shard_text
 from carscope.crawler.urls import canonicalize, host_of, origin_of, path_and_query
+
+SITEMAP = "sitemap"  # the failures row's kind of a sitemap that could not be read
+SITEMAPS_READ = "sitemaps_read"  # frontier meta: this crawl's sitemaps were read and their pages queued
 
 # what a page can fail to give while it is still read (carscope/crawler/extract/): the failures row's reason codes
 PAGE_PROBLEMS = ("bad_json", "bad_jsonld", "bad_microdata", "bad_rewrite", "data_missing", "json_path_missing",
@@ -84,6 +94,8 @@ class Crawler(Runner):
 
     async def prepare(self, http) -> None:
         await self._preflight(http)
+        if self.config.sitemap or self.adapter.sitemaps is not None:
+            await self._read_sitemaps(http)
         if self.use_browser_for:
             from carscope.crawler.browser import BrowserPool
 
@@ -125,6 +137,13 @@ class Crawler(Runner):
             previous["start_url"] = self.start_url
             fr.set_meta("config", previous)
         back = fr.reopen()
+        if self.config.retry_failed:
+            if fr.get_meta(SITEMAPS_READ):  # a sitemap that failed is read again, with the rest
+                fr.db.execute("DELETE FROM failures WHERE kind=?", (SITEMAP,))
+                fr.set_meta(SITEMAPS_READ, False)
+            n = fr.requeue_failed()
+            self.note(f"--retry-failed: {n} failed pages and photos queued again with {self.config.max_attempts} "
+                      f"fresh attempts each")
         counts = fr.counts()
         self.note(f"resuming: {counts.get('page', {}).get('done', 0)} pages and {counts['images_stored']} images "
                    f"already done, {back} in-flight URLs back to pending")
@@ -159,6 +178,43 @@ class Crawler(Runner):
         if self.frontier.add(self.start_url, PAGE, page_type=pt.name, depth=0) and resp.ok:
             self._prefetched[self.start_url] = resp  # handled as the first page: no second request
         self.frontier.commit(force=True)
+
+    async def _read_sitemaps(self, http) -> None:
+        """Queue the pages the site's sitemaps list (carscope/crawler/sitemaps.py), `lastmod` in each URL's meta; a
+        sitemap that cannot be read is a failures row (kind `sitemap`). Once per crawl: the URLs, the rows and the
+        mark that they were read commit together, and a crawl killed before that reads them again (idempotent)."""
+        from carscope.crawler.sitemaps import read_sitemaps, sitemap_roots
+
+        fr = self.frontier
+        if fr.get_meta(SITEMAPS_READ):
+            return
+        origin = origin_of(self.start_url)
+        roots = [canonicalize(u, origin + "/") for u in self.adapter.sitemaps or []]
+        if not any(roots):
+            _, text, _ = await http.robots(origin + "/robots.txt")
+            roots = sitemap_roots(text, origin)
+        got = await read_sitemaps(http, [u for u in roots if u])
+        now = time.time()
+        for f in got.failures:
+            fr.record_failure(f.url, SITEMAP, f.reason, f.status, 1, now)
+        queued = unknown = 0
+        for url, lastmod in got.pages:
+            url = self.adapter.link_url(url)
+            hit = self.adapter.classify(path_and_query(url)) if url else None
+            if hit is None:
+                unknown += 1  # a sitemap lists every page of a site; the adapter's page types say which to read
+                continue
+            if self.config.shard is not None and not self._in_shard(url, hit[0].name):
+                continue
+            if not await self._allowed(url, PAGE):
+                continue
+            if fr.add(url, PAGE, page_type=hit[0].name, depth=1, meta={"lastmod": lastmod} if lastmod else None):
+                queued += 1
+        self.count("sitemap_pages", queued)
+        fr.set_meta(SITEMAPS_READ, True)
+        fr.commit(force=True)
+        self.note(f"sitemaps: {len(got.read)} read, {len(got.failures)} failed; {len(got.pages)} pages listed, "
+                  f"{queued} queued, {unknown} match no page type")
 
     def _plan_browser(self) -> None:
         from carscope.crawler.browser import browser_available
@@ -240,6 +296,10 @@ class Crawler(Runner):
             self.progress.error(PAGE)
             if self.counters["hook_errors"] <= 3:
                 self.note(f"{exc} on {url} (see it with `carscope crawl --check {url} --traceback`)")
+            return
+        if read.missing:  # a soft error (a 200 "maintenance" page): retried like a 503, never done
+            self.count("soft_errors")
+            self.retry_or_fail(item, resp, CONTENT_MISSING)
             return
         parsed = read.parsed
         await self._enqueue_links(item, parsed.links, parsed.identity_parts())

@@ -29,6 +29,7 @@ ACCEPT = {
     "image": ("image/", "application/octet-stream", "binary/octet-stream"),  # CDNs often say octet-stream;
     # the decoder is the real check
     "json": ("application/json", "text/json", "+json", "text/plain", "text/javascript"),
+    "sitemap": (),  # XML, gzip, text/plain: the parser (its magic bytes, its root element) is the check
     "robots": (),  # anything goes: many servers send robots.txt as text/html or octet-stream
     "asset": (),
     "xhr": (),  # a page script's fetch(): JSON, an HTML fragment, text: the script decides
@@ -38,6 +39,7 @@ ACCEPT_HEADER = {
     "image": "image/avif,image/webp,image/jpeg,image/png,image/*;q=0.8",
     "json": "application/json,*/*;q=0.5",
     "robots": "text/plain,*/*;q=0.5",
+    "sitemap": "application/xml,text/xml,application/gzip;q=0.9,*/*;q=0.5",
     "asset": "*/*",
     "xhr": "*/*",
 }

@@ -110,6 +110,15 @@ class Frontier:
         self.db.commit()
         return cur.rowcount
 
+    def requeue_failed(self) -> int:
+        """`--retry-failed`: every failed URL pending again with a fresh set of attempts, and its failures row
+        gone, in one transaction (a kill before the commit leaves them failed; after it, pending). Returns how many."""
+        self.db.execute("DELETE FROM failures WHERE url IN (SELECT url FROM urls WHERE state=?)", (FAILED,))
+        cur = self.db.execute("UPDATE urls SET state=?, attempts=0, not_before=0, error=NULL, updated=? WHERE state=?",
+                              (PENDING, time.time(), FAILED))
+        self.db.commit()
+        return cur.rowcount
+
     def commit(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._last_commit >= self.commit_every:

@@ -16,6 +16,10 @@ out as an exception that says what failed:
   fetch); `step` says whether `photos_without_browser` or the extraction asked for it.
 - `HookError`: anything else a hook raised (a bug in the hook): it names the hook function, its file and line,
   and keeps the exception with its traceback (`error`).
+
+A soft error is no exception: a page that answered 200 without the content its page type's `require` rules name
+(a "maintenance" page) comes back with those rules in `PageRead.missing`. The crawl retries it like a 503
+(reason `content_missing`, never done); `--check` lists it among the problems.
 """
 
 from __future__ import annotations
@@ -81,6 +85,21 @@ class PageRead:
     parsed: Parsed
     rendered: object | None = None  # browser.Rendered, when the browser read the page
     fetched: list[str] = field(default_factory=list)  # URLs the hooks and JSON sources fetched
+    missing: list[str] = field(default_factory=list)  # the `require` rules that gave nothing: a soft error
+
+
+CONTENT_MISSING = "content_missing"  # the failures row's reason of a page that stayed a soft error
+
+
+def missing_content(pt, doc) -> list[str]:
+    """The page type's `require` rules (described) that select no value in `doc`: an empty list when the page
+    has its content."""
+    out = []
+    for rule in pt.require:
+        has = rule.values(doc) if rule.json is not None or doc.sel is not None else []
+        if not has:
+            out.append(rule.describe())
+    return out
 
 
 class PageReader:
@@ -120,8 +139,9 @@ class PageReader:
                 raise
         page, parsed = await extract_page(self.adapter, pt, groups, url, html, ctx=ctx, captured=captured,
                                           inherited=inherited)
+        missing = missing_content(pt, page.doc)
         if from_hook is not None:
             parsed.photos = [p for p in (photo_from(x, url) for x in from_hook) if p is not None]
             if parsed.photos and parsed.model_id is None and "no_model_year" not in parsed.problems:
                 parsed.problems.append("no_model_year")
-        return PageRead(page, parsed, rendered, ctx.fetched)
+        return PageRead(page, parsed, rendered, ctx.fetched, missing)

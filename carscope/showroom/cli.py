@@ -30,7 +30,8 @@ def add_parser(sub) -> None:
                         "wheel close-up) in each model-year's gallery, 0..20 (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="everything the site serves follows from it")
     p.add_argument("--faults", default="",
-                   help="e.g. 5xx=0.05,429=0.03,slow=0.02,truncate=0.02,corrupt=0.02,redirect=0.05,dup=0.1")
+                   help="e.g. 5xx=0.05,429=0.03,slow=0.02,truncate=0.02,corrupt=0.02,redirect=0.05,soft=0.05,dup=0.1 "
+                        "(carscope/showroom/SITE.md, Faults)")
     p.add_argument("--layout", default="classic", metavar="NAME",
                    help="markup family: classic (make/overview/specs/photos pages), dl (European dealer: "
                         "definition lists, metric units, More-photos button), jsonld (schema.org JSON-LD), "

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from carscope.common.errors import CarscopeError
 
 # Transient faults are drawn per (URL, attempt); permanent ones (corrupt, dup) per photo, in the catalog.
-TRANSIENT_FAULTS = ("5xx", "429", "slow", "truncate", "redirect")
+TRANSIENT_FAULTS = ("5xx", "429", "slow", "truncate", "redirect", "soft")
 PERMANENT_FAULTS = ("corrupt", "dup")
 FAULT_NAMES = TRANSIENT_FAULTS + PERMANENT_FAULTS
 DEFAULT_DUP = 0.1  # some photos are always mirrored under /cdn/ (as real CDNs do), unless `dup=0` is given
@@ -46,12 +46,13 @@ class Faults:
     slow: float = 0.0
     truncate: float = 0.0
     redirect: float = 0.0
+    soft: float = 0.0  # a "maintenance" HTML page with status 200 instead of an HTML page's content
     corrupt: float = 0.0
     dup: float = DEFAULT_DUP
 
     @property
     def transient_total(self) -> float:
-        return self.r5xx + self.r429 + self.slow + self.truncate + self.redirect
+        return self.r5xx + self.r429 + self.slow + self.truncate + self.redirect + self.soft
 
     def rate(self, name: str) -> float:
         return getattr(self, _ATTR[name])
@@ -64,7 +65,7 @@ class Faults:
 
 
 _ATTR = {"5xx": "r5xx", "429": "r429", "slow": "slow", "truncate": "truncate", "redirect": "redirect",
-         "corrupt": "corrupt", "dup": "dup"}
+         "soft": "soft", "corrupt": "corrupt", "dup": "dup"}
 
 
 def parse_faults(spec: str | None) -> Faults:

@@ -18,7 +18,7 @@ from carscope.showroom.config import MAX_FAULTY_ATTEMPTS, Faults
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # 5xx / 429 / slow / truncate / redirect
+    kind: str  # 5xx / 429 / slow / truncate / redirect / soft
     status: int = 0  # 500 or 503 for 5xx
     http_date: bool = False  # 429: Retry-After as an HTTP-date instead of seconds
     hops: int = 0  # redirect: chain length 1-3
@@ -36,7 +36,7 @@ class FaultPlan:
         self.seed = seed
         f = faults
         self._bands = [("5xx", f.r5xx), ("429", f.r429), ("slow", f.slow), ("truncate", f.truncate),
-                       ("redirect", f.redirect)]
+                       ("redirect", f.redirect), ("soft", f.soft)]  # soft last: the others' draws stay as they were
         self.active = f.transient_total > 0
 
     def draw(self, url: str, attempt: int) -> Fault | None:

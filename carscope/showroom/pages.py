@@ -145,3 +145,10 @@ def not_found(message: str = "Page not found") -> str:
 def error_page(status: int) -> str:
     return _doc(f"Error {status}", f'<div class="global-container"><h1>Error {status}</h1>'
                                    '<p>Something went wrong on our side. Please try again.</p></div>')
+
+
+def maintenance_page() -> str:
+    """A soft error (the `soft` fault): what a site under maintenance answers, with status 200."""
+    return _doc("Wartungsarbeiten", '<div class="global-container"><h1>Wartungsarbeiten</h1>'
+                                    '<p>This site is undergoing maintenance. Please come back in a few minutes.</p>'
+                                    '</div>')

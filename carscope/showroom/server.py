@@ -213,7 +213,8 @@ async def faults_middleware(request: web.Request, handler):
     fault = state.plan.draw(url, state.attempts[url])
     if fault is None:
         return await handler(request)
-    state.stats.faults[fault.kind] += 1
+    if fault.kind != "soft":  # counted once it is known to apply
+        state.stats.faults[fault.kind] += 1
     cfg = state.config
     if fault.kind == "5xx":
         headers = {"Retry-After": str(cfg.retry_after_s)} if fault.status == 503 else {}
@@ -225,6 +226,12 @@ async def faults_middleware(request: web.Request, handler):
         return web.Response(text="Too many requests, slow down.\n", status=429, headers={"Retry-After": ra})
     if fault.kind == "redirect":  # a chain of `hops` redirects in all, ending at the URL itself
         raise web.HTTPFound(url if fault.hops == 1 else f"/redirect/{fault.hops - 1}?to={quote(url, safe='')}")
+    if fault.kind == "soft":  # an HTML page's content replaced by a maintenance page, status 200
+        resp = await handler(request)
+        if resp.status != 200 or resp.content_type != "text/html":
+            return resp  # photos, JSON and errors are served as they are: a soft error is a page's
+        state.stats.faults[fault.kind] += 1
+        return web.Response(text=pages.maintenance_page(), status=200, content_type="text/html", charset="utf-8")
     if fault.kind == "slow":
         await asyncio.sleep(cfg.slow_s)  # longer than a client's timeout (tests set it below slow_s)
         return await handler(request)

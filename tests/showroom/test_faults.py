@@ -162,3 +162,19 @@ def test_corrupt_photos_are_marked_in_the_truth_and_served_broken():
             assert r.status == 200 and data[:2] == b"\xff\xd8"
             with pytest.raises(OSError):
                 Image.open(io.BytesIO(data)).load()
+
+
+def test_the_soft_fault_is_drawn_last_and_off_by_default():
+    from carscope.showroom.config import ShowroomConfig
+
+    urls = [f"/x{i}" for i in range(300)]
+    without = FaultPlan(parse_faults("5xx=0.2,redirect=0.1"), seed=1)
+    with_soft = FaultPlan(parse_faults("5xx=0.2,redirect=0.1,soft=0.3"), seed=1)
+    a, b = [without.draw(u, 1) for u in urls], [with_soft.draw(u, 1) for u in urls]
+    assert all(x == y for x, y in zip(a, b, strict=True) if x is not None)  # the other faults land where they did
+    assert {y.kind for x, y in zip(a, b, strict=True) if x is None and y is not None} == {"soft"}
+    assert all(with_soft.draw(u, 3) is None for u in urls)  # transient: the third try gets the page
+    assert ShowroomConfig().faults.soft == 0 and "soft" not in ShowroomConfig().faults.spec()
+    assert parse_faults("soft=0.25").spec() == "soft=0.25"
+    with pytest.raises(Exception, match="add up to"):
+        parse_faults("5xx=0.8,soft=0.3")
