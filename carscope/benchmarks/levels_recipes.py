@@ -160,7 +160,6 @@ def _training_summary(t: dict) -> dict[str, Any]:
 def score(args, outs: dict[str, Outputs], temperature: float, labels: list[str], shows: dict) -> dict[str, Any]:
     """Every figure of one recipe (levels, groups, answers, slices, unknown models)."""
     from carscope.common.levels import DEFAULT_JOIN, Hierarchy, answered, confusable_groups, level_metrics
-
     from carscope.crawler.dataset import load as load_dataset
 
     rows = {str(r["model_id"]): r for r in load_dataset(shows["known"]["root"]).specs.to_dict(orient="records")}

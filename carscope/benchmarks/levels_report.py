@@ -32,7 +32,7 @@ def markdown(r: dict[str, Any]) -> str:
              f"320 px. Every model-year is a class: {r['classes']} classes; train / val / test "
              f"{r['split'].get('train')} / {r['split'].get('val')} / {r['split'].get('test')} photos, the same split "
              f"for every recipe. {r['epochs']} epochs at {r['img_size']} px; {r['torch_threads']} torch threads.",
-             f"Unknown cars: " + "; ".join(f"{label}: {r['unknown_photos'][k]} exterior photos"
+             "Unknown cars: " + "; ".join(f"{label}: {r['unknown_photos'][k]} exterior photos"
                                           for k, label in UNKNOWN_SETS) +
              f" (makes and models that took no part in training, groups or thresholds"
              f"{'; make names shared with the known catalog: ' + ', '.join(r['make_names_shared']) if r['make_names_shared'] else ''}).",
@@ -43,8 +43,8 @@ def markdown(r: dict[str, Any]) -> str:
         t = rec["test"]
         lines.append(f"| {NAMES.get(key, key)} | " + " | ".join(f"{t[lv]['top1']:.1%}" for lv, _ in LEVEL_NAMES) +
                      " | " + " | ".join(f"{t[lv]['ece']:.3f}" for lv, _ in LEVEL_NAMES) + f" | {rec['wall_s']:.0f} |")
-    lines += ["", f"Model: any of the model's years; ECE: 15 bins of each level's calibrated mass (the seed and the "
-              f"floor uncalibrated, as they would serve).", "",
+    lines += ["", "Model: any of the model's years; ECE: 15 bins of each level's calibrated mass (the seed and the "
+              "floor uncalibrated, as they would serve).", "",
               f"## What serve's rule answers (test split, confidence {r['threshold']:.0%})", "",
               "Groups: model-years of one model whose val photos trade at least `join` probability "
               "(carscope/common/levels.py); checked against the truth's looks (model-years drawn identically).", "",
@@ -58,7 +58,7 @@ def markdown(r: dict[str, Any]) -> str:
                      f"{g['grouped_pairs']} (truth: {g['truth_same_look_pairs']} same-look pairs) | {a['sure']:.1%} | "
                      f"{a['sure_and_right']:.1%} | {a['wrong_when_sure']:.1%} | {u['sure']:.1%} / "
                      f"{u['wrong_when_sure']:.1%} | {shares} |")
-    lines += ["", f"## Cars the catalog does not hold", "",
+    lines += ["", "## Cars the catalog does not hold", "",
               f"Each score's threshold keeps {r['unknown_tpr']:.0%} of the known val photos; a photo over it is "
               "`unknown_model`, the rest are answered by the level rule. Goal: at most 10% of unknown cars answered, "
               "at least 90% of known test photos answered and right at some level.", "",
