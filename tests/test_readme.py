@@ -10,7 +10,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 def test_crawling_guide_adapter_example_loads(tmp_path):
     from carscope.crawler.adapter import load_adapter
 
-    block = re.search(r"```toml\n(.*?)```", (DOCS / "crawling.md").read_text(), re.S).group(1)
+    blocks = re.findall(r"```toml\n(.*?)```", (DOCS / "crawling.md").read_text(), re.S)
+    block = next(b for b in blocks if 'name = "mycatalog"' in b)  # the worked example (other blocks are fragments)
     path = tmp_path / "mycatalog.toml"
     path.write_text(block)
     adapter = load_adapter(str(path))
