@@ -103,22 +103,23 @@ def row_for(path: Path, result: dict | None, error: tuple[str, str] | None, top_
     return row
 
 
-def predict_rows(predictor, photos: list[Path], jobs: int):
-    """(path, result, error) for each photo, in order, with `jobs` photos in flight."""
+def predict_rows(recognizer, photos: list[Path], jobs: int):
+    """(path, the app's answer as a dict, error) for each photo, in order, with `jobs` photos in flight, through
+    the Python API's Recognizer (carscope/serve/api.py)."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    from carscope.serve.imageio import ImageRejected
+    from carscope.serve.api import PhotoRejected
 
     def one(path: Path):
         try:
             data = path.read_bytes()
         except OSError as exc:
             return path, None, ("unreadable", f"cannot read the file ({exc.strerror or type(exc).__name__})")
-        try:
-            return path, predictor.predict(data), None  # an empty file too: decode_image refuses it (empty_file)
-        except ImageRejected as exc:
-            return path, None, (exc.code, exc.message)
+        try:  # an empty file too: the decoder refuses it (empty_file)
+            return path, recognizer.predict(data).to_dict(), None
+        except PhotoRejected as exc:
+            return path, None, (exc.code, str(exc))
 
     window: deque = deque()
     pool = ThreadPoolExecutor(jobs, thread_name_prefix="carscope-predict")
@@ -197,20 +198,18 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from carscope.common.errors import CarscopeError
-    from carscope.serve.config import ServeConfig
-    from carscope.serve.predictor import Predictor
+    from carscope.serve.api import load
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="carscope predict: %(message)s")
     if not 1 <= args.jobs <= 256:
         raise CarscopeError(f"--jobs must be between 1 and 256, not {args.jobs}")
-    # No request timeout to speak of: offline, a photo waits for its batch however slow the machine.
-    config = ServeConfig.from_any({"providers": args.providers, "variant": args.variant, "max_batch": args.max_batch,
-                                   "min_confidence": args.min_confidence, "top_k": args.top_k,
-                                   "request_timeout_s": 86400.0})
     fmt = output_format(args.out, args.overwrite)
     photos = find_photos(args.paths)
-    predictor = Predictor(args.bundle, config)  # the bundle and its sha256s are checked here
-    predictor.start(background=False)
+    # the Python API's Recognizer: the app's Predictor, loaded and warm; the bundle and its sha256s are checked
+    # here. No request timeout to speak of: offline, a photo waits for its batch however slow the machine.
+    recognizer = load(args.bundle, providers=args.providers, variant=args.variant, max_batch=args.max_batch,
+                      min_confidence=args.min_confidence, top_k=args.top_k)
+    config = recognizer.config
     columns = list(row_for(Path(), None, None, config.top_k))
     writer = _Writer(args.out, fmt, columns)
     t0 = time.perf_counter()
@@ -219,7 +218,7 @@ def run(args) -> int:
     sure = 0
     try:
         with tqdm(total=len(photos), unit="photo", desc="predict", disable=None, file=sys.stderr) as bar, \
-                closing(predict_rows(predictor, photos, args.jobs)) as rows:  # closed: its threads stop at once
+                closing(predict_rows(recognizer, photos, args.jobs)) as rows:  # closed: its threads stop at once
             for path, result, error in rows:
                 row = row_for(path, result, error, config.top_k)
                 writer.write(row)
@@ -234,7 +233,7 @@ def run(args) -> int:
         writer.discard()
         raise
     finally:
-        predictor.close()
+        recognizer.close()
     seconds = time.perf_counter() - t0
     answered = len(photos) - sum(refused.values())
     why = f" ({', '.join(f'{code} {n}' for code, n in refused.most_common())})" if refused else ""

@@ -130,10 +130,17 @@ def test_rows_come_in_input_order_whatever_finishes_first(tmp_path):
         paths.append(tmp_path / f"{i}.jpg")
         paths[-1].write_bytes(bytes([i + 1]))
 
+    class Answer:
+        def __init__(self, n):
+            self.n = n
+
+        def to_dict(self):
+            return {"n": self.n}
+
     class SlowFirst:  # the first photos take the longest
         def predict(self, data):
             time.sleep(0.003 * (13 - data[0]))
-            return {"n": data[0]}
+            return Answer(data[0])
 
     rows = list(predict_cli.predict_rows(SlowFirst(), paths, jobs=4))
     assert [r["n"] for _, r, _ in rows] == list(range(1, 13)) and [p for p, _, _ in rows] == paths
