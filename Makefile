@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	@echo "install: the virtual environment $(VENV)"
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip
-	@echo "install: carscope and its pinned packages (pip install -e '.[dev]')"
-	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@echo "install: carscope and its pinned packages (pip install -e '.[dev,ray]')"
+	@$(BIN)/python -m pip install -q -e '.[dev,ray]'
 	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "installing chromium with apt-get"; \
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null || \

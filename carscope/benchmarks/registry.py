@@ -55,6 +55,8 @@ REGISTRY: tuple[Bench, ...] = (
     Bench("ood", "ood"),
     Bench("recipe", "recipe"),  # ~6 min of training: not part of `bench all`
     Bench("levels", "levels"),  # ~25 min: three recipes on the realistic showroom; not part of `bench all`
+    Bench("refresh", "refresh"),  # `crawl --refresh` against a fresh crawl of the same showroom
+    Bench("ray", "ray_predict"),  # `carscope predict --engine ray` against the local engine; needs carscope[ray]
     Bench("gpu", "gpu"),
     Bench("all", "all"),
 )

@@ -4,8 +4,9 @@
 
 The language is documented field by field in carscope/crawler/sites/README.md (the reference and a cookbook with one
 worked adapter per markup family). In short, a file has a `[site]` table (name, hook, allowed_hosts,
-drop_params, rewrite_links, sitemap) and one `[pages.<type>]` table per page type, tried in file order against each
-URL's path(?query):
+drop_params, rewrite_links, sitemap, currency), an optional `[specs]` table (a site's own spec words:
+`[specs.keys]` and `[specs.values.fuel|body|drivetrain]`, carscope/crawler/spec_map.py) and one `[pages.<type>]`
+table per page type, tried in file order against each URL's path(?query):
 
     [pages.<type>]
     match = '^/(?P<make>[^/]+)/(?P<model>[^/]+)/(?P<year>\\d{4})/photos$'   # regex; named groups may name the model-year
@@ -45,6 +46,7 @@ from carscope.crawler.extract.document import DataSource
 from carscope.crawler.extract.fields import FieldRule, parse_field
 from carscope.crawler.extract.identity import IdentityRules
 from carscope.crawler.extract.photos import PhotoSource
+from carscope.crawler.spec_map import SpecMapping
 from carscope.crawler.views import VIEW_NAMES, normalize_view  # noqa: F401 (hooks import them from here)
 
 try:
@@ -114,6 +116,7 @@ class Adapter:
     drop_params: list[str] = field(default_factory=list)  # query parameters removed from every link
     link_rewrite: list[tuple[re.Pattern, str]] = field(default_factory=list)  # regex substitutions on links
     sitemaps: list[str] | None = None  # None: not read; []: robots.txt's Sitemap lines (else /sitemap.xml); URLs
+    spec_map: SpecMapping = field(default_factory=SpecMapping)  # [specs.keys], [specs.values.*], [site] currency
 
     def link_url(self, url: str) -> str | None:
         """A link as the crawl queues it: the site's parameters dropped, its rewrites applied, canonical."""
@@ -200,10 +203,14 @@ def _build(data: dict, path: Path, text: str) -> Adapter:
     site = data.get("site", {})
     if not isinstance(site, dict):
         ck.fail("site", None, "expected a table")
-    unknown = set(data) - {"site", "pages"}
+    unknown = set(data) - {"site", "pages", "specs"}
     if unknown:
-        ck.fail(sorted(unknown)[0], None, "unknown table (expected [site] and [pages.*])")
-    ck.known(site, "site", {"name", "hook", "allowed_hosts", "drop_params", "rewrite_links", "sitemap"})
+        ck.fail(sorted(unknown)[0], None, "unknown table (expected [site], [specs] and [pages.*])")
+    ck.known(site, "site", {"name", "hook", "allowed_hosts", "drop_params", "rewrite_links", "sitemap", "currency"})
+    specs = data.get("specs", {})
+    if not isinstance(specs, dict):
+        ck.fail("specs", None, "expected a table ([specs.keys], [specs.values.fuel], ...)")
+    spec_map = SpecMapping.build(specs, ck.get(site, "site", "currency", str), ck)
     drop = ck.get(site, "site", "drop_params", list, default=[])
     link_rewrite = ck.rewrites("site", "rewrite_links", site.get("rewrite_links", []))
     name = ck.get(site, "site", "name", str, default=path.stem)
@@ -226,7 +233,7 @@ def _build(data: dict, path: Path, text: str) -> Adapter:
         page_types[pname] = _page_type(ck, pname, table)
     hook = _load_hook(hook_ref, path, ck) if hook_ref else None
     return Adapter(name=name, path=path, page_types=page_types, allowed_hosts=[h.lower() for h in allowed],
-                   hook=hook, drop_params=drop, link_rewrite=link_rewrite, sitemaps=sitemaps)
+                   hook=hook, drop_params=drop, link_rewrite=link_rewrite, sitemaps=sitemaps, spec_map=spec_map)
 
 
 def _page_type(ck: Checker, pname: str, table) -> PageType:

@@ -256,8 +256,9 @@ def _specs(parsed, page, pt) -> dict | None:
         return None
     from carscope.crawler.parse import extract_rows
 
-    rows = parsed.specs.rows if parsed.specs is not None else extract_rows(pt, page.doc)
-    out = {"raw": [[k, v] for k, v in rows], "cleaned": {}, "named": parsed.specs is not None}
+    rows = parsed.specs.rows if parsed.specs is not None else extract_rows(pt, page.doc)  # what cleaning reads
+    raw = parsed.specs.raw if parsed.specs is not None and parsed.specs.raw is not None else rows
+    out = {"raw": [[k, v] for k, v in raw], "cleaned": {}, "named": parsed.specs is not None}
     if rows:
         import pandas as pd
 

@@ -3,6 +3,7 @@
     carscope showroom --port 8700 &
     carscope crawl --start-url http://127.0.0.1:8700/ --out dataset            # Ctrl-C, then add --resume
     carscope crawl --start-url http://127.0.0.1:8700/ --out dataset --retry-failed   # failed pages and photos again
+    carscope crawl --start-url http://127.0.0.1:8700/ --out dataset --refresh   # what changed since (killed? again)
     carscope crawl --start-url http://127.0.0.1:8700/ --out dataset --browser never --concurrency 32 --per-host 16
 
 Polite by default: robots.txt (and its Crawl-delay) obeyed, --per-host requests at a time per host,
@@ -78,6 +79,11 @@ def add_parser(sub) -> None:
     p.add_argument("--retry-failed", action="store_true",
                    help="continue the crawl in DATASET (as --resume) and first give every failed page and photo "
                         "(failures.parquet rows such as content_missing, http_503, timeout) a fresh set of attempts")
+    p.add_argument("--refresh", action="store_true",
+                   help="bring the crawled DATASET up to date: revisit its pages with conditional requests "
+                        "(ETag, Last-Modified; sitemap lastmod), crawl new links, fetch only new or changed photos, "
+                        "mark photos no longer listed (images.parquet gone_at) and keep replaced spec values "
+                        "(specs_history.parquet). Killed? Run it again (or --resume)")
     p.add_argument("--keep-original", action="store_true",
                    help="store downloaded photos as they are, at full size (default: each photo is re-encoded as an "
                         "RGB JPEG of at most 1024 px on its longest side; images.parquet keeps the original size "
@@ -116,8 +122,11 @@ def run(args) -> int:
         raise CarscopeError("--start-url and --out are required (or --check URL to look at one page)")
     if args.retry_failed and args.overwrite:
         raise CarscopeError("--retry-failed continues a crawl: it goes with --resume, not --overwrite")
+    if args.refresh and args.overwrite:
+        raise CarscopeError("--refresh updates a crawled dataset: it goes with --resume, not --overwrite")
     config = CrawlConfig(start_url=args.start_url, out=args.out, site=args.site,
-                         resume=args.resume or args.retry_failed, retry_failed=args.retry_failed,
+                         resume=args.resume or args.retry_failed or args.refresh, retry_failed=args.retry_failed,
+                         refresh=args.refresh,
                          overwrite=args.overwrite, keep_original=args.keep_original, concurrency=args.concurrency,
                          per_host=args.per_host, delay=args.delay, max_pages=args.max_pages,
                          max_images=args.max_images, browser=args.browser, shard=args.shard, sitemap=args.sitemap,
@@ -153,8 +162,22 @@ def summary(stats: dict, out) -> str:
     if (stats.get("failure_reasons") or {}).get("content_missing"):
         line += ("\n  content_missing: pages answered without the content their page type requires (a soft error, "
                  "such as a maintenance page) after every attempt; --retry-failed tries them again")
+    if stats.get("refresh"):
+        line += "\n  " + refresh_line(stats["refresh"])
     if stats["status"] == "interrupted":
         line += f"\n  stopped by {stats['interrupted_by']}; continue with --resume"
     elif stats["status"] == "limit_reached":
         line += "\n  a --max-pages/--max-images limit was reached; --resume with a higher limit continues"
     return line
+
+
+def refresh_line(r: dict) -> str:
+    """The summary's line about a refresh round (stats["refresh"], carscope/crawler/refresh.py)."""
+    pages, photos = r["pages"], r["photos"]
+    unchanged = pages["not_modified"] + pages["unchanged_lastmod"] + pages["fresh"]
+    gone = f", {photos['gone']} gone" if "gone" in photos else ""
+    state = "done" if r["state"] == "done" else "not finished (run --refresh again to continue it)"
+    return (f"refresh round {r['round']} {state}: {unchanged} pages unchanged ({pages['not_modified']} answered 304), "
+            f"{pages['read']} read, {r['model_years_changed']} model-years with changed specs; photos: "
+            f"{photos['stored_new']} new, {photos['not_modified']} answered 304, {photos['replaced']} replaced{gone}; "
+            f"{r['bytes_downloaded']} bytes downloaded")

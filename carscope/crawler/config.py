@@ -25,6 +25,7 @@ class CrawlConfig:
     resume: bool = False
     sitemap: bool = False  # also queue the pages the site's sitemaps list (as the adapter's `sitemap = true`)
     retry_failed: bool = False  # with resume: failed pages and photos get a fresh set of attempts first
+    refresh: bool = False  # with resume: revisit the crawled site and record what changed (crawler/refresh.py)
     overwrite: bool = False
     keep_original: bool = False  # store the downloaded bytes as they are instead of RGB JPEG
 
@@ -93,6 +94,9 @@ class CrawlConfig:
         """`validate` without the start URL (what `dataset import`, which has none, checks)."""
         if self.retry_failed and not self.resume:
             raise CarscopeError("--retry-failed continues a crawl: it goes with --resume, not --overwrite or a "
+                                "fresh crawl")
+        if self.refresh and not self.resume:
+            raise CarscopeError("--refresh updates a crawled dataset: it goes with --resume, not --overwrite or a "
                                 "fresh crawl")
         if self.resume and self.overwrite:
             raise CarscopeError("--resume and --overwrite exclude each other")

@@ -3,7 +3,9 @@
     dataset/
       specs.parquet       one row per model-year, cleaned typed columns (SPECS_COLUMNS), in US units; `units`
                           records, per model-year, which columns were converted from which unit (JSON)
-      specs_raw.parquet   long format (model_id, key, value) exactly as scraped
+      specs_raw.parquet   long format (model_id, key, value) exactly as scraped, with when each value was
+                          first and last seen (`crawl --refresh` moves a value that changed to specs_history)
+      specs_history.parquet   values a refresh replaced: model_id, key, value, first_seen, last_seen, replaced_at
       images.parquet      one row per stored image (IMAGES_COLUMNS)
       images/<sha[:2]>/<sha>.jpg   content-addressed photos
       failures.parquet    url, kind, reason, status, attempts, last_error_at
@@ -33,6 +35,7 @@ FORMAT_VERSION = 1
 
 SPECS_FILE = "specs.parquet"
 SPECS_RAW_FILE = "specs_raw.parquet"
+SPECS_HISTORY_FILE = "specs_history.parquet"
 IMAGES_FILE = "images.parquet"
 FAILURES_FILE = "failures.parquet"
 STATS_FILE = "stats.json"
@@ -76,7 +79,15 @@ SPECS_COLUMNS: dict[str, str] = {
     "page_url": "string",
     "crawled_at": "datetime64[ns, UTC]",
 }
-SPECS_RAW_COLUMNS: dict[str, str] = {"model_id": "string", "key": "string", "value": "string"}
+SPECS_RAW_COLUMNS: dict[str, str] = {
+    "model_id": "string", "key": "string", "value": "string",
+    # when the crawl first and last saw this value on the page (<NA> in datasets written before, and in imports)
+    "first_seen": "datetime64[ns, UTC]", "last_seen": "datetime64[ns, UTC]",
+}
+SPECS_HISTORY_COLUMNS: dict[str, str] = {  # a value `crawl --refresh` found replaced, and its time on the page
+    "model_id": "string", "key": "string", "value": "string", "first_seen": "datetime64[ns, UTC]",
+    "last_seen": "datetime64[ns, UTC]", "replaced_at": "datetime64[ns, UTC]",
+}
 IMAGES_COLUMNS: dict[str, str] = {
     "sha256": "string",
     "path": "string",  # relative to the dataset dir: images/ab/ab12....jpg
@@ -96,6 +107,9 @@ IMAGES_COLUMNS: dict[str, str] = {
     "orig_width": "Int64",
     "orig_height": "Int64",
     "orig_format": "string",
+    # when `crawl --refresh` found the photo no longer listed, or its URL serving other bytes; <NA>: current.
+    # The row and its file are kept (`images[images.gone_at.isna()]` is what the site shows now)
+    "gone_at": "datetime64[ns, UTC]",
 }
 SPLITS = ("train", "val", "test")
 FAILURES_COLUMNS: dict[str, str] = {
@@ -109,6 +123,7 @@ FAILURES_COLUMNS: dict[str, str] = {
 TABLES = {
     SPECS_FILE: SPECS_COLUMNS,
     SPECS_RAW_FILE: SPECS_RAW_COLUMNS,
+    SPECS_HISTORY_FILE: SPECS_HISTORY_COLUMNS,
     IMAGES_FILE: IMAGES_COLUMNS,
     FAILURES_FILE: FAILURES_COLUMNS,
 }
@@ -244,7 +259,7 @@ def write_json(obj, path: str | os.PathLike) -> None:
 
 # columns added to a contract after datasets were written without them: an older file reads them as <NA>
 ADDED_LATER = frozenset({"price", "price_currency", "mpg_combined", "units", "split", "orig_width", "orig_height",
-                         "orig_format"})
+                         "orig_format", "first_seen", "last_seen", "gone_at"})
 
 
 def read_table(path: str | os.PathLike, columns: dict[str, str] | None = None) -> pd.DataFrame:

@@ -52,6 +52,9 @@ def crawl(config: CrawlConfig) -> dict:
     if config.shard is not None and not adapter.model_year_types():
         raise CarscopeError(f"--shard needs an adapter whose model-year pages name (?P<year>...), (?P<make>...) "
                             f"and (?P<model>...) in their match pattern; {adapter.path} has none")
+    if config.refresh and not (config.out_path / ds.FRONTIER_FILE).is_file():
+        raise CarscopeError(f"--refresh updates a crawled dataset: {config.out_path} has no {ds.FRONTIER_FILE} "
+                            f"(crawl it first)")
     root, created = prepare_output(config)
     fresh = not (root / ds.FRONTIER_FILE).exists()
     frontier = Frontier(root / ds.FRONTIER_FILE)
@@ -76,6 +79,8 @@ class Crawler(Runner):
         self.browser_pool = None
         self.use_browser_for: set[str] = set()
         self._prefetched: dict = {}
+        self.refresh = None  # the running refresh round (carscope/crawler/refresh.py), if any
+        self._refresh_finished: dict | None = None  # what closing the round marked (gone, back)
 
     # -- the Runner's hooks --------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -144,9 +149,26 @@ class Crawler(Runner):
             n = fr.requeue_failed()
             self.note(f"--retry-failed: {n} failed pages and photos queued again with {self.config.max_attempts} "
                       f"fresh attempts each")
+        self._begin_refresh()
         counts = fr.counts()
         self.note(f"resuming: {counts.get('page', {}).get('done', 0)} pages and {counts['images_stored']} images "
                    f"already done, {back} in-flight URLs back to pending")
+
+    def _begin_refresh(self) -> None:
+        """`--refresh` starts a round (pages pending again, sitemaps read again) or continues a killed one; a
+        `--resume` of a killed refresh continues it too."""
+        from carscope.crawler.refresh import Refresh
+
+        fr = self.frontier
+        if self.config.refresh and Refresh.current(fr) is None:
+            fr.set_meta(SITEMAPS_READ, False)  # committed with the round: their lastmod is read again
+            self.refresh = Refresh.begin(fr)
+            self.note(f"refresh round {self.refresh.round}: every page revisited (conditional requests, sitemap "
+                      f"lastmod), new links crawled, photos fetched only when new or changed")
+        else:
+            self.refresh = Refresh.current(fr)
+            if self.refresh is not None:
+                self.note(f"continuing refresh round {self.refresh.round}")
 
     async def _preflight(self, http) -> None:
         """The start URL must be reachable and allowed before anything is queued: bad input fails fast."""
@@ -210,6 +232,8 @@ class Crawler(Runner):
                 continue
             if fr.add(url, PAGE, page_type=hit[0].name, depth=1, meta={"lastmod": lastmod} if lastmod else None):
                 queued += 1
+            elif lastmod:
+                fr.note_lastmod(url, lastmod)
         self.count("sitemap_pages", queued)
         fr.set_meta(SITEMAPS_READ, True)
         fr.commit(force=True)
@@ -255,7 +279,15 @@ class Crawler(Runner):
             self.frontier.fail(item, reason="no_page_type", status=None)
             return
         kind = "json" if hit[0].content == "json" else "page"
-        resp = self._prefetched.pop(item.url, None) or await self.http.fetch(item.url, kind=kind)
+        rf, ask = self.refresh, None
+        if rf is not None and item.url not in self._prefetched:
+            unchanged = rf.skip_reason(item)  # a sitemap lastmod not newer than the last visit, or still fresh
+            if unchanged is not None:
+                return self._unchanged(item, item.url, None, f"refresh_pages_{unchanged}")
+            ask = rf.request_headers(item)
+        resp = self._prefetched.pop(item.url, None) or await self.http.fetch(item.url, kind=kind, headers=ask)
+        if resp.status == 304 and ask is not None:
+            return self._unchanged(item, resp.final_url, resp, "refresh_pages_not_modified")
         verdict = self.politeness.classify(resp, item.attempts + 1)
         if verdict.action != "ok":
             self.after_failure(item, resp, verdict)
@@ -302,10 +334,16 @@ class Crawler(Runner):
             self.retry_or_fail(item, resp, CONTENT_MISSING)
             return
         parsed = read.parsed
+        # a page read from more than itself (a gallery's JSON, a browser's requests) keeps no validator
+        self.frontier.remember(item, resp.headers, keep=not read.fetched and read.rendered is None)
+        if rf is not None:  # what the page says now replaces what it said (problems too)
+            self.count("refresh_pages_read")
+            self.frontier.db.execute("DELETE FROM failures WHERE url=? AND kind=?", (url, PAGE))
         await self._enqueue_links(item, parsed.links, parsed.identity_parts())
         if parsed.specs is not None:
             s = parsed.specs
-            self.frontier.put_specs(s.model_id, s.make, s.model, s.year, url, s.rows)
+            self.frontier.put_specs(s.model_id, s.make, s.model, s.year, url, s.rows if s.raw is None else s.raw,
+                                    None if s.raw is None else s.rows)  # the page's pairs raw, the mapped cleaned
         if parsed.problems:  # the page is done; what it could not give is on record (one row per page)
             ordered = sorted(parsed.problems, key=lambda p: p != "no_model_year")
             self.frontier.record_failure(url, PAGE, "; ".join(ordered)[:300], resp.status, item.attempts + 1,
@@ -321,8 +359,20 @@ class Crawler(Runner):
                 if self.frontier.add(target, IMAGE, depth=item.depth + 1,
                                      meta={"model_id": model_id, "view_hint": photo.view_hint, "page_url": url}):
                     self.notify(1)
+                if rf is not None and self.frontier.list_photos("url=?", (target,), rf.round, time.time()):
+                    self.notify(1)  # listed again, and stale or failed: asked again
             self.count("photos_found", len(parsed.photos))
         self.frontier.done(item, resp.status)
+        self.progress.page_done()
+
+    def _unchanged(self, item: Item, url: str, resp, counter: str) -> None:
+        """A refresh found the page unchanged (304, lastmod or fresh): what it gave stays, seen again now."""
+        self.count(counter)
+        if resp is not None:
+            self.frontier.remember(item, resp.headers, merge=True)
+        if self.refresh.unchanged_page(url):
+            self.notify_all()
+        self.frontier.done(item, resp.status if resp is not None else None)
         self.progress.page_done()
 
     def _rendered(self, rendered) -> None:
@@ -381,9 +431,15 @@ class Crawler(Runner):
             stats["browser"].update({"rendered": bp.rendered, "contexts": bp.contexts_created,
                                      "subrequests": bp.subrequests, "blocked": bp.blocked, "clicks": bp.clicks})
         stats["warnings"] = self.thumbnail_warnings()
+        if self.refresh is not None:
+            stats["refresh"] = self.refresh.report(self.total_counters, self._refresh_finished)
         if stats["status"] == "complete" and stats["pages"]["done"] and not (counts["specs"] or counts["images_stored"]):
             stats["notes"].append("nothing trainable: no model-year with specs and no photo was stored; check the "
                                   "adapter with `carscope crawl --check URL`")
+
+    def settle(self, complete: bool) -> None:
+        if self.refresh is not None and complete:
+            self._refresh_finished = self.refresh.finish()
 
     def thumbnail_warnings(self) -> list[str]:
         """One line per page type whose every stored photo is a thumbnail (carscope/crawler/images.py)."""

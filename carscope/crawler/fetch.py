@@ -123,8 +123,10 @@ class HttpFetcher:
         return resp.status, None, resp.error
 
     async def fetch(self, url: str, *, kind: str = "page", max_bytes: int | None = None,
-                    check_robots: bool = True, follow_redirects: bool = True, hash_body: bool = False) -> Response:
-        """One attempt at `url`, redirects followed (up to config.max_redirects), each hop polite."""
+                    check_robots: bool = True, follow_redirects: bool = True, hash_body: bool = False,
+                    headers: dict[str, str] | None = None) -> Response:
+        """One attempt at `url`, redirects followed (up to config.max_redirects), each hop polite. `headers`: a
+        refresh's conditional ones (If-None-Match, If-Modified-Since); a 304 comes back as it is, with no body."""
         if max_bytes is None:
             max_bytes = self.config.max_image_bytes if kind == "image" else self.config.max_page_bytes
         current, hops = url, 0
@@ -137,7 +139,7 @@ class HttpFetcher:
                 if not self.politeness.robots_allows(current):
                     return Response(url, current, error="robots_disallowed" if hops == 0 else "redirect_robots",
                                     redirects=hops)
-            resp = await self._once(url, current, kind, max_bytes, hash_body)
+            resp = await self._once(url, current, kind, max_bytes, hash_body, headers if hops == 0 else None)
             resp.redirects = hops
             if resp.error is not None or resp.status is None or not (300 <= resp.status < 400) \
                     or resp.status == 304 or not follow_redirects:
@@ -153,11 +155,12 @@ class HttpFetcher:
                 return resp
             current = target
 
-    async def _once(self, url: str, current: str, kind: str, max_bytes: int, hash_body: bool) -> Response:
+    async def _once(self, url: str, current: str, kind: str, max_bytes: int, hash_body: bool,
+                    extra: dict[str, str] | None = None) -> Response:
         import aiohttp
 
         out = Response(url, current)
-        headers = {"Accept": ACCEPT_HEADER.get(kind, "*/*")}
+        headers = {"Accept": ACCEPT_HEADER.get(kind, "*/*"), **(extra or {})}
         async with self.politeness.slot(current):
             try:
                 async with self.session.get(current, headers=headers, allow_redirects=False) as r:

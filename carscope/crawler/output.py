@@ -16,7 +16,8 @@ from pathlib import Path
 from carscope.common.errors import CarscopeError
 from carscope.crawler import dataset as ds
 
-ARTIFACTS = (ds.SPECS_FILE, ds.SPECS_RAW_FILE, ds.IMAGES_FILE, ds.FAILURES_FILE, ds.STATS_FILE, ds.FRONTIER_FILE,
+ARTIFACTS = (ds.SPECS_FILE, ds.SPECS_RAW_FILE, ds.SPECS_HISTORY_FILE, ds.IMAGES_FILE, ds.FAILURES_FILE, ds.STATS_FILE,
+             ds.FRONTIER_FILE,
              ds.FRONTIER_FILE + "-wal", ds.FRONTIER_FILE + "-shm", ds.IMAGES_DIR)
 
 

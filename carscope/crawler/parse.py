@@ -29,7 +29,8 @@ class Specs:
     make: str | None
     model: str | None
     year: int | None
-    rows: list[tuple[str, str]]  # (key, value) exactly as on the page, in page order
+    rows: list[tuple[str, str]]  # (key, value) as cleaning reads them: after [specs.keys/values] and the hook
+    raw: list[tuple[str, str]] | None = None  # the page's own pairs (specs_raw) when they differ; None: `rows`
 
 
 @dataclass
@@ -133,7 +134,7 @@ def extract(adapter: Adapter, page: Page, inherited: dict | None = None) -> Pars
         out.identity = resolve(doc, page.groups, pt.identity, inherited)
     else:
         out.identity = Identity(model_id=None)
-    out.specs = _specs(out.identity, rows) if pt.specs is not None else None
+    out.specs = _specs(out.identity, rows, adapter.spec_map.apply(rows)) if pt.specs is not None else None
     for src in pt.photos:
         out.photos.extend(Photo(url=f.url, view_hint=f.view_hint, candidates=f.candidates) for f in src.photos(doc))
     out.photos = _unique(out.photos)
@@ -152,11 +153,20 @@ def _unique(photos: list[Photo]) -> list[Photo]:
     return out
 
 
-def _specs(identity: Identity, rows: list[tuple[str, str]]) -> Specs | None:
+def _specs(identity: Identity, page_rows: list[tuple[str, str]], rows: list[tuple[str, str]]) -> Specs | None:
+    """`page_rows`: the pairs the rules read; `rows`: what cleaning reads (the adapter's mapping and the hook
+    applied). specs_raw keeps the page's pairs, and a pair only the hook gives under a key cleaning does not know
+    ("Front Brakes"): it has no other home in the dataset. With no rule-read pair, the hook's pairs are the page's."""
     if identity.model_id is None:
         return None  # a spec page we cannot name is useless to the dataset (counted as no_model_year)
+    from carscope.crawler.aliases import canon_key
+
+    raw = None
+    if rows != page_rows and page_rows:
+        on_page = {k for k, _ in page_rows}
+        raw = page_rows + [(k, v) for k, v in rows if k not in on_page and canon_key(k)[0] is None]
     return Specs(model_id=identity.model_id, make=identity.make, model=identity.model, year=identity.year,
-                 rows=rows)
+                 rows=rows, raw=raw)
 
 
 def extract_links(adapter: Adapter, page: Page) -> tuple[list[tuple[str, str]], list[str]]:
@@ -279,8 +289,10 @@ async def apply_hooks(adapter: Adapter, ctx, page: Page, parsed: Parsed) -> None
                     continue
                 hit = adapter.classify(path_and_query(url))
                 (parsed.ignored_links.append(url) if hit is None else parsed.links.append((url, hit[0].name)))
-    rows = parsed.specs.rows if parsed.specs is not None else (
-        extract_rows(page.page_type, page.doc) if page.page_type.specs is not None else [])
+    page_rows = extract_rows(page.page_type, page.doc) if page.page_type.specs is not None else []
+    if parsed.specs is not None:
+        page_rows = parsed.specs.raw if parsed.specs.raw is not None else parsed.specs.rows
+    rows = adapter.spec_map.apply(page_rows)  # the hook gets the pairs as the adapter's own words made them
     fn = adapter.hook_fn("specs")
     if fn is not None:
         got = await call_hook(fn, ctx, page, list(rows))
@@ -292,7 +304,7 @@ async def apply_hooks(adapter: Adapter, ctx, page: Page, parsed: Parsed) -> None
         if got is not None:
             parsed.identity = _identity_from(got)
     if page.page_type.specs is not None or adapter.hook_fn("specs") is not None:
-        parsed.specs = _specs(parsed.identity, rows) if rows or parsed.specs is not None else None
+        parsed.specs = _specs(parsed.identity, page_rows, rows) if rows or parsed.specs is not None else None
     fn = adapter.hook_fn("photos")
     if fn is not None:
         got = await call_hook(fn, ctx, page, list(parsed.photos))

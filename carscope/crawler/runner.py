@@ -45,6 +45,8 @@ class Runner:
         self.inflight_by_kind = {PAGE: 0, IMAGE: 0}
         self._idle: deque = deque()  # futures of workers waiting for work (woken one per new URL)
         self.notes: list[str] = []
+        self.refresh = None  # a crawl's running refresh round (carscope/crawler/refresh.py): photos asked conditionally
+        self.total_counters: dict[str, float] = {}  # every run's counters, summed (set when the run finishes)
 
     # -- the hooks a kind of run fills in ---------------------------------------------------------------------
     def begin(self) -> None:
@@ -80,6 +82,9 @@ class Runner:
 
     def complete_stats(self, stats: dict, counts: dict) -> None:
         """Last touches to the stats before stats.json is written."""
+
+    def settle(self, complete: bool) -> None:
+        """Before the final snapshot; `complete`: nothing is left to do (the crawl closes a refresh round here)."""
 
     # -- the run -------------------------------------------------------------------------------------------
     async def run(self) -> dict:
@@ -273,15 +278,26 @@ class Runner:
         from carscope.crawler.images import process_image
         from carscope.crawler.writer import store_file
 
-        resp = await self.fetch_image(item)
+        ask = self.refresh.request_headers(item) if self.refresh is not None else None
+        resp = await (self.http.fetch(item.url, kind="image", headers=ask) if ask else self.fetch_image(item))
+        if resp.status == 304 and ask:  # a refresh's photo, unchanged: nothing downloaded
+            self.count("refresh_photos_not_modified")
+            self.frontier.remember(item, resp.headers, merge=True)
+            self.frontier.done(item, resp.status)
+            self.progress.image_dup()
+            return
         verdict = self.politeness.classify(resp, item.attempts + 1)
         if verdict.action != "ok":
             self.after_failure(item, resp, verdict)
             return
         self.count("bytes_downloaded", len(resp.body))
+        self.frontier.remember(item, resp.headers)  # what a refresh asks with next time
         # hashing and decoding both run on the CPU pool (they release the GIL); a duplicate costs one decode
         processed = await self.loop.run_in_executor(self.cpu, process_image, resp.body, self.rules, None)
         meta = item.meta
+        if self.refresh is not None:  # new bytes under a known URL: its old row is gone (kept, marked)
+            self.count("refresh_photos_replaced",
+                       self.frontier.replace_image(item.url, processed.source_sha256, time.time()))
         if self.frontier.has_source(processed.source_sha256):
             self.count("duplicates")
             self.frontier.improve_image(source_sha256=processed.source_sha256, model_id=meta.get("model_id"),
@@ -307,6 +323,7 @@ class Runner:
                "orig_height": processed.orig_height, "orig_format": processed.orig_format}
         if self.frontier.put_image(row):
             self.count("bytes_stored", len(processed.data))
+            self.count("images_stored_new")
             self.progress.image_stored()
         else:
             self.count("duplicates")
@@ -344,6 +361,8 @@ class Runner:
         runs = int(self.frontier.get_meta("runs", 0) or 0) + 1
         self.frontier.set_meta("runs", runs)
         self.frontier.commit(force=True)
+        self.total_counters = total
+        self.settle(not self.stop_reason and self.frontier.pending_count() == 0)
         rows = snapshot(self.root)
         counts = self.frontier.counts()
         pages, images = counts.get(PAGE, {}), counts.get(IMAGE, {})

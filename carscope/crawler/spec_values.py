@@ -19,7 +19,7 @@ from functools import cache, lru_cache
 _END = r"(?![a-z0-9])"
 LENGTH_UNITS = [(r"mm|mmt|millimet(?:er|re)s?", "mm"), (r"cm|cmt|centimet(?:er|re)s?", "cm"),
                 (r"m|mtr|met(?:er|re)s?", "m"), (r'in|inh|inch(?:es)?|"|″|\'\'', "in")]
-POWER_UNITS = [(r"kw|kwt|kilowatts?", "kW"), (r"ps|cv|n12|metric hp", "PS"), (r"b?hp|horsepower", "hp")]
+POWER_UNITS = [(r"kw|kwt|kilowatts?", "kW"), (r"ps|cv|ch|pk|n12|metric hp", "PS"), (r"b?hp|horsepower", "hp")]
 DISPLACEMENT_UNITS = [(r"l|ltr|lit(?:er|re)s?", "l"), (r"cc|ccm|cm³|cm3|cmq|cubic centimet(?:er|re)s?", "cc"),
                       (r"cu\.? ?in\.?|ci|cid|cubic inch(?:es)?", "cu in")]
 CONSUMPTION_UNITS = [
@@ -38,9 +38,11 @@ CURRENCY_SYMBOLS = {"$": "USD", "us$": "USD", "usd$": "USD", "€": "EUR", "euro
 _NUM = r"(?<![\w.,])(\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?:[.,]\d+)?(?![\d])|\d+(?:[.,]\d+)*)"
 _RANGE = r"(?:\s*(?:-|–|—|to)\s*" + _NUM.replace("(\\d", "(?:\\d", 1) + r")?"  # "7.8–8.2": the first figure
 _SPACES = re.compile(r"[ \u00a0\u2009\u202f]")
-_LABELS = [("highway", re.compile(r"extra[- ]?urban|hwy|highway|motorway|freeway|out[- ]of[- ]town|country|rural")),
-           ("city", re.compile(r"city|urban|town")),
-           ("combined", re.compile(r"comb(?:ined)?|mixed|average|avg|overall"))]
+# consumption labels, also in German, French, Spanish and Italian (highway first: "extra-urbain" holds "urbain")
+_LABELS = [("highway", re.compile(r"extra[- ]?urba(?:n|in|no|na)|hwy|highway|motorway|freeway|out[- ]of[- ]town|"
+                                  r"country|rural|au(?:ß|ss)erorts|landstra(?:ß|ss)e|autobahn|carretera|autostrada")),
+           ("city", re.compile(r"city|urba(?:n|in|no|na)|town|innerorts|stadt|ciudad|citt[àa]")),
+           ("combined", re.compile(r"comb(?:ined)?|mixed|average|avg|overall|kombiniert|mixte|mixto|misto"))]
 _RPM = (r"(?:@|\bat\b)\s*" + _NUM + r"|" + _NUM + r"\s*(?:(?:-|–)\s*[\d.,]+\s*)?"
         r"(?:rpm|r/min|tr/min|u/min|1/min|/min|min-1|min⁻¹)")  # "@ 5,600", "5000-6000 rpm": group 1 or 2
 

@@ -25,6 +25,10 @@ import; one factor per unit, cached); values repeat a lot across model-years, so
 parsed once and each unit group is converted with one vectorised operation (20,000 model-years x 15 keys:
 ~0.6 s, as fast as the US-only regexes were).
 
+Keys, value words and formats of German, French, Spanish and Italian catalogs are read the same way ("Leistung:
+110 kW (150 PS)", "Hubraum: 1.598 cm³", "Verbrauch kombiniert: 5,6 l/100 km", "Kraftstoff: Benzin"); the
+vocabulary is carscope/crawler/aliases.py. An adapter's own words are applied before cleaning (spec_map.py).
+
 Prices are parsed with `price-parser`: `price` is the amount as written in any currency, `price_currency` its
 ISO 4217 code (a bare "$" is USD; an "MSRP" without a currency is taken as USD, a "Price" without one is left
 unknown). `msrp_usd` is filled only when the currency is USD: there are no exchange rates here, so a € price
@@ -40,9 +44,17 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
+from carscope.crawler.aliases import (
+    BODIES,
+    CANONICAL,
+    DRIVETRAINS,
+    FUELS,
+    KEY_ALIASES,  # noqa: F401 (re-exported: callers read specs.KEY_ALIASES)
+    MISSING,
+    canon_key,
+)
 from carscope.crawler.dataset import SPECS_COLUMNS, conform
 from carscope.crawler.spec_values import (
-    label_of,
     parse_consumption,
     parse_displacement,
     parse_length,
@@ -51,55 +63,8 @@ from carscope.crawler.spec_values import (
     parse_wheel,
 )
 
-MISSING = {"", "n/a", "na", "-", "--", "—", "tbd", "none", "not available", "null"}
-
-# key variants as catalogs spell them (lower-cased, spaces collapsed) -> canonical name. A key not found as
-# written is looked up again without a trailing "(unit)", which then becomes the value's unit hint:
-# "Length, Overall (mm)" -> length_in, read in mm. Keys not listed here (e.g. the JSON-LD
-# "vehicleidentificationnumber" or "color") are ignored.
-KEY_ALIASES = {
-    "msrp": "msrp", "starting msrp": "msrp", "base msrp": "msrp",
-    "price": "price", "offers.price": "price", "offers.pricecurrency": "price_currency",
-    "body style": "body_style", "body type": "body_style", "body": "body_style", "bodytype": "body_style",
-    "epa class": "epa_class",
-    "drivetrain": "drivetrain", "drive type": "drivetrain", "drive": "drivetrain",
-    "drivewheelconfiguration": "drivetrain",
-    "engine type": "engine", "engine": "engine", "vehicleengine.name": "engine",
-    "vehicleengine.enginetype": "engine_type",
-    "fuel type": "fuel", "fuel": "fuel", "fueltype": "fuel", "vehicleengine.fueltype": "fuel",
-    "displacement": "displacement", "engine displacement": "displacement",
-    "vehicleengine.enginedisplacement": "displacement",
-    "sae net horsepower @ rpm": "horsepower", "horsepower": "horsepower", "horsepower @ rpm": "horsepower",
-    "power": "horsepower", "engine power": "horsepower", "max power": "horsepower",
-    "maximum power": "horsepower", "vehicleengine.enginepower": "horsepower",
-    "gas mileage": "mileage", "fuel economy": "mileage", "epa fuel economy": "mileage",
-    "fuel consumption": "mileage", "fuelefficiency": "mileage", "fuelconsumption": "mileage",
-    "length, overall (in)": "length_in", "length overall (in)": "length_in", "length (in)": "length_in",
-    "length": "length_in", "length, overall": "length_in", "length overall": "length_in",
-    "overall length": "length_in",
-    "width, max w/o mirrors (in)": "width_in", "width max w/o mirrors (in)": "width_in", "width (in)": "width_in",
-    "width": "width_in", "width, max w/o mirrors": "width_in", "width max w/o mirrors": "width_in",
-    "overall width": "width_in",
-    "height, overall (in)": "height_in", "height overall (in)": "height_in", "height (in)": "height_in",
-    "height": "height_in", "height, overall": "height_in", "height overall": "height_in",
-    "overall height": "height_in",
-    "wheelbase (in)": "wheelbase_in", "wheelbase": "wheelbase_in",
-    "front wheel size (in)": "wheel_size_in", "wheel size (in)": "wheel_size_in", "wheel size": "wheel_size_in",
-    "wheels": "wheel_size_in", "front wheel size": "wheel_size_in",
-    "passenger capacity": "seats", "seats": "seats", "seating capacity": "seats",
-    "vehicleseatingcapacity": "seats", "seatingcapacity": "seats",
-    "passenger doors": "doors", "doors": "doors", "numberofdoors": "doors",
-}
-
-DRIVETRAINS = [  # also schema.org's AllWheelDriveConfiguration etc. (names or URLs)
-    (r"\ball[- ]wheel\b|\bawd\b|allwheel|^\s*all\s*$", "AWD"),
-    (r"\bfour[- ]wheel\b|\b4wd\b|\b4x4\b|fourwheel", "4WD"),
-    (r"\bfront[- ]wheel\b|\bfwd\b|frontwheel|^\s*front\s*$", "FWD"),
-    (r"\brear[- ]wheel\b|\brwd\b|rearwheel|^\s*rear\s*$", "RWD"),
-]
-FUELS = [(r"plug-?in", "Plug-in Hybrid"), (r"hybrid", "Hybrid"), (r"electric|\bev\b", "Electric"),
-         (r"diesel", "Diesel"), (r"flex|e85", "Flex Fuel"), (r"gas|petrol|unleaded|premium", "Gas")]
-
+# The vocabulary (key spellings in five languages, fuel / drive / body words, "not given" words) lives in
+# carscope/crawler/aliases.py; KEY_ALIASES there is the English list, FOREIGN_KEYS the others.
 # what each unit tag of carscope/crawler/spec_values.py means to pint
 PINT_UNITS = {"mm": "millimeter", "cm": "centimeter", "m": "meter", "in": "inch",
               "kW": "kilowatt", "PS": "metric_horsepower", "hp": "horsepower",  # pint's "PS" is petasiemens
@@ -109,8 +74,6 @@ INVERSE_UNITS = {"l/100km": ("liter", "100 kilometer")}  # volume per distance: 
 US_UNITS = {"in", "hp", "mpg", "l", "cu in"}  # what `units` does not record
 
 
-_KEY_UNIT = re.compile(r"^(.*?)\s*\(([^()]*)\)\s*$")
-_MILEAGE_KEY = re.compile(r"fuel consumption|fuel economy|fuel efficiency|consumption|mileage|\bmpg\b")
 _UREG = None
 
 
@@ -132,25 +95,6 @@ def _factor(unit: str, target: str) -> tuple[bool, float]:
         num, den = INVERSE_UNITS[unit]
         return True, float((1 / (ureg.Quantity(num) / ureg.Quantity(den))).to(PINT_UNITS[target]).magnitude)
     return False, float(ureg.Quantity(1, PINT_UNITS[unit]).to(PINT_UNITS[target]).magnitude)
-
-
-def _norm_key(key: str) -> str:
-    return " ".join(str(key).lower().split()).rstrip(":").rstrip()
-
-
-def _canon_key(key: str) -> tuple[str | None, str | None]:
-    """(canonical name, unit hint or None): "Length (mm)" -> ("length_in", "mm"). A consumption key that names
-    one figure ("Fuel consumption urban (l/100 km)", "City MPG") -> mileage_city / _highway / _combined."""
-    k = _norm_key(key)
-    m = _KEY_UNIT.match(k)
-    base, hint = (m.group(1), m.group(2).strip() or None) if m else (k, None)
-    canon = KEY_ALIASES.get(k) or KEY_ALIASES.get(base)
-    if canon in (None, "mileage") and _MILEAGE_KEY.search(base):
-        labels = label_of(k)
-        if len(set(labels)) == 1:
-            return f"mileage_{labels[0]}", hint
-        canon = canon or "mileage"  # "Consumption (WLTP)": a consumption figure all the same
-    return canon, hint if canon else None
 
 
 # ---- one parser per spec, called once per distinct (value, unit hint): they return magnitudes and units ----
@@ -249,7 +193,7 @@ def clean_specs(raw: pd.DataFrame, pages: pd.DataFrame | None = None) -> pd.Data
     if pages is None or not len(pages):
         pages = pd.DataFrame({"model_id": raw["model_id"].drop_duplicates()})
     codes, keys = pd.factorize(raw["key"])  # few distinct keys: resolve each once
-    resolved = [_canon_key(k) for k in keys] + [(None, None)]
+    resolved = [canon_key(k) for k in keys] + [(None, None)]
     canon = pd.Series([r[0] for r in resolved], dtype="string").take(codes).set_axis(raw.index)
     hint = pd.Series([r[1] for r in resolved], dtype="string").take(codes).set_axis(raw.index)
     vals = raw["value"].str.strip()
@@ -263,7 +207,7 @@ def clean_specs(raw: pd.DataFrame, pages: pd.DataFrame | None = None) -> pd.Data
         w, h = wide["value"].astype("string"), wide["hint"].astype("string")
     else:
         w, h = pd.DataFrame(index=index), pd.DataFrame(index=index)
-    for key in set(KEY_ALIASES.values()) | {"mileage_city", "mileage_highway", "mileage_combined"}:
+    for key in CANONICAL:
         for frame in (w, h):
             if key not in frame.columns:
                 frame[key] = pd.Series(pd.NA, index=index, dtype="string")
@@ -282,7 +226,7 @@ def clean_specs(raw: pd.DataFrame, pages: pd.DataFrame | None = None) -> pd.Data
     out["msrp_usd"] = out["price"].round().astype("Int64").where(is_usd, pd.NA)
     units["price"] = out["price_currency"].mask(is_usd)
 
-    out["body_style"] = w["body_style"]
+    out["body_style"] = _label(w["body_style"], BODIES).fillna(w["body_style"])  # "Kombi" -> Wagon, "4dr Car" kept
     out["epa_class"] = w["epa_class"]
     out["drivetrain"] = _label(w["drivetrain"], DRIVETRAINS)
     out["engine"] = w["engine"].fillna(w["engine_type"])

@@ -98,7 +98,7 @@ CHUNK_ROWS = 2_000  # rows per chunk (and row group) when streaming the big tabl
 
 
 def snapshot(root: str | os.PathLike, db_path: str | os.PathLike | None = None) -> dict[str, int]:
-    """Write specs, specs_raw, images and failures parquet from crawl.sqlite; returns row counts.
+    """Write specs, specs_raw, specs_history, images and failures parquet from crawl.sqlite; returns row counts.
 
     The images and failures tables are streamed from SQLite in chunks (`dataset.write_table_chunks`), so a
     snapshot's memory does not grow with the crawl; specs tables are one row (or ~15) per model-year."""
@@ -113,16 +113,29 @@ def snapshot(root: str | os.PathLike, db_path: str | os.PathLike | None = None) 
         con.execute("BEGIN")  # one read transaction: all four tables from the same committed state
         pages = pd.read_sql_query("SELECT model_id, make, model, year, page_url, crawled_at FROM specs "
                                   "ORDER BY model_id", con)
-        raw = pd.read_sql_query("SELECT model_id, key, value FROM specs_raw ORDER BY model_id, idx", con)
+        raw = pd.read_sql_query("SELECT model_id, key, value, first_seen, last_seen FROM specs_raw "
+                                "ORDER BY model_id, idx", con)
+        history = pd.read_sql_query("SELECT model_id, key, value, first_seen, last_seen, replaced_at FROM "
+                                    "specs_history ORDER BY model_id, replaced_at, rowid", con)
         pages["crawled_at"] = _epoch_to_utc(pages["crawled_at"])
-        ds.write_table(clean_specs(raw, pages), root / ds.SPECS_FILE)
+        for table, cols in ((raw, ("first_seen", "last_seen")), (history, ("first_seen", "last_seen", "replaced_at"))):
+            for col in cols:
+                table[col] = _epoch_to_utc(table[col])
+        mapped = (pd.read_sql_query("SELECT model_id, key, value FROM specs_input ORDER BY model_id, idx", con)
+                  if con.execute("SELECT 1 FROM sqlite_master WHERE name='specs_input'").fetchone()
+                  else raw[["model_id", "key", "value"]].iloc[:0])  # a crawl.sqlite older than the table
+        to_clean = pd.concat([raw[~raw["model_id"].isin(mapped["model_id"])], mapped], ignore_index=True)
+        ds.write_table(clean_specs(to_clean, pages), root / ds.SPECS_FILE)  # specs_raw: the page's own pairs
         ds.write_table(raw, root / ds.SPECS_RAW_FILE)
+        ds.write_table(history, root / ds.SPECS_HISTORY_FILE)
 
         def images():
             for chunk in pd.read_sql_query(
                     "SELECT sha256, path, model_id, view_hint, width, height, bytes, source_url, page_url, "
-                    "crawled_at, split, orig_width, orig_height, orig_format, source_sha256 FROM images ORDER BY model_id, sha256", con, chunksize=CHUNK_ROWS):
+                    "crawled_at, split, orig_width, orig_height, orig_format, gone_at, source_sha256 FROM images "
+                    "ORDER BY model_id, sha256", con, chunksize=CHUNK_ROWS):
                 chunk["crawled_at"] = _epoch_to_utc(chunk["crawled_at"])
+                chunk["gone_at"] = _epoch_to_utc(chunk["gone_at"])
                 chunk["source_sha256"] = chunk["source_sha256"].astype("string")  # an extra column, kept
                 yield chunk
 

@@ -16,11 +16,13 @@ under a temporary name and renamed at the end, so an interrupted run leaves no h
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+from carscope.serve.rows import predict_rows, row_for
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".mpo")
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
-WINDOW_PER_JOB = 4  # photos submitted ahead per job: enough to keep batches full, few enough to stream in order
 
 
 def add_parser(sub) -> None:
@@ -41,6 +43,15 @@ def add_parser(sub) -> None:
     p.add_argument("--top-k", type=int, default=5, help="candidates per photo (default: %(default)s)")
     p.add_argument("--min-confidence", type=float, default=0.5,
                    help="calibrated top-1 confidence under which a row says sure=false (default: %(default)s)")
+    g = p.add_argument_group("ray (--engine ray: carscope/serve/predict_ray.py; pip install 'carscope[ray]')")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: a pool of Ray actors, here or on a cluster (default: %(default)s)")
+    g.add_argument("--ray-address", default=None,
+                   help="a Ray cluster to join (e.g. auto, ray://host:10001); default: start a local Ray")
+    g.add_argument("--actors", type=int, default=None, help="Ray actors, each with a loaded bundle (default: 1 "
+                   "per 2 CPUs of the local Ray, at least 1)")
+    g.add_argument("--actor-cpus", type=float, default=None,
+                   help="CPUs each actor claims, fractions allowed (default: what leaves half a CPU for Ray Data)")
 
 
 def find_photos(paths: list[str]) -> list[Path]:
@@ -75,63 +86,6 @@ def output_format(out: str, overwrite: bool) -> str:
     if not Path(out).resolve().parent.is_dir():
         raise CarscopeError(f"--out {out}: the directory {Path(out).parent} does not exist")
     return fmt
-
-
-def row_for(path: Path, result: dict | None, error: tuple[str, str] | None, top_k: int) -> dict:
-    """One output row: the photo, its view, the answer (`sure`, its `level`, its name and confidence, or the
-    `reason` when not sure), the top-1 model-year (with make, model, year), the OOD score and threshold (None for a bundle without an OOD check) and the top-k."""
-    row = {"path": str(path), "ok": error is None, "error_code": error[0] if error else None,
-           "error": error[1] if error else None}
-    view = (result or {}).get("view") or {}
-    model = (result or {}).get("model") or {}
-    top = model.get("top") or []
-    best = top[0] if top else {}
-    row.update({
-        "view": view.get("label"), "view_confidence": view.get("confidence"), "interior": view.get("interior"),
-        "sure": model.get("sure"), "reason": model.get("reason"), "level": model.get("level"),
-        "answer": (model.get("prediction") or {}).get("name"),
-        "answer_confidence": (model.get("prediction") or {}).get("confidence"), "label": best.get("label"),
-        "name": best.get("name"), "make": best.get("make"),
-        "model": best.get("model"), "year": best.get("year"), "confidence": best.get("confidence"),
-    })
-    ood = (result or {}).get("ood") or {}
-    row.update({"ood_score": ood.get("score"), "ood_threshold": ood.get("threshold")})
-    for i in range(top_k):
-        cand = top[i] if i < len(top) else {}
-        row[f"top{i + 1}_label"] = cand.get("label")
-        row[f"top{i + 1}_confidence"] = cand.get("confidence")
-    return row
-
-
-def predict_rows(recognizer, photos: list[Path], jobs: int):
-    """(path, the app's answer as a dict, error) for each photo, in order, with `jobs` photos in flight, through
-    the Python API's Recognizer (carscope/serve/api.py)."""
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    from carscope.serve.api import PhotoRejected
-
-    def one(path: Path):
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            return path, None, ("unreadable", f"cannot read the file ({exc.strerror or type(exc).__name__})")
-        try:  # an empty file too: the decoder refuses it (empty_file)
-            return path, recognizer.predict(data).to_dict(), None
-        except PhotoRejected as exc:
-            return path, None, (exc.code, str(exc))
-
-    window: deque = deque()
-    pool = ThreadPoolExecutor(jobs, thread_name_prefix="carscope-predict")
-    try:
-        for path in photos:
-            window.append(pool.submit(one, path))
-            if len(window) >= WINDOW_PER_JOB * jobs:
-                yield window.popleft().result()
-        while window:
-            yield window.popleft().result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Writer:
@@ -205,22 +159,33 @@ def run(args) -> int:
         raise CarscopeError(f"--jobs must be between 1 and 256, not {args.jobs}")
     fmt = output_format(args.out, args.overwrite)
     photos = find_photos(args.paths)
+    options = {"providers": args.providers, "variant": args.variant, "max_batch": args.max_batch,
+               "min_confidence": args.min_confidence, "top_k": args.top_k}
     # the Python API's Recognizer: the app's Predictor, loaded and warm; the bundle and its sha256s are checked
-    # here. No request timeout to speak of: offline, a photo waits for its batch however slow the machine.
-    recognizer = load(args.bundle, providers=args.providers, variant=args.variant, max_batch=args.max_batch,
-                      min_confidence=args.min_confidence, top_k=args.top_k)
+    # here (with --engine ray too: a bad bundle stops before Ray starts). No request timeout to speak of: offline,
+    # a photo waits for its batch however slow the machine.
+    recognizer = load(args.bundle, **options)
     config = recognizer.config
     columns = list(row_for(Path(), None, None, config.top_k))
+    if getattr(args, "engine", "local") == "ray":
+        recognizer.close()
+        recognizer = _RayRows(args, photos, options)
     writer = _Writer(args.out, fmt, columns)
+
+    def local_rows():
+        with closing(predict_rows(recognizer, photos, args.jobs)) as answers:  # closed: its threads stop at once
+            for path, result, error in answers:
+                yield row_for(path, result, error, config.top_k)
+
     t0 = time.perf_counter()
     refused: Counter = Counter()
     reasons: Counter = Counter()
     sure = 0
     try:
         with tqdm(total=len(photos), unit="photo", desc="predict", disable=None, file=sys.stderr) as bar, \
-                closing(predict_rows(recognizer, photos, args.jobs)) as rows:  # closed: its threads stop at once
-            for path, result, error in rows:
-                row = row_for(path, result, error, config.top_k)
+                closing(recognizer.rows() if isinstance(recognizer, _RayRows) else local_rows()) as rows:
+            for row in rows:  # closed on the way out: the threads (or Ray) stop at once
+                error = (row["error_code"], row["error"]) if not row["ok"] else None
                 writer.write(row)
                 if error:
                     refused[error[0]] += 1
@@ -242,3 +207,23 @@ def run(args) -> int:
     print(f"predict: {len(photos)} photos in {seconds:.1f} s ({len(photos) / seconds:.0f}/s): {answered} answered "
           f"({sure} sure{unsure}), {sum(refused.values())} refused{why}{dest}", file=sys.stderr)
     return 0
+
+
+class _RayRows:
+    """--engine ray: the rows from carscope/serve/predict_ray.py, with the local Recognizer's `close`."""
+
+    def __init__(self, args, photos: list[Path], options: dict):
+        cpus = os.cpu_count() or 1
+        self.args, self.photos, self.options = args, photos, options
+        self.actors = args.actors or max(1, cpus // 2)
+        # leave half a CPU to Ray Data's own tasks: a pool that claims every CPU stalls without an error
+        self.actor_cpus = args.actor_cpus or max(0.25, (cpus - 0.5) / self.actors)
+
+    def rows(self):
+        from carscope.serve.predict_ray import ray_rows
+
+        return ray_rows(self.args.bundle, self.photos, self.options, actors=self.actors, actor_cpus=self.actor_cpus,
+                        jobs=self.args.jobs, address=self.args.ray_address)
+
+    def close(self) -> None:
+        pass

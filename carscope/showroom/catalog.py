@@ -302,7 +302,7 @@ VALUE_FIELDS = {
 }
 
 
-def _spec_strings(seed: int, model: Model, year: int, year_index: int) -> tuple[tuple, dict]:
+def _spec_strings(seed: int, model: Model, year: int, year_index: int, edition: int = 0) -> tuple[tuple, dict]:
     """The spec table as a real catalog writes it (messy, inconsistent, a few values missing or N/A), and the
     same facts as structured US-unit `values` (SITE.md): ((key, string), ...), {field: value or None}."""
     rng = seeded_rng(seed, "specs", model.make.index, model.index)  # per model: stable across its years
@@ -312,6 +312,8 @@ def _spec_strings(seed: int, model: Model, year: int, year_index: int) -> tuple[
     hybrid = not electric and rng.random() < 0.2
     msrp = int(rng.uniform(22, 68) * 1000 / 50) * 50
     msrp = int(msrp * (1.03 ** year_index) / 50) * 50  # a little dearer every year
+    if edition:  # a later price list (ShowroomConfig.edition): 2 % dearer each; no other draw changes
+        msrp = int(msrp * (1.02 ** edition) / 50) * 50
     if model.body == "pickup":
         msrp += 8000
     specs: list[tuple[str, str]] = []
@@ -477,7 +479,7 @@ def _build_catalog(config: ShowroomConfig) -> Catalog:
             for at, ph in _others(seed, mid, config, len(plist)):
                 plist.insert(at, ph)
                 photos[ph.id] = ph
-            specs, values = _spec_strings(seed, model, year, yi)
+            specs, values = _spec_strings(seed, model, year, yi, config.edition)
             facelift, generation, shape = looks.get((model.make.index, model.index, yi)) or (
                 yearly_look(seed, model.make.index, model.index, yi), None, {})
             model_years.append(ModelYear(model, year, mid, facelift, specs, layout, tuple(plist), values,

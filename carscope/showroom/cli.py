@@ -37,6 +37,10 @@ def add_parser(sub) -> None:
                         "definition lists, metric units, More-photos button), jsonld (schema.org JSON-LD), "
                         "spa (single-page app: embedded JSON and an API); the catalog is the same "
                         "(default: %(default)s; SITE.md)")
+    p.add_argument("--language", default="en", metavar="LANG",
+                   help="en, de or fr: the classic layout's spec pages with that language's keys, words and "
+                        "number formats (Leistung 110 kW (150 PS), Hubraum 1.998 cm³); the truth's values stay "
+                        "the same (default: %(default)s; SITE.md, Languages)")
     realism = p.add_argument_group("realism options (SITE.md, \"Realism options\"; all off by default)")
     realism.add_argument("--generations", type=int, default=None, metavar="N",
                          help="model-years fall into N-year generations with a facelift at their midpoint; "
@@ -63,6 +67,13 @@ def add_parser(sub) -> None:
     p.add_argument("--prerender", action="store_true",
                    help="render every photo before serving; refused when they do not fit the memory cache and "
                         "there is no --cache-dir (they would be drawn again on demand)")
+    p.add_argument("--revalidate", action="store_true",
+                   help="pages and JSON send ETag and Last-Modified and answer conditional requests with 304, "
+                        "photos ask to be revalidated, the sitemap gives lastmod (what `crawl --refresh` uses; "
+                        "SITE.md, Revalidation)")
+    p.add_argument("--edition", type=int, default=0, metavar="N",
+                   help="a later edition of the same catalog: every price 2 %% higher per edition, photos and other "
+                        "specs unchanged (0..100; for testing `crawl --refresh`)")
     p.add_argument("--dump-truth", metavar="FILE", default=None,
                    help="write the ground truth JSON (as /__truth.json) to FILE and exit")
 
@@ -81,7 +92,9 @@ def config_from_args(args):
     return ShowroomConfig(makes=args.makes, models_per_make=args.models_per_make, years=parse_years(args.years),
                           photos=args.photos, others=args.others, seed=args.seed, faults=parse_faults(args.faults),
                           crawl_delay=args.crawl_delay, slow_s=args.slow_s, cache_dir=args.cache_dir,
-                          layout=args.layout, cache_mb=args.cache_mb, **realism)
+                          layout=args.layout, cache_mb=args.cache_mb, **realism,
+                          language=getattr(args, "language", "en"),
+                          revalidate=getattr(args, "revalidate", False), edition=getattr(args, "edition", 0))
 
 
 def run(args) -> int:

@@ -22,6 +22,7 @@ DEFAULT_DUP = 0.1  # some photos are always mirrored under /cdn/ (as real CDNs d
 MAX_FAULTY_ATTEMPTS = 2  # a URL faults on at most its first 2 attempts: 3 tries always get through
 
 LAYOUTS = ("classic", "dl", "jsonld", "spa")  # markup families (SITE.md); the catalog is the same in all
+LANGUAGES = ("en", "de", "fr")  # the classic spec pages' languages (carscope/showroom/language.py)
 WIDTHS = (320, 640)  # the two srcset sizes; the 320 photo is the 640 one downscaled
 HEIGHTS = {320: 240, 640: 480}
 # bump when the drawing changes (draw.py, car.py, views.py, interior.py, non_car.py, closeups.py, conditions.py,
@@ -143,6 +144,11 @@ class ShowroomConfig:
     views: str = "classic"  # exterior poses: VIEW_SETS
     closeups: float = 0.0  # share of car photos that are close-ups of a part (wheel, lamp, grille, screen, ...)
     conditions: float = 0.0  # share of full exterior photos framed cut/small or under clutter/night/rain/blur/jpeg
+    language: str = "en"  # the classic spec pages' language (LANGUAGES; language.py); not part of catalog_key
+    # pages and JSON carry ETag / Last-Modified and answer conditional requests with 304, photos ask to be
+    # revalidated (no-cache), the sitemap gives lastmod (SITE.md "Revalidation"); off: no byte or header changes
+    revalidate: bool = False
+    edition: int = 0  # a later edition of the catalog: every MSRP 2 % dearer per edition; photos unchanged
 
     def __post_init__(self):
         if isinstance(self.faults, str):  # allow ShowroomConfig(faults="5xx=0.1")
@@ -172,6 +178,12 @@ class ShowroomConfig:
             (self.views in VIEW_SETS, f"--views must be one of {', '.join(VIEW_SETS)}, not {self.views!r}"),
             (_share(self.closeups), f"--closeups must be a number in [0, 1], not {self.closeups!r}"),
             (_share(self.conditions), f"--conditions must be a number in [0, 1], not {self.conditions!r}"),
+            (self.language in LANGUAGES, f"--language must be one of {', '.join(LANGUAGES)}, not {self.language!r}"),
+            (self.language == "en" or self.layout == "classic",
+             f"--language {self.language} is served by the classic layout only, not --layout {self.layout}"),
+            (isinstance(self.revalidate, bool), f"revalidate must be true or false, not {self.revalidate!r}"),
+            (isinstance(self.edition, int) and not isinstance(self.edition, bool) and 0 <= self.edition <= 100,
+             f"--edition must be an integer in 0..100, not {self.edition!r}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -204,6 +216,11 @@ class ShowroomConfig:
         d = asdict(self)
         for k in REALISM_DEFAULTS.keys() - self.realism().keys():  # as catalog_key: absent at their defaults
             del d[k]
+        for k in ("revalidate", "edition"):  # absent at their defaults, as the realism options
+            if not d[k]:
+                del d[k]
+        if self.language == "en":  # absent at its default, so the default truth stays what it was
+            del d["language"]
         d["faults"] = self.faults.spec()
         d["years"] = f"{self.years[0]}-{self.years[1]}"
         return d

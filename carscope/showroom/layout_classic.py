@@ -11,6 +11,7 @@ from aiohttp import web
 
 from carscope.showroom import pages
 from carscope.showroom.catalog import Catalog, ModelYear, Photo
+from carscope.showroom.language import spec_pairs
 from carscope.showroom.responses import html_response, not_found_response, photo_response, query_int, state_of
 
 THUMBNAILS = True  # the srcset's 320 entry
@@ -25,7 +26,7 @@ def model_year_pages(catalog: Catalog, my: ModelYear) -> dict:
 
 
 def layout_specs(catalog: Catalog, my: ModelYear) -> list:
-    return [[k, v] for k, v in my.specs]
+    return [[k, v] for k, v in spec_pairs(my, catalog.config.language)]
 
 
 def sitemap_paths(catalog: Catalog) -> list[str]:
@@ -74,7 +75,7 @@ async def model_year_page(request: web.Request) -> web.Response:
     if kind == "overview":
         return html_response(pages.overview(state_of(request).catalog, my))
     if kind == "specifications":
-        return html_response(pages.specifications(my))
+        return html_response(pages.specifications(my, state_of(request).config.language))
     if kind == "photos":
         return html_response(pages.photos(my))
     return not_found_response()

@@ -90,14 +90,18 @@ def overview(catalog: Catalog, my: ModelYear) -> str:
 </div>""")
 
 
-def specifications(my: ModelYear) -> str:
+def specifications(my: ModelYear, language: str = "en") -> str:
+    """`language`: "de" / "fr" write the keys, words and numbers as that country does (showroom/language.py)."""
+    from carscope.showroom.language import PRICE_LABEL, spec_pairs
+
+    pairs = spec_pairs(my, language)
     items = "\n".join(f'    <div class="specs-set-item"><span>{escape(k)}</span><span>{escape(v)}</span></div>'
-                      for k, v in my.specs)
-    msrp = my.msrp or "N/A"
+                      for k, v in pairs)
+    msrp = (my.msrp if language == "en" else pairs[0][1]) or "N/A"  # MSRP is always the first pair
     return _doc(f"{my.year} {my.make.name} {my.model.name} Specifications", f"""<div class="global-container">
   {_crumbs(my)}
   <h1>{my.year} {escape(my.make.name)} {escape(my.model.name)} Specifications</h1>
-  <div class="price">Starting MSRP <span class="msrp">{escape(msrp)}</span></div>
+  <div class="price">{PRICE_LABEL[language]} <span class="msrp">{escape(msrp)}</span></div>
   <div class="specs-set">
 {items}
   </div>

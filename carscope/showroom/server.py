@@ -15,11 +15,13 @@ Two middlewares wrap every handler: `stats` (what was asked, by whom, how many a
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from email.utils import formatdate
 from html import escape
 from pathlib import Path
@@ -147,6 +149,7 @@ class Showroom:
         self.attempts: Counter = Counter()  # URL (path + query) -> requests so far
         self.etags: dict[tuple[str, int], str] = {}
         self.executor: ThreadPoolExecutor | None = None
+        self.published = time.time()  # `revalidate`: every page's Last-Modified and sitemap lastmod
         self._truth_sha: dict[str, str] | None = None
 
     async def photo_bytes(self, pid: str, width: int) -> bytes:
@@ -240,6 +243,43 @@ async def faults_middleware(request: web.Request, handler):
     return await _truncated(request, resp, fault)
 
 
+@web.middleware
+async def revalidate_middleware(request: web.Request, handler):
+    """`revalidate` (SITE.md "Revalidation"): validators on pages and JSON, 304 for a matching conditional request,
+    `no-cache` on photos. Innermost, so a fault's answer is sent as it is."""
+    resp = await handler(request)
+    if request.path.startswith("/__") or request.method != "GET":
+        return resp
+    if resp.content_type == "image/jpeg" or resp.status == 304:
+        resp.headers["Cache-Control"] = "no-cache"  # a photo is asked again each time, with its ETag
+        return resp
+    body = getattr(resp, "body", None)
+    if resp.status != 200 or not isinstance(body, (bytes, bytearray)):
+        return resp
+    published = state_of(request).published
+    headers = {"ETag": '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+               "Last-Modified": formatdate(published, usegmt=True)}
+    match = request.headers.get("If-None-Match")
+    since = request.headers.get("If-Modified-Since")
+    if match is not None:
+        unchanged = headers["ETag"] in match or match.strip() == "*"
+    else:
+        unchanged = since is not None and (_http_date(since) or 0) >= int(published)  # HTTP dates: whole seconds
+    if unchanged:
+        return web.Response(status=304, headers=headers)
+    resp.headers.update(headers)
+    return resp
+
+
+def _http_date(text: str) -> float | None:
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
 async def _truncated(request: web.Request, resp: web.StreamResponse, fault: Fault) -> web.StreamResponse:
     """Send the headers with the full Content-Length, then only part of the body, then drop the connection."""
     body = getattr(resp, "body", None)
@@ -301,7 +341,11 @@ async def robots(request: web.Request) -> web.Response:
 async def sitemap(request: web.Request) -> web.Response:
     base = base_url(request)
     state = state_of(request)
-    body = "\n".join(f"  <url><loc>{escape(base + path)}</loc></url>"
+    lastmod = ""
+    if state.config.revalidate:  # when the site was published: a refresh skips what it visited since
+        stamp = datetime.fromtimestamp(state.published, timezone.utc).isoformat(timespec="microseconds")
+        lastmod = f"<lastmod>{stamp.replace('+00:00', 'Z')}</lastmod>"  # to the microsecond: a restart is newer
+    body = "\n".join(f"  <url><loc>{escape(base + path)}</loc>{lastmod}</url>"
                      for path in state.layout.sitemap_paths(state.catalog))
     xml = ('<?xml version="1.0" encoding="UTF-8"?>\n'
            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n' + body + "\n</urlset>\n")
@@ -331,7 +375,10 @@ def create_app(config: ShowroomConfig | None = None) -> web.Application:
     """The showroom as an aiohttp Application (not started), in `config.layout`'s markup.
     `config` defaults to ShowroomConfig()."""
     config = config or ShowroomConfig()
-    app = web.Application(middlewares=[stats_middleware, faults_middleware])
+    middlewares = [stats_middleware, faults_middleware]
+    if config.revalidate:
+        middlewares.append(revalidate_middleware)
+    app = web.Application(middlewares=middlewares)
     state = Showroom(config)
     app[SHOWROOM] = state
 
