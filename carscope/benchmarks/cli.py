@@ -1,4 +1,4 @@
-"""`carscope bench showroom|crawl|import|train|latency|serve|shutdown|accuracy|ood|recipe|levels|ray|gpu|all`: measure a stage, write JSON + Markdown + PNG.
+"""`carscope bench showroom|crawl|import|train|latency|serve|shutdown|accuracy|ood|recipe|levels|refresh|ray|gpu|all`: measure a stage, write JSON + Markdown + PNG.
 
     carscope bench latency --bundle demo-work/bundle --out benchmarks/results/mine
 
