@@ -191,11 +191,16 @@ def expected_fuel(engine: str) -> str:
     return next(name for pattern, name in FUELS if re.search(pattern, engine, re.IGNORECASE))
 
 
-def hook_adapter(tmp_path: Path) -> str:
+POWER_KEY = {"de": "Leistung", "fr": "Puissance"}  # the page's power key and petrol word (carscope/showroom/language.py)
+PETROL = {"de": "Benzin", "fr": "Essence"}
+
+
+def hook_adapter(tmp_path: Path, language: str = "de") -> str:
     """The shipped showroom adapter without its photo page, plus a specs hook that renames and edits."""
     (tmp_path / "rename_hook.py").write_text(
         "def specs(ctx, page, found):\n"
-        "    return [('Power', '999 hp') if k == 'Leistung' else (k, 'Gas' if v == 'Benzin' else v) for k, v in found]\n")
+        f"    return [('Power', '999 hp') if k == {POWER_KEY[language]!r} else "
+        f"(k, 'Gas' if v == {PETROL[language]!r} else v) for k, v in found]\n")
     text = (SITES_DIR / "showroom.toml").read_text().split("[pages.photos]")[0]
     (tmp_path / "renamed.toml").write_text(text.replace('hook = "showroom_hook.py"', 'hook = "rename_hook.py"'))
     return str(tmp_path / "renamed.toml")
@@ -246,17 +251,16 @@ def test_the_foreign_showroom_is_crawled_to_its_truth_with_the_shipped_adapter(f
 
 def test_a_hooks_renamed_keys_reach_the_cleaned_table_only(foreign_crawl, tmp_path):
     language, server, truth, _, _ = foreign_crawl
-    if language != "de":
-        pytest.skip("one language is enough")
+    power, petrol = POWER_KEY[language], PETROL[language]
     root = tmp_path / "ds"
-    stats = crawl(config(server.base_url, root, site=hook_adapter(tmp_path), per_host=4))
+    stats = crawl(config(server.base_url, root, site=hook_adapter(tmp_path, language), per_host=4))
     assert stats["status"] == "complete" and stats["failures"] == 0, stats["failure_reasons"]
     ds = load(root)
     raw = ds.specs_raw
-    assert "Leistung" in set(raw["key"]) and "Power" not in set(raw["key"])  # the page's key, not the hook's
-    assert "Benzin" in set(raw["value"]) and "Gas" not in set(raw["value"])
+    assert power in set(raw["key"]) and "Power" not in set(raw["key"])  # the page's key, not the hook's
+    assert petrol in set(raw["value"]) and "Gas" not in set(raw["value"])
     specs = ds.specs.set_index("model_id")
-    assert set(raw[raw["key"] == "Leistung"]["value"]) != {"999 hp"}
+    assert set(raw[raw["key"] == power]["value"]) != {"999 hp"}
     for my in truth["model_years"]:
         if my["values"]["horsepower"] is not None:  # the hook's pair, not the page's, was cleaned
             assert specs.loc[my["model_id"], "horsepower"] == 999, my["model_id"]
