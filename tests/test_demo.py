@@ -68,8 +68,11 @@ def test_demo_tiny_end_to_end(tmp_path):
     with serve_in_thread(tiny) as base:
         assert set(images["sha256"]) == set(good_photos(fetch_truth(base)))  # ...and every photo there, none lost
     assert "check:" in proc.stdout and ": right" in proc.stdout
-    # the demo-sized pipeline refuses what is not a car photo, by its view classifier's `other` class
-    assert "check: not car photos: blank not_a_car, noise not_a_car, drawn logo not_a_car: right" in proc.stdout
+    # the demo-sized pipeline refuses what is not a car photo: its view classifier's `other` class, or the OOD check
+    # (the tiny scale's weak view classifier has left a blank frame to it, 1 run in several under load)
+    refused = "(not_a_car|unfamiliar)"
+    assert re.search(f"check: not car photos: blank {refused}, noise {refused}, drawn logo {refused}: right",
+                     proc.stdout), proc.stdout[-2000:]
     for artifact in ("dataset/images.parquet", "runs/view/best.pt", "runs/model/best.pt", "bundle/bundle.json"):
         assert (work / artifact).exists(), artifact
     model = json.loads((work / "bundle" / "bundle.json").read_text())["models"]["model"]
