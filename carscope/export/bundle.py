@@ -6,6 +6,7 @@
       model.onnx         model-year classifier (fp32); model.int8.onnx / model.fp16.onnx optional
       model.ood.npz      the model classifier's out-of-distribution score (OodScorer's arrays); absent in older bundles
       specs.parquet      the served classes' rows of the dataset's specs.parquet
+      specs.json         the same rows as JSON, what serve reads (no pandas); absent in older bundles
       thumbs/<label>/<exterior|interior>_<n>.jpg   a few train-split photos per served class
 
 bundle.json:
@@ -62,6 +63,7 @@ from typing import Any
 from carscope.common.errors import CarscopeError
 
 FORMAT_VERSION = 1
+SPECS_JSON = "specs.json"  # the specs rows as JSON, for serve (bundles made before it have specs.parquet only)
 BUNDLE_JSON = "bundle.json"
 MODEL_KEYS = ("view", "model")
 OOD_METHODS = ("mahalanobis", "knn")
@@ -244,6 +246,15 @@ class Bundle:
 
         return pd.read_parquet(self.specs_path) if self.specs_path.exists() else pd.DataFrame()
 
+    def specs_rows(self) -> list[dict[str, Any]]:
+        """The specs table as plain JSON rows: from specs.json without pandas or pyarrow (about 75 MB a serving
+        process does not load), from specs.parquet for a bundle made before specs.json."""
+        path = self.root / self.meta.get("specs_json", SPECS_JSON)
+        if "specs_json" in self.meta and path.is_file():
+            return json.loads(path.read_text())
+        df = self.specs()
+        return [{k: json_value(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+
     def thumbs(self, label: str) -> dict[str, list[str]]:
         return self.meta.get("thumbs", {}).get(label, {})
 
@@ -276,6 +287,34 @@ def load(root: str | os.PathLike, *, verify: bool = True) -> Bundle:
     if verify:
         bundle.verify(variants=tuple(v for v in ("fp32", "int8", "fp16")))
     return bundle
+
+
+def json_value(v: Any) -> Any:
+    """A table cell as a plain JSON value: numpy and pandas scalars unwrapped, <NA>/NaN/inf -> None, a Timestamp as
+    its ISO string, anything else as its string."""
+    if v is None:
+        return None
+    if hasattr(v, "isoformat"):  # pandas.Timestamp, datetime
+        try:
+            text = v.isoformat()
+        except ValueError:
+            return None
+        return None if text == "NaT" else text
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):  # numpy scalars
+        try:
+            v = v.item()
+        except (ValueError, TypeError):
+            pass
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(v, (str, int, float, bool)):
+        return v
+    try:
+        if v != v:  # pandas.NA raises TypeError here
+            return None
+    except TypeError:
+        return None
+    return str(v)
 
 
 def write_meta(meta: dict[str, Any], root: str | os.PathLike) -> None:

@@ -32,6 +32,7 @@ from carscope.export.bundle import (
     FORMAT_VERSION,
     MODEL_KEYS,
     OTHER_LABEL,
+    SPECS_JSON,
     Bundle,
     load,
     write_meta,
@@ -256,11 +257,17 @@ def _scratch_dirs(out: Path) -> tuple[Path, Path]:
 
 
 def _write_specs(dataset, served: list[str], tmp: Path) -> None:
-    """The served classes' rows of the dataset's specs table."""
+    """The served classes' rows of the dataset's specs table: as parquet (the dataset's format) and as JSON, the
+    rows serve reads (no pandas or pyarrow in a serving process: carscope/export/bundle.py `specs_rows`)."""
+    import json
+
     from carscope.crawler import dataset as dsmod
+    from carscope.export.bundle import SPECS_JSON, json_value
 
     specs = dataset.specs[dataset.specs["model_id"].astype(str).isin(served)]
     dsmod.write_table(specs, tmp / "specs.parquet", dsmod.SPECS_COLUMNS)
+    rows = [{k: json_value(v) for k, v in row.items()} for row in specs.to_dict(orient="records")]
+    (tmp / SPECS_JSON).write_text(json.dumps(rows, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 def _bundle_meta(models: dict, thumbs: dict, inputs: _Inputs, options: dict, own_view_data: bool, *,
@@ -274,6 +281,7 @@ def _bundle_meta(models: dict, thumbs: dict, inputs: _Inputs, options: dict, own
         "models": models,
         "thumbs": thumbs,
         "specs": "specs.parquet",
+        "specs_json": SPECS_JSON,
         "source": {"data": str(dataset.root.resolve()),
                    "images": int(len(dataset.images)),
                    **({"view_data": str(inputs.datasets["view"].root.resolve())} if own_view_data else {})},

@@ -11,7 +11,6 @@ Reads the bundle through carscope/export/bundle.py and nothing else; never impor
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -95,15 +94,13 @@ class Predictor:
     # -- start-up ----------------------------------------------------------------------------------------
     def _load_specs(self) -> dict[str, dict[str, Any]]:
         try:
-            df = self.bundle.specs()
+            rows = self.bundle.specs_rows()  # specs.json: no pandas in this process (older bundles: parquet)
         except Exception as exc:
             raise CarscopeError(f"the bundle's specs table cannot be read ({type(exc).__name__})") from None
-        if df.empty or "model_id" not in df.columns:
+        if not rows or "model_id" not in rows[0]:
             log.warning("the bundle has no specs table; answers will carry no specifications")
             return {}
-        out = {}
-        for row in df.to_dict(orient="records"):
-            out[str(row["model_id"])] = {k: _json_value(v) for k, v in row.items()}
+        out = {str(row["model_id"]): row for row in rows}
         missing = [label for label in self.labels if label not in out]
         if missing:
             log.warning("%d of %d classes have no specs row (e.g. %s)", len(missing), len(self.labels), missing[0])
@@ -411,28 +408,6 @@ class Predictor:
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
-
-
-def _json_value(v: Any) -> Any:
-    """pandas/numpy scalars -> plain JSON values (<NA>/NaN -> None, Timestamp -> ISO string)."""
-    if v is None:
-        return None
-    try:
-        import pandas as pd
-
-        if v is pd.NA or v is pd.NaT:
-            return None
-        if isinstance(v, pd.Timestamp):
-            return v.isoformat()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
-        return None
-    if isinstance(v, (str, int, float, bool)):
-        return v
-    return str(v)
 
 
 __all__ = ["Predictor", "NotReady", "ImageRejected", "INTERIOR_NOTE", "NOT_A_CAR_NOTE", "REASONS", "UNKNOWN_MODEL_NOTE"]
