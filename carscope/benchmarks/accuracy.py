@@ -115,17 +115,12 @@ def _evaluate_model(entry, key: str, dataset, override, args, out_dir: Path) -> 
 def _levels(entry, logits, targets, dataset) -> dict[str, Any]:
     """Top-1 and ECE at the model-year, model and make level of the calibrated probabilities, and what serve's rule
     answers with the bundle's groups at its default confidence (carscope/common/levels.py)."""
-    import numpy as np
-
     from carscope.common.levels import Hierarchy, answered, level_metrics
+    from carscope.export.parity import softmax
     from carscope.serve.config import ServeConfig
 
-    specs = dataset.specs
-    rows = {str(r["model_id"]): r for r in specs[["model_id", "make", "model", "year"]].to_dict(orient="records")}
-    h = Hierarchy.from_specs(entry.labels, rows, entry.levels.get("groups"))
-    z = logits.astype(np.float64) / entry.temperature
-    z -= z.max(axis=1, keepdims=True)
-    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    h = Hierarchy.from_table(entry.labels, dataset.specs, entry.levels.get("groups"))
+    probs = softmax(logits, entry.temperature)
     threshold = ServeConfig().min_confidence
     return {**level_metrics(probs, targets, h), "groups": len(h.groups), "min_confidence": threshold,
             "answered": answered(probs, targets, h, threshold)}

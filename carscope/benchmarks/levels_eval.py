@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from carscope.export.parity import softmax
+
 # msp: 1 - the top calibrated probability; maxlogit: minus the top logit (Vaze et al., 2022); energy: minus the
 # log-sum-exp of the logits (Liu et al., 2020); mahalanobis, knn: export's feature scores (carscope/export/ood.py);
 # class_cosine: 1 - cosine similarity to the predicted class's mean training feature (a per-class distance)
@@ -31,13 +33,6 @@ class Outputs:
     features: np.ndarray | None
     targets: np.ndarray | None = None  # class indices (None: photos of cars the classifier does not know)
     truth: list[dict] = field(default_factory=list)  # per photo: pose, framing, part, conditions, ...
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, np.float64) / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 # ------------------------------------------------------------------------------------------ outputs
@@ -166,14 +161,15 @@ def unknown_figures(scores: dict[str, dict[str, np.ndarray]], probs: dict[str, n
             if name in ("val", "test"):
                 continue
             refused = s[name] > cut
-            sure = np.array([not refused[i] and _decides(probs[name][i], h, threshold) for i in range(len(refused))])
+            sure = np.array([not refused[i] and answers(probs[name][i], h, threshold) for i in range(len(refused))])
             row[name] = {"auroc": round(auroc(s["test"], s[name]), 4), "sure": round(float(sure.mean()), 4),
                          "photos": int(len(refused))}
         out[method] = row
     return out
 
 
-def _decides(p: np.ndarray, h, threshold: float) -> bool:
+def answers(p: np.ndarray, h, threshold: float) -> bool:
+    """Does serve's level rule answer these probabilities at some level?"""
     from carscope.common.levels import decide
 
     return decide(p, h, threshold).level is not None

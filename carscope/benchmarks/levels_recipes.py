@@ -15,14 +15,15 @@ import numpy as np
 
 from carscope.benchmarks.levels_eval import (
     Outputs,
+    answers,
     colour_histograms,
     fit_linear,
     slice_figures,
-    softmax,
     torch_outputs,
     unknown_figures,
     unknown_scores,
 )
+from carscope.export.parity import softmax
 
 UNKNOWN_SETS = ("unknown_realistic", "unknown_classic")
 
@@ -162,8 +163,7 @@ def score(args, outs: dict[str, Outputs], temperature: float, labels: list[str],
     from carscope.common.levels import DEFAULT_JOIN, Hierarchy, answered, confusable_groups, level_metrics
     from carscope.crawler.dataset import load as load_dataset
 
-    rows = {str(r["model_id"]): r for r in load_dataset(shows["known"]["root"]).specs.to_dict(orient="records")}
-    h = Hierarchy.from_specs(labels, rows)
+    h = Hierarchy.from_table(labels, load_dataset(shows["known"]["root"]).specs)
     probs = {name: softmax(o.logits, temperature) for name, o in outs.items()}
     test, val = outs["test"], outs["val"]
     ungrouped = answered(probs["test"], test.targets, h, args.threshold)
@@ -191,7 +191,7 @@ def score(args, outs: dict[str, Outputs], temperature: float, labels: list[str],
     figures["unknown_by_shared_design"] = _by_shared_design(scores, probs, outs, h, args)
     # no unknown-model check: what the classifier answers alone
     figures["unknown_without_check"] = {
-        name: round(float(np.mean([_sure(p, h, args.threshold) for p in probs[name]])), 4) for name in UNKNOWN_SETS}
+        name: round(float(np.mean([answers(p, h, args.threshold) for p in probs[name]])), 4) for name in UNKNOWN_SETS}
     return figures
 
 
@@ -205,13 +205,7 @@ def _by_shared_design(scores, probs, outs: dict[str, Outputs], h, args) -> dict[
     rows: dict[int, list[bool]] = {}
     for name in UNKNOWN_SETS:
         for i, t in enumerate(outs[name].truth):
-            sure = scores[method][name][i] <= cut and _sure(probs[name][i], h, args.threshold)
+            sure = scores[method][name][i] <= cut and answers(probs[name][i], h, args.threshold)
             rows.setdefault(int(t.get("shared_design", -1)), []).append(bool(sure))
     return {"score": method, "buckets": {str(k): {"photos": len(v), "sure": round(sum(v) / len(v), 4)}
                                          for k, v in sorted(rows.items())}}
-
-
-def _sure(p, h, threshold) -> bool:
-    from carscope.common.levels import decide
-
-    return decide(p, h, threshold).level is not None

@@ -41,6 +41,7 @@ class Hierarchy:
     make_of: np.ndarray  # class -> index into makes
     groups: list[list[int]] = field(default_factory=list)  # confusable groups (each of 2+ classes of one model)
     group_of: np.ndarray | None = None  # class -> index into groups, -1 when alone
+    grouped: np.ndarray | None = None  # the classes in a group (decide sums their masses with one bincount)
 
     @classmethod
     def from_rows(cls, rows, groups: list[list[str]] | None = None) -> Hierarchy:
@@ -67,6 +68,14 @@ class Hierarchy:
         return cls.from_rows([(lab, specs.get(lab, {}).get("make"), specs.get(lab, {}).get("model"),
                                specs.get(lab, {}).get("year")) for lab in labels], groups)
 
+    @classmethod
+    def from_table(cls, labels: list[str], table, groups: list[list[str]] | None = None) -> Hierarchy:
+        """From a dataset's specs table (a DataFrame with model_id, make, model, year); a table without make and
+        model makes every class its own model and make."""
+        cols = [c for c in ("model_id", "make", "model", "year") if c in table.columns]
+        rows = {str(r["model_id"]): r for r in table[cols].to_dict(orient="records")} if "model_id" in cols else {}
+        return cls.from_specs(labels, rows, groups)
+
     def set_groups(self, groups: list[list[str]]) -> None:
         index = {lab: i for i, lab in enumerate(self.labels)}
         self.groups = [sorted(index[lab] for lab in g if lab in index) for g in groups]
@@ -74,6 +83,7 @@ class Hierarchy:
         self.group_of = np.full(len(self.labels), -1, np.int64)
         for gi, g in enumerate(self.groups):
             self.group_of[g] = gi
+        self.grouped = np.flatnonzero(self.group_of >= 0)
 
     def group_labels(self) -> list[list[str]]:
         return [[self.labels[i] for i in g] for g in self.groups]
@@ -81,6 +91,13 @@ class Hierarchy:
     def year_range(self, classes) -> tuple[int, int] | None:
         ys = [self.years[i] for i in classes if self.years[i] is not None]
         return (min(ys), max(ys)) if ys else None
+
+    def model_name(self, classes) -> str:
+        """"Acme Roadster, 2021–2023" (", 2023" for one year, no years when unknown) of one model's classes."""
+        make, model = self.models[int(self.model_of[classes[0]])]
+        years = self.year_range(classes)
+        span = "" if not years else f", {years[0]}" if years[0] == years[1] else f", {years[0]}–{years[1]}"
+        return f"{make} {model}{span}"
 
     def masses(self, probs: np.ndarray) -> dict[str, np.ndarray]:
         """Per photo (rows of `probs`): the probability of each model and each make."""
@@ -163,7 +180,7 @@ def decide(probs: np.ndarray, h: Hierarchy, threshold: float) -> Decision:
         if p[c] >= threshold:
             return Decision("model_year", float(p[c]), [c], int(h.model_of[c]), int(h.make_of[c]))
     if h.groups:
-        gm = np.array([p[g].sum() for g in h.groups])
+        gm = np.bincount(h.group_of[h.grouped], weights=p[h.grouped], minlength=len(h.groups))
         g = int(np.argmax(gm))
         if gm[g] >= threshold:
             cls = h.groups[g]

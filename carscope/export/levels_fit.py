@@ -14,15 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from carscope.common.levels import DEFAULT_JOIN, Hierarchy, answered, confusable_groups, level_metrics
+from carscope.export.parity import softmax
 
 SERVE_THRESHOLD = 0.5  # serve's --min-confidence default, which the figures are stated at
-
-
-def hierarchy(dataset, labels: list[str]) -> Hierarchy:
-    """Each class's make, model and year from the dataset's specs table."""
-    specs = dataset.specs
-    rows = {str(r["model_id"]): r for r in specs[["model_id", "make", "model", "year"]].to_dict(orient="records")}
-    return Hierarchy.from_specs(labels, rows)
 
 
 def fit_levels(session, photos: dict, spec: dict, labels: list[str], dataset, temperature: float, *,
@@ -34,15 +28,15 @@ def fit_levels(session, photos: dict, spec: dict, labels: list[str], dataset, te
     from carscope.export.onnx_export import run_all
     from carscope.export.photos import batches
 
-    h = hierarchy(dataset, labels)
+    h = Hierarchy.from_table(labels, dataset.specs)
     source = "val" if len(photos["val"]) else "test"
     held = photos[source]
     if val_logits is None or source != "val":
         val_logits = run_all(session, batches(held["file"].tolist(), spec))[0]
-    probs = _softmax(np.asarray(val_logits, np.float64) / temperature)
+    probs = softmax(np.asarray(val_logits), temperature)
     groups, found = confusable_groups(probs, held["target"].to_numpy(), h, join)
     h.set_groups(groups)
-    test_probs = _softmax(np.asarray(test_logits, np.float64) / temperature)
+    test_probs = softmax(np.asarray(test_logits), temperature)
     figures = {"test": level_metrics(test_probs, np.asarray(test_targets), h),
                "answered_test": answered(test_probs, np.asarray(test_targets), h, SERVE_THRESHOLD),
                "threshold": SERVE_THRESHOLD}
@@ -54,11 +48,3 @@ def fit_levels(session, photos: dict, spec: dict, labels: list[str], dataset, te
         f"{figures['answered_test']['sure_and_right']:.1%} right at their level")
     return {"groups": groups, "join": join, "source": source, "photos": int(len(held)), "pairs": found["pairs"],
             "figures": figures}
-
-
-def _softmax(z):
-    import numpy as np
-
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)

@@ -105,17 +105,18 @@ def fit_ood(graph: Graph, checked: Checked, photos: dict, tmp: Path, *, method: 
     fitted = {}
     for m in (("mahalanobis", "knn") if method == "auto" else (method,)):
         scorer = oodmod.fit(m, train_f, train["target"].to_numpy())
-        threshold = oodmod.threshold_at(scorer.score(val_f), tpr)
+        val_s = scorer.score(val_f)
+        threshold = oodmod.threshold_at(val_s, tpr)
         test_s, syn_s = scorer.score(fp32_test), scorer.score(syn_f)
         compared[m] = {"threshold": threshold, "test_tpr": round(float((test_s <= threshold).mean()), 4),
                        "auroc_synthetic": round(oodmod.auroc(test_s, syn_s), 4),
                        "fpr95_synthetic": round(oodmod.fpr_at_tpr(test_s, syn_s, 0.95), 4),
                        "bytes": scorer.nbytes}
-        fitted[m] = (scorer, threshold)
+        fitted[m] = (scorer, threshold, val_s)
     # auto: the higher AUROC against the synthetic frames; within 0.005 Mahalanobis, whose cost does not grow
     # with the training set (knn's bank does)
     chosen = max(compared, key=lambda m: (compared[m]["auroc_synthetic"] + (0.005 if m == "mahalanobis" else 0)))
-    scorer, threshold = fitted[chosen]
+    scorer, threshold, val_s = fitted[chosen]
     fname = f"{key}.ood.npz"
     scorer.save(tmp / fname)
     test_s = scorer.score(fp32_test)
@@ -124,7 +125,7 @@ def fit_ood(graph: Graph, checked: Checked, photos: dict, tmp: Path, *, method: 
     entry = {
         "method": chosen, "file": fname, "sha256": sha256_file(tmp / fname), "output": "features",
         "dim": int(train_f.shape[1]), "bytes": scorer.nbytes, "threshold": threshold, "tpr": tpr,
-        **({"unknown_threshold": oodmod.threshold_at(scorer.score(val_f), unknown_tpr), "unknown_tpr": unknown_tpr}
+        **({"unknown_threshold": oodmod.threshold_at(val_s, unknown_tpr), "unknown_tpr": unknown_tpr}
            if unknown_tpr else {}),
         "fit": {"split": "train", "photos": int(len(train_f)), "source": "onnxruntime fp32"},
         "threshold_split": "val" if len(photos["val"]) else "test",

@@ -92,7 +92,6 @@ class _Writer:
     """Rows to JSON lines, CSV or parquet, in a temporary file renamed into place by commit()."""
 
     def __init__(self, out: str, fmt: str, columns: list[str]):
-        import os
         import sys
         import tempfile
 
@@ -120,7 +119,6 @@ class _Writer:
             self.rows.append(row)
 
     def commit(self) -> None:
-        import os
 
         if self.fmt == "parquet":
             import pandas as pd
@@ -134,7 +132,6 @@ class _Writer:
             self.tmp = None
 
     def discard(self) -> None:
-        import os
 
         if self.tmp is not None:
             self.fh.close()
@@ -167,9 +164,9 @@ def run(args) -> int:
     recognizer = load(args.bundle, **options)
     config = recognizer.config
     columns = list(row_for(Path(), None, None, config.top_k))
-    if getattr(args, "engine", "local") == "ray":
+    ray = getattr(args, "engine", "local") == "ray"
+    if ray:  # the bundle is checked; each Ray actor loads its own
         recognizer.close()
-        recognizer = _RayRows(args, photos, options)
     writer = _Writer(args.out, fmt, columns)
 
     def local_rows():
@@ -183,12 +180,11 @@ def run(args) -> int:
     sure = 0
     try:
         with tqdm(total=len(photos), unit="photo", desc="predict", disable=None, file=sys.stderr) as bar, \
-                closing(recognizer.rows() if isinstance(recognizer, _RayRows) else local_rows()) as rows:
+                closing(_ray_rows(args, photos, options) if ray else local_rows()) as rows:
             for row in rows:  # closed on the way out: the threads (or Ray) stop at once
-                error = (row["error_code"], row["error"]) if not row["ok"] else None
                 writer.write(row)
-                if error:
-                    refused[error[0]] += 1
+                if not row["ok"]:
+                    refused[row["error_code"]] += 1
                 sure += bool(row["sure"])
                 if row["reason"]:
                     reasons[row["reason"]] += 1
@@ -198,7 +194,8 @@ def run(args) -> int:
         writer.discard()
         raise
     finally:
-        recognizer.close()
+        if not ray:
+            recognizer.close()
     seconds = time.perf_counter() - t0
     answered = len(photos) - sum(refused.values())
     why = f" ({', '.join(f'{code} {n}' for code, n in refused.most_common())})" if refused else ""
@@ -209,21 +206,8 @@ def run(args) -> int:
     return 0
 
 
-class _RayRows:
-    """--engine ray: the rows from carscope/serve/predict_ray.py, with the local Recognizer's `close`."""
+def _ray_rows(args, photos: list[Path], options: dict):
+    from carscope.serve.predict_ray import ray_rows
 
-    def __init__(self, args, photos: list[Path], options: dict):
-        cpus = os.cpu_count() or 1
-        self.args, self.photos, self.options = args, photos, options
-        self.actors = args.actors or max(1, cpus // 2)
-        # leave half a CPU to Ray Data's own tasks: a pool that claims every CPU stalls without an error
-        self.actor_cpus = args.actor_cpus or max(0.25, (cpus - 0.5) / self.actors)
-
-    def rows(self):
-        from carscope.serve.predict_ray import ray_rows
-
-        return ray_rows(self.args.bundle, self.photos, self.options, actors=self.actors, actor_cpus=self.actor_cpus,
-                        jobs=self.args.jobs, address=self.args.ray_address)
-
-    def close(self) -> None:
-        pass
+    return ray_rows(args.bundle, photos, options, actors=args.actors, actor_cpus=args.actor_cpus, jobs=args.jobs,
+                    address=args.ray_address)

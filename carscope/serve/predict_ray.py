@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from carscope.common.errors import CarscopeError
+from carscope.export.bundle import json_value
 
 DEFAULT_BATCH = 256  # photos per actor call: large enough to fill micro-batches, small enough to stream
 
@@ -45,14 +46,19 @@ class _Predict:
         return pd.DataFrame(rows, columns=list(row_for(Path(), None, None, self.top_k))).astype(object)
 
 
-def ray_rows(bundle: str, photos: list[Path], options: dict[str, Any], *, actors: int, actor_cpus: float,
-             jobs: int, batch_size: int = DEFAULT_BATCH, address: str | None = None) -> Iterator[dict[str, Any]]:
-    """`carscope predict`'s rows for `photos`, in order, computed by `actors` Ray actors."""
+def ray_rows(bundle: str, photos: list[Path], options: dict[str, Any], *, actors: int | None = None,
+             actor_cpus: float | None = None, jobs: int = 16, batch_size: int = DEFAULT_BATCH,
+             address: str | None = None) -> Iterator[dict[str, Any]]:
+    """`carscope predict`'s rows for `photos`, in order, computed by `actors` Ray actors (default: one per 2 CPUs of
+    this machine, each claiming what leaves half a CPU to Ray Data's own tasks)."""
     try:
         import ray
     except ImportError:
         raise CarscopeError("--engine ray needs Ray: pip install 'carscope[ray]'") from None
-    if actors < 1 or not 0 < actor_cpus <= (os.cpu_count() or 1) * 64:
+    cpus = os.cpu_count() or 1
+    actors = actors or max(1, cpus // 2)
+    actor_cpus = actor_cpus or max(0.25, (cpus - 0.5) / actors)
+    if actors < 1 or not 0 < actor_cpus <= cpus * 64:
         raise CarscopeError(f"--actors must be >= 1 and --actor-cpus > 0 (got {actors}, {actor_cpus})")
     started = False
     if not ray.is_initialized():
@@ -70,15 +76,8 @@ def ray_rows(bundle: str, photos: list[Path], options: dict[str, Any], *, actors
         answered = ds.map_batches(_Predict, fn_constructor_args=(str(Path(bundle).resolve()), options, jobs),
                                   batch_size=batch_size, batch_format="pandas", num_cpus=actor_cpus,
                                   concurrency=actors)
-        for row in answered.iter_rows():
-            yield {k: (None if _missing(v) else v) for k, v in row.items()}
+        for row in answered.iter_rows():  # numpy scalars and NaN back to the local engine's plain values
+            yield {k: json_value(v) for k, v in row.items()}
     finally:
         if started:
             ray.shutdown()
-
-
-def _missing(v) -> bool:
-    try:
-        return v is None or bool(v != v)  # None, NaN
-    except (TypeError, ValueError):
-        return False

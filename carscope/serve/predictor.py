@@ -326,20 +326,12 @@ class Predictor:
             out["model"] = h.models[d.model][1]
             years = h.year_range(d.classes)
             out["years"] = list(years) if years else None
-            span = "" if not years else f", {years[0]}" if years[0] == years[1] else f", {years[0]}\u2013{years[1]}"
-            out["name"] = f"{make} {out['model']}{span}"
+            out["name"] = h.model_name(d.classes)
             out["grouped"] = bool(h.group_of is not None and h.group_of[d.classes[0]] >= 0 and
                                   len(d.classes) == len(h.groups[h.group_of[d.classes[0]]]))
         else:
             out["name"] = make
         return out
-
-    def describe_decision_name(self, classes: list[int]) -> str:
-        """"Make Model, first–last year" of a group of model-years of one model."""
-        h = self.hierarchy
-        make, model = h.models[int(h.model_of[classes[0]])]
-        years = h.year_range(classes)
-        return f"{make} {model}" + (f", {years[0]}\u2013{years[1]}" if years else "")
 
     def specs_range(self, labels: list[str]) -> dict[str, Any]:
         """The specifications of a range of model-years: what they share, and per year where they differ."""
@@ -390,7 +382,7 @@ class Predictor:
         return {
             "models": models,
             "levels": {"groups": self.hierarchy.group_labels(),
-                       "names": [self.describe_decision_name(g) for g in self.hierarchy.groups]},
+                       "names": [self.hierarchy.model_name(g) for g in self.hierarchy.groups]},
             "ood": ({"checked": True, "method": ood["method"], "threshold": self.ood_threshold(),
                      "unknown_threshold": self.unknown_threshold(), "unknown_tpr": ood.get("unknown_tpr"),
                      "tpr": ood.get("tpr"), "threshold_split": ood.get("threshold_split"),

@@ -272,12 +272,11 @@ def _mix_outliers(args, labels: list[str], rank: int):
     if not getattr(args, "mix_outliers", 0.0) or args.task != "model":
         return None
     from carscope.common.levels import Hierarchy
-    from carscope.crawler.dataset import load
+    from carscope.train.evaluation import class_hierarchy
     from carscope.train.outliers import MixOutliers
 
-    specs = load(args.data).specs
-    rows = {str(r["model_id"]): r for r in specs.to_dict(orient="records")} if "make" in specs.columns else {}
-    return MixOutliers(Hierarchy.from_specs(labels, rows).make_of, args.mix_outliers, args.seed * 1000 + rank)
+    h = class_hierarchy(args.data, labels) or Hierarchy.from_specs(labels, {})  # no makes: every class its own
+    return MixOutliers(h.make_of, args.mix_outliers, args.seed * 1000 + rank)
 
 
 def train_one_epoch(ctx: Context, model, train_model, loader, criterion, optimizer, scheduler, scaler, ema,
@@ -364,7 +363,12 @@ def _finish(ctx: Context, args, run_dir: Path, prepared: Prepared, normalizer, a
     """Reload best.pt, fit the temperature on val, evaluate test, write report.json/md and the plots."""
     import torch
 
-    from carscope.train.evaluation import classification_report, fit_temperature, level_report
+    from carscope.train.evaluation import (
+        class_hierarchy,
+        classification_report,
+        fit_temperature,
+        level_report,
+    )
     from carscope.train.models import create_model
     from carscope.train.report import plot_confusion, plot_curves, read_metrics, write_report
 
@@ -385,9 +389,10 @@ def _finish(ctx: Context, args, run_dir: Path, prepared: Prepared, normalizer, a
                                              normalizer, args.batch_size, len(labels))
         report_test = classification_report(test_logits, test_targets, labels, temperature)
     if args.task == "model":  # top-1 and ECE at the model-year, model and make level
-        report_val["levels"] = level_report(args.data, labels, val_logits, val_targets, temperature)
+        h = class_hierarchy(args.data, labels)  # the dataset's specs, read once for both splits
+        report_val["levels"] = level_report(h, val_logits, val_targets, temperature)
         if report_test:
-            report_test["levels"] = level_report(args.data, labels, test_logits, test_targets, temperature)
+            report_test["levels"] = level_report(h, test_logits, test_targets, temperature)
     history = read_metrics(run_dir)
     summary_metrics = {"val_top1": report_val["top1"], "val_top5": report_val["top5"], "val_loss": report_val["loss"],
                        "val_ece_before": report_val["ece_before"], "val_ece_after": report_val["ece_after"]}

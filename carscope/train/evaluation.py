@@ -116,20 +116,27 @@ def classification_report(logits, targets, labels: list[str], temperature: float
     }
 
 
-def level_report(data, labels: list[str], logits, targets, temperature: float) -> dict[str, Any] | None:
-    """Top-1 and ECE at the model-year, model (any of its years) and make level (carscope/common/levels.py), of
-    the calibrated probabilities; None when the dataset's specs name no make and model for the classes."""
-    import torch
-
-    from carscope.common.levels import Hierarchy, level_metrics
+def class_hierarchy(data, labels: list[str]):
+    """Each class's make, model and year (carscope/common/levels.py) from the dataset's specs table, read once;
+    None when the table names no make and model for any class."""
+    from carscope.common.levels import Hierarchy
     from carscope.crawler.dataset import load
 
     specs = load(data).specs
-    if not {"make", "model", "year"} <= set(specs.columns):
+    if not {"model_id", "make", "model", "year"} <= set(specs.columns) or \
+            not specs["model_id"].astype(str).isin(labels).any():
         return None
-    rows = {str(r["model_id"]): r for r in specs[["model_id", "make", "model", "year"]].to_dict(orient="records")}
-    if not any(label in rows for label in labels):
+    return Hierarchy.from_table(labels, specs)
+
+
+def level_report(h, logits, targets, temperature: float) -> dict[str, Any] | None:
+    """Top-1 and ECE at the model-year, model (any of its years) and make level of the calibrated probabilities;
+    None without a hierarchy (`class_hierarchy`)."""
+    import torch
+
+    from carscope.common.levels import level_metrics
+
+    if h is None:
         return None
-    h = Hierarchy.from_specs(labels, rows)
     probs = torch.softmax(logits.float() / temperature, dim=1).numpy()
     return level_metrics(probs, targets.numpy(), h)

@@ -67,7 +67,16 @@ def test_model_run_uses_the_view_run_for_unknown_photos(tiny_data, view_run, tmp
     out = tmp_path / "model"
     summary = train({"task": "model", "data": str(tiny_data), "out": str(out), "epochs": 8,
                      "view_run": str(view_dir), "view_threshold": 0.5, **TINY})
-    data = json.loads((out / "report.json").read_text())["data"]
+    report = json.loads((out / "report.json").read_text())
+    data = report["data"]
+    # top-1 and ECE at each level, from the dataset's makes and models: here each class is a make of its own, so the
+    # three levels are the model-year's own top-1
+    for split in ("val", "test"):
+        levels = report[split]["levels"]
+        assert levels["n"] == report[split]["n"]
+        for level in ("model_year", "model", "make"):
+            assert levels[level]["top1"] == pytest.approx(report[split]["top1"], abs=1e-6) and 0 <= levels[level]["ece"] <= 1
+    assert "model-year top-1 / ECE" in (out / "report.md").read_text()
     assert data["sources"]["hint"] == 32  # 3 classes x 10 exterior photos + 2 broken files (skipped at decode)
     assert data["sources"]["view_run"] >= 1 and data["sources"]["view_run"] + data["view_run_rejected"] == 12
     splits = pd.read_parquet(out / "splits.parquet")
