@@ -236,6 +236,20 @@ def _names(seed: int, n: int, parts_a, parts_b, suffixes, tag: str) -> list[str]
     return out
 
 
+def _model_name(r, words: list[str], used: set[str]) -> str:
+    """A model name unique across the catalog: a word and a suffix (600 names), drawn until one is free; past
+    64 draws (a catalog of more models than that space holds comfortably), the last draw numbered in series
+    ("Tern GT 2", "Tern GT 3"), so that a catalog of 60 makes x 40 models is built and never loops forever."""
+    for _ in range(64):
+        name = words[r.randrange(len(words))] + _MODEL_SUFFIX[r.randrange(len(_MODEL_SUFFIX))]
+        if name not in used:
+            return name
+    n = 2
+    while f"{name} {n}" in used:
+        n += 1
+    return f"{name} {n}"
+
+
 def _make_design(seed: int, i: int) -> dict:
     """A make's design language. Consecutive makes take distinct grilles/lamps/badges so makes stay apart."""
     rng = seeded_rng(seed, "make-design", i)
@@ -443,11 +457,7 @@ def _build_catalog(config: ShowroomConfig) -> Catalog:
     for make in makes:
         bodies = _model_bodies(seed, make.index, config.models_per_make)
         for j in range(config.models_per_make):
-            r = seeded_rng(seed, "model-name", make.index, j)
-            while True:  # unique across the catalog (model words are reused with suffixes)
-                name = words[r.randrange(len(words))] + _MODEL_SUFFIX[r.randrange(len(_MODEL_SUFFIX))]
-                if name not in used:
-                    break
+            name = _model_name(seeded_rng(seed, "model-name", make.index, j), words, used)
             used.add(name)
             body = bodies[j]
             models.append(Model(make, j, name, url_slug(name), body,

@@ -67,6 +67,12 @@ def add_parser(sub) -> None:
     p.add_argument("--prerender", action="store_true",
                    help="render every photo before serving; refused when they do not fit the memory cache and "
                         "there is no --cache-dir (they would be drawn again on demand)")
+    p.add_argument("--render-jobs", type=int, default=1, metavar="N",
+                   help="with --prerender and --cache-dir: N processes draw the photos (drawing holds the GIL, so "
+                        "threads share one core; default: %(default)s, threads in this process)")
+    p.add_argument("--render-only", action="store_true",
+                   help="with --cache-dir: draw every photo into the cache and exit, serving nothing (warms a "
+                        "cache for later runs)")
     p.add_argument("--revalidate", action="store_true",
                    help="pages and JSON send ETag and Last-Modified and answer conditional requests with 304, "
                         "photos ask to be revalidated, the sitemap gives lastmod (what `crawl --refresh` uses; "
@@ -107,9 +113,16 @@ def run(args) -> int:
         raise CarscopeError(f"--port must be in 0..65535, not {args.port}")
     if args.dump_truth:
         return _dump_truth(config, args.dump_truth)
+    jobs = getattr(args, "render_jobs", 1)
+    if jobs < 1:
+        raise CarscopeError(f"--render-jobs must be at least 1, not {jobs}")
+    if getattr(args, "render_only", False):
+        if not config.cache_dir:
+            raise CarscopeError("--render-only needs --cache-dir (where the photos go)")
+        return _render_only(config, jobs)
     if args.prerender and not config.cache_dir:
         check_prerender_fits(config)
-    return asyncio.run(_serve(config, args.host, args.port, args.prerender))
+    return asyncio.run(_serve(config, args.host, args.port, args.prerender, jobs))
 
 
 def prerender_bytes(config, sample: int = 12) -> int:
@@ -164,7 +177,28 @@ def _dump_truth(config, path: str) -> int:
     return 0
 
 
-async def _serve(config, host: str, port: int, prerender_first: bool) -> int:
+def _render_only(config, jobs: int) -> int:
+    import signal
+    import threading
+
+    from carscope.showroom.catalog import build_catalog
+    from carscope.showroom.photo_store import PhotoStore, prerender
+
+    catalog = build_catalog(config)
+    halt = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: halt.set())
+    try:
+        seconds = prerender(PhotoStore(catalog, config.cache_dir, max_bytes=0), jobs=jobs, stop=halt)
+    except KeyboardInterrupt:
+        halt.set()
+    if halt.is_set():
+        print("showroom: stopped; the photos drawn so far stay in the cache", flush=True)
+        return 130
+    print(f"showroom: {len(catalog.photos)} photos in {config.cache_dir} ({seconds:.1f} s)", flush=True)
+    return 0
+
+
+async def _serve(config, host: str, port: int, prerender_first: bool, jobs: int = 1) -> int:
     import asyncio
     import signal
 
@@ -200,7 +234,7 @@ async def _serve(config, host: str, port: int, prerender_first: bool) -> int:
             from carscope.showroom.photo_store import prerender
 
             halt = threading.Event()
-            job = loop.run_in_executor(None, lambda: prerender(state.store, stop=halt))
+            job = loop.run_in_executor(None, lambda: prerender(state.store, stop=halt, jobs=jobs))
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait([job, stopper], return_when=asyncio.FIRST_COMPLETED)
             if stop.is_set():

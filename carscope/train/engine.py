@@ -370,7 +370,7 @@ def _finish(ctx: Context, args, run_dir: Path, prepared: Prepared, normalizer, a
         level_report,
     )
     from carscope.train.models import create_model
-    from carscope.train.report import plot_confusion, plot_curves, read_metrics, write_report
+    from carscope.train.report import confusion_view, plot_confusion, plot_curves, read_metrics, write_report
 
     best_state = checkpoint.load(run_dir / "best.pt")
     labels = prepared.labels
@@ -417,9 +417,10 @@ def _finish(ctx: Context, args, run_dir: Path, prepared: Prepared, normalizer, a
     write_report(run_dir, report)
     plot_curves(run_dir, history)
     shown = report_test or report_val
-    plot_confusion(run_dir, shown["confusion"], labels,
+    matrix, shown_labels, which = confusion_view(shown, labels)
+    plot_confusion(run_dir, matrix, shown_labels,
                    title=f"{args.task} {'test' if report_test else 'val'} confusion (row-normalised), "
-                         f"top-1 {shown['top1']:.3f}")
+                         f"top-1 {shown['top1']:.3f}" + (f"\n{which}" if which else ""))
     say(f"done: best epoch {best_state['epoch'] + 1}, val top1 {report_val['top1']:.4f}"
         + (f", test top1 {report_test['top1']:.4f} top5 {report_test['top5']:.4f}" if report_test else "")
         + f", T={temperature:.3f}, ECE {shown['ece_before']:.4f} -> {shown['ece_after']:.4f}; {run_dir}")

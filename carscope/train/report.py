@@ -127,9 +127,52 @@ def plot_curves(run_dir: Path, history: list[dict[str, Any]] | None = None) -> N
     plt.close(fig)
 
 
+PLOT_CLASSES_MAX = 60  # classes drawn in confusion.png; above, the ones with the most confused photos
+
+
+def confusion_view(split: dict, labels: list[str], k: int = PLOT_CLASSES_MAX) -> tuple[list[list[int]], list[str], str]:
+    """What confusion.png draws for a split of report.json: every class when there are at most `k`; else the `k`
+    classes in the most confused pairs (true or predicted), with their diagonal from the per-class recall. Reads the
+    dense matrix or, above evaluation.DENSE_CONFUSION_MAX classes, the confused pairs."""
+    import numpy as np
+
+    n = len(labels)
+    if "confusion" in split and n <= k:
+        return split["confusion"], labels, ""
+    if "confusion" in split:
+        cm = np.asarray(split["confusion"])
+        off = cm - np.diag(np.diag(cm))
+        ii, jj = np.nonzero(off)
+        pairs = sorted(([int(i), int(j), int(off[i, j])] for i, j in zip(ii, jj, strict=True)), key=lambda t: -t[2])
+    else:
+        pairs = split.get("confusion_pairs", [])
+    chosen: list[int] = []
+    for t, p, _ in pairs:
+        for c in (t, p):
+            if c not in chosen and len(chosen) < k:
+                chosen.append(c)
+    for c in range(n):  # too few confused classes: fill with the first others
+        if len(chosen) >= min(k, n):
+            break
+        if c not in chosen:
+            chosen.append(c)
+    chosen.sort()
+    where = {c: i for i, c in enumerate(chosen)}
+    sub = np.zeros((len(chosen), len(chosen)), dtype=np.int64)
+    per_class = split.get("per_class", {})
+    for c in chosen:
+        m = per_class.get(labels[c], {})
+        sub[where[c], where[c]] = round(m.get("recall", 0.0) * m.get("support", 0))
+    for t, p, count in pairs:
+        if t in where and p in where:
+            sub[where[t], where[p]] = count
+    return sub.tolist(), [labels[c] for c in chosen], f"{len(chosen)} of {n} classes, the most confused"
+
+
 def plot_confusion(run_dir: Path, confusion: list[list[int]], labels: list[str], title: str = "") -> None:
     """confusion.png, row-normalised (recall on the diagonal). The figure grows with the class count so each
-    cell stays ~0.2 inch and every label is legible at 50+ classes; counts are printed when they fit."""
+    cell stays ~0.2 inch and every label is legible at 50+ classes; counts are printed when they fit. Give it
+    confusion_view's matrix: at 19,000 classes the whole one would be a 4,000-inch figure."""
     import matplotlib
 
     matplotlib.use("Agg")

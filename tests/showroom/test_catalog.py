@@ -106,3 +106,15 @@ def test_years_parse_and_reject_backwards_ranges():
             parse_years(bad)
     with pytest.raises(CarscopeError, match="--makes"):
         ShowroomConfig(makes=0)
+
+
+def test_a_catalog_larger_than_the_model_name_space_is_built():
+    """60 makes x 40 models is 2,400 models, more than the 600 word-and-suffix names: names are numbered in series
+    past them, every one unique, instead of drawing forever (which the seed's 19,000 model-years needed)."""
+    from carscope.showroom.catalog import build_catalog
+    from carscope.showroom.config import ShowroomConfig
+
+    cat = build_catalog(ShowroomConfig(makes=60, models_per_make=40, years=(2023, 2023), photos=1, others=0))
+    assert len(cat.models) == 2400 and len({m.name for m in cat.models}) == 2400
+    assert len({m.slug for m in cat.models}) == 2400 and len({my.model_id for my in cat.model_years}) == 2400
+    assert any(m.name.split()[-1].isdigit() and int(m.name.split()[-1]) >= 2 for m in cat.models)

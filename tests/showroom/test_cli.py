@@ -24,6 +24,8 @@ from carscope.commands.cli import main
     (["--others", "-1"], "--others must be in 0..20"),
     (["--port", "70000"], "--port"),
     (["--layout", "grid"], "--layout must be one of classic, dl, jsonld, spa"),
+    (["--render-only"], "--render-only needs --cache-dir"),
+    (["--render-jobs", "0"], "--render-jobs must be at least 1"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, message, capsys):
     assert main(["showroom", *argv]) == 2
@@ -102,3 +104,27 @@ def test_prerender_without_a_disk_cache_refuses_a_catalog_the_memory_cache_canno
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "--cache-dir DIR" in err and "--cache-mb" in err
+
+
+def test_render_only_draws_every_photo_into_the_cache_with_processes(tmp_path, capsys):
+    """--render-only --render-jobs 2: every photo of the catalog in the disk cache, byte for byte what the server
+    would draw, in spawned processes; a second run draws nothing (the cache is whole)."""
+    from carscope.showroom.catalog import build_catalog
+    from carscope.showroom.config import ShowroomConfig
+    from carscope.showroom.render import render_photo_bytes
+
+    argv = ["showroom", "--makes", "1", "--models-per-make", "2", "--years", "2023-2023", "--photos", "3",
+            "--others", "1", "--cache-dir", str(tmp_path), "--render-only", "--render-jobs", "2"]
+    assert main(argv) == 0
+    config = ShowroomConfig(makes=1, models_per_make=2, years=(2023, 2023), photos=3, others=1)
+    catalog = build_catalog(config)
+    folder = tmp_path / config.catalog_key()
+    assert len(list(folder.glob("*.jpg"))) == 2 * len(catalog.photos)
+    pid, photo = next(iter(catalog.photos.items()))
+    assert (folder / f"{pid}-640.jpg").read_bytes() == render_photo_bytes(catalog, photo)[640]
+    (folder / f"{pid}-320.jpg").unlink()  # half a photo: drawn again, the rest kept
+    stamp = {f.name: f.stat().st_mtime_ns for f in folder.glob("*.jpg")}
+    assert main(argv) == 0
+    assert (folder / f"{pid}-320.jpg").is_file()
+    assert all(f.stat().st_mtime_ns == stamp[f.name] for f in folder.glob("*.jpg") if f.name in stamp
+               and not f.name.startswith(pid))

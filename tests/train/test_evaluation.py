@@ -33,6 +33,36 @@ def test_classification_report_by_hand():
     assert r["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
 
 
+def test_many_classes_keep_confused_pairs_not_a_dense_matrix():
+    """Above DENSE_CONFUSION_MAX classes report.json holds the confused pairs, most frequent first, and the
+    per-class figures equal the dense matrix's (19,000 classes would make a 2.9 GB matrix and a 4,000-inch plot)."""
+    from carscope.train.evaluation import DENSE_CONFUSION_MAX, confusion_matrix
+    from carscope.train.report import confusion_view
+
+    g = torch.Generator().manual_seed(1)
+    n = DENSE_CONFUSION_MAX + 50
+    targets = torch.randint(0, n, (3000,), generator=g)
+    preds = torch.where(torch.rand(3000, generator=g) < 0.6, targets, torch.randint(0, n, (3000,), generator=g))
+    preds[:40] = 7  # one class that steals from many: the top pairs name it
+    targets[:40] = 3
+    logits = torch.nn.functional.one_hot(preds, n).float() * 5
+    labels = [f"c{i}" for i in range(n)]
+    r = classification_report(logits, targets, labels)
+    assert "confusion" not in r
+    cm = confusion_matrix(preds, targets, n)
+    off = cm - torch.diag(torch.diag(cm))
+    assert r["confusion_pairs"][0] == [3, 7, int(off[3, 7])]
+    assert r["confusion_pairs_total"] == int((off > 0).sum())
+    assert sum(c for _, _, c in r["confusion_pairs"]) == int(off.sum())
+    for i in (0, 3, 7, n - 1):
+        assert r["per_class"][f"c{i}"]["support"] == int(cm[i].sum())
+        assert abs(r["per_class"][f"c{i}"]["recall"] - float(cm[i, i]) / max(int(cm[i].sum()), 1)) < 1e-9
+    matrix, shown, note = confusion_view(r, labels, k=20)
+    assert len(shown) == 20 and {"c3", "c7"} <= set(shown) and "of 250 classes" in note
+    i3, i7 = shown.index("c3"), shown.index("c7")
+    assert matrix[i3][i7] == int(off[3, 7]) and matrix[i3][i3] == int(cm[3, 3])
+
+
 # -- calibration at its edges, for `make mutate` of carscope/train/evaluation.py -------------------------------------------
 def _ece_by_hand(conf, correct, n_bins):
     """ECE from its definition, in plain Python: bins (lo, hi], weighted by their share of the photos."""
