@@ -32,7 +32,12 @@ def add_parser(sub) -> None:
                    help="at most this many test-split photos for parity and int8 accuracy (default: %(default)s)")
     p.add_argument("--calib-photos", type=int, default=128,
                    help="train-split photos to calibrate int8 on, at least 100 (default: %(default)s)")
-    p.add_argument("--thumbs", type=int, default=3, help="thumbnails per class and view (default: %(default)s)")
+    p.add_argument("--thumbs", type=int, default=3,
+                   help="thumbnails per class and view, fewer when the classes would need more than --thumbs-max "
+                        "(default: %(default)s)")
+    p.add_argument("--thumbs-max", type=int, default=20_000, metavar="N",
+                   help="thumbnails in the bundle at most; past N/2 classes, one exterior photo each "
+                        "(default: %(default)s)")
     p.add_argument("--ood", choices=["auto", "mahalanobis", "knn", "none"], default="auto",
                    help="the model classifier's out-of-distribution score, fitted on its train-split features "
                         "(auto: the better of the two on synthetic frames; none: no OOD check)")
@@ -55,7 +60,8 @@ def run(args) -> int:
     export_bundle(args.view_run, args.model_run, args.data, args.out, view_data=args.view_data, int8=args.int8,
                   fp16=args.fp16,
                   force=args.force, opset=args.opset, eval_photos=args.eval_photos,
-                  calib_photos=args.calib_photos, thumbs_per_view=args.thumbs, exporter=args.exporter,
+                  calib_photos=args.calib_photos, thumbs_per_view=args.thumbs, thumbs_max=args.thumbs_max,
+                  exporter=args.exporter,
                   ood_method=args.ood, ood_tpr=args.ood_tpr, unknown_tpr=args.unknown_tpr or None,
                   levels=not args.no_levels, log=lambda msg: print(msg, flush=True))
     return 0

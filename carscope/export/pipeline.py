@@ -72,7 +72,8 @@ class _Inputs:
 def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, data: str | os.PathLike,
                   out: str | os.PathLike, *, int8: bool = False, fp16: bool = False, force: bool = False,
                   opset: int | None = None, eval_photos: int = 1000, calib_photos: int = 128,
-                  thumbs_per_view: int = 3, exporter: str = "auto", view_data: str | os.PathLike | None = None,
+                  thumbs_per_view: int = 3, thumbs_max: int = 20_000, exporter: str = "auto",
+                  view_data: str | os.PathLike | None = None,
                   ood_method: str = "auto", ood_tpr: float = DEFAULT_OOD_TPR,
                   unknown_tpr: float | None = DEFAULT_UNKNOWN_TPR, levels: bool = True,
                   log: Callable[[str], Any] = print) -> Bundle:
@@ -106,7 +107,7 @@ def export_bundle(view_run: str | os.PathLike, model_run: str | os.PathLike, dat
                                         dataset=inputs.dataset if key == "model" and levels else None)
         log("thumbnails and specs")
         thumbs = write_thumbs(inputs.photos, inputs.dataset, tmp, models["view"], inputs.states["view"],
-                              inputs.states["model"]["labels"], thumbs_per_view)
+                              inputs.states["model"]["labels"], thumbs_per_view, thumbs_max)
         _write_specs(inputs.dataset, inputs.states["model"]["labels"], tmp)
         meta = _bundle_meta(models, thumbs, inputs, options, view_data is not None, t0=t0)
         shutil.rmtree(work)

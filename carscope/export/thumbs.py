@@ -11,11 +11,25 @@ from __future__ import annotations
 from pathlib import Path
 
 THUMB_SIZE = 192  # longest side, px: the result page shows them small
+THUMBS_MAX = 20_000  # thumbnails in a bundle at most, but always one exterior photo per class (thumb_plan)
+
+
+def thumb_plan(n_classes: int, per_view: int, cap: int = THUMBS_MAX) -> tuple[int, tuple[str, ...]]:
+    """Thumbnails per class and view, and the views, so that a bundle holds at most `cap` of them: `per_view` of
+    both views while they fit; fewer per view as the classes grow; past cap / 2 classes, one exterior photo each
+    (19,000 classes: 19,000 thumbnails, about 80 MB, instead of 90,000 and 350 MB)."""
+    if per_view <= 0 or n_classes <= 0:
+        return 0, ()
+    if 2 * n_classes * per_view <= cap:
+        return per_view, ("exterior", "interior")
+    if 2 * n_classes <= cap:
+        return max(1, cap // (2 * n_classes)), ("exterior", "interior")
+    return 1, ("exterior",)
 
 
 def write_thumbs(photos: dict, dataset, tmp: Path, view_entry: dict, view_state: dict, served: list[str],
-                 per_view: int) -> dict:
-    """A few small train-split photos per served class and view.
+                 per_view: int, cap: int = THUMBS_MAX) -> dict:
+    """A few small train-split photos per served class and view, at most `cap` in all (thumb_plan).
 
     Candidates are the train splits of both runs: the model run trains on exterior photos only, so interior
     ones come from the view run's split, their model-year from the dataset. The view is the page's hint;
@@ -27,6 +41,7 @@ def write_thumbs(photos: dict, dataset, tmp: Path, view_entry: dict, view_state:
     from carscope.export.onnx_export import INPUT_NAME, cpu_session
     from carscope.export.photos import batches, open_rgb
 
+    per_view, views = thumb_plan(len(served), per_view, cap)
     if per_view <= 0:
         return {}
     images = dataset.images.drop_duplicates("sha256")
@@ -39,7 +54,7 @@ def write_thumbs(photos: dict, dataset, tmp: Path, view_entry: dict, view_state:
     unsure = []
     for _, group in cand.groupby("model_id", sort=True):
         counts = group["view"].value_counts()
-        if min(counts.get("exterior", 0), counts.get("interior", 0)) < per_view:
+        if min(counts.get(view, 0) for view in views) < per_view:
             unsure.append(group[group["view"] == "unknown"].head(4 * per_view))
     unknown = pd.concat(unsure) if unsure else cand.iloc[:0]
     if len(unknown):
@@ -50,7 +65,7 @@ def write_thumbs(photos: dict, dataset, tmp: Path, view_entry: dict, view_state:
     thumbs: dict[str, dict[str, list[str]]] = {}
     for label, group in cand.groupby("model_id", sort=True):
         folder = safe_name(str(label))
-        for view in ("exterior", "interior"):
+        for view in views:
             for n, f in enumerate(group.loc[group["view"] == view, "file"].head(per_view)):
                 rel = f"thumbs/{folder}/{view}_{n}.jpg"
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)

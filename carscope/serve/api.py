@@ -142,9 +142,10 @@ class Recognizer:
         with ThreadPoolExecutor(max(1, jobs or self.config.max_batch)) as pool:
             return list(pool.map(one, images))
 
-    def describe(self) -> dict[str, Any]:
-        """What the app's GET /api/v1/models says: the models, classes, groups, OOD check and serving settings."""
-        return self.predictor.describe()
+    def describe(self, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+        """What the app's GET /api/v1/models says: the models, classes, groups, OOD check and serving settings;
+        `classes` holds every class unless `limit` asks for a page from `offset`."""
+        return self.predictor.describe(offset, len(self.predictor.labels) if limit is None else limit)
 
     def close(self) -> None:
         self.predictor.close()

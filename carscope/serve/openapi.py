@@ -131,12 +131,25 @@ def openapi_spec(version: str, max_upload_bytes: int) -> dict[str, Any]:
                     "413": _err("the request is larger than the upload limit"),
                     "415": _err("not an image, or an image format that is not supported"),
                     "422": _err("a truncated or corrupt image, a decompression bomb, or absurd dimensions"),
-                    "503": _err("the models are loading, or the server is overloaded"),
+                    "503": _err("the models are loading, or the server is overloaded: an upload predicted to wait in "
+                                "the queue longer than --max-queue-ms is refused at once, with a Retry-After header "
+                                "(`overloaded`), and nothing of it is processed"),
                 }}},
             "/api/v1/models": {"get": {"summary": "The served models: labels, input contract, metrics, serving settings",
                                        "operationId": "models",
+                                       "description": "`classes` is a page of the served classes (1,000 unless "
+                                                      "`limit` says otherwise, at most 5,000); `classes_total` "
+                                                      "counts them all and `classes_next` is the next page's "
+                                                      "`offset`, null after the last.",
+                                       "parameters": [
+                                           {"name": "offset", "in": "query", "schema": {"type": "integer",
+                                                                                        "minimum": 0, "default": 0}},
+                                           {"name": "limit", "in": "query", "schema": {"type": "integer",
+                                                                                       "minimum": 0, "maximum": 5000,
+                                                                                       "default": 1000}}],
                                        "responses": {"200": {"description": "models",
-                                                             "content": {"application/json": {}}}}}},
+                                                             "content": {"application/json": {}}},
+                                                     "400": _err("offset or limit is not a non-negative integer")}}},
             "/api/v1/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
                                              "responses": {"200": {"description": "OpenAPI 3.1"}}}},
             "/healthz": {"get": {"summary": "Liveness: the process answers", "responses": {"200": {"description": "ok"}}}},

@@ -49,6 +49,10 @@ UNKNOWN_MODEL_NOTE = ("This looks like a car, but not one of the model-years thi
 REASONS = ("not_a_car", "unfamiliar", "interior", "unknown_model", "low_confidence")
 
 
+CLASSES_PAGE = 1000  # classes in one GET /api/v1/models unless ?limit= says otherwise
+CLASSES_PAGE_MAX = 5000  # the most ?limit= gives
+
+
 class NotReady(Exception):
     """503: the models are not loaded (yet), or the server is shutting down or overloaded."""
 
@@ -360,8 +364,13 @@ class Predictor:
             out["confidence"] = confidence
         return out
 
-    def describe(self) -> dict[str, Any]:
-        """GET /api/v1/models."""
+    def describe(self, offset: int = 0, limit: int = CLASSES_PAGE) -> dict[str, Any]:
+        """GET /api/v1/models: `classes` is the page [offset, offset + limit) of the served classes (all of them up
+        to CLASSES_PAGE), with `classes_total` and `classes_next`, the next page's offset (None after the last):
+        at 19,000 model-years the whole list is 3 MB of JSON per call."""
+        total = len(self.labels)
+        offset, limit = max(0, offset), max(0, min(limit, CLASSES_PAGE_MAX))
+        page = self.labels[offset:offset + limit]
         models = {}
         for key, entry in self.bundle.models.items():
             meta = entry.meta
@@ -389,7 +398,9 @@ class Predictor:
                      "figures": ood.get("figures", {})} if ood else
                     {"checked": False, "note": NO_OOD_NOTE}),
             "not_a_car_class": self.other_index is not None,
-            "classes": [self.describe_label(label) for label in self.labels],
+            "classes": [self.describe_label(label) for label in page],
+            "classes_total": total, "classes_offset": offset,
+            "classes_next": offset + len(page) if offset + len(page) < total else None,
             "serving": {**self.engine.describe(), "ready": self.ready.is_set(), "max_wait_ms": self.config.max_wait_ms,
                         "min_confidence": self.config.min_confidence, "top_k": self.config.top_k,
                         "max_upload_bytes": self.config.max_upload_bytes, "max_pixels": self.config.max_pixels},

@@ -262,12 +262,28 @@ def test_int8_refusal_and_force(tiny, tmp_path, monkeypatch):
     refused = entry.meta["refused"]["int8"]
     assert "top1_drop_points" in refused["metrics"] and "points" in refused["reason"]
     assert any("REFUSED" in line for line in logs)
+    n = len(b.models["model"].labels)
+    # and a thumbnail budget below two per class: one exterior photo per class, no interiors
     b = pipeline.export_bundle(view_run, model_run, data, tmp_path / "a", int8=True, force=True,
-                               exporter="torchscript", log=logs.append)
+                               exporter="torchscript", thumbs_max=n, log=logs.append)
+    assert all(b.thumbs(label) == {"exterior": [f"thumbs/{label}/exterior_0.jpg"]} for label in b.models["model"].labels)
+    assert len(list((tmp_path / "a" / "thumbs").rglob("*.jpg"))) == n
     assert b.models["model"].meta["export"]["exporter"] == "torchscript"
     assert b.models["model"].meta["variants"]["int8"]["forced"] is True
     b.verify(("int8",))
     assert not _leftovers(tmp_path)  # the second export replaced the first in place
+
+
+def test_the_thumbnail_plan_keeps_a_bundle_within_its_budget():
+    from carscope.export.thumbs import thumb_plan
+
+    both = ("exterior", "interior")
+    assert thumb_plan(24, 3, 20_000) == (3, both)  # the demo: three of each view
+    assert thumb_plan(2_100, 3, 20_000) == (3, both)
+    assert thumb_plan(5_000, 3, 20_000) == (2, both)  # 20,000 of them
+    assert thumb_plan(9_000, 3, 20_000) == (1, both)
+    assert thumb_plan(19_200, 3, 20_000) == (1, ("exterior",))  # the seed's scale: one exterior photo each
+    assert thumb_plan(10, 0, 20_000) == (0, ())
 
 
 def test_spatial_means_become_global_pools_with_the_same_values():
