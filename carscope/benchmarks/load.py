@@ -93,20 +93,25 @@ def process_tree(pid: int):
 
 
 def load_chunk(url: str, photos: list[tuple[bytes, str]], concurrency: int, n_requests: int,
-               path: str = "/api/v1/predict", timeout: float = 120.0, server_pid: int | None = None) -> dict[str, Any]:
+               path: str = "/api/v1/predict", timeout: float = 120.0, server_pid: int | None = None,
+               retry_after: bool = False) -> dict[str, Any]:
     """One closed-loop run, raw: `concurrency` clients, each sending its next request as soon as its last one
-    is answered, until `n_requests` were sent. With `server_pid`, the server's CPU seconds are measured too."""
+    is answered, until `n_requests` were sent. With `server_pid`, the server's CPU seconds are measured too. With
+    `retry_after`, a client answered 503 waits what its Retry-After says before its next request, as a polite
+    client does (else it would resend at once). Per client: the latencies of its answered (2xx) requests."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     bodies = [(*multipart(data), label) for data, label in photos]
     counter = itertools.count()
     lock = threading.Lock()
     lat: list[float] = []
+    lat_ok: list[float] = []
+    clients: list[list[float]] = []  # per client, the latencies of its answered requests
     statuses: Counter = Counter()
     answers: list[tuple[int, str | None, float | None, int | None]] = []  # photo index, top-1, queue ms, batch
 
     def worker():
         conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-        mine_lat, mine_status, mine_answers = [], Counter(), []
+        mine_lat, mine_ok, mine_status, mine_answers = [], [], Counter(), []
         try:
             while True:
                 i = next(counter)  # atomic under the GIL
@@ -125,6 +130,10 @@ def load_chunk(url: str, photos: list[tuple[bytes, str]], concurrency: int, n_re
                     continue
                 mine_lat.append(time.perf_counter() - t0)
                 mine_status[status] += 1
+                if 200 <= status < 300:
+                    mine_ok.append(mine_lat[-1])
+                elif status == 503 and retry_after:
+                    time.sleep(min(10.0, float(resp.getheader("Retry-After") or 1)))
                 if status == 200:
                     j = json.loads(data)
                     top = (j.get("model") or {}).get("top") or [{}]
@@ -134,6 +143,8 @@ def load_chunk(url: str, photos: list[tuple[bytes, str]], concurrency: int, n_re
             conn.close()
             with lock:
                 lat.extend(mine_lat)
+                lat_ok.extend(mine_ok)
+                clients.append(mine_ok)
                 statuses.update(mine_status)
                 answers.extend(mine_answers)
 
@@ -150,7 +161,8 @@ def load_chunk(url: str, photos: list[tuple[bytes, str]], concurrency: int, n_re
         from carscope.common.errors import CarscopeError
 
         raise CarscopeError(f"no request to {url} succeeded (answers: {dict(statuses)})")
-    return {"concurrency": concurrency, "requests": n_requests, "seconds": seconds, "lat": lat,
+    return {"concurrency": concurrency, "requests": n_requests, "seconds": seconds, "lat": lat, "lat_ok": lat_ok,
+            "clients": clients,
             "statuses": statuses, "answers": answers, "client_cpu": cpu_seconds() - client_cpu0,
             "server_cpu": process_cpu(server_pid) - server_cpu0 if server_pid else None}
 

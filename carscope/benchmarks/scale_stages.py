@@ -12,17 +12,91 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from carscope.benchmarks.scale import Watch, _du, showroom_argv, tree_rss
-
 CARSCOPE = [sys.executable, "-m", "carscope"]
+
+
+def showroom_argv(p: dict[str, Any], cache: Path) -> list[str]:
+    return [sys.executable, "-m", "carscope", "showroom", "--makes", str(p["makes"]), "--models-per-make",
+            str(p["models_per_make"]), "--years", p["years"], "--photos", str(p["photos"]), "--others", "0",
+            "--seed", "0", "--cache-dir", str(cache)]
+
+
+class Watch:
+    """A command in its own process: wall seconds, CPU seconds of it and its children, and its peak RSS (the sum
+    over its process tree, sampled every 0.2 s). Output goes to `log`; a failure raises with its last line."""
+
+    def __init__(self, argv: list[str], log: Path, what: str):
+        self.argv, self.log, self.what = argv, log, what
+
+    def run(self) -> dict[str, Any]:
+        import psutil
+
+        from carscope.common.errors import CarscopeError
+
+        with open(self.log, "w") as out:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            peak, stop = [0], threading.Event()
+            root = psutil.Process(proc.pid)
+
+            def sample():
+                while not stop.is_set():
+                    peak[0] = max(peak[0], tree_rss(root))
+                    stop.wait(0.2)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            try:
+                rc = proc.wait()
+            except BaseException:
+                proc.terminate()
+                proc.wait()
+                raise
+            finally:
+                stop.set()
+                sampler.join()
+            seconds = time.perf_counter() - t0
+        if rc != 0:
+            last = [ln for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()][-1:] or ["-"]
+            raise CarscopeError(f"bench scale: {self.what} failed (exit {rc}): {last[0][-300:]} (log: {self.log})",
+                                exit_code=1)
+        return {"seconds": round(seconds, 2), "peak_rss_mib": round(peak[0] / 2**20, 1)}
+
+
+def tree_rss(root) -> int:
+    import psutil
+
+    total = 0
+    for q in [root, *root.children(recursive=True)]:
+        try:
+            total += q.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def _du(path: Path) -> tuple[int, int]:
+    """Bytes and files under `path`."""
+    size = files = 0
+    for dirpath, _, names in os.walk(path):
+        for n in names:
+            try:
+                size += os.lstat(os.path.join(dirpath, n)).st_size
+                files += 1
+            except OSError:
+                pass
+    return size, files
 
 
 def run_stage(stage: str, p: dict[str, Any], folder: Path, args) -> dict[str, Any]:

@@ -12,12 +12,15 @@ In one run, on this machine:
   serve, batch 1  the same server with --max-batch 1: what micro-batching buys under load and costs when alone
   seed-style      Flask + torch eager, one global model loaded at start, each upload saved to one shared file,
                   one request at a time (how the original app worked), the same checkpoint (--model-run)
+  peer            FastAPI + uvicorn + onnxruntime in one file (benchmarks/peer_server.py), the same bundle and
+                  variant, at every level and at the --overload levels; RSS of each after the load
+                  (benchmarks/serve_peer.py)
 The servers run side by side and each setup's requests are split into --rounds chunks, interleaved with the
 other setups' chunks and with bare onnxruntime chunks, so that other work on a shared machine falls on all of
 them alike. Every server gets the same photos (test-split photos of served classes from --data, else the bundle's
 thumbnails), sent as multipart uploads over keep-alive connections by client threads of this process.
 Targets: serve at concurrency 16 >= 0.8x bare throughput; serve p99 at concurrency 1 <= bare p50 + 15 ms;
-RSS growth < 10%; serve at concurrency 16 >= 3x the seed-style server.
+RSS growth < 10%; serve at concurrency 16 >= 3x the seed-style server; and benchmarks/serve_peer.py's against the peer.
 
 This module is the benchmark and its report; the load generator is benchmarks/load.py, the bare sessions
 benchmarks/bare_ort.py, the seed-style server benchmarks/seed_server.py, and every server is started and stopped
@@ -35,6 +38,7 @@ from typing import Any
 
 from carscope.benchmarks.common import describe_code, env_running, git_worktree, resolve_ref
 from carscope.benchmarks.load import closed_loop, consistency, load_chunk, load_photos, summarize, tree_rss
+from carscope.benchmarks.serve_peer import peer_markdown, peer_targets, rss_mb, run_overload
 
 TARGET_VS_BARE = 0.8
 TARGET_P99_MARGIN_MS = 15.0
@@ -76,13 +80,17 @@ def add_arguments(p) -> None:
     p.add_argument("--baseline-ref", default=None, metavar="REF",
                    help="also serve --bundle with the code of this git ref or commit (a temporary worktree) at every "
                         "concurrency level, rounds interleaved with the current code's, and report current / baseline")
+    from carscope.benchmarks.serve_peer import add_arguments as add_peer_arguments
+
+    add_peer_arguments(p)
 
 
 def _serve_argv(args, max_batch: int, bundle: str | None = None) -> list[str]:
     return [sys.executable, "-m", "carscope", "serve", "--bundle", str(bundle or args.bundle), "--port", "0",
             "--threads", str(args.threads), "--providers", args.providers, "--variant", args.variant,
             "--max-batch", str(max_batch), "--max-wait-ms", str(args.max_wait_ms), "--workers", str(args.workers),
-            "--processes", str(args.processes), "--log-level", "warning"]
+            "--processes", str(args.processes), "--log-level", "warning"] + (
+            [] if getattr(args, "max_queue_ms", None) is None else ["--max-queue-ms", str(args.max_queue_ms)])
 
 
 def run(args, out_dir) -> tuple[dict[str, Any], str]:
@@ -97,6 +105,9 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         raise CarscopeError(f"--concurrency wants comma-separated integers, got {args.concurrency!r}") from None
     if not levels or min(levels) < 1 or args.requests < 1 or args.photos < 1:
         raise CarscopeError("--concurrency, --requests and --photos must be positive")
+    from carscope.benchmarks.serve_peer import overload_levels, start_peer
+
+    over_levels = overload_levels(args)
     ref = getattr(args, "baseline_ref", None)
     commit = resolve_ref(ref) if ref else None  # before anything slow: a bad REF fails at once
     bundle = load_bundle(args.bundle)
@@ -133,6 +144,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
         ub = stack.enter_context(start(1, "carscope serve --max-batch 1")) if unbatched_levels else None
         base = (stack.enter_context(start(args.max_batch, "carscope serve (baseline bundle)", baseline))
                 if baseline else None)
+        peer = None if args.no_peer else stack.enter_context(start_peer(args))
         old = None
         if commit:
             import tempfile
@@ -144,24 +156,31 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
             import psutil
 
             served_from = psutil.Process(old.pid).cwd()  # `python -m carscope` imports from its cwd first
-        for child in (server, ub, base, old):
+        for child in (server, ub, base, old, peer):
             if child is not None:
                 closed_loop(child.url, photos, 4, warm)  # warm-up: sessions, arenas, connections, page cache
         result["server"]["resolved"] = _serving(server.url)
         chunks: dict[str, list] = {}
         bare_tp: list[tuple[int, float]] = []
         bare_b1: list[float] = []
+        level_rss: dict[str, dict] = {}
         for c in levels:
             print(f"bench serve: concurrency {c} ({rounds} interleaved rounds) ...", flush=True)
             for r in range(rounds):
                 if old is not None and r % 2 == 0:  # the baseline code before the current in even rounds
                     chunks.setdefault(f"ref/{c}", []).append(
                         load_chunk(old.url, photos, c, per_chunk[r], server_pid=old.pid))
+                if peer is not None and r % 2 == 1:
+                    chunks.setdefault(f"peer/{c}", []).append(load_chunk(peer.url, photos, c, per_chunk[r],
+                                                                         server_pid=peer.pid))
                 ch = load_chunk(server.url, photos, c, per_chunk[r], server_pid=server.pid)
                 chunks.setdefault(f"serve/{c}", []).append(ch)
                 if old is not None and r % 2 == 1:  # and after it in odd ones
                     chunks.setdefault(f"ref/{c}", []).append(
                         load_chunk(old.url, photos, c, per_chunk[r], server_pid=old.pid))
+                if peer is not None and r % 2 == 0:  # the peer after serve in even rounds, before it in odd ones
+                    chunks.setdefault(f"peer/{c}", []).append(load_chunk(peer.url, photos, c, per_chunk[r],
+                                                                         server_pid=peer.pid))
                 if c in unbatched_levels:
                     chunks.setdefault(f"unbatched/{c}", []).append(
                         load_chunk(ub.url, photos, c, per_chunk[r], server_pid=ub.pid))
@@ -173,6 +192,7 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
                     bare_tp.append((images, secs))
                 if c == 1:  # the batch-1 latency the c=1 p99 is held against, also in the same minutes
                     bare_b1 += bare.latency_chunk(min(ch["seconds"], 5.0))
+            level_rss[str(c)] = {"serve": rss_mb(server.pid), "peer": rss_mb(peer.pid) if peer else None}
         reference = {i: label for ch in chunks.get("serve/1", []) for i, label, _, _ in ch["answers"]}
         serve_levels = {}
         for c in levels:
@@ -180,10 +200,17 @@ def run(args, out_dir) -> tuple[dict[str, Any], str]:
             if reference:
                 row["same_answer_as_alone"] = consistency(reference, [a for ch in chunks[f"serve/{c}"]
                                                                        for a in ch["answers"]])
-            serve_levels[str(c)] = row
+            serve_levels[str(c)] = {**row, "rss_mb": level_rss[str(c)]["serve"]}
             print(f"  serve c={c}: {row['rps']:.1f} req/s, p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms",
                   flush=True)
         result["serve"] = serve_levels
+        if peer is not None:
+            result["peer"] = {str(c): {**summarize(chunks[f"peer/{c}"], photos), "rss_mb": level_rss[str(c)]["peer"]}
+                              for c in levels}
+        if over_levels:
+            servers = {"serve": server, **({"peer": peer} if peer is not None else {})}
+            result["overload"] = run_overload(servers, photos, over_levels, args.overload_requests or n, rounds)
+        result["rss_after_load"] = {"serve": rss_mb(server.pid), "peer": rss_mb(peer.pid) if peer else None}
         if unbatched_levels:
             result["serve_unbatched"] = {str(c): summarize(chunks[f"unbatched/{c}"], photos) for c in unbatched_levels}
         if baseline and "baseline/1" in chunks:
@@ -309,6 +336,7 @@ def _targets(r: dict[str, Any], levels: list[int]) -> dict[str, Any]:
                                       + (f" (bare onnxruntime itself gains {headroom:.2f}x from batch 1 to batch "
                                          f"{bare['best_batch']} here: what batching buys the models themselves)"
                                          if headroom else "")}
+    t.update(peer_targets(r, levels))
     queue = r["serve"].get("1", {}).get("server_queue_ms_p50")
     if queue is not None:
         # What the batcher adds to a lone request is the wait between submit and the start of its batch, which
@@ -411,6 +439,7 @@ def _markdown(r: dict[str, Any], levels: list[int], args) -> str:
                          f"{cur['p50_ms']:.2f} | {row['p50_ms']:.2f} |")
         lines += ["", f"RSS after the load: current {ref['rss_mb']['current']:.0f} MB, baseline "
                       f"{ref['rss_mb']['baseline']:.0f} MB.", ""]
+    lines += peer_markdown(r, levels)
     lines.append("Targets:")
     for t in r["targets"].values():
         mark = "met" if t["met"] else "NOT met"

@@ -41,6 +41,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
 from carscope import __version__
+from carscope.serve.admission import RETRY_AFTER_S, refused
 from carscope.serve.config import ServeConfig
 from carscope.serve.formparser import FastFormDataParser
 from carscope.serve.imageio import SUPPORTED_MIME, ImageRejected
@@ -145,6 +146,9 @@ def _install_hooks(app: Flask, cfg: ServeConfig, metrics: Metrics) -> None:
         g.request_id = rid if _REQUEST_ID.fullmatch(rid) else secrets.token_hex(8)
         metrics.in_flight.inc()
         g.counted = True
+        if refused() is not None:  # refused at arrival (carscope/serve/admission.py): answered now, upload unread
+            metrics.shed.inc()
+            raise NotReady("the server is overloaded; try again in a second", code="overloaded")
         # Refuse an oversized upload from its Content-Length header, before anyone reads the body.
         if request.content_length is not None and request.content_length > app.config["MAX_CONTENT_LENGTH"]:
             raise RequestEntityTooLarge()
@@ -197,7 +201,7 @@ def _install_hooks(app: Flask, cfg: ServeConfig, metrics: Metrics) -> None:
     @app.errorhandler(NotReady)
     def _not_ready(exc: NotReady):
         resp = error_response(503, exc.code, exc.message)
-        return resp[0], 503, {"Retry-After": "2"}
+        return resp[0], 503, {"Retry-After": str(RETRY_AFTER_S) if exc.code == "overloaded" else "2"}
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -283,7 +287,16 @@ def _api_blueprint() -> Blueprint:
 
     @bp.get("/models")
     def models():
-        return jsonify(get_predictor().describe())
+        from carscope.serve.predictor import CLASSES_PAGE
+
+        try:
+            offset = int(request.args.get("offset", 0))
+            limit = int(request.args.get("limit", CLASSES_PAGE))
+        except ValueError:
+            raise ApiError(400, "bad_query", "offset and limit must be integers") from None
+        if offset < 0 or limit < 0:
+            raise ApiError(400, "bad_query", "offset and limit must not be negative")
+        return jsonify(get_predictor().describe(offset, limit))
 
     @bp.get("/openapi.json")
     def openapi():

@@ -41,6 +41,10 @@ def add_parser(sub) -> None:
                    help="how a batch that runs alone (a quiet server) uses every thread: sequential = the two models "
                         "one after the other on all threads, parallel = both at once on half the threads each, auto = "
                         "the faster of the two, timed at warm-up, off = like any batch (default: %(default)s)")
+    p.add_argument("--max-queue-ms", type=float, default=1000.0,
+                   help="under overload, an upload predicted to wait longer than this for a worker thread is refused "
+                        "at once with 503 and Retry-After (counted in carscope_shed_requests_total); 0 = never "
+                        "refuse (default: %(default)s)")
     p.add_argument("--processes", type=int, default=1,
                    help="serving processes sharing the port, each with its own sessions: one Python process cannot "
                         "keep more than about 1.4 cores busy (carscope/serve/processes.py) (default: %(default)s)")
@@ -74,7 +78,7 @@ def run(args) -> int:
         "providers": args.providers, "variant": args.variant, "max_batch": args.max_batch,
         "max_wait_ms": args.max_wait_ms, "min_confidence": args.min_confidence,
         "max_upload_mb": args.max_upload_mb, "intra_op_threads": args.ort_threads, "workers": args.workers,
-        "alone": args.alone, "access_log": args.access_log,
+        "alone": args.alone, "access_log": args.access_log, "max_queue_ms": args.max_queue_ms,
         # Alone: serve /healthz and a 503 /readyz while the sessions load and warm up. A child of --processes
         # loads first and only then accepts, so that its siblings answer meanwhile.
         "background_load": args.listen_fd is None,
@@ -94,7 +98,7 @@ def run(args) -> int:
 
     # Bind first: a busy port is reported at once, before anything is loaded.
     server = make_server(loading_app, host=args.host, port=args.port, threads=args.threads,
-                         max_request_body=config.max_upload_bytes)
+                         max_request_body=config.max_upload_bytes, max_queue_ms=config.max_queue_ms)
     try:
         app = create_app(args.bundle, config)  # the bundle and its sha256s are checked here: CarscopeError -> exit 2
     except BaseException:
@@ -136,7 +140,7 @@ def _serve_child(args, config) -> int:
     try:
         app = create_app(args.bundle, config)
         server = make_server(app, sockets=[socket.socket(fileno=args.listen_fd)], threads=args.threads,
-                             max_request_body=config.max_upload_bytes)
+                             max_request_body=config.max_upload_bytes, max_queue_ms=config.max_queue_ms)
     except CarscopeError as exc:  # the supervisor reports it, once for all its children
         print(f"{STARTUP_ERROR}{exc}", flush=True)
         return exc.exit_code

@@ -26,6 +26,7 @@ class ServeConfig:
     intra_op_threads: int = 0  # onnxruntime threads of the process, shared out between the workers; 0 = its cores
     alone: str = "auto"  # how a batch that runs alone uses every thread: auto | sequential | parallel | off (engine.py)
     request_timeout_s: float = 30.0  # a request waits at most this long for its batch, then 503
+    max_queue_ms: float = 1000.0  # a POST whose predicted wait in the queue exceeds this is refused at once, 503 (0: never)
     access_log: bool = False  # one line a request on the "carscope.access" logger (carscope/serve/app.py)
     background_load: bool = False  # True: create_app returns at once and /readyz is 503 until sessions are warm
     warmup: bool = True
@@ -72,6 +73,8 @@ class ServeConfig:
             raise CarscopeError(f"--alone must be one of {', '.join(ALONE_CHOICES)}, not '{self.alone}'")
         if self.intra_op_threads < 0:
             raise CarscopeError(f"--ort-threads must be >= 0, not {self.intra_op_threads}")
+        if not 0 <= self.max_queue_ms <= 3_600_000:
+            raise CarscopeError(f"--max-queue-ms must be between 0 (never refuse) and 3600000, not {self.max_queue_ms:g}")
         if self.request_timeout_s <= 0:
             raise CarscopeError("request_timeout_s must be positive")
         return self

@@ -32,6 +32,8 @@ class Metrics:
         self.queue_wait = Histogram("carscope_queue_wait_seconds", "Time a request waited for its batch to start",
                                     buckets=_LATENCY_BUCKETS, registry=r)
         self.predictions = Counter("carscope_predictions", "Predictions by outcome", ["outcome"], registry=r)
+        self.shed = Counter("carscope_shed_requests", "Requests refused with 503 at arrival: their predicted wait in "
+                            "the queue exceeded --max-queue-ms", registry=r)
         self.rejected = Counter("carscope_rejected_uploads", "Uploads refused, by error code", ["code"], registry=r)
         self.ready = Gauge("carscope_ready", "Processes whose models are loaded and warm (1 for one process)",
                            registry=r, multiprocess_mode="livesum")

@@ -57,7 +57,7 @@ def child_argv(args, fd: int, ort_threads: int) -> list[str]:
             "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms),
             "--min-confidence", str(args.min_confidence), "--max-upload-mb", str(args.max_upload_mb),
             "--workers", str(args.workers), "--alone", args.alone, "--ort-threads", str(ort_threads),
-            "--log-level", args.log_level, "--grace", str(args.grace)] + (["--access-log"] if args.access_log else [])
+            "--log-level", args.log_level, "--grace", str(args.grace), "--max-queue-ms", str(args.max_queue_ms)] + (["--access-log"] if args.access_log else [])
 
 
 def watch_parent() -> None:

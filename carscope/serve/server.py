@@ -33,6 +33,7 @@ from carscope.common.errors import CarscopeError
 log = logging.getLogger("carscope.serve")
 
 DRAIN_GRACE_S = 10.0  # after a stop request, requests in flight get this long to be answered
+CONNECTION_LIMIT = 1000  # open connections; past it new clients wait in the listen backlog
 FRESH_S = 1.0  # while draining, a connection accepted this recently and still silent is waited for
 
 
@@ -63,23 +64,30 @@ def loading_app(environ, start_response):
 
 
 def make_server(app, *, host: str = "127.0.0.1", port: int = 8080, threads: int = 16, max_request_body: int | None = None,
-                sockets: list | None = None):
+                sockets: list | None = None, max_queue_ms: float | None = None):
     """A waitress server bound to host:port, or on already listening `sockets` (not yet serving). A busy port ->
-    CarscopeError (one line, exit 2)."""
+    CarscopeError (one line, exit 2). Its queue refuses POSTs predicted to wait past `max_queue_ms` (None: the
+    default; 0: never), carscope/serve/admission.py."""
     from waitress import create_server
+
+    from carscope.serve.admission import DEFAULT_MAX_QUEUE_MS, AdmissionDispatcher
 
     if not 1 <= int(threads) <= 1024:
         raise CarscopeError(f"--threads must be between 1 and 1024, not {threads}")
     body_cap = max_request_body or getattr(app, "config", {}).get("MAX_CONTENT_LENGTH") or 16 * 2**20
     sockets = sockets or [listen_socket(host, port, inheritable=False)]
+    limit_s = (DEFAULT_MAX_QUEUE_MS if max_queue_ms is None else float(max_queue_ms)) / 1000.0
     try:
         return create_server(
-            app, sockets=sockets, threads=int(threads),
+            app, sockets=sockets, threads=int(threads), _dispatcher=AdmissionDispatcher(int(threads), limit_s),
             ident="carscope",  # the Server header; no version to advertise
             # Defence in depth: waitress buffers a body before Flask sees it, so cap it there too. Twice the app's
             # limit, so that bodies between the two get the app's JSON 413 rather than waitress's plain one.
             max_request_body_size=2 * int(body_cap),
-            channel_timeout=60, connection_limit=max(100, 8 * int(threads)),
+            # Every client gets a connection and queues in arrival order: the wait is bounded by admission, not by
+            # leaving clients unaccepted (128 connections left half of 256 clients waiting out the whole run).
+            channel_timeout=60, connection_limit=max(CONNECTION_LIMIT, 8 * int(threads)),
+            asyncore_use_poll=True,  # select() cannot watch a descriptor numbered past 1023
             clear_untrusted_proxy_headers=True,
         )
     except (OSError, ValueError) as exc:
@@ -228,7 +236,8 @@ def serve_in_thread(bundle_or_app: str | Path | Any, config: Mapping[str, Any] |
         app = create_app(bundle_or_app, config)
     else:
         app = bundle_or_app
-    server = make_server(app, host=host, port=port, threads=threads)
+    server = make_server(app, host=host, port=port, threads=threads,
+                         max_queue_ms=app.extensions["carscope"].config.max_queue_ms)
     handle = ServerThread(app, server).start()
     if wait_ready is not None:
         try:

@@ -352,6 +352,24 @@ def test_security_headers(client):
         assert h["X-Content-Type-Options"] == "nosniff" and h["X-Frame-Options"] == "DENY"
 
 
+def test_models_pages_the_classes(client):
+    """At 19,000 model-years the whole class list is megabytes per call: `classes` comes in pages, the next
+    page's offset says where to go on, and a bad query is a 400."""
+    whole = client.get("/api/v1/models").get_json()["classes"]
+    first = client.get("/api/v1/models?limit=2").get_json()
+    assert first["classes"] == whole[:2] and first["classes_total"] == 5 and first["classes_next"] == 2
+    seen, offset = [], 0
+    while offset is not None:
+        page = client.get(f"/api/v1/models?limit=2&offset={offset}").get_json()
+        seen += page["classes"]
+        offset = page["classes_next"]
+    assert seen == whole
+    assert first["models"]["model"]["labels"] == LABELS  # the output index's labels stay whole
+    for bad in ("limit=x", "offset=-1"):
+        r = client.get(f"/api/v1/models?{bad}")
+        assert r.status_code == 400 and r.get_json()["error"]["code"] == "bad_query"
+
+
 def test_no_debug(app):
     assert not app.debug and not app.config["PROPAGATE_EXCEPTIONS"]
 
@@ -365,6 +383,7 @@ def test_models_and_openapi(client):
     assert j["models"]["model"]["input"]["crop"] == 64
     assert j["serving"]["providers"] == ["CPUExecutionProvider"] and j["serving"]["ready"] is True
     assert [c["name"] for c in j["classes"]][0] == "2023 Acme Roadster"
+    assert j["classes_total"] == 5 and j["classes_next"] is None
     spec = client.get("/api/v1/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
     assert {"/api/v1/predict", "/api/v1/models", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])

@@ -17,7 +17,8 @@ def test_bench_serve_small(bundle_dir, tmp_path):
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     args = parser.parse_args(["--bundle", str(bundle_dir), "--requests", "40", "--concurrency", "1,4",
-                              "--photos", "5", "--threads", "4", "--max-batch", "4", "--bare-seconds", "0.1"])
+                              "--photos", "5", "--threads", "4", "--max-batch", "4", "--bare-seconds", "0.1",
+                              "--overload", "8", "--overload-requests", "24"])
     result, md = bench.run(args, tmp_path)
     json.dumps(result)  # JSON-serialisable, as carscope/benchmarks/cli.py writes it
     for c in ("1", "4"):
@@ -51,6 +52,19 @@ def test_bench_serve_small(bundle_dir, tmp_path):
     else:
         assert resolved["alone_plan"] is None
     assert "| serve | 4 |" in md and "Targets:" in md
+    # the FastAPI peer, the same levels in the same rounds, and the RSS of both after the load
+    for c in ("1", "4"):
+        assert result["peer"][c]["ok"] == 40 and result["peer"][c]["accuracy"] == 1.0
+        assert result["serve"][c]["rss_mb"] > 0 and result["peer"][c]["rss_mb"] > 0
+    assert result["rss_after_load"]["serve"] > 0 and result["rss_after_load"]["peer"] > 0
+    over = result["overload"]["8"]
+    for name in ("serve", "peer"):
+        row = over[name]
+        assert row["requests"] == 24 and row["answered"] + row["shed_503"] == 24 and row["goodput_rps"] > 0
+        assert row["answered_p99_ms"] >= row["answered_p50_ms"] > 0
+        assert row["fairness"]["clients"] == 8 * 3 and row["fairness"]["max_over_median"] >= 1.0
+    assert set(result["targets"]) >= {"rss_vs_peer", "rps_vs_peer_c1", "overload_goodput", "overload_p99_vs_peer"}
+    assert "| 8 | peer |" in md and "FastAPI + uvicorn + onnxruntime peer" in md
     assert (tmp_path / "serve_throughput.png").stat().st_size > 1000
 
 
@@ -103,7 +117,8 @@ def test_bench_serve_baseline_ref_serves_the_same_bundle_with_other_code(bundle_
     bench.add_arguments(parser)
     args = parser.parse_args(["--bundle", str(bundle_dir), "--requests", "12", "--concurrency", "1,2", "--rounds", "2",
                               "--photos", "3", "--threads", "4", "--max-batch", "4", "--bare-seconds", "0.1",
-                              "--no-seed", "--no-unbatched", "--baseline-ref", "HEAD"])
+                              "--no-seed", "--no-unbatched", "--baseline-ref", "HEAD", "--no-peer",
+                              "--overload", ""])
     result, md = bench.run(args, tmp_path)
     json.dumps(result)
     ref = result["baseline_ref"]

@@ -204,3 +204,28 @@ def test_a_line_search_that_overflows_keeps_the_identity(monkeypatch):
 
     monkeypatch.setattr(torch.optim, "LBFGS", Overflowing)
     assert fit_temperature(torch.randn(10, 3), torch.arange(10) % 3) == 1.0
+
+
+def test_large_logits_are_calibrated_on_a_sample_and_scored_in_chunks(monkeypatch):
+    """Past FIT_CELLS_MAX photos x classes the temperature is fitted on evenly spaced rows (the same T within a few
+    percent), and the ECE comes from chunked confidences equal to the whole softmax's."""
+    import carscope.train.evaluation as ev
+
+    g = torch.Generator().manual_seed(2)
+    n, k = 12_000, 5
+    targets = torch.randint(0, k, (n,), generator=g)
+    logits = torch.randn(n, k, generator=g)
+    logits[torch.arange(n), targets] += 1.5
+    logits *= 4
+    whole = fit_temperature(logits, targets)
+    seen = []
+    real_ce = torch.nn.functional.cross_entropy
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", lambda x, y, *a, **kw: (seen.append(len(y)),
+                                                                                      real_ce(x, y, *a, **kw))[1])
+    sampled = fit_temperature(logits, targets, cells_max=2000 * k)
+    assert set(seen) == {2000} and abs(sampled - whole) / whole < 0.05
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", real_ce)
+    monkeypatch.setattr(ev, "CHUNK_CELLS", 7 * k)  # chunks of 7 rows
+    r = classification_report(logits, targets, list("abcde"), temperature=whole)
+    assert abs(r["ece_after"] - expected_calibration_error(torch.softmax(logits / whole, 1), targets)) < 1e-6
+    assert abs(r["ece_before"] - expected_calibration_error(torch.softmax(logits, 1), targets)) < 1e-6
