@@ -267,7 +267,7 @@ class Predictor:
         interior = self.interior_index is not None and vi == self.interior_index
         not_a_car = self.other_index is not None and vi == self.other_index
         k = min(self.config.top_k, len(self.labels))
-        order = np.argsort(-probs, kind="stable")[:k]
+        order = top_indices(probs, k)
         top = [self.describe_label(self.labels[i], float(probs[i])) for i in order]
         threshold = self.ood_threshold()
         unfamiliar = ood_score is not None and threshold is not None and ood_score > threshold
@@ -407,6 +407,20 @@ class Predictor:
             "bundle": {"format_version": self.bundle.meta.get("format_version"),
                        "created_at": self.bundle.meta.get("created_at"), "tools": self.bundle.meta.get("tools", {})},
         }
+
+
+def top_indices(p: np.ndarray, k: int) -> np.ndarray:
+    """The k largest of p, largest first, ties by index: np.argsort(-p, kind="stable")[:k] without sorting all of
+    p (a full sort of 19,000 probabilities a request costs more than the answer around it)."""
+    n = len(p)
+    if k <= 0:
+        return np.zeros(0, dtype=np.intp)
+    if 4 * k >= n:
+        return np.argsort(-p, kind="stable")[:k]
+    kth = np.partition(p, n - k)[n - k]  # the k-th largest value
+    above = np.flatnonzero(p > kth)
+    idx = np.sort(np.concatenate([above, np.flatnonzero(p == kth)[:k - len(above)]]))
+    return idx[np.argsort(-p[idx], kind="stable")]
 
 
 def _ms(seconds: float) -> float:

@@ -84,3 +84,17 @@ def test_predict_rows_carry_the_level(tmp_path):
     row = row_for(tmp_path / "blue.jpg", result, None, 3)
     assert row["level"] == "model" and row["answer"] == "Bolt Sedan, 2022\u20132023" and row["sure"] is True
     assert row["label"] == "2022_bolt_sedan"  # the top-1 model-year is still listed
+
+
+def test_top_indices_equal_a_stable_full_sort():
+    """serve's top-k without sorting every class: the same indices in the same order as a stable argsort, ties by
+    index, at class counts on both sides of the full-sort shortcut."""
+    import numpy as np
+
+    from carscope.serve.predictor import top_indices
+
+    rng = np.random.default_rng(0)
+    for n, k in ((5, 5), (7, 3), (19_200, 5), (1_000, 1), (50, 0)):
+        for p in (rng.random(n), np.round(rng.random(n), 2), np.full(n, 0.5)):  # distinct, many ties, all equal
+            want = np.argsort(-p, kind="stable")[:k]
+            assert top_indices(p, k).tolist() == want.tolist(), (n, k)
