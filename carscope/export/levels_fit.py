@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from carscope.common.levels import DEFAULT_JOIN, Hierarchy, answered, confusable_groups, level_metrics
+from carscope.common.levels import DEFAULT_JOIN, Hierarchy, answered, confusable_groups_chunked, level_metrics
 from carscope.export.parity import softmax
 
+BLOCK_CELLS = 10_000_000  # photos x classes of val probabilities in float64 at once (80 MB)
 SERVE_THRESHOLD = 0.5  # serve's --min-confidence default, which the figures are stated at
 
 
@@ -33,8 +34,10 @@ def fit_levels(session, photos: dict, spec: dict, labels: list[str], dataset, te
     held = photos[source]
     if val_logits is None or source != "val":
         val_logits = run_all(session, batches(held["file"].tolist(), spec))[0]
-    probs = softmax(np.asarray(val_logits), temperature)
-    groups, found = confusable_groups(probs, held["target"].to_numpy(), h, join)
+    logits, targets = np.asarray(val_logits), held["target"].to_numpy()
+    rows = max(1, BLOCK_CELLS // max(1, logits.shape[1]))  # softmaxed a block of rows at a time (19,000 classes)
+    groups, found = confusable_groups_chunked(((logits[i:i + rows], targets[i:i + rows])
+                                               for i in range(0, len(logits), rows)), h, join, temperature=temperature)
     h.set_groups(groups)
     test_probs = softmax(np.asarray(test_logits), temperature)
     figures = {"test": level_metrics(test_probs, np.asarray(test_targets), h),

@@ -59,6 +59,46 @@ def test_confusable_groups_join_model_years_that_trade_probability():
     assert confusable_groups(p, t, h, join=0.95)[0] == []
 
 
+def _groups_by_dense_means(p, t, h, join):
+    """The definition, with the whole photos x classes array: mean probability per (class, class) of one model."""
+    pairs = set()
+    for m in range(len(h.models)):
+        mem = [c for c in np.flatnonzero(h.model_of == m) if (t == c).any()]
+        for i, a in enumerate(mem):
+            for b in mem[i + 1:]:
+                if p[t == a][:, b].mean() + p[t == b][:, a].mean() >= join:
+                    pairs.add((h.labels[a], h.labels[b]))
+    return pairs
+
+
+def test_confusable_groups_from_logit_blocks_equal_the_whole_array():
+    """Blocks of logits softmaxed as they come (export's val split at 19,000 classes) find the pairs the whole
+    array does, with the same trade, whatever the block size."""
+    from carscope.common.levels import confusable_groups_chunked
+
+    rng = np.random.default_rng(3)
+    rows = [(f"m{m}y{y}", f"make{m % 3}", f"model{m}", 2010 + y) for m in range(12) for y in range(4)]
+    h = Hierarchy.from_rows(rows)
+    n = len(rows)
+    t = rng.integers(0, n - 4, 600)  # the last model's years have no held-out photo
+    logits = rng.normal(size=(600, n)) * 2
+    for k in range(600):  # a photo leans to its class; in the first six models, as much to a sibling year
+        logits[k, t[k]] += 4
+        if t[k] < 24 and k % 2 == 0:
+            logits[k, t[k] + (1 if t[k] % 4 < 3 else -1)] += 4
+    z = np.exp(logits / 1.3 - (logits / 1.3).max(axis=1, keepdims=True))
+    p = z / z.sum(axis=1, keepdims=True)
+    want = _groups_by_dense_means(p, t, h, 0.25)
+    assert want  # the data has pairs to find
+    whole = confusable_groups(p, t, h, 0.25)
+    for size in (1, 7, 600):
+        blocks = ((logits[i:i + size], t[i:i + size]) for i in range(0, 600, size))
+        groups, found = confusable_groups_chunked(blocks, h, 0.25, temperature=1.3)
+        assert {(x["a"], x["b"]) for x in found["pairs"]} == want
+        assert (groups, found) == whole
+    assert found["classes_with_photos"] == len(set(t.tolist()))
+
+
 def test_decide_answers_at_the_finest_level_the_probabilities_support():
     h = Hierarchy.from_rows(ROWS, groups=[["r21", "r22"]])
     d = decide(probs(r23=0.8), h, 0.5)
