@@ -141,6 +141,7 @@ def test_ood_files_that_cannot_be_read(tmp_path):
     bank = np.eye(4, dtype=np.float16)
     np.savez(knn, method=np.array("knn"), bank=bank, k=np.array(2))
     s = OodScorer.load(knn)
+    assert s.bank_t.shape == (bank.shape[1], bank.shape[0]) and s.bank_t.flags["C_CONTIGUOUS"]  # made once
     assert (s.method, s.k, s.dim) == ("knn", 2, 4) and np.array_equal(s.bank, bank.astype(np.float32))
 
 

@@ -106,12 +106,19 @@ def test_prerender_without_a_disk_cache_refuses_a_catalog_the_memory_cache_canno
     assert "--cache-dir DIR" in err and "--cache-mb" in err
 
 
-def test_render_only_draws_every_photo_into_the_cache_with_processes(tmp_path, capsys):
+def test_render_only_draws_every_photo_into_the_cache_with_processes(tmp_path, capsys, monkeypatch):
     """--render-only --render-jobs 2: every photo of the catalog in the disk cache, byte for byte what the server
-    would draw, in spawned processes; a second run draws nothing (the cache is whole)."""
+    would draw, in spawned processes (this one cannot draw: its renderer is broken here); a second run draws only
+    what the cache lacks."""
+    import carscope.showroom.photo_store as photo_store
     from carscope.showroom.catalog import build_catalog
     from carscope.showroom.config import ShowroomConfig
     from carscope.showroom.render import render_photo_bytes
+
+    def no_drawing_here(*a, **kw):
+        raise AssertionError("drawn in the parent process, not in the --render-jobs processes")
+
+    monkeypatch.setattr(photo_store, "render_photo_bytes", no_drawing_here)
 
     argv = ["showroom", "--makes", "1", "--models-per-make", "2", "--years", "2023-2023", "--photos", "3",
             "--others", "1", "--cache-dir", str(tmp_path), "--render-only", "--render-jobs", "2"]

@@ -226,6 +226,12 @@ def test_large_logits_are_calibrated_on_a_sample_and_scored_in_chunks(monkeypatc
     assert set(seen) == {2000} and abs(sampled - whole) / whole < 0.05
     monkeypatch.setattr(torch.nn.functional, "cross_entropy", real_ce)
     monkeypatch.setattr(ev, "CHUNK_CELLS", 7 * k)  # chunks of 7 rows
+    rows_softmaxed = []
+    real_softmax = torch.softmax
+    monkeypatch.setattr(torch, "softmax", lambda x, *a, **kw: (rows_softmaxed.append(len(x)),
+                                                                real_softmax(x, *a, **kw))[1])
     r = classification_report(logits, targets, list("abcde"), temperature=whole)
+    monkeypatch.setattr(torch, "softmax", real_softmax)
+    assert rows_softmaxed and max(rows_softmaxed) == 7  # never the whole photos x classes array at once
     assert abs(r["ece_after"] - expected_calibration_error(torch.softmax(logits / whole, 1), targets)) < 1e-6
     assert abs(r["ece_before"] - expected_calibration_error(torch.softmax(logits, 1), targets)) < 1e-6
