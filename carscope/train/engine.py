@@ -119,7 +119,7 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
     """Train, checkpoint, calibrate and report one stage into run_dir. Returns True when --stop-after hit."""
     import torch
 
-    from carscope.train.evaluation import fit_temperature
+    from carscope.train.evaluation import fit_temperature, mean_cross_entropy
     from carscope.train.models import create_model, is_timm_arch, load_backbone_weights, preprocess_config
     from carscope.train.presets import Normalizer
     from carscope.train.report import read_metrics, write_json
@@ -220,7 +220,7 @@ def fit(ctx: Context, args, run_dir: Path, resume_state=None, *, label_mode: str
         sync_buffers(ctx, eval_model)  # every rank evaluates rank 0's model, the one that is saved
         val_logits, val_targets = evaluate(ctx, eval_model, prepared.caches["val"], prepared.targets["val"],
                                            normalizer, args.batch_size, len(labels))
-        val = {"val_loss": float(torch.nn.functional.cross_entropy(val_logits, val_targets)),
+        val = {"val_loss": mean_cross_entropy(val_logits, val_targets),
                "val_top1": float((val_logits.argmax(1) == val_targets).float().mean()),
                "val_top5": float((val_logits.topk(min(5, len(labels)), 1).indices == val_targets[:, None]).any(1)
                                  .float().mean())}
@@ -354,7 +354,9 @@ def evaluate(ctx: Context, model, cache, targets, normalizer, batch_size: int, n
         index = torch.cat([p[0] for p in parts])
         logits = torch.cat([p[1] for p in parts if len(p[1])])
     order = torch.argsort(index)
-    return logits[order], torch.as_tensor(targets, dtype=torch.long)
+    if not bool((order == torch.arange(len(order))).all()):  # one rank's split comes in order: no second copy
+        logits = logits[order]
+    return logits, torch.as_tensor(targets, dtype=torch.long)
 
 
 # ------------------------------------------------------------------------------------- the report

@@ -36,6 +36,19 @@ def confidences(logits, temperature: float = 1.0):
                       for i in range(0, len(logits), rows)]) if len(logits) else torch.zeros(0)
 
 
+def mean_cross_entropy(logits, targets, temperature: float = 1.0) -> float:
+    """The mean NLL of softmax(logits / T), a chunk of rows at a time (no photos x classes log-softmax copy)."""
+    import torch
+
+    if len(targets) == 0:
+        return float("nan")
+    rows = max(1, CHUNK_CELLS // max(1, logits.shape[1]))
+    total = sum(float(torch.nn.functional.cross_entropy(logits[i:i + rows].float() / temperature,
+                                                        targets[i:i + rows], reduction="sum"))
+                for i in range(0, len(targets), rows))
+    return total / len(targets)
+
+
 def calibration_error(conf, correct, n_bins: int = 15) -> float:
     """ECE from each photo's confidence and whether its top class was right."""
     import torch
@@ -144,9 +157,8 @@ def classification_report(logits, targets, labels: list[str], temperature: float
         "n": int(len(targets)),
         "top1": topk_accuracy(logits, targets, 1),
         "top5": topk_accuracy(logits, targets, 5),
-        "loss": float(torch.nn.functional.cross_entropy(logits.float(), targets)) if len(targets) else float("nan"),
-        "nll_calibrated": float(torch.nn.functional.cross_entropy(logits.float() / temperature, targets))
-        if len(targets) else float("nan"),
+        "loss": mean_cross_entropy(logits, targets),
+        "nll_calibrated": mean_cross_entropy(logits, targets, temperature),
         "ece_before": calibration_error(conf_raw, right),
         "ece_after": calibration_error(conf_cal, right),
         "macro_avg": {"precision": float(precision[present].mean()) if present.any() else 0.0,
@@ -185,11 +197,8 @@ def class_hierarchy(data, labels: list[str]):
 def level_report(h, logits, targets, temperature: float) -> dict[str, Any] | None:
     """Top-1 and ECE at the model-year, model (any of its years) and make level of the calibrated probabilities;
     None without a hierarchy (`class_hierarchy`)."""
-    import torch
-
     from carscope.common.levels import level_metrics
 
     if h is None:
         return None
-    probs = torch.softmax(logits.float() / temperature, dim=1).numpy()
-    return level_metrics(probs, targets.numpy(), h)
+    return level_metrics(logits.float().numpy(), targets.numpy(), h, temperature=temperature)

@@ -139,3 +139,23 @@ def test_answered_counts_right_at_the_answer_level():
     assert a["levels"]["model"]["share"] == 0.25 and a["levels"]["model"]["right"] == 1.0
     refused = answered(p, t, h, 0.5, refused=np.array([False, False, True, False]))
     assert refused["sure"] == 0.5 and refused["wrong_when_sure"] == 0
+
+
+def test_level_metrics_of_logit_blocks_equal_the_whole_softmax(monkeypatch):
+    """level_metrics reads logits a block of rows at a time and softmaxes them there: the same top-1 and ECE at every
+    level as the whole array's probabilities (at 19,000 classes the whole float64 copy was 2.9 GB)."""
+    import carscope.common.levels as levels
+
+    rng = np.random.default_rng(4)
+    rows = [(f"m{m}y{y}", f"make{m % 3}", f"model{m}", 2010 + y) for m in range(9) for y in range(3)]
+    h = Hierarchy.from_rows(rows)
+    logits = rng.normal(size=(500, len(rows))) * 3
+    t = rng.integers(0, len(rows), 500)
+    logits[np.arange(500), t] += rng.random(500) * 4
+    z = np.exp(logits / 1.7 - (logits / 1.7).max(axis=1, keepdims=True))
+    whole = level_metrics(z / z.sum(axis=1, keepdims=True), t, h)
+    monkeypatch.setattr(levels, "BLOCK_CELLS", 11 * len(rows))  # blocks of 11 rows
+    blocks = level_metrics(logits.astype(np.float32), t, h, temperature=1.7)
+    for lvl in ("model_year", "model", "make"):
+        assert blocks[lvl]["top1"] == whole[lvl]["top1"]
+        assert blocks[lvl]["ece"] == pytest.approx(whole[lvl]["ece"], abs=1e-6)
