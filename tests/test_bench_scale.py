@@ -48,6 +48,11 @@ def test_growth_flags_only_a_stage_that_grows_faster_than_linearly():
     assert g["quadratic"]["superlinear"] and g["quadratic"]["time_exponents"] == [2.0, 2.0]
     assert not g["start-up"]["superlinear"]  # grows fast, but in seconds too short to tell from start-up costs
     assert not g["fixed"]["superlinear"]
+    capped = _result({"predict": [1.0, 10.0, 10.0]})  # the same 20,000 photos at the two larger sizes
+    for i, photos in enumerate((2_200, 20_000, 20_000)):
+        capped["sizes"][i]["stages"]["predict"]["photos"] = photos
+    assert not stage_growth(capped)["predict"]["superlinear"]
+    assert stage_growth(capped)["predict"]["time_exponents"][0] == pytest.approx(1.04, abs=0.01)
     md = markdown(r)
     row = next(line for line in md.splitlines() if line.startswith("| quadratic"))
     assert "**superlinear**" in row and "10,000 s" in row

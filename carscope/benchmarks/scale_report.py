@@ -30,8 +30,9 @@ def stage_growth(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     sizes = result["sizes"]
     out: dict[str, dict[str, Any]] = {}
     for stage in result["stages"]:
-        rows = [(s["plan"]["photos_total"], s["stages"].get(stage)) for s in sizes]
-        rows = [(n, r) for n, r in rows if r]
+        # a stage that reads a capped number of photos (predict) grows against the photos it read
+        rows = [(s["stages"][stage].get("photos", s["plan"]["photos_total"]), s["stages"][stage])
+                for s in sizes if s["stages"].get(stage)]
         t_exp, m_exp, flagged = [], [], False
         for (n_a, a), (n_b, b) in zip(rows, rows[1:], strict=False):
             g = growth(a["seconds"], b["seconds"], n_a, n_b)
@@ -55,7 +56,8 @@ def markdown(result: dict[str, Any]) -> str:
     heads = [f"{s['plan']['model_years']:,} model-years, {s['plan']['photos_total']:,} photos" for s in sizes]
     lines = [f"## scale ({result['arch']} at {result['img_size']} px, {result['render_jobs']} render processes)", "",
              "Seconds and peak RSS (MiB, the command's process tree) of each stage at each size; the growth exponent "
-             "is log(time ratio) / log(photo ratio) between consecutive sizes (1: linear).", "",
+             "is log(time ratio) / log(photo ratio) between consecutive sizes (1: linear; predict's is against the "
+             "photos it read, at most --predict-photos).", "",
              "| stage | " + " | ".join(heads) + " | time growth | RSS growth |",
              "|---|" + "---|" * (len(sizes) + 2)]
     for stage in result["stages"]:

@@ -70,6 +70,9 @@ OOD_METHODS = ("mahalanobis", "knn")
 OTHER_LABEL = "other"  # the view classifier's "not a car photo" class (bundles made before it have none)
 
 
+SCORE_CELLS = 4_000_000  # photos x classes (or bank photos) scored at once: 32 MB of float64 distances
+
+
 class OodScorer:
     """The out-of-distribution score of one photo's features: larger is less like the training photos. The one
     definition: export fits it (carscope/export/ood.py) and records its threshold, serve and the benchmarks score with it.
@@ -102,12 +105,22 @@ class OodScorer:
             self.dim = self.whiten.shape[0]
 
     def score(self, features) -> Any:
-        """float64 scores of an (N, D) batch of features (any float dtype)."""
+        """float64 scores of an (N, D) batch of features (any float dtype), SCORE_CELLS photos x classes (or bank
+        photos) at a time: export scores 19,000 val photos against 19,000 class means, 2.9 GB per float64 array."""
         import numpy as np
 
         x = np.asarray(features, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"features of shape {x.shape}; the OOD score expects (N, {self.dim})")
+        width = self.bank_t.shape[1] if self.method == "knn" else self.means_w_t.shape[1]
+        rows = max(1, SCORE_CELLS // max(1, width))
+        if len(x) <= rows:
+            return self._score(x)
+        return np.concatenate([self._score(x[i:i + rows]) for i in range(0, len(x), rows)])
+
+    def _score(self, x) -> Any:
+        import numpy as np
+
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         if self.method == "knn":
             sims = x @ self.bank_t

@@ -209,3 +209,25 @@ def test_the_tiny_bundles_int8_is_a_quantised_graph(tiny):
            for v, f in (("fp32", "model.onnx"), ("int8", "model.int8.onnx"))}
     assert 0 < np.abs(run["fp32"] - run["int8"]).max() < 0.5  # rounded, and still close
     assert (run["fp32"].argmax(1) == run["int8"].argmax(1)).all()
+
+
+@pytest.mark.parametrize("method", ["mahalanobis", "knn"])
+def test_a_large_batch_is_scored_in_blocks_with_the_same_scores(monkeypatch, method):
+    """Export scores every val photo at once: above SCORE_CELLS photos x classes (or bank photos) the scorer takes
+    blocks of rows, never a whole photos x classes distance array, and the scores are the same."""
+    import carscope.export.bundle as bundle_mod
+
+    rng = np.random.default_rng(5)
+    arrays = ({"whiten": np.eye(6, dtype=np.float32), "means_w": rng.normal(size=(40, 6)).astype(np.float32)}
+              if method == "mahalanobis" else
+              {"bank": rng.normal(size=(40, 6)).astype(np.float16), "k": np.array(3)})
+    s = OodScorer(method, arrays)
+    x = rng.normal(size=(250, 6)).astype(np.float32)
+    whole = s.score(x)
+    widths = []
+    real = OodScorer._score
+    monkeypatch.setattr(OodScorer, "_score", lambda self, rows: (widths.append(len(rows)), real(self, rows))[1])
+    monkeypatch.setattr(bundle_mod, "SCORE_CELLS", 40 * 16)  # blocks of 16 rows
+    blocks = s.score(x)
+    assert max(widths) == 16 and sum(widths) == 250
+    np.testing.assert_allclose(blocks, whole, rtol=1e-12)

@@ -364,7 +364,8 @@ def test_models_pages_the_classes(client):
         seen += page["classes"]
         offset = page["classes_next"]
     assert seen == whole
-    assert first["models"]["model"]["labels"] == LABELS  # the output index's labels stay whole
+    assert first["models"]["model"]["labels"] == LABELS[:2]  # the output index's labels, the same page
+    assert first["models"]["model"]["num_classes"] == 5 and first["models"]["view"]["labels"] == ["exterior", "interior"]
     for bad in ("limit=x", "offset=-1"):
         r = client.get(f"/api/v1/models?{bad}")
         assert r.status_code == 400 and r.get_json()["error"]["code"] == "bad_query"
