@@ -57,7 +57,7 @@ REGISTRY: tuple[Bench, ...] = (
     Bench("levels", "levels"),  # ~25 min: three recipes on the realistic showroom; not part of `bench all`
     Bench("refresh", "refresh"),  # `crawl --refresh` against a fresh crawl of the same showroom
     Bench("ray", "ray_predict"),  # `carscope predict --engine ray` against the local engine; needs carscope[ray]
-    Bench("scale", "scale"),  # the pipeline up to 19,000 model-years and 200,000 photos (about 1.5 h); not in `bench all`
+    Bench("scale", "scale"),  # the pipeline up to 19,000 model-years and 200,000 photos (75 min); not in `bench all`
     Bench("gpu", "gpu"),
     Bench("all", "all"),
 )

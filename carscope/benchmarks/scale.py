@@ -1,13 +1,14 @@
 """`carscope bench scale`: the whole pipeline at growing sizes, up to the seed's 19,000 model-years and 200,000 photos.
 
-    carscope bench scale --work /data/scale                          # 200, 2,000, 19,000 model-years (about 1.5 h)
+    carscope bench scale --work /data/scale                          # 200, 2,100, 19,200 model-years (75 min, 2 cores)
     carscope bench scale --sizes 20,200 --work /tmp/scale-small      # a quick look (a few minutes)
     carscope bench scale --work /data/scale                          # again: finished stages are kept, not re-run
 
 Each size is a showroom of N model-years (10 years × makes × models, 8 exterior and 3 interior photos each, no
 non-car images: 11 photos per model-year, about the seed's 10.5), and every stage runs as its own command, as a user
-runs it, in its own process: its wall time, CPU seconds and peak RSS (the process and its children, sampled every
-0.2 s) are measured, with what it made. The stages:
+runs it, in its own process: its wall time and peak RSS (the process and its children, sampled every 0.2 s) are
+measured, with what it made. A requested size is rounded up to whole models (200, 2,000 and 19,000 plan 200, 2,100
+and 19,200 model-years). The stages:
 
   render      `carscope showroom --render-only --render-jobs J`: every photo drawn into the showroom's disk cache
   crawl       `carscope crawl --browser never --concurrency 32` against `carscope showroom` serving that cache

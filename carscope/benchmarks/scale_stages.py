@@ -33,8 +33,8 @@ def showroom_argv(p: dict[str, Any], cache: Path) -> list[str]:
 
 
 class Watch:
-    """A command in its own process: wall seconds, CPU seconds of it and its children, and its peak RSS (the sum
-    over its process tree, sampled every 0.2 s). Output goes to `log`; a failure raises with its last line."""
+    """A command in its own process: wall seconds and its peak RSS (the sum over its process tree, sampled every
+    0.2 s). Output goes to `log`; a failure raises with its last line."""
 
     def __init__(self, argv: list[str], log: Path, what: str):
         self.argv, self.log, self.what = argv, log, what
@@ -77,8 +77,12 @@ class Watch:
 def tree_rss(root) -> int:
     import psutil
 
+    try:
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:  # the command ended between two samples
+        return 0
     total = 0
-    for q in [root, *root.children(recursive=True)]:
+    for q in tree:
         try:
             total += q.memory_info().rss
         except psutil.Error:
@@ -131,11 +135,12 @@ def _showroom(p, folder: Path):
     with ServerProcess(showroom_argv(p, folder / "cache") + ["--port", "0"], "the showroom", timeout=600,
                        grace_s=15.0) as server:
         started = time.perf_counter() - t0
-        peak, stop = [tree_rss(psutil.Process(server.pid))], threading.Event()
+        root = psutil.Process(server.pid)
+        peak, stop = [tree_rss(root)], threading.Event()
 
         def sample():
             while not stop.is_set():
-                peak[0] = max(peak[0], tree_rss(psutil.Process(server.pid)))
+                peak[0] = max(peak[0], tree_rss(root))
                 stop.wait(0.5)
 
         t = threading.Thread(target=sample, daemon=True)
