@@ -212,13 +212,41 @@ def tree_rss(pid: int) -> int:
     --processes), in bytes."""
     import psutil
 
+    try:
+        tree = process_tree(pid)
+    except psutil.Error:  # it ended between two samples
+        return 0
     total = 0
-    for proc in process_tree(pid):
+    for proc in tree:
         try:
             total += proc.memory_info().rss
-        except psutil.NoSuchProcess:
+        except psutil.Error:
             pass
     return total
+
+
+class PeakRss:
+    """`with PeakRss(pid, every_s) as peak:` samples tree_rss(pid) in a thread; `peak.bytes` is the largest seen."""
+
+    def __init__(self, pid: int, every_s: float = 0.2):
+        import threading
+
+        self.pid, self.every_s, self.bytes = pid, every_s, tree_rss(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.bytes = max(self.bytes, tree_rss(self.pid))
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.bytes = max(self.bytes, tree_rss(self.pid))
 
 
 def cpu_seconds() -> float:

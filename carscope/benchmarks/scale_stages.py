@@ -17,11 +17,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from carscope.benchmarks.load import PeakRss, tree_rss
 
 CARSCOPE = [sys.executable, "-m", "carscope"]
 
@@ -40,54 +41,24 @@ class Watch:
         self.argv, self.log, self.what = argv, log, what
 
     def run(self) -> dict[str, Any]:
-        import psutil
-
         from carscope.common.errors import CarscopeError
 
         with open(self.log, "w") as out:
             t0 = time.perf_counter()
             proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            peak, stop = [0], threading.Event()
-            root = psutil.Process(proc.pid)
-
-            def sample():
-                while not stop.is_set():
-                    peak[0] = max(peak[0], tree_rss(root))
-                    stop.wait(0.2)
-
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            try:
-                rc = proc.wait()
-            except BaseException:
-                proc.terminate()
-                proc.wait()
-                raise
-            finally:
-                stop.set()
-                sampler.join()
+            with PeakRss(proc.pid) as peak:
+                try:
+                    rc = proc.wait()
+                except BaseException:
+                    proc.terminate()
+                    proc.wait()
+                    raise
             seconds = time.perf_counter() - t0
         if rc != 0:
             last = [ln for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()][-1:] or ["-"]
             raise CarscopeError(f"bench scale: {self.what} failed (exit {rc}): {last[0][-300:]} (log: {self.log})",
                                 exit_code=1)
-        return {"seconds": round(seconds, 2), "peak_rss_mib": round(peak[0] / 2**20, 1)}
-
-
-def tree_rss(root) -> int:
-    import psutil
-
-    try:
-        tree = [root, *root.children(recursive=True)]
-    except psutil.Error:  # the command ended between two samples
-        return 0
-    total = 0
-    for q in tree:
-        try:
-            total += q.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
+        return {"seconds": round(seconds, 2), "peak_rss_mib": round(peak.bytes / 2**20, 1)}
 
 
 def _du(path: Path) -> tuple[int, int]:
@@ -124,32 +95,15 @@ def _render(p, folder: Path, args) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _showroom(p, folder: Path):
-    """`carscope showroom` on the size's cache: yields (server, seconds until it announced its URL, RSS peak box)."""
-    import threading
-
-    import psutil
-
+    """`carscope showroom` on the size's cache: yields (server, seconds until it announced its URL, its PeakRss)."""
     from carscope.common.servers import ServerProcess
 
     t0 = time.perf_counter()
     with ServerProcess(showroom_argv(p, folder / "cache") + ["--port", "0"], "the showroom", timeout=600,
                        grace_s=15.0) as server:
         started = time.perf_counter() - t0
-        root = psutil.Process(server.pid)
-        peak, stop = [tree_rss(root)], threading.Event()
-
-        def sample():
-            while not stop.is_set():
-                peak[0] = max(peak[0], tree_rss(root))
-                stop.wait(0.5)
-
-        t = threading.Thread(target=sample, daemon=True)
-        t.start()
-        try:
+        with PeakRss(server.pid, 0.5) as peak:
             yield server, started, peak
-        finally:
-            stop.set()
-            t.join()
 
 
 def _crawl_argv(url: str, out: Path, *extra: str) -> list[str]:
@@ -164,7 +118,7 @@ def _crawl(p, folder: Path, args) -> dict[str, Any]:
     stats = json.loads((data / "stats.json").read_text())
     images = stats["images"]["stored"]
     size, _ = _du(data)
-    return {**row, "showroom_start_s": round(started, 2), "showroom_peak_rss_mib": round(peak[0] / 2**20, 1),
+    return {**row, "showroom_start_s": round(started, 2), "showroom_peak_rss_mib": round(peak.bytes / 2**20, 1),
             "pages": stats["pages"]["done"], "images": images, "failures": stats["failures"],
             "images_per_s": images / row["seconds"], "dataset_mb": round(size / 1e6, 1),
             "note": f"{images:,} photos, {stats['failures']} failures, {images / row['seconds']:.0f} photos/s"}
@@ -243,8 +197,6 @@ def _get(url: str) -> tuple[float, int]:
 
 
 def _serve(p, folder: Path, args) -> dict[str, Any]:
-    import psutil
-
     from carscope.benchmarks.load import closed_loop, load_photos
     from carscope.common.servers import ServerProcess
     from carscope.export.bundle import load as load_bundle
@@ -255,12 +207,11 @@ def _serve(p, folder: Path, args) -> dict[str, Any]:
     t0 = time.perf_counter()
     with ServerProcess(argv, "carscope serve", ready_path="/readyz", timeout=600, grace_s=15.0) as server:
         ready = time.perf_counter() - t0
-        proc = psutil.Process(server.pid)
-        rss_ready = tree_rss(proc)
+        rss_ready = tree_rss(server.pid)
         models = [_get(server.url + "/api/v1/models") for _ in range(3)]
         page = [_get(server.url + "/api/v1/models?limit=50") for _ in range(3)]
         load = closed_loop(server.url, photos, 4, args.requests, server_pid=server.pid)
-        rss_after = tree_rss(proc)
+        rss_after = tree_rss(server.pid)
     return {"seconds": round(ready, 2), "peak_rss_mib": round(max(rss_ready, rss_after) / 2**20, 1),
             "ready_s": round(ready, 2), "rss_ready_mib": round(rss_ready / 2**20, 1),
             "rss_after_mib": round(rss_after / 2**20, 1),
